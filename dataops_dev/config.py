@@ -1,0 +1,430 @@
+"""Configuration: find, load and strictly validate `dataops_dev.yml` or `[tool.dataops_dev]`.
+
+Precedence is flag > environment (`DATAOPS_DEV_<SECTION>__<KEY>`) > file > default; every resolved
+value remembers where it came from so `dataops-dev config show` can say. Loading never writes.
+
+Sections are frozen dataclasses; the loader reads their type hints, so adding a setting is adding a
+field (with a docstring in `FIELD_DOCS` for `config show` and `init`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dataops_dev.errors import ConfigError
+
+CONFIG_FILE = "dataops_dev.yml"
+ENV_PREFIX = "DATAOPS_DEV_"
+
+
+@dataclass(frozen=True)
+class ProductionConfig:
+    target: str = "prod"
+    """The dbt target that is production: read only by `sample`, written only by `deploy`."""
+    main_branch: str = "main"
+    """The branch whose code is production; the baseline is built from its merge-base."""
+    manifest: str | None = None
+    """Optional path to production's manifest.json (otherwise built from the main branch)."""
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    type: Literal["duckdb", "warehouse"] = "duckdb"
+    """Where environments live: `duckdb` files under state_dir, or schemas in a warehouse."""
+    state_dir: str = ".dataops"
+    """Directory (relative to the dbt project) for environment files, samples, locks, caches."""
+    target: str | None = None
+    """warehouse: the dbt target whose connection reaches the sandbox (default: production's)."""
+    sandbox_database: str | None = None
+    """warehouse: the database holding the sample and environments; must not be production's."""
+
+
+@dataclass(frozen=True)
+class EnvironmentsConfig:
+    ttl_days: float = 14.0
+    """`env gc` drops environments not built for this many days (and those of deleted branches)."""
+    keep: tuple[str, ...] = ()
+    """Branches whose environments `env gc` never drops (the main branch's baseline is always kept)."""
+    threads: int = 2
+    """dbt threads for environment builds."""
+
+
+@dataclass(frozen=True)
+class Config:
+    version: int = 1
+    """Config format version; only 1 exists."""
+    project_dir: str = "."
+    """The dbt project directory, relative to this file."""
+    profiles_dir: str | None = None
+    """Where profiles.yml is (default: the project dir if it has one, else ~/.dbt)."""
+    profile: str | None = None
+    """dbt profile name (default: dbt_project.yml's `profile`)."""
+    production: ProductionConfig = field(default_factory=ProductionConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    environments: EnvironmentsConfig = field(default_factory=EnvironmentsConfig)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config plus where it was found and where each value came from."""
+
+    config: Config
+    root: Path
+    """Directory the config's relative paths are resolved against."""
+    source: str
+    """The file the config came from, or "defaults"."""
+    provenance: Mapping[str, str]
+    """Dotted key -> "default" | "<file>:<line>" | "env <VAR>" | "flag"."""
+
+    @property
+    def project_dir(self) -> Path:
+        return (self.root / self.config.project_dir).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        return (self.project_dir / self.config.backend.state_dir).resolve()
+
+    @property
+    def profiles_dir(self) -> Path:
+        if self.config.profiles_dir:
+            return (self.root / self.config.profiles_dir).resolve()
+        if (self.project_dir / "profiles.yml").exists():
+            return self.project_dir
+        env_dir = os.environ.get("DBT_PROFILES_DIR")
+        if env_dir:
+            return Path(env_dir).expanduser().resolve()
+        return Path.home() / ".dbt"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding
+
+
+def find_config_file(start: Path) -> tuple[Path | None, str]:
+    """Nearest-first: `dataops_dev.yml`, else a pyproject.toml with [tool.dataops_dev].
+
+    Returns (file, kind) with kind "yaml", "pyproject" or "none".
+    """
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_FILE
+        if candidate.is_file():
+            return candidate, "yaml"
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and _pyproject_section(pyproject) is not None:
+            return pyproject, "pyproject"
+        if (directory / ".git").exists():
+            break
+    return None, "none"
+
+
+def _pyproject_section(path: Path) -> dict[str, Any] | None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot parse {path.name}: {exc}", path=str(path)) from exc
+    section = data.get("tool", {}).get("dataops_dev")
+    return section if isinstance(section, dict) else None
+
+
+def _find_dbt_project(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        if (directory / "dbt_project.yml").is_file():
+            return directory
+        if (directory / ".git").exists():
+            break
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(
+    start: Path | None = None,
+    *,
+    config_file: Path | None = None,
+    project_dir: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Find and validate the configuration.
+
+    Args:
+        start: directory to search from (default: cwd).
+        config_file: an explicit config file (`--config`).
+        project_dir: an explicit dbt project directory (`--project-dir`); wins over the file.
+        overrides: dotted keys set by flags, e.g. {"backend.type": "warehouse"}.
+        environ: environment to read `DATAOPS_DEV_*` overrides from (default: os.environ).
+    """
+    start = (start or Path.cwd()).resolve()
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    source = "defaults"
+    root = start
+    if config_file is not None:
+        path = config_file.resolve()
+        if not path.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        kind = "pyproject" if path.name == "pyproject.toml" else "yaml"
+    else:
+        found, kind = find_config_file(start)
+        path = found if found is not None else Path()
+    if kind == "yaml":
+        raw, lines = _read_yaml(path)
+        source, root = str(path), path.parent
+    elif kind == "pyproject":
+        raw = _pyproject_section(path) or {}
+        source, root = f"{path} [tool.dataops_dev]", path.parent
+    elif project_dir is None:
+        found_project = _find_dbt_project(start)
+        root = found_project or start
+
+    provenance: dict[str, str] = {}
+    values = _merge_layers(raw, lines, source, environ, overrides or {}, provenance)
+    if project_dir is not None:
+        values["project_dir"] = str(project_dir.resolve())
+        provenance["project_dir"] = "flag"
+    config = _build(Config, values, "", source)
+    _fill_defaults(Config, "", provenance)
+    if config.version != 1:
+        raise ConfigError(
+            f"unsupported config version {config.version}",
+            "this release reads `version: 1`",
+            path=source,
+            line=lines.get("version"),
+        )
+    loaded = LoadedConfig(config=config, root=root, source=source, provenance=provenance)
+    if not (loaded.project_dir / "dbt_project.yml").is_file():
+        raise ConfigError(
+            f"no dbt_project.yml in {loaded.project_dir}",
+            "run from your dbt project, or pass --project-dir PATH",
+        )
+    return loaded
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            path=str(path),
+            line=mark.line + 1 if mark else None,
+        ) from exc
+    if node is None:
+        return {}, {}
+    lines: dict[str, int] = {}
+    _record_lines(node, "", lines)
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of settings", path=str(path))
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            _record_lines(value_node, key + ".", lines)
+
+
+def _merge_layers(
+    raw: dict[str, Any],
+    lines: dict[str, int],
+    source: str,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any],
+    provenance: dict[str, str],
+) -> dict[str, Any]:
+    values = _deep_copy(raw)
+    file_label = source.split(" [")[0]
+    for key in _leaf_keys(values):
+        provenance[key] = f"{file_label}:{lines[key]}" if key in lines else file_label
+    for var, text in environ.items():
+        if not var.startswith(ENV_PREFIX) or not text:
+            continue
+        dotted = var[len(ENV_PREFIX) :].lower().replace("__", ".")
+        _set_dotted(values, dotted, yaml.safe_load(text))
+        provenance[dotted] = f"env {var}"
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        _set_dotted(values, dotted, value)
+        provenance[dotted] = "flag"
+    return values
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _leaf_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        if isinstance(value, dict):
+            keys.extend(_leaf_keys(value, dotted + "."))
+    return keys
+
+
+def _set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    target = values
+    for part in parts[:-1]:
+        nxt = target.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {dotted}: {part} is not a section")
+        target = nxt
+    target[parts[-1]] = value
+
+
+def _fill_defaults(cls: type, prefix: str, provenance: dict[str, str]) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}{f.name}"
+        provenance.setdefault(dotted, "default")
+        if dataclasses.is_dataclass(hints[f.name]):
+            _fill_defaults(hints[f.name], dotted + ".", provenance)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: build dataclasses from plain values, strictly.
+
+
+def _build(cls: type, values: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping, got {_type_name(values)}", path=source)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = (
+                f"did you mean `{prefix}{close[0]}`?"
+                if close
+                else (f"valid keys here: {', '.join(names)}")
+            )
+            raise ConfigError(f"unknown setting `{prefix}{key}`", hint, path=source)
+    kwargs = {
+        name: _coerce(hints[name], values[name], f"{prefix}{name}", source)
+        for name in names
+        if name in values
+    }
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key, source)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint = f"did you mean `{close[0]}`?" if close else None
+            choices = ", ".join(str(a) for a in args)
+            raise ConfigError(f"`{key}` must be one of {choices}, got {value!r}", hint, path=source)
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".", source)  # type: ignore[arg-type]
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"`{key}` must be a list, got {_type_name(value)}", path=source)
+        item_type = args[0] if args else Any
+        return tuple(_coerce(item_type, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin in (dict, Mapping) or origin is typing.get_origin(Mapping[str, int]):
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{key}` must be a mapping, got {_type_name(value)}", path=source)
+        value_type = args[1] if len(args) == 2 else Any
+        return types.MappingProxyType(
+            {str(k): _coerce(value_type, v, f"{key}.{k}", source) for k, v in value.items()}
+        )
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"`{key}` must be true or false, got {value!r}", path=source)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"`{key}` must be an integer, got {value!r}", path=source)
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"`{key}` must be a number, got {value!r}", path=source)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"`{key}` must be text, got {_type_name(value)}", path=source)
+    raise ConfigError(f"`{key}`: unsupported setting type {tp!r}", path=source)  # pragma: no cover
+
+
+def _type_name(value: Any) -> str:
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "text"}
+    return names.get(type(value), type(value).__name__)
+
+
+def field_docs(cls: type = Config, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> the docstring written under the field (for `config show` and `init`)."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+    except (OSError, TypeError):  # pragma: no cover - source not available
+        return docs
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[f"{prefix}{node.target.id}"] = nxt.value.value
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            docs.update(field_docs(hints[f.name], f"{prefix}{f.name}."))
+    return docs

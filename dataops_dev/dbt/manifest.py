@@ -1,0 +1,295 @@
+"""Typed reads of dbt's `manifest.json`: the stable interface to a dbt project (no dbt imports).
+
+Only what dataops_dev needs is lifted into frozen dataclasses; everything else stays in `raw`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dataops_dev.errors import ProjectError
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    data_type: str | None = None
+    description: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    constraints: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    """A model, seed, snapshot, source table, test or exposure of the manifest."""
+
+    unique_id: str
+    resource_type: str
+    name: str
+    package_name: str
+    database: str | None
+    schema: str | None
+    alias: str | None
+    relation_name: str | None
+    original_file_path: str
+    raw_code: str
+    compiled_code: str | None
+    checksum: str
+    materialized: str | None
+    depends_on_nodes: tuple[str, ...]
+    depends_on_macros: tuple[str, ...]
+    columns: Mapping[str, ColumnInfo]
+    meta: Mapping[str, Any]
+    tags: tuple[str, ...]
+    config: Mapping[str, Any]
+    constraints: tuple[Mapping[str, Any], ...]
+    contract_enforced: bool
+    language: str
+    source_name: str | None
+    """For sources: the `sources:` entry name (the node is `source_name.name`)."""
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        """How users name the node: `model_name`, or `source_name.table_name` for sources."""
+        if self.resource_type == "source":
+            return f"{self.source_name}.{self.name}"
+        return self.name
+
+    @property
+    def identifier(self) -> str:
+        return self.alias or self.name
+
+
+@dataclass(frozen=True)
+class GenericTest:
+    """A generic data test (unique, not_null, relationships, ...) attached to a node."""
+
+    unique_id: str
+    test_name: str
+    """e.g. "unique", "relationships", "unique_combination_of_columns"."""
+    namespace: str | None
+    attached_node: str | None
+    column_name: str | None
+    kwargs: Mapping[str, Any]
+    where: str | None
+    severity: str
+    depends_on_nodes: tuple[str, ...]
+
+
+def _node_from_raw(raw: Mapping[str, Any]) -> Node:
+    config = raw.get("config") or {}
+    columns = {
+        name: ColumnInfo(
+            name=col.get("name", name),
+            data_type=col.get("data_type"),
+            description=col.get("description") or "",
+            meta=col.get("meta") or {},
+            tags=tuple(col.get("tags") or ()),
+            constraints=tuple(col.get("constraints") or ()),
+        )
+        for name, col in (raw.get("columns") or {}).items()
+    }
+    depends = raw.get("depends_on") or {}
+    contract = raw.get("contract") or config.get("contract") or {}
+    return Node(
+        unique_id=raw["unique_id"],
+        resource_type=raw["resource_type"],
+        name=raw["name"],
+        package_name=raw.get("package_name", ""),
+        database=raw.get("database"),
+        schema=raw.get("schema"),
+        alias=raw.get("alias") or raw.get("identifier"),
+        relation_name=raw.get("relation_name"),
+        original_file_path=raw.get("original_file_path", ""),
+        raw_code=raw.get("raw_code") or raw.get("raw_sql") or "",
+        compiled_code=raw.get("compiled_code") or raw.get("compiled_sql"),
+        checksum=(raw.get("checksum") or {}).get("checksum", ""),
+        materialized=config.get("materialized"),
+        depends_on_nodes=tuple(depends.get("nodes") or ()),
+        depends_on_macros=tuple(depends.get("macros") or ()),
+        columns=columns,
+        meta=raw.get("meta") or config.get("meta") or {},
+        tags=tuple(raw.get("tags") or ()),
+        config=config,
+        constraints=tuple(raw.get("constraints") or ()),
+        contract_enforced=bool(contract.get("enforced")),
+        language=raw.get("language") or "sql",
+        source_name=raw.get("source_name"),
+        raw=raw,
+    )
+
+
+def _test_from_raw(raw: Mapping[str, Any]) -> GenericTest | None:
+    metadata = raw.get("test_metadata")
+    if not metadata:
+        return None
+    kwargs = dict(metadata.get("kwargs") or {})
+    # dbt >= 1.10.5 may nest test arguments under `arguments:`; flatten both forms.
+    arguments = kwargs.pop("arguments", None)
+    if isinstance(arguments, dict):
+        kwargs.update(arguments)
+    config = raw.get("config") or {}
+    return GenericTest(
+        unique_id=raw["unique_id"],
+        test_name=metadata.get("name", ""),
+        namespace=metadata.get("namespace"),
+        attached_node=raw.get("attached_node"),
+        column_name=raw.get("column_name") or kwargs.get("column_name"),
+        kwargs=kwargs,
+        where=config.get("where"),
+        severity=str(config.get("severity", "ERROR")).upper(),
+        depends_on_nodes=tuple((raw.get("depends_on") or {}).get("nodes") or ()),
+    )
+
+
+class Manifest:
+    """A loaded manifest with lookups by unique id, by name and the child map."""
+
+    def __init__(self, data: Mapping[str, Any], path: Path | None = None) -> None:
+        self.data = data
+        self.path = path
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ProjectError(
+                f"no manifest at {path}", "run `dataops-dev build` (or `dbt parse`) first"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise ProjectError(f"{path} is not valid JSON: {exc}") from exc
+        return cls(data, Path(path))
+
+    @property
+    def schema_version(self) -> str:
+        return str((self.data.get("metadata") or {}).get("dbt_schema_version", ""))
+
+    @property
+    def project_name(self) -> str:
+        return str((self.data.get("metadata") or {}).get("project_name", ""))
+
+    @cached_property
+    def nodes(self) -> dict[str, Node]:
+        """Models, seeds, snapshots, analyses and tests, keyed by unique id."""
+        return {uid: _node_from_raw(raw) for uid, raw in (self.data.get("nodes") or {}).items()}
+
+    @cached_property
+    def sources(self) -> dict[str, Node]:
+        return {uid: _node_from_raw(raw) for uid, raw in (self.data.get("sources") or {}).items()}
+
+    @cached_property
+    def exposures(self) -> dict[str, Mapping[str, Any]]:
+        return dict(self.data.get("exposures") or {})
+
+    @cached_property
+    def tests(self) -> list[GenericTest]:
+        tests = []
+        for raw in (self.data.get("nodes") or {}).values():
+            if raw.get("resource_type") in ("test", "data_test"):
+                test = _test_from_raw(raw)
+                if test is not None:
+                    tests.append(test)
+        return tests
+
+    def models(self, *, own_project: bool = True) -> Iterator[Node]:
+        for node in self.nodes.values():
+            if node.resource_type != "model":
+                continue
+            if own_project and self.project_name and node.package_name != self.project_name:
+                continue
+            yield node
+
+    def get(self, unique_id: str) -> Node | None:
+        return self.nodes.get(unique_id) or self.sources.get(unique_id)
+
+    @cached_property
+    def _by_name(self) -> dict[str, str]:
+        index: dict[str, str] = {}
+        for node in (*self.nodes.values(), *self.sources.values()):
+            if node.resource_type in ("model", "seed", "snapshot", "source"):
+                index.setdefault(node.display_name, node.unique_id)
+        return index
+
+    def find(self, name: str) -> Node:
+        """A model/seed/snapshot by name, or a source by `source_name.table_name`."""
+        uid = self._by_name.get(name) or (name if self.get(name) else None)
+        if uid is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self._by_name), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "list models with `dbt ls`"
+            raise ProjectError(f"no model or source named {name!r} in the project", hint)
+        node = self.get(uid)
+        assert node is not None
+        return node
+
+    @cached_property
+    def child_map(self) -> dict[str, tuple[str, ...]]:
+        if self.data.get("child_map"):
+            return {k: tuple(v) for k, v in self.data["child_map"].items()}
+        children: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            for parent in node.depends_on_nodes:
+                children.setdefault(parent, []).append(node.unique_id)
+        for uid, exposure in self.exposures.items():
+            for parent in (exposure.get("depends_on") or {}).get("nodes") or ():
+                children.setdefault(parent, []).append(uid)
+        return {k: tuple(v) for k, v in children.items()}
+
+    def descendants(self, unique_ids: Iterable[str]) -> set[str]:
+        """All nodes downstream of `unique_ids` (exclusive), exposures included."""
+        seen: set[str] = set()
+        stack = list(unique_ids)
+        while stack:
+            for child in self.child_map.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return seen
+
+    def tests_on(self, unique_id: str) -> list[GenericTest]:
+        return [t for t in self.tests if t.attached_node == unique_id]
+
+    def primary_key(self, unique_id: str) -> tuple[str, ...] | None:
+        """The node's key, in discovery order: `primary_key` constraint, `meta`, tests.
+
+        Order: model-level or column-level `primary_key` constraint; `meta.primary_key` (or
+        `primary-key`) on the node or a column; a column with both `unique` and `not_null` tests;
+        a `unique_combination_of_columns` test.
+        """
+        node = self.get(unique_id)
+        if node is None:
+            return None
+        for constraint in node.constraints:
+            if constraint.get("type") == "primary_key" and constraint.get("columns"):
+                return tuple(constraint["columns"])
+        for column in node.columns.values():
+            if any(c.get("type") == "primary_key" for c in column.constraints):
+                return (column.name,)
+        for key in ("primary_key", "primary-key"):
+            declared = node.meta.get(key) or node.config.get("meta", {}).get(key)
+            if declared:
+                return tuple(declared) if isinstance(declared, list) else (str(declared),)
+        for column in node.columns.values():
+            if column.meta.get("primary_key") or column.meta.get("primary-key"):
+                return (column.name,)
+        tests = [t for t in self.tests_on(unique_id) if not t.where]
+        unique = {t.column_name for t in tests if t.test_name == "unique" and t.column_name}
+        not_null = {t.column_name for t in tests if t.test_name == "not_null" and t.column_name}
+        both = sorted(c for c in unique & not_null if c)
+        if both:
+            return (both[0],)
+        for test in tests:
+            if test.test_name == "unique_combination_of_columns":
+                columns = test.kwargs.get("combination_of_columns")
+                if columns:
+                    return tuple(columns)
+        return None

@@ -1,0 +1,241 @@
+"""Running dbt in-process (dbtRunner) and reading what it did from its artifacts.
+
+dbt's start-up costs seconds, so it runs inside our process; its console output is silenced
+(stdout is ours) and its node events become progress on our Reporter. What dbt did is read back
+from `run_results.json`, the stable interface, not from dbt's Python objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataops_dev.config import LoadedConfig
+from dataops_dev.dbt.manifest import Manifest
+from dataops_dev.errors import ProjectError
+from dataops_dev.reporting import NULL_REPORTER, Reporter
+
+# dbt's process-global state (flags, adapters, event manager) allows one invocation at a time.
+_DBT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    unique_id: str
+    resource_type: str
+    status: str
+    """dbt's status: success, error, fail, warn, pass, skipped, ..."""
+    execution_time: float
+    message: str | None = None
+    failures: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.unique_id.split(".")[-1]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("success", "pass", "warn", "skipped", "no-op")
+
+
+@dataclass(frozen=True)
+class DbtRun:
+    command: str
+    success: bool
+    elapsed: float
+    target_path: Path
+    nodes: tuple[NodeResult, ...] = ()
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Phases in seconds: parse (manifest load), run (models/seeds/snapshots), test."""
+
+    @property
+    def failed(self) -> tuple[NodeResult, ...]:
+        return tuple(n for n in self.nodes if not n.ok)
+
+
+def _release_duckdb() -> None:
+    """dbt-duckdb keeps its database open between invocations; close it so files unlock."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - adapter not installed
+        return
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        # Closing is best effort: the handle is dropped either way.
+        with contextlib.suppress(Exception):
+            env.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def _reset_adapters() -> None:
+    try:
+        from dbt.adapters.factory import reset_adapters
+
+        reset_adapters()
+    except Exception:  # noqa: BLE001 - nothing to reset when no adapter was loaded
+        pass
+
+
+def run_dbt(
+    command: str,
+    args: Sequence[str],
+    *,
+    project_dir: Path,
+    profiles_dir: Path,
+    target_path: Path,
+    target: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+    total: int | None = None,
+    task_key: str = "dbt",
+    cwd: Path | None = None,
+) -> DbtRun:
+    """Invoke `dbt COMMAND ARGS` in-process and summarise it from its artifacts.
+
+    KeyboardInterrupt propagates (after dbt released its connections). dbt's own log file goes
+    to `<target_path>/../logs`.
+    """
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    from dbt.cli.main import dbtRunner
+
+    target_path.mkdir(parents=True, exist_ok=True)
+    log_path = target_path.parent / "logs"
+    timings: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def on_event(event: Any) -> None:
+        name = event.info.name
+        now = time.perf_counter()
+        if name in ("ManifestLoaded", "ParsePerfInfoPath", "WritingManifest"):
+            marks.setdefault("parsed", now)
+        elif name == "NodeStart":
+            marks.setdefault("first_node", now)
+            node = event.data.node_info
+            reporter.task_advanced(task_key, 0, f"{command}: {node.node_name}")
+        elif name == "NodeFinished":
+            node = event.data.node_info
+            kind = "test" if node.resource_type in ("test", "unit_test") else "run"
+            timings[kind] = timings.get(kind, 0.0) + float(
+                getattr(event.data.run_result, "execution_time", 0.0) or 0.0
+            )
+            reporter.task_advanced(task_key, 1, f"{command}: {node.node_name} {node.node_status}")
+        elif name in ("MainEncounteredError", "RunResultError") and hasattr(event.data, "msg"):
+            reporter.message("error", str(event.data.msg))
+
+    cli_args = [
+        command,
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(log_path),
+        "--log-level",
+        "none",
+        "--log-level-file",
+        "info",
+        "--no-use-colors",
+        "--no-version-check",
+    ]
+    if target:
+        cli_args += ["--target", target]
+    reporter.task_started(task_key, f"dbt {command}", total)
+    previous_cwd = Path.cwd()
+    with _DBT_LOCK:
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            result = dbtRunner(callbacks=[on_event]).invoke(cli_args)
+        finally:
+            _release_duckdb()
+            _reset_adapters()
+            if cwd is not None:
+                os.chdir(previous_cwd)
+    elapsed = time.perf_counter() - started
+    if isinstance(result.exception, KeyboardInterrupt):
+        reporter.task_finished(task_key, "failed")
+        raise KeyboardInterrupt
+    if "parsed" in marks:
+        timings["parse"] = marks["parsed"] - started
+    elif "first_node" in marks:
+        timings["parse"] = marks["first_node"] - started
+    nodes = _read_run_results(target_path) if command in ("build", "run", "test", "seed") else ()
+    error = None
+    if result.exception is not None:
+        error = str(result.exception).strip() or type(result.exception).__name__
+    elif not result.success:
+        failed = [n for n in nodes if not n.ok]
+        error = "; ".join(f"{n.name}: {n.status}" for n in failed[:5]) or "dbt reported failure"
+    reporter.task_finished(task_key, "ok" if result.success else "failed")
+    return DbtRun(
+        command=command,
+        success=bool(result.success),
+        elapsed=elapsed,
+        target_path=target_path,
+        nodes=nodes,
+        error=error,
+        timings=timings,
+    )
+
+
+def _read_run_results(target_path: Path) -> tuple[NodeResult, ...]:
+    path = target_path / "run_results.json"
+    if not path.exists():
+        return ()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    results = []
+    for item in data.get("results") or ():
+        uid = item.get("unique_id", "")
+        results.append(
+            NodeResult(
+                unique_id=uid,
+                resource_type=uid.split(".")[0],
+                status=str(item.get("status")),
+                execution_time=float(item.get("execution_time") or 0.0),
+                message=item.get("message"),
+                failures=item.get("failures"),
+            )
+        )
+    return tuple(results)
+
+
+def parse_project(
+    loaded: LoadedConfig,
+    *,
+    target: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> Manifest:
+    """`dbt parse` of the working tree into `<state_dir>/parse/target`; returns the manifest.
+
+    Uses the production target's profile so sources resolve as they do in production.
+    """
+    target_path = loaded.state_dir / "parse" / "target"
+    run = run_dbt(
+        "parse",
+        [],
+        project_dir=loaded.project_dir,
+        profiles_dir=loaded.profiles_dir,
+        target_path=target_path,
+        target=target or loaded.config.production.target,
+        reporter=reporter,
+        task_key="parse",
+        cwd=loaded.project_dir,
+    )
+    if not run.success:
+        raise ProjectError(
+            f"dbt could not parse the project: {run.error}",
+            f"see {target_path.parent / 'logs' / 'dbt.log'}",
+        )
+    return Manifest.load(target_path / "manifest.json")

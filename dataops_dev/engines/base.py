@@ -1,0 +1,95 @@
+"""The Engine interface: the few operations dataops_dev needs from a database.
+
+Heavy work is SQL executed inside the engine; only counts and bounded example rows come back.
+Identifiers reach SQL through `Relation.sql()` / `quote()` (sqlglot), never by string pasting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlglot
+from sqlglot import exp
+
+
+@dataclass(frozen=True, order=True)
+class Relation:
+    """A table or view: `[database.]schema.name`."""
+
+    schema: str
+    name: str
+    database: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Relation:
+        """Parse `[database.]schema.table` (quoted parts allowed)."""
+        from dataops_dev.errors import UsageError
+
+        try:
+            table = sqlglot.parse_one(text, into=exp.Table)
+        except sqlglot.errors.ParseError as exc:
+            raise UsageError(
+                f"cannot read relation name {text!r}",
+                "write it as schema.table or database.schema.table",
+            ) from exc
+        if not table.db:
+            raise UsageError(
+                f"relation {text!r} needs a schema", "write it as schema.table or db.schema.table"
+            )
+        return cls(schema=table.db, name=table.name, database=table.catalog or None)
+
+    def to_table(self) -> exp.Table:
+        return exp.table_(self.name, db=self.schema, catalog=self.database, quoted=True)
+
+    def sql(self, dialect: str) -> str:
+        return self.to_table().sql(dialect=dialect)
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.database, self.schema, self.name) if p]
+        return ".".join(parts)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str
+
+
+def quote(identifier: str, dialect: str) -> str:
+    """Quote one identifier for `dialect`."""
+    return exp.to_identifier(identifier, quoted=True).sql(dialect=dialect)
+
+
+class Engine(Protocol):
+    """A connection to DuckDB or a warehouse."""
+
+    dialect: str
+    """The sqlglot dialect name ("duckdb", "postgres")."""
+
+    def execute(self, sql: str | exp.Expression, params: Sequence[Any] | None = None) -> None:
+        """Run a statement that returns nothing we need."""
+
+    def fetchall(
+        self, sql: str | exp.Expression, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows (callers keep results small)."""
+
+    def fetch_with_names(
+        self, sql: str | exp.Expression, params: Sequence[Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a query and return (column names, rows)."""
+
+    def columns(self, relation: Relation) -> list[Column]:
+        """The relation's columns in order; empty when it does not exist."""
+
+    def relation_exists(self, relation: Relation) -> bool: ...
+
+    def list_relations(self, schema: str, database: str | None = None) -> list[Relation]: ...
+
+    def close(self) -> None: ...
+
+
+def render(sql: str | exp.Expression, dialect: str) -> str:
+    return sql if isinstance(sql, str) else sql.sql(dialect=dialect)

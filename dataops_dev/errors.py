@@ -1,0 +1,84 @@
+"""The one error tree of dataops_dev.
+
+Every deliberate failure raises a `DataopsError` carrying a one-line message (what went wrong) and a
+hint (what to run next). `exit_codes.exit_code_for` maps the classes to the CLI's exit codes.
+
+    DataopsError
+    ├── UsageError            bad arguments or an impossible request          -> exit 2
+    │   └── ConfigError       dataops_dev.yml / [tool.dataops_dev] is invalid  -> exit 2
+    │       └── SaltError     the masking salt's environment variable is unset -> exit 2
+    ├── ProjectError          the dbt project or its artifacts cannot be read   -> exit 1
+    ├── GitError              git refused or the repository is in an odd state  -> exit 1
+    ├── EngineError           the database refused a statement                  -> exit 1
+    ├── LockedError           another process holds the environment's lock      -> exit 1
+    ├── EnvironmentNotFound   the named environment does not exist              -> exit 1
+    ├── BuildError            dbt failed while building an environment          -> exit 1
+    └── BlockingFindings      the verdict blocks (policy, failed test, breaking) -> exit 3
+"""
+
+from __future__ import annotations
+
+
+class DataopsError(Exception):
+    """Root of every error dataops_dev raises on purpose."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(DataopsError):
+    """The command was asked for something it cannot do (bad argument, missing option)."""
+
+
+class ConfigError(UsageError):
+    """The configuration is invalid; `path`/`line` locate the offending value when known."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        location = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(f"{location}{message}", hint)
+        self.path = path
+        self.line = line
+
+
+class SaltError(ConfigError):
+    """The masking salt is missing: we never fall back to a default salt."""
+
+
+class ProjectError(DataopsError):
+    """The dbt project, its profiles or its artifacts cannot be used."""
+
+
+class GitError(DataopsError):
+    """A git operation failed."""
+
+
+class EngineError(DataopsError):
+    """A database statement failed."""
+
+
+class LockedError(DataopsError):
+    """Another process is writing the same environment."""
+
+
+class EnvironmentNotFound(DataopsError):
+    """The requested environment does not exist."""
+
+
+class BuildError(DataopsError):
+    """dbt did not finish a build; the previous good state of the environment is kept."""
+
+
+class BlockingFindings(DataopsError):
+    """The verdict has blocking findings (exit code 3)."""

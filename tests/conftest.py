@@ -1,0 +1,172 @@
+"""Shared fixtures: real engines only (DuckDB files, a real PostgreSQL, real dbt runs).
+
+PostgreSQL: the `postgres_server` fixture starts the local cluster itself (as CI does) and creates
+the `root` superuser; `pg_database` hands each test a fresh database and drops it afterwards.
+sample_project: `sample_project_prod` generates production data once per session at a small scale;
+`sample_project_copy` gives a test its own copy of the project (with a git repository) to change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PROJECT = REPO_ROOT / "sample_project"
+PG_HOST = os.environ.get("DATAOPS_PG_HOST", "/var/run/postgresql")
+PG_USER = os.environ.get("DATAOPS_PG_USER", "root")
+TEST_SCALE = float(os.environ.get("DATAOPS_TEST_SCALE", "0.01"))
+
+
+def _pg_ready() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(host=PG_HOST, user=PG_USER, dbname="postgres", connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def start_postgres() -> None:
+    """Start the local PostgreSQL cluster and create the `root` role when needed."""
+    if _pg_ready():
+        return
+    if shutil.which("pg_ctlcluster") and os.geteuid() == 0:
+        clusters = subprocess.run(
+            ["pg_lsclusters", "-h"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        version = clusters[0] if clusters else "15"
+        subprocess.run(["pg_ctlcluster", version, "main", "start"], check=False)
+        for _ in range(50):
+            probe = subprocess.run(
+                ["su", "postgres", "-c", "psql -tAc 'select 1'"], capture_output=True, check=False
+            )
+            if probe.returncode == 0:
+                break
+            time.sleep(0.2)
+        subprocess.run(
+            [
+                "su",
+                "postgres",
+                "-c",
+                f"psql -c \"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+                f"'{PG_USER}') THEN CREATE ROLE {PG_USER} SUPERUSER LOGIN; END IF; END$$\"",
+            ],
+            capture_output=True,
+            check=False,
+        )
+    for _ in range(50):
+        if _pg_ready():
+            return
+        time.sleep(0.2)
+    pytest.fail(
+        "PostgreSQL is not reachable and could not be started: warehouse tests must run "
+        "(start it with `pg_ctlcluster 15 main start` as root)"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The libpq host of a running PostgreSQL (started here if needed)."""
+    start_postgres()
+    return PG_HOST
+
+
+def _admin_execute(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=PG_HOST, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def pg_database(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database; yields its name and drops it after the test."""
+    name = f"dataops_test_{uuid.uuid4().hex[:10]}"
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_conninfo(database: str) -> str:
+    return f"host={PG_HOST} user={PG_USER} dbname={database}"
+
+
+def _load_generator():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "sample_project_generator", SAMPLE_PROJECT / "generator" / "generate.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def generator():  # type: ignore[no-untyped-def]
+    """sample_project's production-data generator module."""
+    return _load_generator()
+
+
+@pytest.fixture(scope="session")
+def sample_project_prod(tmp_path_factory: pytest.TempPathFactory, generator) -> Path:  # type: ignore[no-untyped-def]
+    """A production DuckDB file of sample_project at TEST_SCALE, generated once per session."""
+    path = tmp_path_factory.mktemp("prod") / "prod.duckdb"
+    generator.generate(path, scale=TEST_SCALE, seed=42)
+    return path
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def sample_project_copy(tmp_path: Path, sample_project_prod: Path) -> Path:
+    """A private copy of sample_project in its own git repo (branch main, one commit),
+    with the session's production file copied in as prod.duckdb."""
+    project = tmp_path / "sample_project"
+    shutil.copytree(
+        SAMPLE_PROJECT,
+        project,
+        ignore=shutil.ignore_patterns("target", "logs", ".dataops", "*.duckdb", "*.duckdb.wal"),
+    )
+    shutil.copy(sample_project_prod, project / "prod.duckdb")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "initial")
+    return project
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m dataops_dev ARGS` as a user would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "dataops_dev", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
