@@ -1,0 +1,194 @@
+"""The `dataops-dev` command line: thin click commands over the core.
+
+Commands live in their own modules and are imported only when run (start-up stays fast for
+pre-commit). Errors from the core become one red line plus a hint on stderr and the documented
+exit code (`dataops_dev.exit_codes`); `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dataops_dev.exit_codes import ExitCode, exit_code_for
+
+# name -> "module:attribute" of a click command; imported lazily.
+COMMANDS: dict[str, str] = {
+    "config": "dataops_dev.cli.config_cmd:config",
+    "env": "dataops_dev.cli.env:env",
+    "build": "dataops_dev.cli.env:build",
+    "demo": "dataops_dev.cli.demo:demo",
+    "diff-tables": "dataops_dev.cli.diff_tables:diff_tables",
+    "lineage": "dataops_dev.cli.lineage:lineage",
+    "impact": "dataops_dev.cli.lineage:impact",
+    "sample": "dataops_dev.cli.sample:sample",
+    "init": "dataops_dev.cli.sample:init",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module_name, attribute = COMMANDS[name].split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    return None
+                raise
+            command = getattr(module, attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, name)
+
+
+@dataclass
+class AppContext:
+    project_dir: Path | None
+    config_file: Path | None
+    debug: bool
+    quiet: bool
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _loaded: Any = None
+
+    @property
+    def loaded(self) -> Any:
+        """The validated configuration (loaded on first use)."""
+        if self._loaded is None:
+            from dataops_dev.config import load_config
+
+            self._loaded = load_config(
+                config_file=self.config_file,
+                project_dir=self.project_dir,
+                overrides=self.overrides,
+            )
+        return self._loaded
+
+    def reporter(self) -> Any:
+        from dataops_dev.cli.console import TerminalReporter
+
+        return TerminalReporter(quiet=self.quiet)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The dbt project (default: found from the current directory).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A dataops_dev.yml to use instead of the nearest one.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour on stderr/stdout (NO_COLOR is honoured).",
+)
+@click.version_option(package_name="dataops-dev")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    project_dir: Path | None,
+    config_file: Path | None,
+    debug: bool,
+    quiet: bool,
+    color: str,
+) -> None:
+    """Preview, decide and deploy dbt changes with evidence.
+
+    Per-branch environments built on a masked sample of production, column lineage, data diffs.
+    """
+    from dataops_dev.cli.console import set_color
+
+    set_color(color)
+    ctx.obj = AppContext(project_dir=project_dir, config_file=config_file, debug=debug, quiet=quiet)
+
+
+def format_options(
+    default: str = "text", choices: tuple[str, ...] = ("text", "json", "markdown")
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--format text|json|markdown` plus the `--json` shorthand, merged into `output_format`."""
+
+    def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+        function = click.option(
+            "--json", "as_json", is_flag=True, help="Shorthand for --format json."
+        )(function)
+        function = click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(list(choices)),
+            default=default,
+            show_default=True,
+            help="Output format on stdout.",
+        )(function)
+        return function
+
+    return decorator
+
+
+def resolve_format(output_format: str, as_json: bool) -> str:
+    return "json" if as_json else output_format
+
+
+def emit_json(data: Any) -> None:
+    """Write `data` as JSON to stdout (stable key order)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def _report_error(error: BaseException, debug: bool) -> None:
+    from dataops_dev.cli.console import stderr_console
+    from dataops_dev.errors import DataopsError
+
+    console = stderr_console()
+    if debug:
+        console.print_exception()
+    if isinstance(error, DataopsError):
+        console.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+        if error.hint:
+            console.print(f"[dim]hint:[/] {error.hint}")
+    elif isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
+        console.print("[yellow]interrupted[/]")
+    else:
+        console.print(f"[bold red]unexpected error:[/] {type(error).__name__}: {error}")
+        if not debug:
+            console.print("[dim]hint:[/] run again with --debug for the traceback, and report it")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and exit with the documented code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="dataops-dev", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.RUNTIME_ERROR)
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        _report_error(exc, debug)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        _report_error(exc, debug)
+        sys.exit(exit_code_for(exc))
+    sys.exit(ExitCode.OK)

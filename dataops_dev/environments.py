@@ -1,0 +1,846 @@
+"""Per-branch environments: naming, metadata, locking, atomic dbt builds, listing and gc.
+
+DuckDB: one database file per environment under `<state_dir>/envs/`, built into a staging file
+and swapped in only when every model built. Warehouse: one schema set per environment inside the
+sandbox database; the previous schemas are set aside during a build and restored if it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dataops_dev.config import LoadedConfig
+from dataops_dev.engines.base import Relation, quote
+from dataops_dev.errors import (
+    BuildError,
+    ConfigError,
+    EnvironmentNotFound,
+    LockedError,
+    ProjectError,
+)
+from dataops_dev.reporting import NULL_REPORTER, Reporter
+from dataops_dev.sources import SOURCE_ALIAS, SourceData
+
+NAME_SLUG_MAX = 40
+BASELINE_PREFIX = "base_"
+_SLUG_INVALID = re.compile(r"[^a-z0-9]+")
+_VALID_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+Kind = Literal["branch", "baseline"]
+
+
+def environment_name(branch: str) -> str:
+    """A SQL-safe, length-limited, collision-proof environment name for a branch.
+
+    The readable slug keeps only [a-z0-9_]; a hash of the exact branch name makes two branches
+    that slug alike (`feat/a`, `feat-a`) different environments.
+    """
+    if not branch:
+        raise ConfigError("a branch name is needed to name an environment")
+    slug = _SLUG_INVALID.sub("_", branch.lower()).strip("_")[:NAME_SLUG_MAX].rstrip("_")
+    if not slug or not slug[0].isalpha():
+        slug = f"b_{slug}".rstrip("_")
+    if slug.startswith(BASELINE_PREFIX):
+        slug = f"b_{slug}"
+    digest = hashlib.sha256(branch.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}_{digest}"
+
+
+def baseline_name(commit: str) -> str:
+    """The environment holding production's code at `commit`, built on the sample."""
+    if not re.fullmatch(r"[0-9a-f]{12,40}", commit):
+        raise ConfigError(f"not a commit sha: {commit!r}")
+    return f"{BASELINE_PREFIX}{commit[:12]}"
+
+
+def validate_name(name: str) -> str:
+    if not _VALID_NAME.match(name):
+        raise ConfigError(
+            f"{name!r} is not an environment name",
+            "list environments with `dataops-dev env list`",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    unique_id: str
+    status: str
+    execution_time: float
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    commit: str
+    dirty: bool
+    started_at: str
+    finished_at: str
+    status: Literal["success", "failed", "interrupted"]
+    timings: Mapping[str, float]
+    nodes: tuple[NodeStatus, ...] = ()
+    source: str = ""
+    """Identity of the source data (sample) the build read."""
+    selector: str | None = None
+    deferred_to: str | None = None
+    error: str | None = None
+
+    @property
+    def tests_failed(self) -> int:
+        return sum(
+            1
+            for n in self.nodes
+            if n.unique_id.startswith("test.") and n.status in ("fail", "error")
+        )
+
+    @property
+    def models_failed(self) -> int:
+        return sum(
+            1
+            for n in self.nodes
+            if not n.unique_id.startswith(("test.", "unit_test.")) and n.status == "error"
+        )
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    name: str
+    branch: str
+    kind: Kind
+    backend: Literal["duckdb", "warehouse"]
+    created_at: str
+    last_build: BuildRecord | None = None
+    """The last build that succeeded: the state the environment holds."""
+    last_attempt: BuildRecord | None = None
+    """The last build that failed or was interrupted after `last_build`, if any."""
+    schemas: tuple[str, ...] = ()
+    database: str | None = None
+    """DuckDB: the file; warehouse: the sandbox database."""
+
+    @property
+    def status(self) -> str:
+        if self.last_attempt is not None:
+            kept = "previous build kept" if self.last_build else "nothing built"
+            return f"{self.last_attempt.status} ({kept})"
+        return "ready" if self.last_build else "empty"
+
+    @property
+    def age_seconds(self) -> float:
+        stamp = self.last_build.finished_at if self.last_build else self.created_at
+        return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status
+        return data
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def _record_from_dict(data: Mapping[str, Any] | None) -> BuildRecord | None:
+    if not data:
+        return None
+    nodes = tuple(NodeStatus(**n) for n in data.get("nodes") or ())
+    return BuildRecord(**{**data, "nodes": nodes, "timings": dict(data.get("timings") or {})})
+
+
+def _info_from_dict(data: Mapping[str, Any]) -> EnvironmentInfo:
+    return EnvironmentInfo(
+        name=data["name"],
+        branch=data["branch"],
+        kind=data.get("kind", "branch"),
+        backend=data.get("backend", "duckdb"),
+        created_at=data["created_at"],
+        last_build=_record_from_dict(data.get("last_build")),
+        last_attempt=_record_from_dict(data.get("last_attempt")),
+        schemas=tuple(data.get("schemas") or ()),
+        database=data.get("database"),
+    )
+
+
+@dataclass
+class BuildRequest:
+    """What to build into an environment."""
+
+    code_dir: Path
+    """The dbt project's files to build (the working tree, or a ref exported by git)."""
+    commit: str
+    dirty: bool = False
+    select: Sequence[str] = ()
+    """dbt selectors; empty builds everything."""
+    defer_to: EnvironmentInfo | None = None
+    """Unselected parents resolve to this (baseline) environment instead of being built."""
+    extra_args: Sequence[str] = field(default_factory=tuple)
+
+
+class Environments:
+    """The environments of one dbt project, stored under `<state_dir>/envs`."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.backend: Literal["duckdb", "warehouse"] = loaded.config.backend.type
+        self.root = loaded.state_dir / "envs"
+        self.locks = loaded.state_dir / "locks"
+
+    # -- paths -------------------------------------------------------------------------------
+    def meta_path(self, name: str) -> Path:
+        return self.root / f"{validate_name(name)}.json"
+
+    def database_path(self, name: str) -> Path:
+        return self.root / f"{validate_name(name)}.duckdb"
+
+    def work_dir(self, name: str) -> Path:
+        return self.root / validate_name(name)
+
+    def target_dir(self, name: str) -> Path:
+        """dbt's target dir of the environment's last good build (manifest, run_results)."""
+        return self.work_dir(name) / "target"
+
+    def manifest_path(self, name: str) -> Path:
+        return self.target_dir(name) / "manifest.json"
+
+    # -- metadata ----------------------------------------------------------------------------
+    def get(self, name: str) -> EnvironmentInfo:
+        path = self.meta_path(name)
+        if not path.exists():
+            raise EnvironmentNotFound(
+                f"environment {name!r} does not exist",
+                "create it with `dataops-dev env create` or list them with `dataops-dev env list`",
+            )
+        return _info_from_dict(json.loads(path.read_text("utf-8")))
+
+    def find(self, name: str) -> EnvironmentInfo | None:
+        try:
+            return self.get(name)
+        except EnvironmentNotFound:
+            return None
+
+    def _save(self, info: EnvironmentInfo) -> None:
+        data = asdict(info)
+        write_json_atomic(self.meta_path(info.name), data)
+
+    def all(self) -> list[EnvironmentInfo]:
+        if not self.root.exists():
+            return []
+        infos = []
+        for path in sorted(self.root.glob("*.json")):
+            with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
+                infos.append(_info_from_dict(json.loads(path.read_text("utf-8"))))
+        return infos
+
+    def size_bytes(self, info: EnvironmentInfo) -> int | None:
+        if info.backend == "duckdb":
+            path = self.database_path(info.name)
+            return path.stat().st_size if path.exists() else 0
+        if not info.schemas:
+            return 0
+        with _WarehouseBackend(self.loaded).engine() as engine:
+            rows = engine.fetchall(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'm')",
+                [list(info.schemas)],
+            )
+        return int(rows[0][0])
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def create(
+        self, branch: str, *, kind: Kind = "branch", name: str | None = None
+    ) -> EnvironmentInfo:
+        """Create (or return) the environment of `branch`. Idempotent."""
+        name = validate_name(name or environment_name(branch))
+        existing = self.find(name)
+        if existing is not None:
+            if existing.branch != branch:  # pragma: no cover - needs a sha256 prefix collision
+                raise ConfigError(
+                    f"environment {name} already belongs to branch {existing.branch!r}"
+                )
+            return existing
+        database = (
+            str(self.database_path(name))
+            if self.backend == "duckdb"
+            else _WarehouseBackend(self.loaded).sandbox_database()
+        )
+        info = EnvironmentInfo(
+            name=name,
+            branch=branch,
+            kind=kind,
+            backend=self.backend,
+            created_at=_now(),
+            database=database,
+        )
+        with self.lock(name):
+            self.work_dir(name).mkdir(parents=True, exist_ok=True)
+            self._save(info)
+        return info
+
+    def drop(self, name: str) -> EnvironmentInfo:
+        info = self.get(name)
+        with self.lock(name):
+            if info.backend == "duckdb":
+                for suffix in ("", ".wal"):
+                    for path in (
+                        self.database_path(name),
+                        self.root / f"{name}.building.duckdb",
+                    ):
+                        Path(str(path) + suffix).unlink(missing_ok=True)
+            else:
+                _WarehouseBackend(self.loaded).drop_schemas(_all_schemas(info))
+            shutil.rmtree(self.work_dir(name), ignore_errors=True)
+            self.meta_path(name).unlink(missing_ok=True)
+        return info
+
+    def gc(
+        self,
+        *,
+        existing_branches: set[str],
+        protected_baseline: str | None,
+        ttl_days: float | None = None,
+        dry_run: bool = False,
+    ) -> list[tuple[EnvironmentInfo, str]]:
+        """Drop environments whose branch is gone or that are older than the TTL.
+
+        Never touches production (it is not an environment) nor `protected_baseline` (the main
+        branch's baseline) nor branches listed in `environments.keep`.
+        Returns (environment, reason) for each dropped one.
+        """
+        ttl = self.loaded.config.environments.ttl_days if ttl_days is None else ttl_days
+        keep = set(self.loaded.config.environments.keep) | {
+            self.loaded.config.production.main_branch
+        }
+        dropped = []
+        for info in self.all():
+            if info.name == protected_baseline:
+                continue
+            if info.kind == "branch" and info.branch in keep:
+                continue
+            reason = None
+            if info.kind == "branch" and info.branch not in existing_branches:
+                reason = f"branch {info.branch!r} no longer exists"
+            elif info.age_seconds > ttl * 86400:
+                reason = f"not built for {info.age_seconds / 86400:.1f} days (ttl {ttl:g})"
+            if reason is None:
+                continue
+            try:
+                if not dry_run:
+                    self.drop(info.name)
+            except LockedError:
+                continue
+            dropped.append((info, reason))
+        return dropped
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive, non-blocking lock on the environment; a second writer gets LockedError."""
+        from filelock import FileLock, Timeout
+
+        self.locks.mkdir(parents=True, exist_ok=True)
+        lock_file = self.locks / f"{name}.lock"
+        holder_file = self.locks / f"{name}.holder"
+        lock = FileLock(str(lock_file), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = holder_file.read_text("utf-8").strip() if holder_file.exists() else "?"
+            raise LockedError(
+                f"environment {name} is being written by another process ({holder})",
+                "wait for it to finish (or stop it), then run the command again",
+            ) from None
+        try:
+            holder_file.write_text(f"pid {os.getpid()} since {_now()}", "utf-8")
+            yield
+        finally:
+            holder_file.unlink(missing_ok=True)
+            lock.release()
+
+    # -- building ----------------------------------------------------------------------------
+    def build(
+        self,
+        info: EnvironmentInfo,
+        request: BuildRequest,
+        source: SourceData,
+        *,
+        reporter: Reporter = NULL_REPORTER,
+    ) -> BuildRecord:
+        """Build `request` into the environment atomically.
+
+        Models are built first, then tests run; the new state replaces the previous one only if
+        every model built. Failed tests are recorded (the environment is still usable).
+        On failure or interrupt the previous good state stays, and `last_attempt` says why.
+        """
+        with self.lock(info.name):
+            backend: _Backend = (
+                _DuckDBBackend(self, info)
+                if info.backend == "duckdb"
+                else _WarehouseBackend(self.loaded, self, info)
+            )
+            started = _now()
+            timings: dict[str, float] = {}
+            nodes: tuple[NodeStatus, ...] = ()
+            t0 = time.perf_counter()
+
+            def record(
+                status: Literal["success", "failed", "interrupted"], error: str | None
+            ) -> BuildRecord:
+                return BuildRecord(
+                    commit=request.commit,
+                    dirty=request.dirty,
+                    started_at=started,
+                    finished_at=_now(),
+                    status=status,
+                    timings={**timings, "total": round(time.perf_counter() - t0, 3)},
+                    nodes=nodes,
+                    source=source.identity,
+                    selector=" ".join(request.select) or None,
+                    deferred_to=request.defer_to.name if request.defer_to else None,
+                    error=error,
+                )
+
+            try:
+                backend.prepare(source, request)
+                staging_target = self.work_dir(info.name) / "target.building"
+                shutil.rmtree(staging_target, ignore_errors=True)
+                if self.target_dir(info.name).exists():
+                    # Keeps dbt's partial-parse cache: the next parse takes a fraction of a second.
+                    shutil.copytree(self.target_dir(info.name), staging_target)
+                profiles_dir = backend.write_profile(source, request)
+                select_args = ["--select", *request.select] if request.select else []
+                defer_args: list[str] = []
+                if request.defer_to is not None:
+                    state = self.target_dir(request.defer_to.name)
+                    if not (state / "manifest.json").exists():
+                        raise BuildError(
+                            f"baseline {request.defer_to.name} has no manifest to defer to",
+                            "build the baseline first (`dataops-dev review` does it)",
+                        )
+                    defer_args = ["--defer", "--state", str(state), "--favor-state"]
+                from dataops_dev.dbt.runner import run_dbt
+
+                common = {
+                    "project_dir": request.code_dir,
+                    "profiles_dir": profiles_dir,
+                    "target_path": staging_target,
+                    "target": "dataops",
+                    "reporter": reporter,
+                    "cwd": request.code_dir,
+                }
+                models = run_dbt(
+                    "build",
+                    [
+                        *select_args,
+                        *defer_args,
+                        "--exclude-resource-type",
+                        "test",
+                        "--exclude-resource-type",
+                        "unit_test",
+                        *request.extra_args,
+                    ],
+                    task_key="build",
+                    **common,  # type: ignore[arg-type]
+                )
+                timings["parse"] = round(models.timings.get("parse", 0.0), 3)
+                timings["run"] = round(models.elapsed - models.timings.get("parse", 0.0), 3)
+                nodes = tuple(
+                    NodeStatus(n.unique_id, n.status, n.execution_time) for n in models.nodes
+                )
+                if not models.success:
+                    raise BuildError(
+                        f"dbt could not build {info.name}: {models.error}",
+                        f"fix the model, then run `dataops-dev build` again (log: "
+                        f"{staging_target.parent / 'logs' / 'dbt.log'})",
+                    )
+                tests = run_dbt("test", [*select_args, *defer_args], task_key="test", **common)  # type: ignore[arg-type]
+                timings["test"] = round(tests.elapsed, 3)
+                nodes = nodes + tuple(
+                    NodeStatus(n.unique_id, n.status, n.execution_time) for n in tests.nodes
+                )
+                if tests.error and not tests.nodes:
+                    raise BuildError(f"dbt test could not run in {info.name}: {tests.error}")
+                schemas = backend.publish(staging_target)
+                final_target = self.target_dir(info.name)
+                old_target = self.work_dir(info.name) / "target.old"
+                shutil.rmtree(old_target, ignore_errors=True)
+                if final_target.exists():
+                    os.replace(final_target, old_target)
+                os.replace(staging_target, final_target)
+                shutil.rmtree(old_target, ignore_errors=True)
+                result = record("success", None)
+                self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
+                return result
+            except KeyboardInterrupt:
+                backend.abort()
+                self._save(
+                    replace(self.get(info.name), last_attempt=record("interrupted", "interrupted"))
+                )
+                raise
+            except BuildError as exc:
+                backend.abort()
+                self._save(replace(self.get(info.name), last_attempt=record("failed", exc.message)))
+                kept = self.get(info.name).last_build
+                if kept is not None:
+                    exc.message += (
+                        f"; the previous build (commit {kept.commit[:8]}, {kept.finished_at}) "
+                        "is still in place"
+                    )
+                raise
+            except Exception as exc:
+                backend.abort()
+                self._save(replace(self.get(info.name), last_attempt=record("failed", str(exc))))
+                raise
+
+    def recover(self) -> list[str]:
+        """Undo what killed builds left behind (staging files, set-aside schemas)."""
+        recovered = []
+        for info in self.all():
+            try:
+                with self.lock(info.name):
+                    backend: _Backend = (
+                        _DuckDBBackend(self, info)
+                        if info.backend == "duckdb"
+                        else _WarehouseBackend(self.loaded, self, info)
+                    )
+                    if backend.abort():
+                        recovered.append(info.name)
+            except LockedError:
+                continue
+        return recovered
+
+
+def _all_schemas(info: EnvironmentInfo) -> list[str]:
+    return sorted(set(info.schemas))
+
+
+class _Backend:
+    def prepare(self, source: SourceData, request: BuildRequest) -> None:
+        raise NotImplementedError
+
+    def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
+        raise NotImplementedError
+
+    def publish(self, staging_target: Path) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def abort(self) -> bool:
+        """Discard a partial build; True when something had to be undone."""
+        raise NotImplementedError
+
+
+def _production_output(loaded: LoadedConfig) -> dict[str, Any]:
+    from dataops_dev.dbt.project import load_profile_target
+
+    return load_profile_target(loaded, loaded.config.backend.target or None)
+
+
+def _write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
+    from dataops_dev.dbt.project import read_project
+
+    profile_name = loaded.config.profile or read_project(loaded.project_dir).profile
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {profile_name: {"target": "dataops", "outputs": {"dataops": dict(output)}}}
+    tmp = directory / ".profiles.yml.tmp"
+    tmp.write_text(yaml.safe_dump(document, sort_keys=True), "utf-8")
+    os.replace(tmp, directory / "profiles.yml")
+    return directory
+
+
+def _manifest_schemas(target: Path) -> tuple[str, ...]:
+    path = target / "manifest.json"
+    if not path.exists():
+        return ()
+    data = json.loads(path.read_text("utf-8"))
+    schemas = {
+        node.get("schema")
+        for node in (data.get("nodes") or {}).values()
+        if node.get("resource_type") in ("model", "seed", "snapshot") and node.get("schema")
+    }
+    return tuple(sorted(s for s in schemas if s))
+
+
+class _DuckDBBackend(_Backend):
+    """Build into `<name>.building.duckdb` (attached under the env's name), then swap it in."""
+
+    def __init__(self, envs: Environments, info: EnvironmentInfo) -> None:
+        self.envs = envs
+        self.info = info
+        self.final = envs.database_path(info.name)
+        self.staging = envs.root / f"{info.name}.building.duckdb"
+
+    def prepare(self, source: SourceData, request: BuildRequest) -> None:
+        import duckdb
+
+        if source.duckdb_file is None:
+            raise ProjectError("DuckDB environments need source data in a DuckDB file")
+        self.abort()
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        connection = duckdb.connect(str(self.staging))
+        try:
+            literal = str(source.duckdb_file).replace("'", "''")
+            connection.execute(f"ATTACH '{literal}' AS {quote(SOURCE_ALIAS, 'duckdb')} (READ_ONLY)")
+            for schema in sorted({r.schema for r in source.relations}):
+                connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, 'duckdb')}")
+            for relation in source.relations:
+                target = Relation(schema=relation.schema, name=relation.name).sql("duckdb")
+                origin = Relation(relation.schema, relation.name, SOURCE_ALIAS).sql("duckdb")
+                connection.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {origin}")
+            connection.execute("CHECKPOINT")
+        finally:
+            connection.close()
+
+    def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
+        production = _production_output(self.envs.loaded)
+        if production.get("type") != "duckdb":
+            raise ConfigError(
+                f"backend.type is duckdb but production target is {production.get('type')}",
+                "set `backend.type: warehouse` in dataops_dev.yml",
+            )
+        attach: list[dict[str, Any]] = [
+            {"path": str(self.staging), "alias": self.info.name},
+            {"path": str(source.duckdb_file), "alias": SOURCE_ALIAS, "read_only": True},
+        ]
+        if request.defer_to is not None:
+            attach.append(
+                {
+                    "path": str(self.envs.database_path(request.defer_to.name)),
+                    "alias": request.defer_to.name,
+                    "read_only": True,
+                }
+            )
+        output = {
+            # Production's own `attach` list would reach production files: never carried over.
+            **{
+                k: v
+                for k, v in production.items()
+                if k in ("extensions", "settings", "module_paths")
+            },
+            "type": "duckdb",
+            "path": ":memory:",
+            "database": self.info.name,
+            "schema": production.get("schema") or "main",
+            "threads": self.envs.loaded.config.environments.threads,
+            "attach": attach,
+        }
+        return _write_profile(
+            self.envs.loaded, self.envs.work_dir(self.info.name) / "profile", output
+        )
+
+    def publish(self, staging_target: Path) -> tuple[str, ...]:
+        import duckdb
+
+        connection = duckdb.connect(str(self.staging))
+        try:
+            connection.execute("CHECKPOINT")
+        finally:
+            connection.close()
+        Path(str(self.final) + ".wal").unlink(missing_ok=True)
+        os.replace(self.staging, self.final)
+        return _manifest_schemas(staging_target)
+
+    def abort(self) -> bool:
+        found = False
+        for path in (self.staging, Path(str(self.staging) + ".wal")):
+            if path.exists():
+                path.unlink()
+                found = True
+        shutil.rmtree(self.envs.work_dir(self.info.name) / "target.building", ignore_errors=True)
+        return found
+
+
+class _WarehouseBackend(_Backend):
+    """Schemas `<env>` and `<env>_<custom>` in the sandbox database (PostgreSQL)."""
+
+    ASIDE = "__prev"
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        envs: Environments | None = None,
+        info: EnvironmentInfo | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.envs = envs
+        self.info = info
+
+    def production(self) -> dict[str, Any]:
+        output = _production_output(self.loaded)
+        if output.get("type") != "postgres":
+            raise ConfigError(
+                f"the warehouse backend supports PostgreSQL targets; {output.get('type')!r} given",
+                "use `backend.type: duckdb` for DuckDB production",
+            )
+        return output
+
+    def sandbox_database(self) -> str:
+        production = self.production()
+        prod_db = str(production.get("dbname") or production.get("database"))
+        sandbox = self.loaded.config.backend.sandbox_database or f"{prod_db}_dataops"
+        if sandbox == prod_db:
+            raise ConfigError(
+                "backend.sandbox_database is production's database",
+                "environments must never live in production: name another database",
+            )
+        return sandbox
+
+    @contextlib.contextmanager
+    def engine(self) -> Iterator[Any]:
+        from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
+
+        engine = PostgresEngine(
+            conninfo_from_credentials(self.production(), self.sandbox_database())
+        )
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    def drop_schemas(self, schemas: Sequence[str]) -> None:
+        if not schemas:
+            return
+        with self.engine() as engine:
+            for schema in schemas:
+                engine.execute(f"DROP SCHEMA IF EXISTS {quote(schema, 'postgres')} CASCADE")
+
+    def _env_schemas(self, engine: Any, suffix: str = "") -> list[str]:
+        """Schemas of this environment (`<env><suffix>` and `<env><suffix>_<custom>`).
+
+        Schemas of other environments whose names extend ours are excluded.
+        """
+        assert self.info is not None and self.envs is not None
+        base = self.info.name + suffix
+        pattern = base.replace("_", r"\_") + r"\_%"
+        rows = engine.fetchall(
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
+            [base, pattern],
+        )
+        others = [e.name for e in self.envs.all() if e.name != self.info.name]
+        mine = []
+        for (schema,) in rows:
+            if not suffix and self.ASIDE in schema[len(base) :]:
+                continue
+            if any(
+                schema == o or schema.startswith(o + "_")
+                for o in others
+                if len(o) > len(self.info.name)
+            ):
+                continue
+            mine.append(schema)
+        return sorted(mine)
+
+    def prepare(self, source: SourceData, request: BuildRequest) -> None:
+        assert self.info is not None
+        if source.sandbox_database and source.sandbox_database != self.sandbox_database():
+            raise ConfigError(
+                f"the sample lives in {source.sandbox_database}, environments in "
+                f"{self.sandbox_database()}",
+                "set backend.sandbox_database to the database that holds the sample",
+            )
+        self.abort()
+        with self.engine() as engine:
+            for schema in self._env_schemas(engine):
+                aside = self.info.name + self.ASIDE + schema[len(self.info.name) :]
+                engine.execute(
+                    f"ALTER SCHEMA {quote(schema, 'postgres')} RENAME TO {quote(aside, 'postgres')}"
+                )
+
+    def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
+        assert self.info is not None and self.envs is not None
+        output = {
+            **{k: v for k, v in self.production().items() if not k.startswith("_")},
+            "dbname": self.sandbox_database(),
+            "schema": self.info.name,
+            "threads": self.loaded.config.environments.threads,
+        }
+        output.pop("database", None)
+        return _write_profile(self.loaded, self.envs.work_dir(self.info.name) / "profile", output)
+
+    def publish(self, staging_target: Path) -> tuple[str, ...]:
+        assert self.info is not None
+        with self.engine() as engine:
+            for schema in self._env_schemas(engine, self.ASIDE):
+                engine.execute(f"DROP SCHEMA IF EXISTS {quote(schema, 'postgres')} CASCADE")
+        return tuple(sorted(set(_manifest_schemas(staging_target)) | {self.info.name}))
+
+    def abort(self) -> bool:
+        """Drop a partial build and put the set-aside previous schemas back."""
+        assert self.info is not None
+        with self.engine() as engine:
+            aside = self._env_schemas(engine, self.ASIDE)
+            if not aside:
+                return False
+            for schema in self._env_schemas(engine):
+                engine.execute(f"DROP SCHEMA IF EXISTS {quote(schema, 'postgres')} CASCADE")
+            for schema in aside:
+                original = self.info.name + schema[len(self.info.name + self.ASIDE) :]
+                engine.execute(
+                    f"ALTER SCHEMA {quote(schema, 'postgres')} RENAME TO {quote(original, 'postgres')}"
+                )
+        if self.envs is not None:
+            shutil.rmtree(
+                self.envs.work_dir(self.info.name) / "target.building", ignore_errors=True
+            )
+        return True
+
+
+def build_branch(
+    loaded: LoadedConfig,
+    *,
+    branch: str | None = None,
+    select: Sequence[str] = (),
+    reporter: Reporter = NULL_REPORTER,
+) -> tuple[EnvironmentInfo, BuildRecord]:
+    """Build the working tree into its branch's environment (created when missing).
+
+    Source data comes from `sources.resolve_source_data` (the masked sample).
+    """
+    from dataops_dev import gitrepo
+    from dataops_dev.sources import resolve_source_data
+
+    git_state = gitrepo.state(loaded.project_dir)
+    envs = Environments(loaded)
+    info = envs.create(branch or git_state.branch)
+    source = resolve_source_data(loaded, reporter=reporter)
+    record = envs.build(
+        info,
+        BuildRequest(
+            code_dir=loaded.project_dir,
+            commit=git_state.commit,
+            dirty=git_state.dirty,
+            select=tuple(select),
+        ),
+        source,
+        reporter=reporter,
+    )
+    return envs.get(info.name), record
+
+
+def main_baseline_name(loaded: LoadedConfig) -> str | None:
+    """The baseline environment of the main branch's head (gc never drops it)."""
+    from dataops_dev import gitrepo
+    from dataops_dev.errors import GitError
+
+    try:
+        return baseline_name(
+            gitrepo.resolve(loaded.project_dir, loaded.config.production.main_branch)
+        )
+    except GitError:
+        return None

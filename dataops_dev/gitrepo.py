@@ -1,0 +1,119 @@
+"""Git facts dataops_dev needs: the branch, commits, merge-base, and a ref's files on disk."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataops_dev.errors import GitError
+
+
+@dataclass(frozen=True)
+class GitState:
+    root: Path
+    branch: str
+    """Branch name; in detached HEAD (CI), the PR branch from the CI environment if known."""
+    commit: str
+    dirty: bool
+    """Uncommitted changes under the dbt project."""
+
+
+def _repo(path: Path):  # type: ignore[no-untyped-def]
+    import git
+
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise GitError(
+            f"{path} is not inside a git repository",
+            "run `git init` (environments are named after branches), or pass --branch NAME",
+        ) from exc
+
+
+def state(path: Path) -> GitState:
+    """Branch, HEAD commit and dirtiness of the repository holding `path`."""
+    import git
+
+    repo = _repo(path)
+    try:
+        commit = repo.head.commit.hexsha
+    except ValueError as exc:
+        raise GitError(
+            "the repository has no commits yet", "commit your dbt project first"
+        ) from exc
+    try:
+        branch = repo.active_branch.name
+    except TypeError:
+        branch = os.environ.get("GITHUB_HEAD_REF") or f"detached-{commit[:8]}"
+    try:
+        relative = os.path.relpath(path.resolve(), repo.working_tree_dir)
+        dirty = repo.is_dirty(untracked_files=True, path=None if relative == "." else relative)
+    except git.GitCommandError:
+        dirty = True
+    return GitState(
+        root=Path(str(repo.working_tree_dir)), branch=branch, commit=commit, dirty=dirty
+    )
+
+
+def resolve(path: Path, ref: str) -> str:
+    """The full commit sha of `ref`."""
+    import git
+
+    repo = _repo(path)
+    try:
+        return str(repo.commit(ref).hexsha)
+    except (git.BadName, ValueError, git.GitCommandError) as exc:
+        raise GitError(f"unknown git ref {ref!r}", "check the name with `git branch -a`") from exc
+
+
+def merge_base(path: Path, a: str, b: str = "HEAD") -> str:
+    import git
+
+    repo = _repo(path)
+    try:
+        bases = repo.merge_base(a, b)
+    except git.GitCommandError as exc:
+        raise GitError(
+            f"cannot find the merge-base of {a} and {b}",
+            f"is {a!r} the main branch? set production.main_branch in dataops_dev.yml",
+        ) from exc
+    if not bases:
+        raise GitError(f"{a} and {b} have no common history")
+    return str(bases[0].hexsha)
+
+
+def branches(path: Path) -> set[str]:
+    """Local branch names plus remote-tracking names without the remote prefix."""
+    repo = _repo(path)
+    names = {head.name for head in repo.heads}
+    for remote in repo.remotes:
+        for ref in remote.refs:
+            names.add(ref.remote_head)
+    return names
+
+
+def export_tree(path: Path, commit: str, subdir: str, destination: Path) -> Path:
+    """Write the files of `subdir` at `commit` into `destination` (replaced atomically).
+
+    Returns the directory that corresponds to `subdir` inside `destination`.
+    """
+    repo = _repo(path)
+    archive = io.BytesIO()
+    args = [commit] + ([subdir] if subdir not in ("", ".") else [])
+    try:
+        repo.archive(archive, *args, format="tar")
+    except Exception as exc:  # noqa: BLE001 - GitPython raises several types here
+        raise GitError(f"cannot read {subdir or 'the project'} at {commit[:12]}: {exc}") from exc
+    staging = destination.with_name(destination.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    archive.seek(0)
+    with tarfile.open(fileobj=archive) as tar:
+        tar.extractall(staging, filter="data")
+    shutil.rmtree(destination, ignore_errors=True)
+    os.replace(staging, destination)
+    return destination / subdir if subdir not in ("", ".") else destination
