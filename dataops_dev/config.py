@@ -61,6 +61,60 @@ class EnvironmentsConfig:
 
 
 @dataclass(frozen=True)
+class AnchorConfig:
+    rate: float | None = None
+    """Fraction of this anchor's keys to sample (0 < rate <= 1); default `sample.rate`."""
+    rows: int | None = None
+    """Target number of anchor rows instead of a rate (the rate is derived from the row count)."""
+
+
+@dataclass(frozen=True)
+class TableFilterConfig:
+    where: str | None = None
+    """A SQL condition on the source table's own columns, e.g. `status <> 'test'`."""
+    last: str | None = None
+    """A time window ending at the table's latest `event_time`, e.g. `90 days` (day-aligned)."""
+    event_time: str | None = None
+    """The column `last` applies to (default: the source's dbt `event_time` config)."""
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    salt_env: str = "DATAOPS_SALT"
+    """Environment variable holding the masking salt (never written in a file); unset = error."""
+    rate: float = 0.1
+    """Default fraction of each anchor's keys kept (keyed hash of the key, never random())."""
+    anchors: Mapping[str, AnchorConfig] = field(default_factory=dict)
+    """`source.table` -> {rate | rows}: the entities a sample is drawn around (default: the root
+    table with the most descendants in the FK graph)."""
+    filters: Mapping[str, TableFilterConfig] = field(default_factory=dict)
+    """`source.table` -> {where, last, event_time}: row filters applied before FK closure."""
+    full_tables: tuple[str, ...] = ()
+    """Lookup tables copied whole (`source.table`)."""
+    primary_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """`source.table` -> key columns, where the dbt project does not declare them."""
+    foreign_keys: Mapping[str, str] = field(default_factory=dict)
+    """Extra edges `"src.child(col)": "src.parent(col)"` the dbt project does not declare."""
+    max_rows: int = 5_000_000
+    """Safety cap: a sample table above this many rows fails the run (lower the rate)."""
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    columns: Mapping[str, Any] = field(default_factory=dict)
+    """`source.table.column` -> transformer name or {transformer: ..., options}; wins over
+    dbt meta, names and values (`passthrough` keeps a column as is)."""
+    default_free_text: str = "scramble"
+    """Transformer for unclassified free-text columns (masked by default)."""
+    strict: bool = False
+    """Fail `sample` when a text column is unclassified (not in the lock file or the config)."""
+    low_cardinality: int = 100
+    """Text columns with at most this many distinct values are categories and kept."""
+    value_sample_size: int = 100
+    """Distinct values per text column inspected for value patterns (email, phone, card, IP)."""
+
+
+@dataclass(frozen=True)
 class Config:
     version: int = 1
     """Config format version; only 1 exists."""
@@ -73,6 +127,8 @@ class Config:
     production: ProductionConfig = field(default_factory=ProductionConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     environments: EnvironmentsConfig = field(default_factory=EnvironmentsConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
 
 
 @dataclass(frozen=True)

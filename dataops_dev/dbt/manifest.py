@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -195,9 +195,30 @@ class Manifest:
         for raw in (self.data.get("nodes") or {}).values():
             if raw.get("resource_type") in ("test", "data_test"):
                 test = _test_from_raw(raw)
+                if test is not None and test.attached_node is None:
+                    # dbt leaves `attached_node` empty for tests on sources: recover it.
+                    test = replace(test, attached_node=self._tested_node(test))
                 if test is not None:
                     tests.append(test)
         return tests
+
+    def _tested_node(self, test: GenericTest) -> str | None:
+        """The node a test's `model` kwarg names (`source('a', 'b')` or `ref('m')`)."""
+        import re
+
+        text = str(test.kwargs.get("model") or "")
+        source = re.search(r"source\(\s*['\"]([^'\"]+)['\"]\s*,\s*['\"]([^'\"]+)['\"]", text)
+        ref = re.search(r"ref\(\s*['\"]([^'\"]+)['\"]", text)
+        for uid in test.depends_on_nodes:
+            node = self.get(uid)
+            if node is None:
+                continue
+            if source and node.resource_type == "source":
+                if (node.source_name, node.name) == (source.group(1), source.group(2)):
+                    return uid
+            elif ref and node.resource_type != "source" and node.name == ref.group(1):
+                return uid
+        return None
 
     def models(self, *, own_project: bool = True) -> Iterator[Node]:
         for node in self.nodes.values():

@@ -1,0 +1,974 @@
+"""PII classification (dbt meta and tags, column names, value patterns) and masking transformers.
+
+Every transformer is SQL built on sqlglot ASTs for DuckDB and PostgreSQL: keyed HMAC-SHA256 in plain
+SQL, evaluated once per distinct value into mapping tables that the sampler joins back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from dataops_dev.errors import ConfigError, SaltError
+
+MASKING_VERSION = "mask-1"
+"""Bumped whenever a transformer's output for the same salt and value changes."""
+
+DEFAULT_SALT_ENV = "DATAOPS_SALT"
+_KEY_DERIVATION = b"dataops-dev/salt/v1"
+_BLOCK = 64  # SHA-256 block size: HMAC pads its key to this many bytes
+
+
+# --------------------------------------------------------------------------------------------
+# The salt
+
+
+@dataclass(frozen=True)
+class Salt:
+    """The secret behind every keyed hash; only its fingerprint is ever written anywhere."""
+
+    variable: str
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def from_env(
+        cls, variable: str = DEFAULT_SALT_ENV, environ: Mapping[str, str] | None = None
+    ) -> Salt:
+        environ = os.environ if environ is None else environ
+        value = environ.get(variable)
+        if not value:
+            raise SaltError(
+                f"the masking salt is not set: environment variable {variable} is empty or unset",
+                f"export {variable}=<a long random secret shared by your team>, "
+                "then run `dataops-dev sample`",
+            )
+        return cls.from_secret(value, variable)
+
+    @classmethod
+    def from_secret(cls, secret: str, variable: str = DEFAULT_SALT_ENV) -> Salt:
+        # Derive a fixed-size key so salts of any length behave alike in the SQL HMAC.
+        key = hmac.new(_KEY_DERIVATION, secret.encode("utf-8"), hashlib.sha256).digest()
+        return cls(variable=variable, key=key)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the salt in sample records without revealing it."""
+        return hashlib.sha256(b"fingerprint:" + self.key).hexdigest()[:16]
+
+    def subkey(self, purpose: str) -> bytes:
+        """One key per purpose, so sampling and each transformer hash independently."""
+        return hmac.new(self.key, purpose.encode("utf-8"), hashlib.sha256).digest()
+
+    def pads(self, purpose: str) -> tuple[str, str]:
+        """The HMAC inner and outer padded keys (hex) for `purpose`."""
+        key = self.subkey(purpose).ljust(_BLOCK, b"\0")
+        inner = bytes(b ^ 0x36 for b in key)
+        outer = bytes(b ^ 0x5C for b in key)
+        return inner.hex(), outer.hex()
+
+    def hmac_hex(self, purpose: str, value: str) -> str:
+        """Python reference of `hmac_sql`: what the SQL must produce."""
+        return hmac.new(self.subkey(purpose), value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Dialect templates: parsed once by sqlglot, placeholders replaced by AST nodes.
+
+_TEMPLATES: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "hmac": "sha256(unhex(:o) || unhex(sha256(unhex(:i) || encode(:v))))",
+        "hex_int": "('0x' || substr(:h, :start, 15))::BIGINT",
+        "xor": "xor(:a, :b)",
+        "digits": "translate(:h, 'abcdef', '012345')",
+        "letters": "translate(:h, '0123456789abcdef', 'abcdefghijklmnop')",
+        "scramble": (
+            "array_to_string(list_transform(range(1, length(:v) + 1), i -> CASE"
+            " WHEN substr(:v, i, 1) BETWEEN '0' AND '9' THEN substr(:d, i, 1)"
+            " WHEN substr(:v, i, 1) BETWEEN 'a' AND 'z' THEN substr(:l, i, 1)"
+            " WHEN substr(:v, i, 1) BETWEEN 'A' AND 'Z' THEN upper(substr(:l, i, 1))"
+            " ELSE substr(:v, i, 1) END), '')"
+        ),
+        "luhn_sum": (
+            "list_sum(list_transform(range(1, length(:b) + 1), j -> CASE WHEN j % 2 = 1"
+            " THEN 2 * substr(:b, length(:b) + 1 - j, 1)::INTEGER"
+            " - CASE WHEN substr(:b, length(:b) + 1 - j, 1)::INTEGER >= 5 THEN 9 ELSE 0 END"
+            " ELSE substr(:b, length(:b) + 1 - j, 1)::INTEGER END))"
+        ),
+        "only_digits": "regexp_replace(:v, '[^0-9]', '', 'g')",
+        "phone_prefix": "regexp_extract(:v, '^[+][0-9]{1,3}[ .-]')",
+        "add_days": ":v + to_days(:n)",
+        "year": "year(:v)",
+        "make_date": "make_date(:y, 1, 1)",
+    },
+    "postgres": {
+        "hmac": (
+            "encode(sha256(decode(:o, 'hex') || sha256(decode(:i, 'hex')"
+            " || convert_to(:v, 'UTF8'))), 'hex')"
+        ),
+        "hex_int": "('x' || substr(:h, :start, 15))::bit(60)::BIGINT",
+        "xor": ":a # :b",
+        "digits": "translate(:h, 'abcdef', '012345')",
+        "letters": "translate(:h, '0123456789abcdef', 'abcdefghijklmnop')",
+        "scramble": (
+            "array_to_string(ARRAY(SELECT CASE"
+            " WHEN substr(:v, i, 1) BETWEEN '0' AND '9' THEN substr(:d, i, 1)"
+            " WHEN substr(:v, i, 1) BETWEEN 'a' AND 'z' THEN substr(:l, i, 1)"
+            " WHEN substr(:v, i, 1) BETWEEN 'A' AND 'Z' THEN upper(substr(:l, i, 1))"
+            " ELSE substr(:v, i, 1) END FROM generate_series(1, length(:v)) AS g(i) ORDER BY i),"
+            " '')"
+        ),
+        "luhn_sum": (
+            "(SELECT coalesce(sum(CASE WHEN j % 2 = 1"
+            " THEN 2 * substr(:b, length(:b) + 1 - j, 1)::INTEGER"
+            " - CASE WHEN substr(:b, length(:b) + 1 - j, 1)::INTEGER >= 5 THEN 9 ELSE 0 END"
+            " ELSE substr(:b, length(:b) + 1 - j, 1)::INTEGER END), 0)"
+            " FROM generate_series(1, length(:b)) AS g(j))"
+        ),
+        "only_digits": "regexp_replace(:v, '[^0-9]', '', 'g')",
+        "phone_prefix": "substring(:v from '^[+][0-9]{1,3}[ .-]')",
+        "add_days": ":v + make_interval(days => :n)",
+        "year": "extract(year from :v)::INTEGER",
+        "make_date": "make_date(:y, 1, 1)",
+    },
+}
+
+SUPPORTED_DIALECTS = tuple(_TEMPLATES)
+
+
+@lru_cache(maxsize=256)
+def _parsed(dialect: str, name: str) -> exp.Expr:
+    try:
+        text = _TEMPLATES[dialect][name]
+    except KeyError as exc:
+        raise ConfigError(f"masking does not support the {dialect} dialect yet") from exc
+    return sqlglot.parse_one(text, read=dialect)
+
+
+def template(dialect: str, name: str, **values: exp.Expr) -> exp.Expr:
+    """A dialect template with its `:placeholders` replaced by expressions."""
+    tree = _parsed(dialect, name).copy()
+    return exp.replace_placeholders(tree, **values)
+
+
+def text_type(dialect: str) -> exp.DataType:
+    return exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT", dialect=dialect)
+
+
+def as_text(value: exp.Expr, dialect: str) -> exp.Expr:
+    return exp.cast(value, text_type(dialect))
+
+
+def hmac_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Expr:
+    """HMAC-SHA256(subkey(purpose), utf8(value)) as 64 lowercase hex characters, in SQL."""
+    inner, outer = salt.pads(purpose)
+    return template(
+        dialect, "hmac", o=exp.Literal.string(outer), i=exp.Literal.string(inner), v=value
+    )
+
+
+def hex_int(hex_expr: exp.Expr, dialect: str, start: int = 1) -> exp.Expr:
+    """A non-negative BIGINT (< 2^60) from 15 hex characters starting at `start` (1-based)."""
+    return template(dialect, "hex_int", h=hex_expr, start=exp.Literal.number(start))
+
+
+def bucket_sql(
+    salt: Salt, values: Sequence[exp.Expr], dialect: str, modulus: int = 1_000_000
+) -> exp.Expr:
+    """The sampling bucket in [0, modulus) of a key (one or more columns, canonicalised as text)."""
+    parts: list[exp.Expr] = []
+    for i, value in enumerate(values):
+        if i:
+            parts.append(exp.Literal.string("\x1f"))
+        parts.append(
+            exp.Coalesce(this=as_text(value, dialect), expressions=[exp.Literal.string("")])
+        )
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = exp.DPipe(this=joined, expression=part, safe=True)
+    hashed = hmac_sql(salt, "sample", joined, dialect)
+    return exp.Mod(this=hex_int(hashed, dialect), expression=exp.Literal.number(modulus))
+
+
+def python_bucket(salt: Salt, values: Sequence[str], modulus: int = 1_000_000) -> int:
+    """Python reference of `bucket_sql` (for tests and explanations)."""
+    digest = salt.hmac_hex("sample", "\x1f".join(values))
+    return int(digest[:15], 16) % modulus
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in dictionaries: invented words, so a masked value never equals a real one by chance.
+
+_SYLLABLES_A = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "sen",
+    "ta",
+    "vo",
+    "bri",
+    "dal",
+    "fen",
+    "gor",
+    "hal",
+    "jun",
+    "kes",
+    "lun",
+    "mar",
+    "nor",
+    "pel",
+    "quin",
+    "ros",
+]
+_SYLLABLES_B = [
+    "ven",
+    "dra",
+    "lis",
+    "mor",
+    "tan",
+    "bel",
+    "cor",
+    "dis",
+    "fal",
+    "gan",
+    "hel",
+    "jor",
+    "kal",
+    "len",
+    "mos",
+]
+_SYLLABLES_C = ["a", "o", "i", "ae", "yn", "ix", "ora", "elle", "ian", "ur"]
+_PLACES = ["ford", "wick", "haven", "mere", "stead", "brook", "vale", "holm", "thorpe", "burgh"]
+_STREET_WORDS = [
+    "Quill",
+    "Ember",
+    "Fable",
+    "Lumen",
+    "Vesper",
+    "Aster",
+    "Cobalt",
+    "Marrow",
+    "Tansy",
+    "Orrin",
+    "Sable",
+    "Wren",
+]
+_STREET_SUFFIXES = ["St", "Ave", "Rd", "Ln", "Way", "Ct"]
+_COMPANY_SUFFIXES = ["Works", "Labs", "Group", "Trading", "Collective"]
+
+
+def _words(first: Sequence[str], second: Sequence[str], third: Sequence[str] = ("",)) -> list[str]:
+    return sorted({(a + b + c).capitalize() for a in first for b in second for c in third})
+
+
+@lru_cache(maxsize=1)
+def dictionaries() -> dict[str, tuple[str, ...]]:
+    """Name -> values; chosen by keyed hash, so the same input always picks the same entry."""
+    given = _words(_SYLLABLES_A, _SYLLABLES_C)
+    family = _words(_SYLLABLES_A, _SYLLABLES_B, ("", "e", "son"))
+    return {
+        "first_name": tuple(given),
+        "last_name": tuple(family),
+        "city": tuple(_words(_SYLLABLES_A[:12], _SYLLABLES_B[:6], _PLACES)),
+        "street": tuple(f"{w} {s}" for w in _STREET_WORDS for s in _STREET_SUFFIXES),
+        "company": tuple(f"{f} {s}" for f in family[:60] for s in _COMPANY_SUFFIXES),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Transformers
+
+
+class Transformer(str, Enum):
+    PASSTHROUGH = "passthrough"
+    NULL = "null"
+    CONSTANT = "constant"
+    REDACT = "redact"
+    HMAC_ID = "hmac_id"
+    HMAC_INT = "hmac_int"
+    FIRST_NAME = "first_name"
+    LAST_NAME = "last_name"
+    FULL_NAME = "full_name"
+    CITY = "city"
+    STREET = "street"
+    COMPANY = "company"
+    EMAIL = "email"
+    PHONE = "phone"
+    CARD = "card"
+    IP = "ip"
+    PARTIAL = "partial"
+    SCRAMBLE = "scramble"
+    NOISE = "noise"
+    DATE_SHIFT = "date_shift"
+    AGE_BAND = "age_band"
+    ZIP_PREFIX = "zip_prefix"
+
+
+class MaskStrategy(str, Enum):
+    """How the sampler evaluates a transformer."""
+
+    NONE = "none"
+    """Passthrough: the value is copied."""
+    DIRECT = "direct"
+    """An expression of the value alone, evaluated per row (cheap, no hash)."""
+    VALUE_MAP = "value_map"
+    """A keyed function of the value: computed once per distinct value into a mapping table."""
+    ENTITY_MAP = "entity_map"
+    """Keyed by another column (the entity), e.g. one date offset per customer."""
+
+
+_STRATEGY = {
+    Transformer.PASSTHROUGH: MaskStrategy.NONE,
+    Transformer.NULL: MaskStrategy.DIRECT,
+    Transformer.CONSTANT: MaskStrategy.DIRECT,
+    Transformer.REDACT: MaskStrategy.DIRECT,
+    Transformer.PARTIAL: MaskStrategy.DIRECT,
+    Transformer.AGE_BAND: MaskStrategy.DIRECT,
+    Transformer.ZIP_PREFIX: MaskStrategy.DIRECT,
+    Transformer.NOISE: MaskStrategy.ENTITY_MAP,
+    Transformer.DATE_SHIFT: MaskStrategy.ENTITY_MAP,
+}
+
+_OPTIONS: dict[Transformer, dict[str, type | tuple[type, ...]]] = {
+    Transformer.CONSTANT: {"value": (str, int, float, bool)},
+    Transformer.REDACT: {"text": str},
+    Transformer.HMAC_ID: {"length": int, "prefix": str},
+    Transformer.HMAC_INT: {"bits": int},
+    Transformer.EMAIL: {"keep_domain": bool, "domain": str},
+    Transformer.PHONE: {"keep_country_code": bool},
+    Transformer.CARD: {"keep_bin": bool},
+    Transformer.PARTIAL: {"keep_first": int, "keep_last": int, "char": str},
+    Transformer.NOISE: {"ratio": (int, float), "key": str},
+    Transformer.DATE_SHIFT: {"max_days": int, "key": str},
+    Transformer.AGE_BAND: {"years": int},
+    Transformer.ZIP_PREFIX: {"keep": int},
+}
+
+
+@dataclass(frozen=True)
+class MaskRule:
+    """A transformer and its options, as written in `masking.columns`."""
+
+    transformer: Transformer
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: Any, where: str) -> MaskRule:
+        """From config: `email`, or `{transformer: email, keep_domain: false}`."""
+        if isinstance(value, str):
+            name, options = value, {}
+        elif isinstance(value, Mapping):
+            options = {str(k): v for k, v in value.items() if k != "transformer"}
+            name = str(value.get("transformer", ""))
+        else:
+            raise ConfigError(f"{where}: a masking rule is a transformer name or a mapping")
+        try:
+            transformer = Transformer(name)
+        except ValueError:
+            import difflib
+
+            names = [t.value for t in Transformer]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"transformers: {', '.join(names)}"
+            raise ConfigError(f"{where}: unknown transformer {name!r}", hint) from None
+        allowed = _OPTIONS.get(transformer, {})
+        for key, option in options.items():
+            if key not in allowed:
+                hint = f"options: {', '.join(allowed)}" if allowed else "it takes no options"
+                raise ConfigError(f"{where}: {transformer.value} has no option {key!r}", hint)
+            if not isinstance(option, allowed[key]) or (
+                isinstance(option, bool) and allowed[key] in (int, (int, float))
+            ):
+                raise ConfigError(f"{where}: option {key!r} has the wrong type ({option!r})")
+        return cls(transformer, dict(options))
+
+    @property
+    def strategy(self) -> MaskStrategy:
+        return _STRATEGY.get(self.transformer, MaskStrategy.VALUE_MAP)
+
+    @property
+    def domain(self) -> str:
+        """Columns with the same domain share one mapping table (same value -> same mask)."""
+        return self.transformer.value + json.dumps(dict(self.options), sort_keys=True)
+
+    def describe(self) -> str:
+        if not self.options:
+            return self.transformer.value
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.transformer.value}({opts})"
+
+    def opt(self, name: str, default: Any) -> Any:
+        return self.options.get(name, default)
+
+
+PASSTHROUGH = MaskRule(Transformer.PASSTHROUGH)
+
+
+def canonical(rule: MaskRule, value: exp.Expr, dialect: str) -> exp.Expr:
+    """The text form a value is hashed in: so INT vs BIGINT and DuckDB vs PostgreSQL agree."""
+    if rule.transformer is Transformer.HMAC_INT:
+        return exp.cast(value, exp.DataType.build("BIGINT"))
+    text = as_text(value, dialect)
+    if rule.transformer is Transformer.EMAIL:
+        return exp.Lower(this=exp.Trim(this=text))
+    return text
+
+
+def _lit(value: Any) -> exp.Expr:
+    return exp.convert(value)
+
+
+def _substr(value: exp.Expr, start: int | exp.Expr, length: int) -> exp.Expr:
+    start_expr = start if isinstance(start, exp.Expr) else exp.Literal.number(start)
+    return exp.Substring(this=value, start=start_expr, length=exp.Literal.number(length))
+
+
+def _concat(*parts: exp.Expr) -> exp.Expr:
+    out = parts[0]
+    for part in parts[1:]:
+        out = exp.DPipe(this=out, expression=part, safe=True)
+    return out
+
+
+def _length(value: exp.Expr) -> exp.Expr:
+    return exp.Length(this=value)
+
+
+def _pick(dictionary: str, h: exp.Expr, dialect: str, start: int) -> exp.Expr:
+    """`dictionary[hash mod n]` as a CASE-free array lookup: a VALUES table joined by index."""
+    values = dictionaries()[dictionary]
+    index = exp.Mod(this=hex_int(h, dialect, start), expression=exp.Literal.number(len(values)))
+    # A scalar subquery over a VALUES list works the same in DuckDB and PostgreSQL.
+    table = exp.values([(i, v) for i, v in enumerate(values)], alias="d", columns=["idx", "val"])
+    return exp.Subquery(
+        this=exp.select("d.val")
+        .from_(table)
+        .where(exp.EQ(this=exp.column("idx", "d"), expression=index))
+    )
+
+
+def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
+    """A keyed permutation of [0, 2^bits): a 4-round balanced Feistel network in integer SQL.
+
+    Values outside the range pass unchanged, so the map is a bijection on the whole type and
+    primary/foreign keys stay unique and joinable.
+    """
+    half = bits // 2
+    mask = (1 << half) - 1
+    keys = [int.from_bytes(salt.subkey(f"hmac_int/{bits}/{r}")[:8], "big") & mask for r in range(4)]
+    mult = [
+        (int.from_bytes(salt.subkey(f"hmac_int/{bits}/m{r}")[:8], "big") & mask) | 1
+        for r in range(4)
+    ]
+
+    def num(n: int) -> exp.Expr:
+        # Typed BIGINT: DuckDB would otherwise multiply small literals as INT32 and overflow.
+        return exp.cast(exp.Literal.number(n), exp.DataType.build("BIGINT"))
+
+    def band(a: exp.Expr, m: int) -> exp.Expr:
+        return exp.paren(exp.BitwiseAnd(this=a, expression=num(m)), copy=False)
+
+    value = exp.cast(value, exp.DataType.build("BIGINT"))
+    shift = exp.Literal.number  # shift counts stay INTEGER (PostgreSQL has no bigint >> bigint)
+    left: exp.Expr = band(exp.BitwiseRightShift(this=value, expression=shift(half)), mask)
+    right: exp.Expr = band(value, mask)
+    for r in range(4):
+        # F(R) = ((R xor k) * m  mod 2^half) xor (R >> 3): products stay below 2^(2*half) <= 2^62.
+        mixed = template(dialect, "xor", a=exp.paren(right, copy=False), b=num(keys[r]))
+        product = band(exp.Mul(this=exp.paren(mixed, copy=False), expression=num(mult[r])), mask)
+        f = template(
+            dialect,
+            "xor",
+            a=product,
+            b=exp.paren(exp.BitwiseRightShift(this=right, expression=shift(3)), copy=False),
+        )
+        left, right = right, template(dialect, "xor", a=exp.paren(left, copy=False), b=f)
+    combined = exp.BitwiseOr(
+        this=exp.paren(
+            exp.BitwiseLeftShift(this=exp.paren(left, copy=False), expression=shift(half))
+        ),
+        expression=exp.paren(right, copy=False),
+    )
+    in_range = exp.and_(
+        exp.GTE(this=value, expression=num(0)), exp.LT(this=value, expression=num(1 << bits))
+    )
+    return exp.Case(ifs=[exp.If(this=in_range, true=combined)], default=value)
+
+
+def python_feistel(value: int, salt: Salt, bits: int) -> int:
+    """Python reference of `_feistel` (tests check the SQL against it)."""
+    if not 0 <= value < (1 << bits):
+        return value
+    half = bits // 2
+    mask = (1 << half) - 1
+    keys = [int.from_bytes(salt.subkey(f"hmac_int/{bits}/{r}")[:8], "big") & mask for r in range(4)]
+    mult = [
+        (int.from_bytes(salt.subkey(f"hmac_int/{bits}/m{r}")[:8], "big") & mask) | 1
+        for r in range(4)
+    ]
+    left, right = (value >> half) & mask, value & mask
+    for r in range(4):
+        f = (((right ^ keys[r]) * mult[r]) & mask) ^ (right >> 3)
+        left, right = right, left ^ f
+    return (left << half) | right
+
+
+def mapped_value_sql(
+    rule: MaskRule, raw: exp.Expr, salt: Salt, dialect: str
+) -> exp.Expr:
+    """The masked value of the canonical value `raw`, for the VALUE_MAP and ENTITY_MAP strategies.
+
+    ENTITY_MAP rules return the per-entity draw (a fraction in [0, 1) or a day offset) that
+    `apply_sql` combines with the column.
+    """
+    t = rule.transformer
+    purpose = t.value if t is not Transformer.FULL_NAME else "full_name"
+    h = hmac_sql(salt, purpose, raw, dialect)
+    if t is Transformer.HMAC_INT:
+        return _feistel(raw, salt, int(rule.opt("bits", 62)), dialect)
+    if t is Transformer.HMAC_ID:
+        length = max(4, min(64, int(rule.opt("length", 16))))
+        return _concat(_lit(str(rule.opt("prefix", ""))), _substr(h, 1, length))
+    if t in (Transformer.FIRST_NAME, Transformer.LAST_NAME, Transformer.CITY, Transformer.COMPANY):
+        return _pick(t.value, h, dialect, 1)
+    if t is Transformer.FULL_NAME:
+        return _concat(
+            _pick("first_name", h, dialect, 1), _lit(" "), _pick("last_name", h, dialect, 16)
+        )
+    if t is Transformer.STREET:
+        number = exp.Add(
+            this=exp.Mod(this=hex_int(h, dialect, 16), expression=exp.Literal.number(9899)),
+            expression=exp.Literal.number(1),
+        )
+        return _concat(as_text(number, dialect), _lit(" "), _pick("street", h, dialect, 1))
+    if t is Transformer.EMAIL:
+        local = _concat(_lit("user_"), _substr(h, 1, 12))
+        if rule.opt("keep_domain", True):
+            domain: exp.Expr = exp.func(
+                "split_part", raw, _lit("@"), _lit(2), dialect=dialect
+            )
+            domain = exp.Coalesce(
+                this=exp.Nullif(this=domain, expression=_lit("")),
+                expressions=[_lit("example.invalid")],
+            )
+        else:
+            domain = _lit(str(rule.opt("domain", "example.invalid")))
+        return _concat(local, _lit("@"), domain)
+    if t is Transformer.PHONE:
+        digits = template(dialect, "digits", h=h)
+        if rule.opt("keep_country_code", True):
+            prefix: exp.Expr = exp.Coalesce(
+                this=template(dialect, "phone_prefix", v=raw), expressions=[_lit("")]
+            )
+        else:
+            prefix = _lit("")
+        rest = exp.Substring(
+            this=raw,
+            start=exp.Add(this=_length(prefix), expression=exp.Literal.number(1)),
+        )
+        scrambled = template(dialect, "scramble", v=rest, d=digits, l=digits)
+        return _concat(prefix, scrambled)
+    if t is Transformer.CARD:
+        digits = template(dialect, "digits", h=h)
+        n = _length(template(dialect, "only_digits", v=raw))
+        body_len = exp.Sub(this=n, expression=exp.Literal.number(1))
+        body: exp.Expr = exp.Substring(
+            this=digits, start=exp.Literal.number(1), length=body_len
+        )
+        if rule.opt("keep_bin", False):
+            only = template(dialect, "only_digits", v=raw)
+            body = _concat(
+                _substr(only, 1, 6),
+                exp.Substring(
+                    this=digits,
+                    start=exp.Literal.number(1),
+                    length=exp.Sub(this=n, expression=exp.Literal.number(7)),
+                ),
+            )
+        body = exp.paren(body, copy=False)
+        luhn = template(dialect, "luhn_sum", b=body)
+        check = exp.Mod(
+            this=exp.paren(
+                exp.Sub(
+                    this=exp.Literal.number(10),
+                    expression=exp.Mod(this=luhn, expression=exp.Literal.number(10)),
+                )
+            ),
+            expression=exp.Literal.number(10),
+        )
+        return _concat(body, as_text(check, dialect))
+    if t is Transformer.IP:
+        octets = [
+            exp.Mod(this=hex_int(h, dialect, 1 + 15 * i), expression=exp.Literal.number(256))
+            for i in range(3)
+        ]
+        # 240.0.0.0/4 is reserved: a masked address is never a real host.
+        parts: list[exp.Expr] = [
+            as_text(
+                exp.Add(
+                    this=exp.Literal.number(240),
+                    expression=exp.Mod(this=octets[0], expression=exp.Literal.number(16)),
+                ),
+                dialect,
+            )
+        ]
+        for octet in (
+            octets[1],
+            octets[2],
+            exp.Mod(this=hex_int(h, dialect, 46), expression=exp.Literal.number(256)),
+        ):
+            parts.extend([_lit("."), as_text(octet, dialect)])
+        return _concat(*parts)
+    if t is Transformer.SCRAMBLE:
+        # Longer values reuse the digest cyclically: 64 keyed characters per value are plenty.
+        digits = template(dialect, "digits", h=h)
+        letters = template(dialect, "letters", h=h)
+        repeat = exp.func("repeat", digits, exp.Literal.number(64), dialect=dialect)
+        repeat_l = exp.func("repeat", letters, exp.Literal.number(64), dialect=dialect)
+        return template(dialect, "scramble", v=raw, d=repeat, l=repeat_l)
+    if t is Transformer.NOISE:
+        return exp.Div(
+            this=exp.cast(hex_int(h, dialect), exp.DataType.build("DOUBLE")),
+            expression=exp.Literal.number(float(1 << 60)),
+        )
+    if t is Transformer.DATE_SHIFT:
+        span = 2 * int(rule.opt("max_days", 30)) + 1
+        return exp.Sub(
+            this=exp.Mod(this=hex_int(h, dialect), expression=exp.Literal.number(span)),
+            expression=exp.Literal.number(int(rule.opt("max_days", 30))),
+        )
+    raise ConfigError(f"{t.value} is not a mapped transformer")  # pragma: no cover
+
+
+def apply_sql(
+    rule: MaskRule,
+    column: exp.Expr,
+    mapped: exp.Expr | None,
+    data_type: str,
+    dialect: str,
+) -> exp.Expr:
+    """The output expression of a column: the masked value cast back to the column's type.
+
+    `mapped` is the mapping table's value for this row (VALUE_MAP / ENTITY_MAP strategies).
+    """
+    t = rule.transformer
+    target = exp.DataType.build(data_type, dialect=dialect, udt=True)
+    if t is Transformer.PASSTHROUGH:
+        return column
+    if t is Transformer.NULL:
+        return exp.cast(exp.null(), target)
+    if t is Transformer.CONSTANT:
+        return exp.cast(_lit(rule.opt("value", "")), target)
+    if t is Transformer.REDACT:
+        masked: exp.Expr = _lit(str(rule.opt("text", "[redacted]")))
+        return exp.Case(
+            ifs=[exp.If(this=exp.Is(this=column, expression=exp.null()), true=exp.null())],
+            default=exp.cast(masked, target),
+        )
+    if t is Transformer.PARTIAL:
+        text = as_text(column, dialect)
+        first, last = int(rule.opt("keep_first", 1)), int(rule.opt("keep_last", 0))
+        char = _lit(str(rule.opt("char", "*"))[:1] or "*")
+        middle = exp.func(
+            "repeat",
+            char,
+            exp.Sub(this=_length(text), expression=exp.Literal.number(first + last)),
+            dialect=dialect,
+        )
+        kept = _concat(
+            exp.Left(this=text, expression=exp.Literal.number(first)),
+            middle,
+            exp.Right(this=text, expression=exp.Literal.number(last)) if last else _lit(""),
+        )
+        short = exp.LTE(this=_length(text), expression=exp.Literal.number(first + last))
+        every = exp.func("repeat", char, _length(text), dialect=dialect)
+        return exp.cast(exp.Case(ifs=[exp.If(this=short, true=every)], default=kept), target)
+    if t is Transformer.ZIP_PREFIX:
+        text = as_text(column, dialect)
+        keep = int(rule.opt("keep", 3))
+        pad = exp.func(
+            "repeat",
+            _lit("0"),
+            exp.Greatest(
+                this=exp.Sub(this=_length(text), expression=exp.Literal.number(keep)),
+                expressions=[exp.Literal.number(0)],
+            ),
+            dialect=dialect,
+        )
+        return exp.cast(
+            _concat(exp.Left(this=text, expression=exp.Literal.number(keep)), pad), target
+        )
+    if t is Transformer.AGE_BAND:
+        # Dates generalise to the first day of their band of years (age 37 -> the 30-39 band).
+        years = int(rule.opt("years", 10))
+        year = template(dialect, "year", v=column)
+        start = exp.Sub(
+            this=year, expression=exp.Mod(this=year, expression=exp.Literal.number(years))
+        )
+        return exp.cast(template(dialect, "make_date", y=start), target)
+    if mapped is None:  # pragma: no cover - the sampler always joins the map
+        raise ConfigError(f"{t.value} needs its mapping table")
+    if t is Transformer.NOISE:
+        ratio = float(rule.opt("ratio", 0.1))
+        factor = exp.Add(
+            this=exp.Literal.number(1),
+            expression=exp.Mul(
+                this=exp.Literal.number(ratio),
+                expression=exp.paren(
+                    exp.Sub(
+                        this=exp.Mul(this=exp.Literal.number(2), expression=mapped),
+                        expression=exp.Literal.number(1),
+                    )
+                ),
+            ),
+        )
+        noisy = exp.Mul(this=exp.cast(column, exp.DataType.build("DOUBLE")), expression=factor)
+        return exp.cast(noisy, target)
+    if t is Transformer.DATE_SHIFT:
+        shifted = template(
+            dialect,
+            "add_days",
+            v=column,
+            n=exp.Coalesce(this=mapped, expressions=[exp.Literal.number(0)]),
+        )
+        return exp.cast(shifted, target)
+    return exp.cast(mapped, target)
+
+
+# --------------------------------------------------------------------------------------------
+# Classification
+
+
+class PiiKind(str, Enum):
+    EMAIL = "email"
+    PHONE = "phone"
+    CARD = "card"
+    IP = "ip"
+    FIRST_NAME = "first_name"
+    LAST_NAME = "last_name"
+    FULL_NAME = "full_name"
+    STREET = "street"
+    CITY = "city"
+    ZIP = "zip"
+    BIRTH_DATE = "birth_date"
+    NATIONAL_ID = "national_id"
+    SECRET = "secret"
+    FREE_TEXT = "free_text"
+
+
+class Reason(str, Enum):
+    """Why a column got its rule (recorded in the lock file for review)."""
+
+    CONFIG = "config"
+    META = "meta"
+    TAG = "tag"
+    NAME = "name"
+    VALUE = "value"
+    KEY = "key"
+    NOT_TEXT = "not_text"
+    LOW_CARDINALITY = "low_cardinality"
+    FREE_TEXT = "free_text"
+
+
+DEFAULT_RULES: dict[PiiKind, MaskRule] = {
+    PiiKind.EMAIL: MaskRule(Transformer.EMAIL),
+    PiiKind.PHONE: MaskRule(Transformer.PHONE),
+    PiiKind.CARD: MaskRule(Transformer.CARD),
+    PiiKind.IP: MaskRule(Transformer.IP),
+    PiiKind.FIRST_NAME: MaskRule(Transformer.FIRST_NAME),
+    PiiKind.LAST_NAME: MaskRule(Transformer.LAST_NAME),
+    PiiKind.FULL_NAME: MaskRule(Transformer.FULL_NAME),
+    PiiKind.STREET: MaskRule(Transformer.STREET),
+    PiiKind.CITY: MaskRule(Transformer.CITY),
+    PiiKind.ZIP: MaskRule(Transformer.ZIP_PREFIX),
+    PiiKind.BIRTH_DATE: MaskRule(Transformer.AGE_BAND),
+    PiiKind.NATIONAL_ID: MaskRule(Transformer.HMAC_ID),
+    PiiKind.SECRET: MaskRule(Transformer.NULL),
+    PiiKind.FREE_TEXT: MaskRule(Transformer.SCRAMBLE),
+}
+
+# Column-name patterns, most specific first (matched against the lower-cased name).
+_NAME_PATTERNS: tuple[tuple[PiiKind, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern))
+    for kind, pattern in (
+        (PiiKind.EMAIL, r"(^|_)e?-?mail(_address)?($|_)"),
+        (PiiKind.PHONE, r"(^|_)(phone|mobile|cell|tel|telephone|fax)(_number|_no)?($|_)"),
+        (PiiKind.CARD, r"(^|_)(card|cc|credit_card|pan)(_number|_no|_num)?$"),
+        (PiiKind.IP, r"(^|_)ip(_address|_addr)?$"),
+        (PiiKind.FIRST_NAME, r"^(first|given|fore)_?name$"),
+        (PiiKind.LAST_NAME, r"^(last|family|sur)_?name$"),
+        (PiiKind.FULL_NAME, r"^(full_?name|customer_name|contact_name|person_name)$"),
+        (PiiKind.STREET, r"(^|_)(street|address(_line)?(_?\d)?|street_address)$"),
+        (PiiKind.CITY, r"^(city|town)$"),
+        (PiiKind.ZIP, r"(^|_)(zip|zip_code|zipcode|postal_code|postcode)$"),
+        (PiiKind.BIRTH_DATE, r"^(birth_?date|date_of_birth|dob|birthday)$"),
+        (PiiKind.NATIONAL_ID, r"(^|_)(ssn|social_security|passport|national_id|tax_id|iban)"),
+        (PiiKind.SECRET, r"(^|_)(password|passwd|secret|token|api_key)($|_)"),
+    )
+)
+
+_EMAIL_VALUE = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[a-z]{2,}\s*$", re.IGNORECASE)
+_PHONE_VALUE = re.compile(r"^\s*\+?[0-9][0-9 ().-]{6,18}[0-9]\s*$")
+_IP_VALUE = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
+_CARD_VALUE = re.compile(r"^[0-9][0-9 -]{11,21}[0-9]$")
+
+_TEXT_TYPES = ("VARCHAR", "TEXT", "CHAR", "STRING", "CHARACTER", "BPCHAR")
+
+
+def luhn_valid(number: str) -> bool:
+    digits = [int(c) for c in number if c.isdigit()]
+    if len(digits) < 12:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            d = d * 2 - 9 if d >= 5 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def classify_values(values: Iterable[str]) -> PiiKind | None:
+    """The PII kind most sampled distinct values look like (>= 80% of the non-empty ones)."""
+    sample = [v for v in values if v and v.strip()]
+    if not sample:
+        return None
+    checks: tuple[tuple[PiiKind, Callable[[str], bool]], ...] = (
+        (PiiKind.EMAIL, lambda v: bool(_EMAIL_VALUE.match(v))),
+        (PiiKind.IP, lambda v: bool(_IP_VALUE.match(v.strip()))),
+        (PiiKind.CARD, lambda v: bool(_CARD_VALUE.match(v.strip())) and luhn_valid(v)),
+        (PiiKind.PHONE, lambda v: bool(_PHONE_VALUE.match(v)) and sum(c.isdigit() for c in v) >= 7),
+    )
+    for kind, check in checks:
+        if sum(1 for v in sample if check(v)) >= 0.8 * len(sample):
+            return kind
+    return None
+
+
+def is_text_type(data_type: str) -> bool:
+    upper = data_type.upper()
+    return any(upper.startswith(t) for t in _TEXT_TYPES)
+
+
+@dataclass(frozen=True)
+class ColumnFacts:
+    """What classification knows about one source column."""
+
+    table: str
+    """`source_name.table_name`."""
+    column: str
+    data_type: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    is_key: bool = False
+    """A primary or foreign key of the FK graph (kept so joins work, unless a rule says)."""
+    distinct_values: tuple[str, ...] = ()
+    """A small sample of distinct values (for value patterns)."""
+    distinct_count: int | None = None
+
+
+@dataclass(frozen=True)
+class ColumnClass:
+    """One column's classification: the PII kind (if any), the rule and why."""
+
+    table: str
+    column: str
+    kind: PiiKind | None
+    rule: MaskRule
+    reason: Reason
+    detail: str = ""
+
+    @property
+    def masked(self) -> bool:
+        return self.rule.transformer is not Transformer.PASSTHROUGH
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+def _meta_kind(meta: Mapping[str, Any]) -> tuple[PiiKind | MaskRule | None, str] | None:
+    for key in ("pii", "sensitive", "masking", "dataops_mask"):
+        if key not in meta:
+            continue
+        value = meta[key]
+        if value is False or value in ("false", "none", "no"):
+            return None, f"meta.{key}={value}"
+        if isinstance(value, Mapping) or (
+            isinstance(value, str) and value in {t.value for t in Transformer}
+        ):
+            if isinstance(value, str) and value in {k.value for k in PiiKind}:
+                return PiiKind(value), f"meta.{key}={value}"
+            return MaskRule.parse(value, f"meta.{key}"), f"meta.{key}"
+        if isinstance(value, str) and value in {k.value for k in PiiKind}:
+            return PiiKind(value), f"meta.{key}={value}"
+        return PiiKind.FREE_TEXT, f"meta.{key}={value}"
+    return None
+
+
+def classify_column(
+    facts: ColumnFacts,
+    *,
+    configured: MaskRule | None = None,
+    default_free_text: MaskRule = DEFAULT_RULES[PiiKind.FREE_TEXT],
+    low_cardinality: int = 100,
+) -> ColumnClass:
+    """Config -> dbt meta and tags -> column name -> values -> keys, categories, free text."""
+
+    def result(
+        kind: PiiKind | None, rule: MaskRule, reason: Reason, detail: str = ""
+    ) -> ColumnClass:
+        return ColumnClass(facts.table, facts.column, kind, rule, reason, detail)
+
+    if configured is not None:
+        return result(None, configured, Reason.CONFIG, "masking.columns")
+    declared = _meta_kind(facts.meta)
+    if declared is not None:
+        kind_or_rule, detail = declared
+        if kind_or_rule is None:
+            return result(None, PASSTHROUGH, Reason.META, detail)
+        if isinstance(kind_or_rule, MaskRule):
+            return result(None, kind_or_rule, Reason.META, detail)
+        return result(kind_or_rule, DEFAULT_RULES[kind_or_rule], Reason.META, detail)
+    for tag in facts.tags:
+        lowered = tag.lower()
+        if lowered in ("pii", "sensitive") or lowered.startswith("pii:"):
+            name = lowered.split(":", 1)[1] if ":" in lowered else ""
+            kind = PiiKind(name) if name in {k.value for k in PiiKind} else PiiKind.FREE_TEXT
+            if kind is PiiKind.FREE_TEXT and not is_text_type(facts.data_type):
+                return result(kind, MaskRule(Transformer.NULL), Reason.TAG, f"tag {tag}")
+            return result(kind, DEFAULT_RULES[kind], Reason.TAG, f"tag {tag}")
+    name = facts.column.lower()
+    for kind, pattern in _NAME_PATTERNS:
+        if pattern.search(name):
+            if kind is PiiKind.BIRTH_DATE or is_text_type(facts.data_type):
+                return result(kind, DEFAULT_RULES[kind], Reason.NAME, pattern.pattern)
+            if kind in (PiiKind.SECRET, PiiKind.NATIONAL_ID, PiiKind.CARD, PiiKind.PHONE):
+                return result(kind, MaskRule(Transformer.NULL), Reason.NAME, pattern.pattern)
+    if facts.is_key:
+        return result(None, PASSTHROUGH, Reason.KEY, "primary or foreign key of the FK graph")
+    if not is_text_type(facts.data_type):
+        return result(None, PASSTHROUGH, Reason.NOT_TEXT, facts.data_type)
+    kind_from_values = classify_values(facts.distinct_values)
+    if kind_from_values is not None:
+        return result(
+            kind_from_values,
+            DEFAULT_RULES[kind_from_values],
+            Reason.VALUE,
+            f"{len(facts.distinct_values)} sampled distinct values",
+        )
+    if facts.distinct_count is not None and facts.distinct_count <= low_cardinality:
+        return result(
+            None, PASSTHROUGH, Reason.LOW_CARDINALITY, f"{facts.distinct_count} distinct values"
+        )
+    return result(PiiKind.FREE_TEXT, default_free_text, Reason.FREE_TEXT, "unknown text: masked")
