@@ -1,0 +1,1214 @@
+"""Change classification and impact radius: what a branch's models change, and which downstream
+models, columns and exposures that touches — statically, from manifests and the working tree.
+
+Each changed model is compared on the normalised AST (formatting, comments, column order and
+commutative rewrites are no change) and classified `breaking | partial | additive | metadata |
+unknown`; lineage edges then carry the change downstream (value- vs row-affected columns).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from dataops_dev.dbt.manifest import Manifest, Node
+from dataops_dev.errors import ProjectError
+from dataops_dev.lineage import (
+    STAR,
+    EdgeKind,
+    LineageError,
+    PreparedQuery,
+    ProjectLineage,
+    RelationIndex,
+    compute_lineage,
+    default_cache_dir,
+    dialect_for,
+    lineage_of_prepared,
+    prepare,
+    topological_models,
+)
+from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
+
+if TYPE_CHECKING:
+    from sqlglot.optimizer.scope import Scope
+
+    from dataops_dev.config import LoadedConfig
+
+
+class ChangeKind(str, Enum):
+    BREAKING = "breaking"
+    """Removed/renamed column, type change, or changed filter / join / grain."""
+    PARTIAL = "partial"
+    """Only the named output columns change value."""
+    ADDITIVE = "additive"
+    """Only new columns (or a new model)."""
+    METADATA = "metadata"
+    """Docs, tests or config that do not change the data."""
+    UNKNOWN = "unknown"
+    """Could not be decided statically (render or parse failure, unknown columns)."""
+
+
+class ModelStatus(str, Enum):
+    MODIFIED = "modified"
+    ADDED = "added"
+    REMOVED = "removed"
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the base manifest
+
+
+def find_base_manifest(
+    loaded: LoadedConfig, explicit: Path | None, *, base_ref: str | None = None
+) -> Path:
+    """The production-state manifest to compare against, in order: `--base-manifest PATH`,
+    config `production.manifest`, `<state_dir>/production/manifest.json`, then the baseline
+    environment of `base_ref` (`<state_dir>/envs/base_<sha12>/target/manifest.json`)."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ProjectError(f"no manifest at {explicit}", "pass the path of a manifest.json")
+        return explicit
+    configured = loaded.config.production.manifest
+    if configured:
+        path = Path(configured)
+        path = path if path.is_absolute() else loaded.root / path
+        if not path.is_file():
+            raise ProjectError(
+                f"production.manifest points to {path}, which does not exist",
+                "fix `production.manifest` in dataops_dev.yml or run `dataops-dev build --production`",
+            )
+        return path
+    production = loaded.state_dir / "production" / "manifest.json"
+    if production.is_file() and base_ref is None:
+        return production
+    ref = base_ref or loaded.config.production.main_branch
+    from dataops_dev import gitrepo
+
+    try:
+        commit = gitrepo.resolve(loaded.project_dir, ref)
+    except ProjectError:
+        raise
+    except Exception:  # noqa: BLE001 - no git or unknown ref: fall through to the hint below
+        commit = ""
+    if commit:
+        baseline = loaded.state_dir / "envs" / f"base_{commit[:12]}" / "target" / "manifest.json"
+        if baseline.is_file():
+            return baseline
+    if production.is_file():
+        return production
+    raise ProjectError(
+        "no production manifest to compare against",
+        "run `dataops-dev build --production` (or `dataops-dev review`, which builds the baseline), "
+        "or pass --base-manifest PATH",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class Impacted:
+    models: tuple[str, ...] = ()
+    """Downstream models whose data may change (value- or row-affected)."""
+    columns: tuple[str, ...] = ()
+    """`model.column` of every impacted downstream column."""
+    row_affected_models: tuple[str, ...] = ()
+    """Downstream models whose rows (not only values) may change: every column is impacted."""
+    exposures: tuple[str, ...] = ()
+    contracted_models: tuple[str, ...] = ()
+    """Impacted downstream models with an enforced contract."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "models": list(self.models),
+            "columns": list(self.columns),
+            "row_affected_models": list(self.row_affected_models),
+            "exposures": list(self.exposures),
+            "contracted_models": list(self.contracted_models),
+        }
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    name: str
+    unique_id: str
+    status: ModelStatus
+    change: ChangeKind
+    changed_columns: tuple[str, ...] = ()
+    """Output columns whose values change (modified, added, or the new name of a rename)."""
+    added_columns: tuple[str, ...] = ()
+    removed_columns: tuple[str, ...] = ()
+    renamed_columns: tuple[tuple[str, str], ...] = ()
+    type_changed_columns: tuple[str, ...] = ()
+    rows_affected: bool = False
+    """A filter, join or grain changed: every column and row of the model may change."""
+    reasons: tuple[str, ...] = ()
+    contract_enforced: bool = False
+    contract_broken: bool = False
+    exposures: tuple[str, ...] = ()
+    """Exposures that read this model directly or downstream."""
+    impacted: Impacted = field(default_factory=Impacted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unique_id": self.unique_id,
+            "status": self.status.value,
+            "change": self.change.value,
+            "changed_columns": list(self.changed_columns),
+            "added_columns": list(self.added_columns),
+            "removed_columns": list(self.removed_columns),
+            "renamed_columns": [{"from": a, "to": b} for a, b in self.renamed_columns],
+            "type_changed_columns": list(self.type_changed_columns),
+            "rows_affected": self.rows_affected,
+            "reasons": list(self.reasons),
+            "contract_enforced": self.contract_enforced,
+            "contract_broken": self.contract_broken,
+            "exposures": list(self.exposures),
+            "impacted": self.impacted.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ImpactReport:
+    base_manifest: str
+    dialect: str
+    models: tuple[ModelChange, ...]
+    unchanged: tuple[str, ...] = ()
+    """Models whose files changed without changing the query (formatting, comments, order)."""
+    diff_needed: tuple[str, ...] = ()
+    """Models whose data may differ: the changed ones (except metadata) and impacted ones."""
+    no_diff_needed: tuple[str, ...] = ()
+    """Downstream models that are provably unaffected: no data diff needed."""
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def has_breaking(self) -> bool:
+        return any(m.change is ChangeKind.BREAKING for m in self.models)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_manifest": self.base_manifest,
+            "dialect": self.dialect,
+            "models": [m.to_dict() for m in self.models],
+            "unchanged": list(self.unchanged),
+            "diff_needed": list(self.diff_needed),
+            "no_diff_needed": list(self.no_diff_needed),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# SQL classification on normalised ASTs
+
+_COMMUTATIVE: tuple[type[exp.Expr], ...] = (
+    exp.Add,
+    exp.Mul,
+    exp.And,
+    exp.Or,
+    exp.EQ,
+    exp.NEQ,
+    exp.NullSafeEQ,
+    exp.NullSafeNEQ,
+    exp.BitwiseAnd,
+    exp.BitwiseOr,
+    exp.BitwiseXor,
+)
+_MIRRORED: dict[type[exp.Expr], str] = {exp.LT: "GT", exp.LTE: "GTE"}
+_SKIPPED_ARGS = frozenset({"comments", "quoted"})
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+class _Signer:
+    """Canonical signatures of a query's output columns and of its row set.
+
+    A column's signature is its expression with every column reference replaced by the
+    signature of what it resolves to (through CTEs, subqueries, set operations) down to
+    `node.column`, serialised with commutative operands sorted. Two queries that compute the
+    same thing the same way get the same signatures whatever their formatting or aliases.
+    """
+
+    def __init__(self, prepared: PreparedQuery) -> None:
+        self.p = prepared
+        self.scope_of: dict[int, Scope] = {id(s.expression): s for s in prepared.root.traverse()}
+        self.col_memo: dict[tuple[int, str | int], str] = {}
+        self.row_memo: dict[int, str] = {}
+
+    # columns ----------------------------------------------------------------------------
+
+    def column(self, scope: Scope, column: str | int) -> str:
+        key = (id(scope), column)
+        found = self.col_memo.get(key)
+        if found is None:
+            self.col_memo[key] = "cycle"
+            text = self._column(scope, column)
+            found = text[2:] if text.startswith("c:") else _digest(text)
+            self.col_memo[key] = found
+        return found
+
+    def _column(self, scope: Scope, column: str | int) -> str:
+        expression = scope.expression
+        if isinstance(expression, exp.SetOperation):
+            index = column if isinstance(column, int) else _index_of(expression, column)
+            if index is None:
+                return f"missing:{column}"
+            branches = [self.column(b, index) for b in scope.set_operation_scopes]
+            return f"{type(expression).__name__}({','.join(sorted(branches))})"
+        if scope.is_udtf:
+            return "udtf:" + self.expr(scope, expression)
+        if not isinstance(expression, exp.Select):
+            return "opaque:" + expression.sql(comments=False)
+        selects = expression.selects
+        if isinstance(column, int):
+            projection = selects[column] if column < len(selects) else None
+        else:
+            projection = next((s for s in selects if s.alias_or_name == column), None)
+        if projection is None:
+            return f"missing:{column}"
+        return self.expr(scope, projection.unalias())
+
+    def resolve(self, scope: Scope, column: exp.Column, *, in_join: bool = False) -> str:
+        table = column.table
+        current: Scope | None = scope
+        while current is not None:
+            source = current.sources.get(table) if table else None
+            if source is not None:
+                if isinstance(source, exp.Table):
+                    base = f"{self.p.table_nodes.get(source.name, source.name)}.{column.name}"
+                else:
+                    base = self.column(source, column.name)
+                if not in_join:
+                    outer = self._outer_join(current, table)
+                    if outer:
+                        base = f"{base}@{outer}"
+                return base
+            current = current.parent
+        return f"unresolved:{column.sql(comments=False)}"
+
+    def _outer_join(self, scope: Scope, alias: str) -> str:
+        """For a source that is LEFT/FULL-joined, the join's signature: its condition and the
+        source's rows decide the column's values (but not the row count of the query)."""
+        select = scope.expression
+        if not isinstance(select, exp.Select):
+            return ""
+        for join in select.args.get("joins") or ():
+            if join.alias_or_name != alias:
+                continue
+            side = (join.side or "").upper()
+            if side in ("LEFT", "FULL") and not join.kind:
+                return f"{side}({self._join_sig(scope, join)})"
+        return ""
+
+    def _join_sig(self, scope: Scope, join: exp.Join) -> str:
+        source = scope.sources.get(join.alias_or_name)
+        if isinstance(source, exp.Table):
+            target = self.p.table_nodes.get(source.name, source.name)
+        elif source is not None:
+            target = "q" + self.rows(source)
+        else:
+            target = "?"
+        on = join.args.get("on")
+        using = join.args.get("using")
+        condition = self.expr(scope, on, in_join=True) if on is not None else ""
+        if using:
+            condition += "using:" + ",".join(sorted(u.name for u in using))
+        return f"{target}|{condition}"
+
+    # rows -------------------------------------------------------------------------------
+
+    def rows(self, scope: Scope) -> str:
+        found = self.row_memo.get(id(scope))
+        if found is None:
+            self.row_memo[id(scope)] = "cycle"
+            found = _digest(self._rows(scope))
+            self.row_memo[id(scope)] = found
+        return found
+
+    def _rows(self, scope: Scope) -> str:
+        return "\n".join(sorted(self._row_atoms(scope)))
+
+    def _row_atoms(self, scope: Scope) -> set[str]:
+        """The row set of a scope as a set of atoms: inner sources, conditions (inner-join ON
+        and WHERE conjuncts are interchangeable), grain, limits. Simple CTEs and subqueries in
+        FROM are inlined, so moving a filter into a CTE is no change."""
+        expression = scope.expression
+        if isinstance(expression, exp.SetOperation):
+            branches = sorted(self.rows(b) for b in scope.set_operation_scopes)
+            distinct = bool(expression.args.get("distinct"))
+            return {f"{type(expression).__name__}:{distinct}:{','.join(branches)}"}
+        if scope.is_udtf:
+            return {"udtf:" + self.expr(scope, expression)}
+        if not isinstance(expression, exp.Select):
+            return {"opaque:" + expression.sql(comments=False)}
+        atoms: set[str] = set()
+        from_ = expression.args.get("from") or expression.args.get("from_")
+        if from_ is not None:
+            atoms |= self._source_atoms(scope, from_.this)
+        for join in expression.args.get("joins") or ():
+            side = (join.side or "").upper()
+            kind = (join.kind or "").upper()
+            if kind in ("INNER", "OUTER"):
+                kind = ""
+            if side == "LEFT" and not kind:
+                # An outer join keeps every left row: it changes values, not the row set
+                # (fan-out aside), so it is part of the joined columns' signatures instead.
+                continue
+            if not side and kind in ("", "CROSS"):
+                atoms |= self._source_atoms(scope, join.this)
+                on = join.args.get("on")
+                if on is not None:
+                    atoms |= {"cond:" + self.expr(scope, c) for c in _conjuncts(on)}
+                if join.args.get("using"):
+                    atoms.add("using:" + self._join_condition(scope, join))
+                continue
+            source = "".join(sorted(self._source_atoms(scope, join.this)))
+            atoms.add(f"join:{side}:{kind}:{source}|{self._join_condition(scope, join)}")
+        where = expression.args.get("where")
+        if where is not None:
+            atoms |= {"cond:" + self.expr(scope, c) for c in _conjuncts(where.this)}
+        for arg in ("having", "qualify"):
+            clause = expression.args.get(arg)
+            if clause is not None:
+                atoms |= {f"{arg}:" + self.expr(scope, c) for c in _conjuncts(clause.this)}
+        group = expression.args.get("group")
+        if group is not None:
+            keys = sorted(self.expr(scope, g) for g in group.expressions)
+            atoms.add("group:" + ",".join(keys))
+        elif any(_has_aggregate(s) for s in expression.selects):
+            atoms.add("group:()")
+        if expression.args.get("distinct"):
+            width = len(expression.selects)
+            atoms.add("distinct:" + ",".join(sorted(self.column(scope, i) for i in range(width))))
+        if expression.args.get("limit") is not None or expression.args.get("offset") is not None:
+            for arg in ("order", "limit", "offset"):
+                clause = expression.args.get(arg)
+                if clause is not None:
+                    atoms.add(f"{arg}:" + self.expr(scope, clause))
+        return atoms
+
+    def _source_atoms(self, scope: Scope, node: exp.Expr) -> set[str]:
+        source = scope.sources.get(node.alias_or_name)
+        if isinstance(source, exp.Table):
+            return {"src:" + self.p.table_nodes.get(source.name, source.name)}
+        if source is not None:
+            if _is_simple(source):
+                return self._row_atoms(source)
+            return {"src:q" + self.rows(source)}
+        return {"src:" + self.expr(scope, node)}
+
+    def _join_condition(self, scope: Scope, join: exp.Join) -> str:
+        on = join.args.get("on")
+        using = join.args.get("using")
+        text = self.expr(scope, on, in_join=True) if on is not None else ""
+        if using:
+            text += "using:" + ",".join(sorted(u.name for u in using))
+        return text
+
+    # expressions ------------------------------------------------------------------------
+
+    def expr(self, scope: Scope, node: exp.Expr, *, in_join: bool = False) -> str:
+        return _canonical(node, lambda e: self._leaf(scope, e, in_join))
+
+    def _leaf(self, scope: Scope, node: exp.Expr, in_join: bool) -> str | None:
+        if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+            return "c:" + self.resolve(scope, node, in_join=in_join)
+        if isinstance(node, exp.Subquery | exp.Query):
+            inner = node.this if isinstance(node, exp.Subquery) else node
+            sub = self.scope_of.get(id(inner))
+            if sub is not None:
+                width = len(_first_select(sub.expression).selects)
+                cols = ",".join(self.column(sub, i) for i in range(width))
+                return f"sub:{self.rows(sub)}:{cols}"
+        return None
+
+
+def _canonical(node: Any, leaf: Callable[[exp.Expr], str | None]) -> str:
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(n, leaf) for n in node) + "]"
+    if not isinstance(node, exp.Expr):
+        return repr(node)
+    replaced = leaf(node)
+    if replaced is not None:
+        return replaced
+    if isinstance(node, exp.Paren):
+        return _canonical(node.this, leaf)
+    cls = type(node)
+    if isinstance(node, _COMMUTATIVE):
+        operands: list[exp.Expr] = []
+        stack: list[exp.Expr] = [node]
+        while stack:
+            current = stack.pop()
+            while isinstance(current, exp.Paren):
+                current = current.this
+            if type(current) is cls:
+                stack.extend((current.this, current.expression))
+            else:
+                operands.append(current)
+        return f"{cls.__name__}(" + ",".join(sorted(_canonical(o, leaf) for o in operands)) + ")"
+    if cls in _MIRRORED:
+        left = _canonical(node.this, leaf)
+        right = _canonical(node.expression, leaf)
+        return f"{_MIRRORED[cls]}({right},{left})"
+    if isinstance(node, exp.In) and node.expressions:
+        items = sorted(_canonical(e, leaf) for e in node.expressions)
+        return f"In({_canonical(node.this, leaf)},[{','.join(items)}],{node.args.get('not')!r})"
+    parts = []
+    for key in sorted(node.args):
+        if key in _SKIPPED_ARGS:
+            continue
+        value = node.args[key]
+        if value is None or value is False or value == []:
+            continue
+        parts.append(f"{key}={_canonical(value, leaf)}")
+    return f"{cls.__name__}[{';'.join(parts)}]"
+
+
+def _conjuncts(node: exp.Expr) -> list[exp.Expr]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return [*_conjuncts(node.this), *_conjuncts(node.expression)]
+    return [node]
+
+
+def _has_aggregate(node: exp.Expr) -> bool:
+    for agg in node.find_all(exp.AggFunc):
+        if not isinstance(agg.parent, exp.Window) and agg.find_ancestor(exp.Subquery) is None:
+            return True
+    return False
+
+
+def _is_simple(scope: Scope) -> bool:
+    """A plain projection + filter of its sources: inlining its rows changes no meaning."""
+    select = scope.expression
+    if not isinstance(select, exp.Select) or scope.is_udtf:
+        return False
+    for arg in ("group", "having", "qualify", "distinct", "limit", "offset"):
+        if select.args.get(arg) is not None:
+            return False
+    return not any(_has_aggregate(s) for s in select.selects)
+
+
+def _index_of(expression: exp.Expr, column: str) -> int | None:
+    select = _first_select(expression)
+    for i, projection in enumerate(select.selects):
+        if projection.alias_or_name == column:
+            return i
+    return None
+
+
+def _first_select(expression: exp.Expr) -> exp.Select:
+    while isinstance(expression, exp.SetOperation | exp.Subquery):
+        expression = expression.this
+    assert isinstance(expression, exp.Select)
+    return expression
+
+
+@dataclass(frozen=True)
+class SqlChange:
+    """How two versions of one model's SQL differ, column by column."""
+
+    change: ChangeKind | None
+    """None when the queries are equivalent."""
+    changed_columns: tuple[str, ...] = ()
+    added_columns: tuple[str, ...] = ()
+    removed_columns: tuple[str, ...] = ()
+    renamed_columns: tuple[tuple[str, str], ...] = ()
+    type_changed_columns: tuple[str, ...] = ()
+    rows_affected: bool = False
+    reasons: tuple[str, ...] = ()
+    base_columns: tuple[str, ...] | None = None
+    head_columns: tuple[str, ...] | None = None
+
+
+def _output(prepared: PreparedQuery) -> list[tuple[str, exp.Expr]] | None:
+    select = _first_select(prepared.root.expression)
+    out = []
+    for projection in select.selects:
+        if projection.is_star:
+            return None
+        name = projection.alias_or_name
+        out.append((name.lower() if prepared.lower_names else name, projection.unalias()))
+    return out
+
+
+def _cast_type(node: exp.Expr) -> str | None:
+    if isinstance(node, exp.Cast | exp.TryCast):
+        to = node.args.get("to")
+        return to.sql() if to is not None else None
+    return None
+
+
+def classify_prepared(base: PreparedQuery, head: PreparedQuery) -> SqlChange:
+    """Compare two prepared versions of a model's query."""
+    base_out, head_out = _output(base), _output(head)
+    if base_out is None or head_out is None:
+        same = _canonical(base.root.expression, lambda e: None) == _canonical(
+            head.root.expression, lambda e: None
+        )
+        if same:
+            return SqlChange(None)
+        return SqlChange(
+            ChangeKind.UNKNOWN, reasons=("output columns unknown (SELECT * over unknown columns)",)
+        )
+    bs, hs = _Signer(base), _Signer(head)
+    base_sig = {name: bs.column(base.root, i) for i, (name, _) in enumerate(base_out)}
+    head_sig = {name: hs.column(head.root, i) for i, (name, _) in enumerate(head_out)}
+    rows_changed = bs.rows(base.root) != hs.rows(head.root)
+    removed = [n for n in base_sig if n not in head_sig]
+    added = [n for n in head_sig if n not in base_sig]
+    renamed: list[tuple[str, str]] = []
+    for old in list(removed):
+        match = next((new for new in added if head_sig[new] == base_sig[old]), None)
+        if match is not None:
+            renamed.append((old, match))
+            removed.remove(old)
+            added.remove(match)
+    modified = [n for n in head_sig if n in base_sig and head_sig[n] != base_sig[n]]
+    base_expr, head_expr = dict(base_out), dict(head_out)
+    type_changed = [
+        n
+        for n in modified
+        if _cast_type(base_expr[n]) != _cast_type(head_expr[n])
+        and (_cast_type(base_expr[n]) is not None or _cast_type(head_expr[n]) is not None)
+    ]
+    reasons: list[str] = []
+    if removed:
+        reasons.append("removed columns: " + ", ".join(removed))
+    if renamed:
+        reasons.append("renamed columns: " + ", ".join(f"{a} -> {b}" for a, b in renamed))
+    if type_changed:
+        reasons.append("type changed: " + ", ".join(type_changed))
+    if rows_changed:
+        reasons.append("filter, join or grain changed (rows may differ)")
+    if modified:
+        reasons.append("changed columns: " + ", ".join(modified))
+    if added:
+        reasons.append("new columns: " + ", ".join(added))
+    if removed or renamed or type_changed or rows_changed:
+        kind: ChangeKind | None = ChangeKind.BREAKING
+    elif modified:
+        kind = ChangeKind.PARTIAL
+    elif added:
+        kind = ChangeKind.ADDITIVE
+    else:
+        kind = None
+    changed = [*modified, *added, *(new for _, new in renamed)]
+    if rows_changed:
+        changed = list(head_sig)
+    return SqlChange(
+        change=kind,
+        changed_columns=tuple(changed),
+        added_columns=tuple(added),
+        removed_columns=tuple(removed),
+        renamed_columns=tuple(renamed),
+        type_changed_columns=tuple(type_changed),
+        rows_affected=rows_changed,
+        reasons=tuple(reasons),
+        base_columns=tuple(base_sig),
+        head_columns=tuple(head_sig),
+    )
+
+
+def classify_sql(
+    base_sql: str,
+    head_sql: str,
+    dialect: str,
+    *,
+    relations: RelationIndex | None = None,
+    base_schemas: Mapping[str, tuple[str, ...] | None] | None = None,
+    head_schemas: Mapping[str, tuple[str, ...] | None] | None = None,
+) -> SqlChange:
+    """Classify the change from `base_sql` to `head_sql` (one model's compiled SQL)."""
+    relations = relations or RelationIndex({}, {})
+    try:
+        base = prepare(base_sql, dialect, relations, base_schemas or {})
+        head = prepare(head_sql, dialect, relations, head_schemas or base_schemas or {})
+    except LineageError as exc:
+        return SqlChange(ChangeKind.UNKNOWN, reasons=(str(exc),))
+    return classify_prepared(base, head)
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata (YAML) comparison
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model's YAML says, reduced to what can change without changing the data."""
+
+    description: str | None
+    columns: Mapping[str, tuple[str | None, str | None]]
+    """column -> (description, data_type)."""
+    tests: frozenset[tuple[str, str]]
+    """(column or "", test name)."""
+    contract_enforced: bool
+    config: Mapping[str, Any]
+
+
+def _doc_text(text: Any) -> str | None:
+    # `{{ doc('x') }}` is rendered in the manifest and not here: do not compare those.
+    if text is None:
+        return ""
+    text = str(text).strip()
+    return None if "{{" in text else text
+
+
+def meta_from_manifest(manifest: Manifest, node: Node) -> ModelMeta:
+    tests = frozenset(
+        (t.column_name or "", t.test_name)
+        for t in manifest.tests
+        if t.attached_node == node.unique_id
+    )
+    columns = {
+        name.lower(): (_doc_text(info.description), (info.data_type or "").lower() or None)
+        for name, info in node.columns.items()
+    }
+    return ModelMeta(
+        description=_doc_text(node.raw.get("description")),
+        columns=columns,
+        tests=tests,
+        contract_enforced=node.contract_enforced,
+        config={},
+    )
+
+
+def _test_names(entries: Any, column: str) -> set[tuple[str, str]]:
+    names = set()
+    for entry in entries or ():
+        if isinstance(entry, str):
+            names.add((column, entry.split(".")[-1]))
+        elif isinstance(entry, Mapping) and entry:
+            key = next(iter(entry))
+            if key in ("name", "test_name") and len(entry) > 1:
+                key = str(entry.get("test_name") or entry.get("name"))
+            names.add((column, str(key).split(".")[-1]))
+    return names
+
+
+def meta_from_yaml(entry: Mapping[str, Any]) -> ModelMeta:
+    tests = _test_names(entry.get("data_tests") or entry.get("tests"), "")
+    columns = {}
+    for col in entry.get("columns") or ():
+        if not isinstance(col, Mapping) or "name" not in col:
+            continue
+        name = str(col["name"]).lower()
+        data_type = col.get("data_type")
+        columns[name] = (
+            _doc_text(col.get("description")),
+            str(data_type).lower() if data_type else None,
+        )
+        tests |= _test_names(col.get("data_tests") or col.get("tests"), name)
+    config = entry.get("config") or {}
+    contract = config.get("contract") or entry.get("contract") or {}
+    return ModelMeta(
+        description=_doc_text(entry.get("description")),
+        columns=columns,
+        tests=frozenset(tests),
+        contract_enforced=bool(contract.get("enforced"))
+        if isinstance(contract, Mapping)
+        else False,
+        config={},
+    )
+
+
+def _meta_differences(base: ModelMeta, head: ModelMeta) -> tuple[list[str], list[str]]:
+    """(metadata differences, contract-breaking differences)."""
+    meta: list[str] = []
+    breaking: list[str] = []
+    if (
+        base.description is not None
+        and head.description is not None
+        and base.description != head.description
+    ):
+        meta.append("description changed")
+    for name in sorted(set(base.columns) | set(head.columns)):
+        b, h = base.columns.get(name), head.columns.get(name)
+        if b is None:
+            meta.append(f"column {name} documented")
+            continue
+        if h is None:
+            meta.append(f"column {name} no longer documented")
+            if base.contract_enforced:
+                breaking.append(f"contract column {name} removed")
+            continue
+        if b[0] is not None and h[0] is not None and b[0] != h[0]:
+            meta.append(f"column {name} description changed")
+        if (b[1] or None) != (h[1] or None) and (b[1] or h[1]):
+            if base.contract_enforced and head.contract_enforced:
+                breaking.append(f"contract type of {name} changed: {b[1]} -> {h[1]}")
+            else:
+                meta.append(f"column {name} data_type changed")
+    if base.tests != head.tests:
+        added = sorted(head.tests - base.tests)
+        removed = sorted(base.tests - head.tests)
+        if added:
+            meta.append("tests added: " + ", ".join(f"{t}({c})" if c else t for c, t in added))
+        if removed:
+            meta.append("tests removed: " + ", ".join(f"{t}({c})" if c else t for c, t in removed))
+    if base.contract_enforced and not head.contract_enforced:
+        breaking.append("contract enforcement removed")
+    elif head.contract_enforced and not base.contract_enforced:
+        meta.append("contract enforced")
+    return meta, breaking
+
+
+def read_yaml_models(project_dir: Path, model_paths: Iterable[str]) -> dict[str, ModelMeta]:
+    """Model entries of every schema YAML file under the model paths, by model name."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    result: dict[str, ModelMeta] = {}
+    for folder in model_paths:
+        base = project_dir / folder
+        if not base.is_dir():
+            continue
+        for path in sorted([*base.rglob("*.yml"), *base.rglob("*.yaml")]):
+            try:
+                data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+            except yaml.YAMLError as exc:
+                raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+            if not isinstance(data, Mapping):
+                continue
+            for entry in data.get("models") or ():
+                if isinstance(entry, Mapping) and entry.get("name"):
+                    result[str(entry["name"])] = meta_from_yaml(entry)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The working tree
+
+
+@dataclass(frozen=True)
+class WorkingModel:
+    name: str
+    path: str
+    """Relative to the project directory, with forward slashes (as dbt's original_file_path)."""
+    raw_code: str
+    checksum: str
+    language: str
+
+
+def scan_models(project_dir: Path, model_paths: Iterable[str]) -> dict[str, WorkingModel]:
+    models: dict[str, WorkingModel] = {}
+    for folder in model_paths:
+        base = project_dir / folder
+        if not base.is_dir():
+            continue
+        for root, _dirs, files in os.walk(base):
+            for filename in files:
+                if not filename.endswith((".sql", ".py")):
+                    continue
+                path = Path(root) / filename
+                data = path.read_bytes()
+                text = data.decode("utf-8")
+                name = filename.rsplit(".", 1)[0]
+                models[name] = WorkingModel(
+                    name=name,
+                    path=path.relative_to(project_dir).as_posix(),
+                    raw_code=text,
+                    checksum=hashlib.sha256(data).hexdigest(),
+                    language="python" if filename.endswith(".py") else "sql",
+                )
+    return models
+
+
+# --------------------------------------------------------------------------------------------
+# Impact
+
+
+@dataclass
+class _Version:
+    """One side of a changed model: its SQL (or why there is none) and metadata."""
+
+    sql: str | None
+    error: str | None
+    meta: ModelMeta | None
+    depends_on: tuple[str, ...] = ()
+
+
+def _exposure_names(manifest: Manifest) -> dict[str, tuple[str, ...]]:
+    """model unique id -> names of exposures that depend on it directly."""
+    result: dict[str, list[str]] = {}
+    for exposure in manifest.exposures.values():
+        for parent in (exposure.get("depends_on") or {}).get("nodes") or ():
+            result.setdefault(parent, []).append(str(exposure.get("name")))
+    return {k: tuple(sorted(v)) for k, v in result.items()}
+
+
+def impact_radius(
+    manifest: Manifest,
+    lineage: ProjectLineage,
+    changes: Mapping[str, tuple[set[str], bool]],
+) -> dict[str, Impacted]:
+    """Downstream impact of each changed model.
+
+    `changes` maps a changed model to (its changed/removed columns, rows_affected). A value
+    edge carries a changed column to its targets; a row edge (filter/join/group key) from a
+    changed column, or any edge from a row-affected model, makes the whole target row-affected.
+    """
+    order = [n.unique_id for n in topological_models(manifest)]
+    position = {uid: i for i, uid in enumerate(order)}
+    exposures = _exposure_names(manifest)
+    results: dict[str, Impacted] = {}
+    for uid, (columns, rows) in changes.items():
+        value_cols: dict[str, set[str]] = {uid: set(columns)}
+        row_models: set[str] = {uid} if rows else set()
+        descendants = sorted(
+            (d for d in manifest.descendants([uid]) if d in position), key=position.__getitem__
+        )
+        for child in descendants:
+            model = lineage.models.get(child)
+            if model is None:
+                continue
+            for edge in model.edges:
+                parent = edge.source_node
+                if parent in row_models:
+                    row_models.add(child)
+                    break
+                changed = value_cols.get(parent)
+                if not changed:
+                    continue
+                if edge.source_column in changed or edge.source_column == STAR:
+                    if (
+                        edge.kind.affects_rows
+                        or edge.kind is EdgeKind.UNKNOWN
+                        and edge.target_column == STAR
+                    ):
+                        row_models.add(child)
+                        break
+                    value_cols.setdefault(child, set()).add(edge.target_column)
+        impacted_models = sorted(
+            {
+                m
+                for m in (*row_models, *value_cols)
+                if m != uid and (m in row_models or value_cols[m])
+            },
+            key=position.__getitem__,
+        )
+        columns_out: list[str] = []
+        for model_uid in impacted_models:
+            name = lineage.names.get(model_uid, model_uid)
+            if model_uid in row_models:
+                cols = lineage.schemas.get(model_uid) or (STAR,)
+            else:
+                cols = tuple(sorted(value_cols.get(model_uid, ())))
+            columns_out.extend(f"{name}.{c}" for c in cols)
+        touched = {uid, *impacted_models}
+        exposure_names = sorted({e for m in touched for e in exposures.get(m, ())})
+        contracted = [
+            lineage.names.get(m, m)
+            for m in impacted_models
+            if (node := manifest.get(m)) is not None and node.contract_enforced
+        ]
+        results[uid] = Impacted(
+            models=tuple(lineage.names.get(m, m) for m in impacted_models),
+            columns=tuple(columns_out),
+            row_affected_models=tuple(
+                lineage.names.get(m, m) for m in impacted_models if m in row_models
+            ),
+            exposures=tuple(exposure_names),
+            contracted_models=tuple(contracted),
+        )
+    return results
+
+
+def analyze_impact(
+    project_dir: Path,
+    base_manifest_path: Path,
+    *,
+    state_dir: Path | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> ImpactReport:
+    """The static path: base manifest vs the working tree, without dbt or a database."""
+    from dataops_dev.dbt.project import read_project
+    from dataops_dev.dbt.render import Renderer, RenderError, context_for
+
+    watch = Stopwatch()
+    started = time.perf_counter()
+    with watch.measure("load_manifest"):
+        manifest = Manifest.load(base_manifest_path)
+        project = read_project(project_dir)
+        dialect = dialect_for(manifest)
+    with watch.measure("scan"):
+        working = scan_models(project_dir, project.model_paths)
+        yaml_meta = read_yaml_models(project_dir, project.model_paths)
+    base_models = {n.name: n for n in manifest.models()}
+    # Files are matched by name: a moved file is the same model.
+    changed: list[str] = []
+    added: list[str] = []
+    for name, model in sorted(working.items()):
+        node = base_models.get(name)
+        if node is None:
+            added.append(name)
+        elif node.checksum != model.checksum:
+            changed.append(name)
+    removed = sorted(n for n in base_models if n not in working)
+    meta_changed = []
+    for name, meta in yaml_meta.items():
+        node = base_models.get(name)
+        if node is None or name in changed:
+            continue
+        if meta_from_manifest(manifest, node) != meta and any(
+            _meta_differences(meta_from_manifest(manifest, node), meta)
+        ):
+            meta_changed.append(name)
+    renderer: Renderer | None = None
+    if changed or added:
+        with watch.measure("render_setup"):
+            context = context_for(
+                project_dir,
+                manifest,
+                project_name=project.name,
+                vars=project.vars,
+                macro_paths=project.macro_paths,
+            )
+            renderer = Renderer(context, manifest, extra_models=added)
+
+    def render(name: str, raw_code: str, language: str) -> _Version:
+        if language != "sql":
+            return _Version(None, "Python model", None)
+        assert renderer is not None
+        try:
+            rendered = renderer.render(raw_code, model_name=name)
+        except RenderError as exc:
+            return _Version(None, exc.message, None)
+        return _Version(rendered.sql, None, None, rendered.depends_on)
+
+    base_versions: dict[str, _Version] = {}
+    head_versions: dict[str, _Version] = {}
+    with watch.measure("render"):
+        for name in changed:
+            node = base_models[name]
+            model = working[name]
+            head_versions[name] = render(name, model.raw_code, model.language)
+            base = render(name, node.raw_code, node.language)
+            if base.sql is None and node.compiled_code:
+                base = _Version(node.compiled_code, None, None, node.depends_on_nodes)
+            base_versions[name] = base
+        for name in added:
+            model = working[name]
+            head_versions[name] = render(name, model.raw_code, model.language)
+
+    cache_dir = default_cache_dir(state_dir) if state_dir is not None else None
+
+    def base_sql(node: Node) -> str | None:
+        if node.compiled_code:
+            return node.compiled_code
+        if renderer is None:
+            return None
+        version = render(node.name, node.raw_code, node.language)
+        return version.sql
+
+    with watch.measure("lineage"):
+        lineage = compute_lineage(manifest, dialect=dialect, cache_dir=cache_dir, sql_for=base_sql)
+    relations = RelationIndex.from_manifest(manifest)
+    report_models: list[ModelChange] = []
+    unchanged: list[str] = []
+    radius_input: dict[str, tuple[set[str], bool]] = {}
+    exposures = _exposure_names(manifest)
+    head_schemas: dict[str, tuple[str, ...] | None] = dict(lineage.schemas)
+    pending: dict[str, ModelChange] = {}
+    with watch.measure("classify"):
+        order = {n.name: i for i, n in enumerate(topological_models(manifest))}
+        for name in sorted(changed, key=lambda n: order.get(n, 0)):
+            node = base_models[name]
+            base_v, head_v = base_versions[name], head_versions[name]
+            yaml_entry = yaml_meta.get(name)
+            meta_diff, contract_breaks = (
+                _meta_differences(meta_from_manifest(manifest, node), yaml_entry)
+                if yaml_entry is not None
+                else ([], [])
+            )
+            if base_v.sql is None or head_v.sql is None:
+                reason = head_v.error or base_v.error or "cannot render"
+                pending[node.unique_id] = ModelChange(
+                    name,
+                    node.unique_id,
+                    ModelStatus.MODIFIED,
+                    ChangeKind.UNKNOWN,
+                    reasons=(reason,),
+                    contract_enforced=node.contract_enforced,
+                    rows_affected=True,
+                )
+                radius_input[node.unique_id] = (
+                    set(lineage.schemas.get(node.unique_id) or ()),
+                    True,
+                )
+                continue
+            try:
+                base_p = prepare(base_v.sql, dialect, relations, lineage.schemas)
+                head_p = prepare(head_v.sql, dialect, relations, head_schemas)
+            except LineageError as exc:
+                pending[node.unique_id] = ModelChange(
+                    name,
+                    node.unique_id,
+                    ModelStatus.MODIFIED,
+                    ChangeKind.UNKNOWN,
+                    reasons=(str(exc),),
+                    contract_enforced=node.contract_enforced,
+                    rows_affected=True,
+                )
+                radius_input[node.unique_id] = (
+                    set(lineage.schemas.get(node.unique_id) or ()),
+                    True,
+                )
+                continue
+            sql_change = classify_prepared(base_p, head_p)
+            head_lineage = lineage_of_prepared(node.unique_id, head_p)
+            head_schemas[node.unique_id] = head_lineage.columns
+            kind = sql_change.change
+            reasons = list(sql_change.reasons)
+            if contract_breaks:
+                reasons.extend(contract_breaks)
+                kind = ChangeKind.BREAKING
+            if kind is None:
+                if meta_diff:
+                    kind = ChangeKind.METADATA
+                    reasons.extend(meta_diff)
+                else:
+                    unchanged.append(name)
+                    continue
+            elif meta_diff:
+                reasons.extend(meta_diff)
+            contract_broken = node.contract_enforced and (
+                bool(contract_breaks)
+                or bool(sql_change.removed_columns or sql_change.renamed_columns)
+                or bool(sql_change.type_changed_columns)
+            )
+            affected = set(sql_change.changed_columns) | set(sql_change.removed_columns)
+            affected |= {old for old, _ in sql_change.renamed_columns}
+            if kind in (ChangeKind.BREAKING, ChangeKind.PARTIAL, ChangeKind.UNKNOWN):
+                radius_input[node.unique_id] = (affected, sql_change.rows_affected)
+            pending[node.unique_id] = ModelChange(
+                name=name,
+                unique_id=node.unique_id,
+                status=ModelStatus.MODIFIED,
+                change=kind,
+                changed_columns=sql_change.changed_columns,
+                added_columns=sql_change.added_columns,
+                removed_columns=sql_change.removed_columns,
+                renamed_columns=sql_change.renamed_columns,
+                type_changed_columns=sql_change.type_changed_columns,
+                rows_affected=sql_change.rows_affected,
+                reasons=tuple(reasons),
+                contract_enforced=node.contract_enforced,
+                contract_broken=contract_broken,
+            )
+        for name in sorted(meta_changed):
+            node = base_models[name]
+            yaml_entry = yaml_meta[name]
+            meta_diff, contract_breaks = _meta_differences(
+                meta_from_manifest(manifest, node), yaml_entry
+            )
+            if not meta_diff and not contract_breaks:
+                continue
+            kind = ChangeKind.BREAKING if contract_breaks else ChangeKind.METADATA
+            pending[node.unique_id] = ModelChange(
+                name,
+                node.unique_id,
+                ModelStatus.MODIFIED,
+                kind,
+                reasons=tuple(contract_breaks + meta_diff),
+                contract_enforced=node.contract_enforced,
+                contract_broken=bool(contract_breaks),
+            )
+        for name in removed:
+            node = base_models[name]
+            pending[node.unique_id] = ModelChange(
+                name,
+                node.unique_id,
+                ModelStatus.REMOVED,
+                ChangeKind.BREAKING,
+                removed_columns=tuple(lineage.schemas.get(node.unique_id) or ()),
+                rows_affected=True,
+                reasons=("model removed",),
+                contract_enforced=node.contract_enforced,
+                contract_broken=node.contract_enforced,
+            )
+            radius_input[node.unique_id] = (set(lineage.schemas.get(node.unique_id) or ()), True)
+        for name in added:
+            head_v = head_versions[name]
+            uid = f"model.{project.name}.{name}"
+            columns: tuple[str, ...] = ()
+            reasons = ["new model"]
+            kind = ChangeKind.ADDITIVE
+            if head_v.sql is not None:
+                try:
+                    head_p = prepare(head_v.sql, dialect, relations, head_schemas)
+                    columns = tuple(lineage_of_prepared(uid, head_p).columns or ())
+                except LineageError as exc:
+                    reasons.append(str(exc))
+            pending[uid] = ModelChange(
+                name,
+                uid,
+                ModelStatus.ADDED,
+                kind,
+                changed_columns=columns,
+                added_columns=columns,
+                reasons=tuple(reasons),
+            )
+    with watch.measure("radius"):
+        radius = impact_radius(manifest, lineage, radius_input)
+    diff_needed: set[str] = set()
+    no_diff: set[str] = set()
+    for uid, change in pending.items():
+        impacted = radius.get(uid, Impacted())
+        direct = exposures.get(uid, ())
+        feeding = tuple(sorted(set(direct) | set(impacted.exposures)))
+        report_models.append(_replace(change, impacted=impacted, exposures=feeding))
+        if change.change is not ChangeKind.METADATA and change.status is not ModelStatus.REMOVED:
+            diff_needed.add(change.name)
+        diff_needed.update(impacted.models)
+        if change.status is ModelStatus.MODIFIED:
+            for d in manifest.descendants([uid]):
+                node = manifest.get(d)
+                if node is not None and node.resource_type == "model":
+                    no_diff.add(node.name)
+    no_diff -= diff_needed
+    no_diff -= {m.name for m in report_models}
+    watch.timings["total"] = time.perf_counter() - started
+    watch.timings["lineage_computed"] = float(lineage.stats.computed)
+    watch.timings["lineage_cached"] = float(lineage.stats.cached)
+    report_models.sort(key=lambda m: (order_key(m.change), m.name))
+    return ImpactReport(
+        base_manifest=str(base_manifest_path),
+        dialect=dialect,
+        models=tuple(report_models),
+        unchanged=tuple(sorted(unchanged)),
+        diff_needed=tuple(sorted(diff_needed)),
+        no_diff_needed=tuple(sorted(no_diff)),
+        timings=dict(watch.timings),
+    )
+
+
+_ORDER = {
+    ChangeKind.BREAKING: 0,
+    ChangeKind.UNKNOWN: 1,
+    ChangeKind.PARTIAL: 2,
+    ChangeKind.ADDITIVE: 3,
+    ChangeKind.METADATA: 4,
+}
+
+
+def order_key(kind: ChangeKind) -> int:
+    return _ORDER[kind]
+
+
+def _replace(change: ModelChange, **kwargs: Any) -> ModelChange:
+    import dataclasses
+
+    return dataclasses.replace(change, **kwargs)
