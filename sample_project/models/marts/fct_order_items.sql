@@ -1,0 +1,42 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_item_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+-- Order lines, loaded incrementally. Orders change after they are placed (shipped,
+-- returned, late corrections), so new work is found by the order's updated_at, not by
+-- ordered_at: a returned order from last month is picked up again and its lines replaced.
+
+with order_items as (
+
+    select * from {{ ref('int_order_items_enriched') }}
+
+    {% if is_incremental() %}
+    where order_updated_at > (select max(order_updated_at) from {{ this }})
+    {% endif %}
+
+)
+
+select
+    order_item_id,
+    order_id,
+    product_id,
+    customer_id,
+    store_id,
+    order_date,
+    ordered_at,
+    order_updated_at,
+    order_status,
+    category,
+    quantity,
+    unit_price,
+    discount_pct,
+    gross_amount,
+    net_amount,
+    cost_amount,
+    net_amount - cost_amount as margin_amount
+from order_items
