@@ -115,6 +115,28 @@ class MaskingConfig:
 
 
 @dataclass(frozen=True)
+class ToleranceConfig:
+    abs: float = 0.0
+    """Values within this absolute difference are equal."""
+    rel: float = 0.0
+    """Values within this fraction of the larger magnitude are equal."""
+
+
+@dataclass(frozen=True)
+class DiffConfig:
+    examples: int = 5
+    """Example values (key, before, after) kept per changed column; examples are masked data."""
+    example_rows: int = 20
+    """Example rows (added, removed, changed) kept per model."""
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Model name -> key columns, for models whose dbt project declares no key."""
+    tolerance: Mapping[str, ToleranceConfig] = field(default_factory=dict)
+    """`model.column` (or `*.column`) -> {abs:, rel:}: numeric tolerance for value diffs."""
+    timestamp_precision: Mapping[str, str] = field(default_factory=dict)
+    """`model.column` (or `*.column`) -> second | millisecond | ...: truncate before comparing."""
+
+
+@dataclass(frozen=True)
 class Config:
     version: int = 1
     """Config format version; only 1 exists."""
@@ -129,6 +151,7 @@ class Config:
     environments: EnvironmentsConfig = field(default_factory=EnvironmentsConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    diff: DiffConfig = field(default_factory=DiffConfig)
 
 
 @dataclass(frozen=True)

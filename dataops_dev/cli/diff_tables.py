@@ -1,0 +1,195 @@
+"""`dataops-dev diff-tables LEFT RIGHT`: diff two arbitrary relations in one database.
+
+Used by scripts and by our own checks; the JSON shape is `TableDiff.to_dict()` (plus `profile`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dataops_dev.cli import AppContext, emit_json, format_options, resolve_format
+
+_DSN = re.compile(r"^(postgres(ql)?://|.*\b(dbname|host|user)=)", re.IGNORECASE)
+
+
+def open_engine(database: str) -> Any:
+    """A PostgreSQL DSN/conninfo, or a DuckDB file opened read-only."""
+    from dataops_dev.errors import UsageError
+
+    if _DSN.match(database):
+        from dataops_dev.engines.postgres import PostgresEngine
+
+        return PostgresEngine(database)
+    path = Path(database)
+    if not path.is_file():
+        raise UsageError(
+            f"database {database} is neither a DuckDB file nor a PostgreSQL DSN",
+            "pass --database path/to/file.duckdb or --database postgresql://user@host/db",
+        )
+    from dataops_dev.engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine(path, read_only=True)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    from dataops_dev.errors import UsageError
+
+    pairs = {}
+    for value in values:
+        name, sep, setting = value.rpartition("=")
+        if not sep or not name or not setting:
+            raise UsageError(f"{option} expects COLUMN=VALUE, got {value!r}")
+        pairs[name] = setting
+    return pairs
+
+
+def _number(text: str, option: str) -> float:
+    from dataops_dev.errors import UsageError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{option} expects a number, got {text!r}") from None
+
+
+@click.command("diff-tables")
+@click.argument("left")
+@click.argument("right")
+@click.option("--key", help="Key column(s), comma-separated; omit for a keyless diff.")
+@click.option(
+    "--database",
+    required=True,
+    help="DuckDB file (opened read-only) or PostgreSQL DSN holding both relations.",
+)
+@click.option("--examples", default=5, show_default=True, help="Example values per column.")
+@click.option("--example-rows", default=20, show_default=True, help="Example rows overall.")
+@click.option("--tolerance", multiple=True, metavar="COL=ABS", help="Absolute float tolerance.")
+@click.option("--rel-tolerance", multiple=True, metavar="COL=REL", help="Relative float tolerance.")
+@click.option(
+    "--timestamp-precision",
+    multiple=True,
+    metavar="COL=UNIT",
+    help="Truncate before comparing: day, hour, minute, second, millisecond, microsecond.",
+)
+@click.option("--cast", multiple=True, metavar="COL=TYPE", help="Compare COL after casting both.")
+@click.option("--profile", "with_profile", is_flag=True, help="Add a profile diff.")
+@format_options()
+@click.pass_obj
+def diff_tables(
+    app: AppContext,
+    left: str,
+    right: str,
+    key: str | None,
+    database: str,
+    examples: int,
+    example_rows: int,
+    tolerance: tuple[str, ...],
+    rel_tolerance: tuple[str, ...],
+    timestamp_precision: tuple[str, ...],
+    cast: tuple[str, ...],
+    with_profile: bool,
+    output_format: str,
+    as_json: bool,
+) -> None:
+    """Diff LEFT (base) and RIGHT (head), each `[database.]schema.table`."""
+    from dataops_dev.diffing import DiffOptions, Tolerance, diff_relations, profile_diff
+    from dataops_dev.engines.base import Relation
+
+    absolute = {c: _number(v, "--tolerance") for c, v in _pairs(tolerance, "--tolerance").items()}
+    relative = {
+        c: _number(v, "--rel-tolerance")
+        for c, v in _pairs(rel_tolerance, "--rel-tolerance").items()
+    }
+    options = DiffOptions(
+        examples=examples,
+        example_rows=example_rows,
+        tolerance={
+            c: Tolerance(abs=absolute.get(c, 0.0), rel=relative.get(c, 0.0))
+            for c in {*absolute, *relative}
+        },
+        timestamp_precision=_pairs(timestamp_precision, "--timestamp-precision"),
+        casts=_pairs(cast, "--cast"),
+    )
+    key_columns = [k.strip() for k in key.split(",") if k.strip()] if key else None
+    engine = open_engine(database)
+    try:
+        result = diff_relations(
+            engine,
+            Relation.parse(left),
+            Relation.parse(right),
+            key=key_columns,
+            options=options,
+            reporter=app.reporter(),
+        )
+        profile = (
+            profile_diff(engine, Relation.parse(left), Relation.parse(right))
+            if with_profile
+            else None
+        )
+    finally:
+        engine.close()
+    data = result.to_dict()
+    if profile is not None:
+        data["profile"] = profile.to_dict()
+    fmt = resolve_format(output_format, as_json)
+    if fmt == "json":
+        emit_json(data)
+    elif fmt == "markdown":
+        click.echo(render_markdown(data))
+    else:
+        click.echo(render_text(data))
+
+
+def _row_summary(rows: dict[str, Any]) -> list[tuple[str, Any]]:
+    return list(rows.items())
+
+
+def render_text(data: dict[str, Any]) -> str:
+    lines = [f"{data['left']} -> {data['right']}  ({data['mode']}, key: {data['key'] or '-'})"]
+    schema = data["schema"]
+    for label in ("added", "removed"):
+        for column in schema[label]:
+            lines.append(f"  column {label}: {column['name']} {column['type']}")
+    for change in schema["type_changed"]:
+        lines.append(
+            f"  type changed: {change['name']} {change['left_type']} -> {change['right_type']}"
+            f" (compared as {change['compared_as']})"
+        )
+    for rename in schema["renamed"]:
+        lines.append(f"  renamed: {rename['from']} -> {rename['to']} ({rename['reason']})")
+    lines.append("  rows: " + ", ".join(f"{k} {v}" for k, v in _row_summary(data["rows"])))
+    keys = data.get("keys")
+    if keys and any(
+        keys[k] for k in ("null_left", "null_right", "duplicate_left", "duplicate_right")
+    ):
+        lines.append(
+            f"  keys: null {keys['null_left']}/{keys['null_right']}, "
+            f"duplicated {keys['duplicate_left']}/{keys['duplicate_right']} (left/right)"
+        )
+    for column in data["columns"]:
+        if not column["changed"]:
+            continue
+        lines.append(
+            f"  {column['name']}: {column['changed']} changed ({column['match_pct']}% match)"
+        )
+        for example in column["examples"]:
+            lines.append(f"      {example['key']}: {example['before']!r} -> {example['after']!r}")
+    if data.get("candidate_keys"):
+        lines.append("  candidate keys: " + ", ".join("+".join(k) for k in data["candidate_keys"]))
+    return "\n".join(lines)
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    lines = [f"### `{data['left']}` → `{data['right']}`", ""]
+    lines += ["| rows | " + " | ".join(data["rows"]) + " |"]
+    lines += ["|---" * (len(data["rows"]) + 1) + "|"]
+    lines += ["| | " + " | ".join(str(v) for v in data["rows"].values()) + " |", ""]
+    changed = [c for c in data["columns"] if c["changed"]]
+    if changed:
+        lines += ["| column | changed | match % |", "|---|---|---|"]
+        lines += [f"| `{c['name']}` | {c['changed']} | {c['match_pct']} |" for c in changed]
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""Column profiles of a relation and their diff, computed in two scans per relation.
+
+Scan 1 is one aggregate (count, nulls, distinct, min, max, mean, quartiles for every column); scan 2
+unpivots every row once (LATERAL VALUES) and groups it twice (GROUPING SETS): top values and
+histogram bins for every column together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from dataops_dev.diffing import sql
+from dataops_dev.diffing.model import (
+    ColumnProfile,
+    ColumnProfileDiff,
+    HistogramBin,
+    ProfileDiff,
+    TableProfile,
+    TopValue,
+)
+from dataops_dev.diffing.schema import text_type, type_family
+from dataops_dev.engines.base import Column, Engine, Relation
+from dataops_dev.errors import UsageError
+
+QUANTILES = (0.25, 0.5, 0.75)
+BINS = 10
+TOP_VALUES = 5
+
+
+def _orderable(family: str, dialect: str) -> bool:
+    # PostgreSQL has no min()/max() over booleans; "other" types (json, lists) may not sort.
+    return family in ("numeric", "temporal", "text") or (
+        family == "boolean" and dialect == "duckdb"
+    )
+
+
+def stats_sql(relation: Relation, columns: Sequence[Column], dialect: str) -> exp.Select:
+    projections: list[exp.Expr] = [sql.alias(sql.count_star(), "rows")]
+    for index, column in enumerate(columns):
+        value: exp.Expr = sql.col(column.name)
+        family = type_family(column.data_type, dialect)
+        if family == "other" and dialect == "postgres":
+            value = sql.cast(value, text_type(dialect), dialect)
+        projections.append(sql.alias(exp.Count(this=value.copy()), f"n{index}"))
+        projections.append(
+            sql.alias(exp.Count(this=exp.Distinct(expressions=[value.copy()])), f"d{index}")
+        )
+        if _orderable(family, dialect):
+            projections.append(sql.alias(exp.Min(this=value.copy()), f"min{index}"))
+            projections.append(sql.alias(exp.Max(this=value.copy()), f"max{index}"))
+        if family == "numeric":
+            as_double = sql.cast(value.copy(), "DOUBLE", dialect)
+            projections.append(sql.alias(exp.Avg(this=as_double), f"mean{index}"))
+            fractions = exp.Array(expressions=[sql.lit(q) for q in QUANTILES])
+            projections.append(
+                sql.alias(
+                    exp.PercentileCont(this=as_double.copy(), expression=fractions), f"q{index}"
+                )
+            )
+        elif family == "temporal":
+            fractions = exp.Array(expressions=[sql.lit(q) for q in QUANTILES])
+            projections.append(
+                sql.alias(exp.PercentileDisc(this=value.copy(), expression=fractions), f"q{index}")
+            )
+    return exp.select(*projections).from_(relation.to_table())
+
+
+def _as_number(column: Column, dialect: str) -> exp.Expr | None:
+    family = type_family(column.data_type, dialect)
+    if family == "numeric":
+        return sql.cast(sql.col(column.name), "DOUBLE", dialect)
+    if family == "temporal":
+        return exp.func("EPOCH", sql.col(column.name), dialect="duckdb")
+    return None
+
+
+def _bucket(value: exp.Expr, low: float, high: float) -> exp.Expr:
+    width = exp.Div(
+        this=exp.paren(exp.Sub(this=value, expression=sql.lit(low))),
+        expression=sql.lit(high - low),
+    )
+    scaled = exp.Floor(this=exp.Mul(this=width, expression=sql.lit(float(BINS))))
+    return exp.Cast(
+        this=exp.Least(this=scaled, expressions=[sql.lit(BINS - 1)]),
+        to=exp.DataType.build("INT"),
+    )
+
+
+def distribution_sql(
+    relation: Relation,
+    columns: Sequence[Column],
+    ranges: dict[int, tuple[float, float]],
+    dialect: str,
+    top: int = TOP_VALUES,
+) -> exp.Select:
+    """Top values and histogram bins of every column in one scan (`ranges`: index -> min, max)."""
+    rows = []
+    for index, column in enumerate(columns):
+        text = sql.cast(sql.col(column.name), text_type(dialect), dialect)
+        number = _as_number(column, dialect)
+        bucket: exp.Expr = exp.Cast(this=exp.null(), to=exp.DataType.build("INT"))
+        if number is not None and index in ranges:
+            bucket = _bucket(number, *ranges[index])
+        rows.append(exp.Tuple(expressions=[sql.lit(index), text, bucket]))
+    unpivot = exp.Lateral(
+        this=exp.Subquery(this=exp.Values(expressions=rows)),
+        alias=exp.TableAlias(
+            this=sql.ident("__u"), columns=[sql.ident("__c"), sql.ident("__v"), sql.ident("__b")]
+        ),
+    )
+    c, v, b = sql.col("__c"), sql.col("__v"), sql.col("__b")
+    grouped = (
+        exp.select(
+            c.copy(),
+            v.copy(),
+            b.copy(),
+            sql.alias(exp.Grouping(expressions=[v.copy()]), "__gv"),
+            sql.alias(sql.count_star(), "__n"),
+        )
+        .from_(relation.to_table())
+        .join(unpivot, join_type="CROSS")
+    )
+    grouped.set(
+        "group",
+        exp.Group(
+            grouping_sets=[
+                exp.GroupingSets(
+                    expressions=[
+                        exp.Tuple(expressions=[c.copy(), v.copy()]),
+                        exp.Tuple(expressions=[c.copy(), b.copy()]),
+                    ]
+                )
+            ]
+        ),
+    )
+    ranked = exp.select(
+        exp.Star(),
+        sql.alias(
+            exp.Window(
+                this=exp.RowNumber(),
+                partition_by=[sql.col("__c"), sql.col("__gv")],
+                order=exp.Order(
+                    expressions=[
+                        exp.Ordered(this=sql.col("__n"), desc=True),
+                        exp.Ordered(this=sql.col("__v")),
+                    ]
+                ),
+            ),
+            "__rn",
+        ),
+    ).from_(grouped.subquery(sql.ident("__g")))
+    keep = exp.or_(
+        exp.and_(
+            exp.EQ(this=sql.col("__gv"), expression=sql.lit(0)),
+            exp.Not(this=exp.Is(this=sql.col("__v"), expression=exp.null())),
+            exp.LTE(this=sql.col("__rn"), expression=sql.lit(top + 1)),
+        ),
+        exp.and_(
+            exp.EQ(this=sql.col("__gv"), expression=sql.lit(1)),
+            exp.Not(this=exp.Is(this=sql.col("__b"), expression=exp.null())),
+        ),
+    )
+    return (
+        exp.select(sql.col("__c"), sql.col("__v"), sql.col("__b"), sql.col("__gv"), sql.col("__n"))
+        .from_(ranked.subquery(sql.ident("__r")))
+        .where(keep)
+        .order_by(sql.col("__c"), sql.col("__gv"), sql.col("__rn"))
+    )
+
+
+def _to_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    if hasattr(value, "toordinal"):
+        return float((value.toordinal() - 719163) * 86400)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def profile_relation(
+    engine: Engine,
+    relation: Relation,
+    *,
+    columns: Sequence[str] | None = None,
+    top: int = TOP_VALUES,
+) -> TableProfile:
+    """Profile every column of `relation` (or the named ones) inside the engine."""
+    all_columns = engine.columns(relation)
+    if not all_columns:
+        raise UsageError(f"relation {relation} does not exist or has no columns")
+    chosen = [c for c in all_columns if columns is None or c.name in columns]
+    dialect = engine.dialect
+    names, rows = engine.fetch_with_names(stats_sql(relation, chosen, dialect))
+    stats = dict(zip(names, rows[0], strict=True))
+    total = int(stats["rows"])
+    ranges: dict[int, tuple[float, float]] = {}
+    for index, column in enumerate(chosen):
+        if type_family(column.data_type, dialect) in ("numeric", "temporal"):
+            low, high = _to_float(stats.get(f"min{index}")), _to_float(stats.get(f"max{index}"))
+            finite = low is not None and high is not None and abs(high - low) != float("inf")
+            if finite and low is not None and high is not None and high > low:
+                ranges[index] = (low, high)
+    tops: dict[int, list[TopValue]] = {i: [] for i in range(len(chosen))}
+    bins: dict[int, dict[int, int]] = {i: {} for i in range(len(chosen))}
+    if total and chosen:
+        for c, value, bucket, grouping, count in engine.fetchall(
+            distribution_sql(relation, chosen, ranges, dialect, top)
+        ):
+            if int(grouping) == 0 and len(tops[int(c)]) < top:
+                tops[int(c)].append(TopValue(str(value), int(count)))
+            elif int(grouping) == 1:
+                bins[int(c)][int(bucket)] = int(count)
+    profiles = []
+    for index, column in enumerate(chosen):
+        family = type_family(column.data_type, dialect)
+        quantiles = stats.get(f"q{index}")
+        histogram: tuple[HistogramBin, ...] = ()
+        if index in ranges:
+            low, high = ranges[index]
+            step = (high - low) / BINS
+            histogram = tuple(
+                HistogramBin(low + step * b, low + step * (b + 1), bins[index].get(b, 0))
+                for b in range(BINS)
+            )
+        mean = stats.get(f"mean{index}")
+        profiles.append(
+            ColumnProfile(
+                name=column.name,
+                data_type=column.data_type,
+                family=family,
+                rows=total,
+                nulls=total - int(stats[f"n{index}"]),
+                distinct=int(stats[f"d{index}"]),
+                min=stats.get(f"min{index}"),
+                max=stats.get(f"max{index}"),
+                mean=None if mean is None else float(mean),
+                quantiles=tuple(zip(QUANTILES, quantiles, strict=False)) if quantiles else (),
+                top_values=tuple(tops[index]),
+                histogram=histogram,
+            )
+        )
+    return TableProfile(relation=str(relation), rows=total, columns=tuple(profiles))
+
+
+def profile_diff(
+    engine: Engine,
+    left: Relation,
+    right: Relation,
+    *,
+    columns: Sequence[str] | None = None,
+    top: int = TOP_VALUES,
+) -> ProfileDiff:
+    """Profiles of both relations, paired by column name (right order, then left-only columns)."""
+    a = profile_relation(engine, left, columns=columns, top=top)
+    b = profile_relation(engine, right, columns=columns, top=top)
+    left_by_name = {c.name: c for c in a.columns}
+    right_names = {c.name for c in b.columns}
+    pairs = [ColumnProfileDiff(c.name, left_by_name.get(c.name), c) for c in b.columns]
+    pairs += [ColumnProfileDiff(c.name, c, None) for c in a.columns if c.name not in right_names]
+    return ProfileDiff(left=a, right=b, columns=tuple(pairs))

@@ -1,0 +1,290 @@
+"""Runs a diff of two relations inside their engine: schema, rows by key and columns in one pass.
+
+Only counts and bounded example rows leave the engine; without a key it falls back to the keyless
+multiset comparison (`diffing.keyless`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from dataops_dev.diffing import sql
+from dataops_dev.diffing.keyless import keyless_diff
+from dataops_dev.diffing.model import (
+    ColumnDiff,
+    DiffMode,
+    DiffOptions,
+    KeyStats,
+    Rename,
+    RenameReason,
+    RowChange,
+    RowDiff,
+    RowExample,
+    SchemaDiff,
+    TableDiff,
+    ValueExample,
+)
+from dataops_dev.diffing.schema import CompareColumn, ComparePlan, plan_comparison
+from dataops_dev.engines.base import Engine, Relation
+from dataops_dev.errors import DataopsError, UsageError
+from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
+
+
+def diff_relations(
+    engine: Engine,
+    left: Relation,
+    right: Relation,
+    *,
+    key: Sequence[str] | None,
+    options: DiffOptions | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> TableDiff:
+    """Compare `left` (base) with `right` (head), both readable through `engine`.
+
+    With `key`, rows are matched by the (typed, possibly composite) key; without it the relations
+    are compared as multisets of whole rows and candidate keys are suggested.
+    """
+    options = options or DiffOptions()
+    watch = Stopwatch()
+    with task(reporter, f"diff:{right}", f"diff {left} -> {right}"):
+        with watch.measure("schema"):
+            left_columns = engine.columns(left)
+            right_columns = engine.columns(right)
+            for relation, columns in ((left, left_columns), (right, right_columns)):
+                if not columns:
+                    raise UsageError(
+                        f"relation {relation} does not exist or has no columns",
+                        "check the name with `schema.table` (and the --database it lives in)",
+                    )
+            plan = plan_comparison(left_columns, right_columns, key, options, engine.dialect)
+        if not key:
+            return keyless_diff(engine, left, right, plan, options, watch)
+        return _keyed(engine, left, right, plan, options, watch)
+
+
+def _keyed(
+    engine: Engine,
+    left: Relation,
+    right: Relation,
+    plan: ComparePlan,
+    options: DiffOptions,
+    watch: Stopwatch,
+) -> TableDiff:
+    prefix = f"__dataops_diff_{uuid.uuid4().hex[:10]}"
+    spec = sql.DiffSpec(
+        dialect=engine.dialect,
+        left=left,
+        right=right,
+        key=plan.key,
+        columns=plan.columns,
+        example_rows=options.example_rows,
+        prefix=prefix,
+    )
+    schema = plan.schema
+    if plan.rename_candidates:
+        with watch.measure("renames"):
+            schema, spec = _detect_renames(engine, spec, plan, schema)
+    try:
+        with watch.measure("counts"):
+            names, rows = engine.fetch_with_names(sql.side_counts_sql(spec))
+            sides = dict(zip(names, rows[0], strict=True))
+        with watch.measure("match"):
+            engine.execute(sql.mismatch_sql(spec))
+            mismatch = _mismatch_counts(engine, spec)
+            left_keyed = int(sides["left_rows"]) - int(sides["left_null_keys"])
+            right_keyed = int(sides["right_rows"]) - int(sides["right_null_keys"])
+            if _has_duplicates(mismatch, left_keyed, right_keyed):
+                # The join multiplied duplicated keys; rebuild the set with the exact aggregate.
+                engine.execute(sql.drop_table(spec.mismatch_table))
+                engine.execute(sql.mismatch_exact_sql(spec))
+                mismatch = _mismatch_counts(engine, spec)
+        with watch.measure("detail"):
+            engine.execute(sql.selection_sql(spec))
+            engine.execute(sql.detail_sql(spec))
+            names, rows = engine.fetch_with_names(sql.detail_counts_sql(spec))
+            detail = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
+        with watch.measure("examples"):
+            columns = _column_diffs(engine, spec, detail, mismatch, options)
+            examples = _row_examples(engine, spec, options)
+    finally:
+        drop_temp_tables(engine, spec.temp_tables)
+
+    left_rows, right_rows = int(sides["left_rows"]), int(sides["right_rows"])
+    null_left, null_right = int(sides["left_null_keys"]), int(sides["right_null_keys"])
+    changed = detail["changed"]
+    unchanged = (left_rows - null_left - mismatch["mismatch_left"]) + (
+        mismatch["candidates"] - changed
+    )
+    rows_diff = RowDiff(
+        mode=DiffMode.KEYED,
+        left=left_rows,
+        right=right_rows,
+        added=mismatch["added"],
+        removed=mismatch["removed"],
+        changed=changed,
+        unchanged=unchanged,
+    )
+    keys = KeyStats(
+        columns=tuple(k.name for k in spec.key),
+        null_left=null_left,
+        null_right=null_right,
+        duplicate_left=mismatch["duplicate_left"],
+        duplicate_right=mismatch["duplicate_right"],
+        duplicate_rows_left=mismatch["duplicate_rows_left"],
+        duplicate_rows_right=mismatch["duplicate_rows_right"],
+        excluded_left=null_left + mismatch["excluded_left"],
+        excluded_right=null_right + mismatch["excluded_right"],
+    )
+    return TableDiff(
+        left=str(left),
+        right=str(right),
+        dialect=engine.dialect,
+        schema=schema,
+        rows=rows_diff,
+        key=keys.columns,
+        keys=keys,
+        columns=tuple(
+            ColumnDiff(
+                name=c.name,
+                changed=c.changed,
+                compared=rows_diff.compared,
+                examples=c.examples,
+                left_name=c.left_name,
+                compared_as=c.compared_as,
+                tolerance=c.tolerance,
+                timestamp_precision=c.timestamp_precision,
+            )
+            for c in columns
+        ),
+        examples=examples,
+        timings=dict(watch.timings),
+    )
+
+
+def _mismatch_counts(engine: Engine, spec: sql.DiffSpec) -> dict[str, int]:
+    names, rows = engine.fetch_with_names(sql.mismatch_counts_sql(spec))
+    return {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
+
+
+def _has_duplicates(mismatch: dict[str, int], left_keyed: int, right_keyed: int) -> bool:
+    """A key with a left and b right rows yields a*b join pairs: the pair totals equal the row
+    counts on both sides only if no matched key repeats; unmatched repeats show as groups > 1."""
+    return bool(
+        mismatch["duplicate_left"]
+        or mismatch["duplicate_right"]
+        or mismatch["pairs_left"] != left_keyed
+        or mismatch["pairs_right"] != right_keyed
+    )
+
+
+def drop_temp_tables(engine: Engine, tables: Sequence[str]) -> None:
+    """Drop our temp tables; a failure here must not hide the error that got us here."""
+    for table in tables:
+        with contextlib.suppress(DataopsError):
+            engine.execute(sql.drop_table(table))
+
+
+def _detect_renames(
+    engine: Engine, spec: sql.DiffSpec, plan: ComparePlan, schema: SchemaDiff
+) -> tuple[SchemaDiff, sql.DiffSpec]:
+    pairs = [(old.name, new.name) for old, new in plan.rename_candidates]
+    names, rows = engine.fetch_with_names(sql.rename_probe_sql(spec, pairs))
+    found = dict(zip(names, rows[0], strict=True))
+    if not found["matched"]:
+        return schema, spec
+    taken_old: set[str] = set()
+    taken_new: set[str] = set()
+    renames: list[Rename] = []
+    extra: list[CompareColumn] = []
+    for index, (old, new) in enumerate(plan.rename_candidates):
+        if found[f"p{index}"] or old.name in taken_old or new.name in taken_new:
+            continue
+        taken_old.add(old.name)
+        taken_new.add(new.name)
+        renames.append(Rename(old.name, new.name, RenameReason.VALUES))
+        extra.append(CompareColumn(name=new.name, left_name=old.name, data_type=new.data_type))
+    if not renames:
+        return schema, spec
+    schema = SchemaDiff(
+        added=tuple(c for c in schema.added if c.name not in taken_new),
+        removed=tuple(c for c in schema.removed if c.name not in taken_old),
+        type_changed=schema.type_changed,
+        renamed=schema.renamed + tuple(renames),
+        reordered=schema.reordered,
+    )
+    spec = sql.DiffSpec(
+        dialect=spec.dialect,
+        left=spec.left,
+        right=spec.right,
+        key=spec.key,
+        columns=spec.columns + tuple(extra),
+        example_rows=spec.example_rows,
+        prefix=spec.prefix,
+    )
+    return schema, spec
+
+
+def _column_diffs(
+    engine: Engine,
+    spec: sql.DiffSpec,
+    detail: dict[str, int],
+    mismatch: dict[str, int],
+    options: DiffOptions,
+) -> list[ColumnDiff]:
+    results = []
+    for index, column in enumerate(spec.columns):
+        changed = detail[f"c{index}"]
+        examples: tuple[ValueExample, ...] = ()
+        if changed and options.examples:
+            rows = engine.fetchall(sql.column_examples_sql(spec, index, options.examples))
+            width = len(spec.key)
+            examples = tuple(
+                ValueExample(key=tuple(row[:width]), before=row[width], after=row[width + 1])
+                for row in rows
+            )
+        results.append(
+            ColumnDiff(
+                name=column.name,
+                changed=changed,
+                compared=0,
+                examples=examples,
+                left_name=column.left_name if column.left_name != column.name else None,
+                compared_as=column.cast,
+                tolerance=column.tolerance,
+                timestamp_precision=column.precision,
+            )
+        )
+    return results
+
+
+def _row_examples(
+    engine: Engine, spec: sql.DiffSpec, options: DiffOptions
+) -> tuple[RowExample, ...]:
+    if not options.example_rows:
+        return ()
+    names, rows = engine.fetch_with_names(sql.row_examples_sql(spec))
+    width = len(spec.key)
+    examples = []
+    for row in rows:
+        record: dict[str, Any] = dict(zip(names, row, strict=True))
+        kind = RowChange(record["__kind"])
+        key = tuple(row[:width])
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        for index, column in enumerate(spec.columns):
+            if kind is RowChange.CHANGED and not record[sql.differs(index)]:
+                continue
+            before[column.name] = record[sql.left_value(index)]
+            after[column.name] = record[sql.right_value(index)]
+        examples.append(
+            RowExample(
+                kind=kind,
+                key=key,
+                before=None if kind is RowChange.ADDED else before,
+                after=None if kind is RowChange.REMOVED else after,
+            )
+        )
+    return tuple(examples)

@@ -1,0 +1,514 @@
+"""SQL for the one-pass keyed diff, built on sqlglot ASTs for DuckDB and PostgreSQL.
+
+The plan (research/perf.md): hash each row's compared values on both sides, group key+hash of both
+sides together (one aggregate: duplicates, added, removed and hash mismatches fall out of the
+counts), materialise only the small mismatch set, then compare the mismatching rows' values
+column by column (`IS DISTINCT FROM`, tolerance, truncation) and read counts and examples from it.
+
+Value semantics (both engines): NULL equals NULL, NaN equals NaN, -0.0 equals 0.0, strings compare
+byte for byte (trailing spaces and '' vs NULL are changes). The hash is only a prefilter: a hash
+difference without a value difference is re-checked and never reported; every value difference
+changes the hashed text/values, so only a hash collision (64-bit DuckDB `hash`, 128-bit md5 on
+PostgreSQL) could hide a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from dataops_dev.diffing.schema import CompareColumn, KeyColumn
+from dataops_dev.engines.base import Relation
+
+CHANGED, ADDED, REMOVED, DUPLICATE, SAME = "changed", "added", "removed", "duplicate", "same"
+_SIDE, _HASH, _N_LEFT, _N_RIGHT, _KIND, _RN = "__s", "__h", "__n_l", "__n_r", "__kind", "__rn"
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(ident(name), table=ident(table) if table else None)
+
+
+def cast(expression: exp.Expr, data_type: str | None, dialect: str) -> exp.Expr:
+    if data_type is None:
+        return expression
+    return exp.Cast(this=expression, to=exp.DataType.build(data_type, dialect=dialect))
+
+
+def lit(value: str | int | float) -> exp.Expr:
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, float):
+        return exp.Literal.number(repr(value))
+    return exp.Literal.number(value)
+
+
+def count_star() -> exp.Expr:
+    return exp.Count(this=exp.Star())
+
+
+def count_if(condition: exp.Expr) -> exp.Expr:
+    """COUNT(*) FILTER (WHERE condition): exact, NULL-safe and the same on both engines."""
+    return exp.Filter(this=count_star(), expression=exp.Where(this=condition))
+
+
+def sum_if(value: exp.Expr, condition: exp.Expr) -> exp.Expr:
+    total = exp.Filter(this=exp.Sum(this=value), expression=exp.Where(this=condition))
+    return exp.Coalesce(this=total, expressions=[lit(0)])
+
+
+def alias(expression: exp.Expr, name: str) -> exp.Expr:
+    return exp.alias_(expression, ident(name))
+
+
+def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
+    if not conditions:
+        return exp.false()
+    return exp.or_(*[exp.paren(c, copy=False) for c in conditions], copy=False)
+
+
+def create_temp(name: str, query: exp.Expr) -> exp.Create:
+    return exp.Create(
+        this=exp.table_(ident(name)),
+        kind="TABLE",
+        expression=query,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+
+
+def drop_table(name: str) -> exp.Drop:
+    return exp.Drop(tables=[exp.table_(ident(name))], kind="TABLE", exists=True)
+
+
+def key_alias(index: int) -> str:
+    return f"__k{index}"
+
+
+@dataclass(frozen=True)
+class DiffSpec:
+    """Everything the keyed diff SQL depends on (pure data, so the SQL can be pinned by goldens)."""
+
+    dialect: str
+    left: Relation
+    right: Relation
+    key: tuple[KeyColumn, ...]
+    columns: tuple[CompareColumn, ...]
+    example_rows: int = 20
+    prefix: str = "__dataops_diff"
+    """Temp table name prefix; unique per run so concurrent diffs on one session never clash."""
+
+    @property
+    def mismatch_table(self) -> str:
+        return f"{self.prefix}_m"
+
+    @property
+    def selection_table(self) -> str:
+        return f"{self.prefix}_s"
+
+    @property
+    def detail_table(self) -> str:
+        return f"{self.prefix}_d"
+
+    @property
+    def temp_tables(self) -> tuple[str, ...]:
+        return (self.mismatch_table, self.selection_table, self.detail_table)
+
+    def key_expr(self, index: int, table: str | None) -> exp.Expr:
+        key = self.key[index]
+        return cast(col(key.name, table), key.cast, self.dialect)
+
+    def value_expr(self, column: CompareColumn, table: str, side: str) -> exp.Expr:
+        name = column.left_name if side == "left" else column.name
+        return cast(col(name, table), column.cast, self.dialect)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 0: row counts and NULL keys (a scan of the key columns only)
+
+
+def key_null(spec: DiffSpec, table: str | None) -> exp.Expr:
+    return any_of([exp.Is(this=col(k.name, table), expression=exp.null()) for k in spec.key])
+
+
+def side_counts_sql(spec: DiffSpec) -> exp.Select:
+    def side(relation: Relation, label: str) -> exp.Select:
+        select = exp.select(
+            alias(count_star(), f"{label}_rows"),
+            alias(count_if(key_null(spec, None)), f"{label}_null_keys"),
+        )
+        return select.from_(relation.to_table())
+
+    return (
+        exp.select(exp.Star())
+        .from_(side(spec.left, "left").subquery(ident("__a")))
+        .join(side(spec.right, "right").subquery(ident("__b")), join_type="CROSS")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Step 1: one aggregate over key+hash of both sides -> the mismatch set
+
+
+def row_hash(spec: DiffSpec, table: str, side: str) -> exp.Expr:
+    values = [spec.value_expr(c, table, side) for c in spec.columns]
+    if spec.dialect == "postgres":
+        # A row's text form quotes and escapes every field and writes NULL as nothing and '' as
+        # "", so distinct values give distinct text; floats print shortest-exact (PG >= 12).
+        row = exp.Anonymous(this="ROW", expressions=values or [lit(0)])
+        text = exp.Cast(this=row, to=exp.DataType.build("TEXT"))
+        return exp.Collate(
+            this=exp.func("MD5", text),
+            expression=exp.to_identifier("C", quoted=True),
+        )
+    if not values:
+        return lit(0)
+    return exp.Anonymous(this="HASH", expressions=values)
+
+
+def _side_rows(spec: DiffSpec, relation: Relation, side: str, marker: int) -> exp.Select:
+    table = "__t"
+    projections: list[exp.Expr] = [
+        alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
+    ]
+    projections += [alias(lit(marker), _SIDE), alias(row_hash(spec, table, side), _HASH)]
+    return (
+        exp.select(*projections)
+        .from_(exp.alias_(relation.to_table(), ident(table), table=True))
+        .where(exp.not_(exp.paren(key_null(spec, table))))
+    )
+
+
+def _side_pairs(spec: DiffSpec, relation: Relation, side: str) -> exp.Select:
+    table = "__t"
+    projections: list[exp.Expr] = [
+        alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
+    ]
+    projections.append(alias(row_hash(spec, table, side), _HASH))
+    return (
+        exp.select(*projections)
+        .from_(exp.alias_(relation.to_table(), ident(table), table=True))
+        .where(exp.not_(exp.paren(key_null(spec, table))))
+    )
+
+
+def _kind_case(n_left: exp.Expr, n_right: exp.Expr) -> exp.Case:
+    def both(a: int, b: int) -> exp.Expr:
+        return exp.and_(
+            exp.EQ(this=n_left.copy(), expression=lit(a)),
+            exp.EQ(this=n_right.copy(), expression=lit(b)),
+        )
+
+    return (
+        exp.Case()
+        .when(both(1, 1), lit(CHANGED))
+        .when(both(1, 0), lit(REMOVED))
+        .when(both(0, 1), lit(ADDED))
+        .else_(lit(DUPLICATE))
+    )
+
+
+def mismatch_sql(spec: DiffSpec) -> exp.Create:
+    """Fast path: full outer join of (key, hash) pairs; equal pairs collapse into one `same` group.
+
+    Exact when keys are unique on both sides; `needs_exact_path` tells from the counts when they
+    are not, and `mismatch_exact_sql` then rebuilds the set.
+    """
+    keys = range(len(spec.key))
+    same = exp.EQ(this=col(_HASH, "__l"), expression=col(_HASH, "__r"))
+    joined = (
+        exp.select(
+            *[
+                alias(
+                    exp.Case()
+                    .when(same.copy(), exp.null())
+                    .else_(
+                        exp.Coalesce(
+                            this=col(key_alias(i), "__l"), expressions=[col(key_alias(i), "__r")]
+                        )
+                    ),
+                    key_alias(i),
+                )
+                for i in keys
+            ],
+            alias(col(_HASH, "__l"), "__lh"),
+            alias(col(_HASH, "__r"), "__rh"),
+        )
+        .from_(_side_pairs(spec, spec.left, "left").subquery(ident("__l")))
+        .join(
+            _side_pairs(spec, spec.right, "right").subquery(ident("__r")),
+            on=exp.and_(
+                *[
+                    exp.EQ(this=col(key_alias(i), "__l"), expression=col(key_alias(i), "__r"))
+                    for i in keys
+                ]
+            ),
+            join_type="FULL OUTER",
+        )
+    )
+    n_left, n_right = exp.Count(this=col("__lh")), exp.Count(this=col("__rh"))
+    # Key columns are never NULL here (NULL keys are filtered), so NULL marks the equal pairs.
+    kind = _kind_case(n_left, n_right)
+    kind.set(
+        "ifs",
+        [
+            exp.If(this=exp.Is(this=col(key_alias(0)), expression=exp.null()), true=lit(SAME)),
+            *kind.args["ifs"],
+        ],
+    )
+    query = (
+        exp.select(
+            *[col(key_alias(i)) for i in keys],
+            alias(n_left.copy(), _N_LEFT),
+            alias(n_right.copy(), _N_RIGHT),
+            alias(kind, _KIND),
+        )
+        .from_(joined.subquery(ident("__j")))
+        .group_by(*[col(key_alias(i)) for i in keys])
+    )
+    return create_temp(spec.mismatch_table, query)
+
+
+def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
+    """Exact with duplicate keys: one aggregate over key+hash of both sides (slower than a join)."""
+    union = exp.union(
+        _side_rows(spec, spec.left, "left", 0),
+        _side_rows(spec, spec.right, "right", 1),
+        distinct=False,
+    )
+    n = count_star()
+    right = exp.Sum(this=col(_SIDE))
+    one_each = exp.and_(
+        exp.EQ(this=n.copy(), expression=lit(2)), exp.EQ(this=right, expression=lit(1))
+    )
+    same_hash = exp.EQ(this=exp.Min(this=col(_HASH)), expression=exp.Max(this=col(_HASH)))
+    kind = _kind_case(exp.Sub(this=n.copy(), expression=right.copy()), right.copy())
+    keys = [col(key_alias(i)) for i in range(len(spec.key))]
+    query = (
+        exp.select(
+            *keys,
+            alias(exp.Sub(this=n.copy(), expression=right.copy()), _N_LEFT),
+            alias(right.copy(), _N_RIGHT),
+            alias(kind, _KIND),
+        )
+        .from_(union.subquery(ident("__u")))
+        .group_by(*[k.copy() for k in keys])
+        .having(exp.not_(exp.paren(exp.and_(one_each, same_hash))))
+    )
+    return create_temp(spec.mismatch_table, query)
+
+
+def mismatch_counts_sql(spec: DiffSpec) -> exp.Select:
+    n_left, n_right, kind = col(_N_LEFT), col(_N_RIGHT), col(_KIND)
+
+    def is_kind(value: str) -> exp.Expr:
+        return exp.EQ(this=kind.copy(), expression=lit(value))
+
+    other = exp.NEQ(this=kind.copy(), expression=lit(SAME))
+    gt1_left = exp.and_(other.copy(), exp.GT(this=n_left.copy(), expression=lit(1)))
+    gt1_right = exp.and_(other.copy(), exp.GT(this=n_right.copy(), expression=lit(1)))
+    return exp.select(
+        alias(count_if(is_kind(ADDED)), "added"),
+        alias(count_if(is_kind(REMOVED)), "removed"),
+        alias(count_if(is_kind(CHANGED)), "candidates"),
+        alias(count_if(gt1_left.copy()), "duplicate_left"),
+        alias(count_if(gt1_right.copy()), "duplicate_right"),
+        alias(sum_if(n_left.copy(), gt1_left), "duplicate_rows_left"),
+        alias(sum_if(n_right.copy(), gt1_right), "duplicate_rows_right"),
+        alias(sum_if(n_left.copy(), is_kind(DUPLICATE)), "excluded_left"),
+        alias(sum_if(n_right.copy(), is_kind(DUPLICATE)), "excluded_right"),
+        alias(sum_if(n_left.copy(), other.copy()), "mismatch_left"),
+        alias(sum_if(n_left.copy(), exp.true()), "pairs_left"),
+        alias(sum_if(n_right.copy(), exp.true()), "pairs_right"),
+    ).from_(exp.table_(ident(spec.mismatch_table)))
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2: the rows to look at in detail: every hash-changed key + a few added/removed ones
+
+
+def selection_sql(spec: DiffSpec) -> exp.Create:
+    keys = [col(key_alias(i)) for i in range(len(spec.key))]
+    numbered = (
+        exp.select(
+            *keys,
+            col(_KIND),
+            alias(
+                exp.Window(
+                    this=exp.RowNumber(),
+                    partition_by=[col(_KIND)],
+                    order=exp.Order(expressions=[exp.Ordered(this=k.copy()) for k in keys]),
+                ),
+                _RN,
+            ),
+        )
+        .from_(exp.table_(ident(spec.mismatch_table)))
+        .where(exp.In(this=col(_KIND), expressions=[lit(CHANGED), lit(ADDED), lit(REMOVED)]))
+    )
+    keep = exp.or_(
+        exp.EQ(this=col(_KIND), expression=lit(CHANGED)),
+        exp.LTE(this=col(_RN), expression=lit(spec.example_rows)),
+    )
+    query = (
+        exp.select(*[k.copy() for k in keys], col(_KIND))
+        .from_(numbered.subquery(ident("__n")))
+        .where(keep)
+    )
+    return create_temp(spec.selection_table, query)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 3: values of both sides for the selected keys, with one "differs" flag per column
+
+
+def left_value(index: int) -> str:
+    return f"__l{index}"
+
+
+def right_value(index: int) -> str:
+    return f"__r{index}"
+
+
+def differs(index: int) -> str:
+    return f"__d{index}"
+
+
+def distinct_expr(spec: DiffSpec, column: CompareColumn) -> exp.Expr:
+    """TRUE when the two values differ under the column's rule (NULL-safe)."""
+    a = spec.value_expr(column, "__l", "left")
+    b = spec.value_expr(column, "__r", "right")
+    if column.precision:
+        unit = lit(column.precision)
+        a = exp.Anonymous(this="DATE_TRUNC", expressions=[unit, a])
+        b = exp.Anonymous(this="DATE_TRUNC", expressions=[unit.copy(), b])
+    if column.tolerance is None:
+        return exp.NullSafeNEQ(this=a, expression=b)
+    gap = exp.Abs(this=exp.Sub(this=a.copy(), expression=b.copy()))
+    scale = exp.Greatest(this=exp.Abs(this=a.copy()), expressions=[exp.Abs(this=b.copy())])
+    within = exp.or_(
+        exp.LTE(this=gap, expression=lit(float(column.tolerance.abs))),
+        exp.LTE(
+            this=gap.copy(),
+            expression=exp.Mul(this=lit(float(column.tolerance.rel)), expression=scale),
+        ),
+    )
+    # NaN - x is NaN and NaN <= t is false, so NaN vs a number stays a change.
+    equal = exp.or_(
+        exp.NullSafeEQ(this=a.copy(), expression=b.copy()),
+        exp.Coalesce(this=exp.paren(within), expressions=[exp.false()]),
+    )
+    return exp.not_(exp.paren(equal))
+
+
+def _key_join(spec: DiffSpec, table: str) -> exp.Expr:
+    return exp.and_(
+        *[
+            exp.EQ(this=spec.key_expr(i, table), expression=col(key_alias(i), "__s"))
+            for i in range(len(spec.key))
+        ]
+    )
+
+
+def detail_sql(spec: DiffSpec) -> exp.Create:
+    projections: list[exp.Expr] = [col(key_alias(i), "__s") for i in range(len(spec.key))]
+    projections.append(col(_KIND, "__s"))
+    for index, column in enumerate(spec.columns):
+        projections.append(alias(col(column.left_name, "__l"), left_value(index)))
+        projections.append(alias(col(column.name, "__r"), right_value(index)))
+        projections.append(alias(distinct_expr(spec, column), differs(index)))
+    query = (
+        exp.select(*projections)
+        .from_(exp.alias_(exp.table_(ident(spec.selection_table)), ident("__s"), table=True))
+        .join(
+            exp.alias_(spec.left.to_table(), ident("__l"), table=True),
+            on=_key_join(spec, "__l"),
+            join_type="LEFT",
+        )
+        .join(
+            exp.alias_(spec.right.to_table(), ident("__r"), table=True),
+            on=_key_join(spec, "__r"),
+            join_type="LEFT",
+        )
+    )
+    return create_temp(spec.detail_table, query)
+
+
+def _is_changed_row(spec: DiffSpec) -> exp.Expr:
+    return exp.and_(
+        exp.EQ(this=col(_KIND), expression=lit(CHANGED)),
+        exp.paren(any_of([col(differs(i)) for i in range(len(spec.columns))])),
+    )
+
+
+def detail_counts_sql(spec: DiffSpec) -> exp.Select:
+    candidate = exp.EQ(this=col(_KIND), expression=lit(CHANGED))
+    projections = [alias(count_if(_is_changed_row(spec)), "changed")]
+    for index in range(len(spec.columns)):
+        condition = exp.and_(candidate.copy(), col(differs(index)))
+        projections.append(alias(count_if(condition), f"c{index}"))
+    return exp.select(*projections).from_(exp.table_(ident(spec.detail_table)))
+
+
+def _key_order() -> exp.Expr:
+    return exp.Ordered(this=col(_KIND))
+
+
+def row_examples_sql(spec: DiffSpec) -> exp.Select:
+    """Up to `example_rows` rows, alternating changed / removed / added so each kind shows."""
+    keys = [col(key_alias(i)) for i in range(len(spec.key))]
+    wanted = exp.or_(
+        exp.NEQ(this=col(_KIND), expression=lit(CHANGED)), exp.paren(_is_changed_row(spec))
+    )
+    rank = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[col(_KIND)],
+        order=exp.Order(expressions=[exp.Ordered(this=k.copy()) for k in keys]),
+    )
+    order = [exp.Ordered(this=rank), _key_order(), *[exp.Ordered(this=k.copy()) for k in keys]]
+    return (
+        exp.select(exp.Star())
+        .from_(exp.table_(ident(spec.detail_table)))
+        .where(wanted)
+        .order_by(*order)
+        .limit(spec.example_rows)
+    )
+
+
+def column_examples_sql(spec: DiffSpec, index: int, limit: int) -> exp.Select:
+    keys = [col(key_alias(i)) for i in range(len(spec.key))]
+    condition = exp.and_(exp.EQ(this=col(_KIND), expression=lit(CHANGED)), col(differs(index)))
+    return (
+        exp.select(*keys, col(left_value(index)), col(right_value(index)))
+        .from_(exp.table_(ident(spec.detail_table)))
+        .where(condition)
+        .order_by(*[exp.Ordered(this=k.copy()) for k in keys])
+        .limit(limit)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rename detection: removed/added column pairs holding identical values on matched keys
+
+
+def rename_probe_sql(spec: DiffSpec, pairs: Sequence[tuple[str, str]]) -> exp.Select:
+    join = exp.and_(
+        *[
+            exp.EQ(this=spec.key_expr(i, "__l"), expression=spec.key_expr(i, "__r"))
+            for i in range(len(spec.key))
+        ]
+    )
+    projections = [alias(count_star(), "matched")]
+    for index, (old, new) in enumerate(pairs):
+        condition = exp.NullSafeNEQ(this=col(old, "__l"), expression=col(new, "__r"))
+        projections.append(alias(count_if(condition), f"p{index}"))
+    return (
+        exp.select(*projections)
+        .from_(exp.alias_(spec.left.to_table(), ident("__l"), table=True))
+        .join(
+            exp.alias_(spec.right.to_table(), ident("__r"), table=True), on=join, join_type="INNER"
+        )
+    )
