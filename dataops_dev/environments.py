@@ -457,6 +457,7 @@ class Environments:
                         *request.extra_args,
                     ],
                     task_key="build",
+                    label=f"dbt build into {info.name}",
                     **common,  # type: ignore[arg-type]
                 )
                 timings["parse"] = round(models.timings.get("parse", 0.0), 3)
@@ -470,7 +471,20 @@ class Environments:
                         f"fix the model, then run `dataops-dev build` again (log: "
                         f"{staging_target.parent / 'logs' / 'dbt.log'})",
                     )
-                tests = run_dbt("test", [*select_args, *defer_args], task_key="test", **common)  # type: ignore[arg-type]
+                # A selected build without a baseline to defer to only has the selected models:
+                # a test that also reads an unselected model (relationships) cannot run.
+                indirect = (
+                    ["--indirect-selection", "cautious"]
+                    if request.select and request.defer_to is None
+                    else []
+                )
+                tests = run_dbt(
+                    "test",
+                    [*select_args, *defer_args, *indirect],
+                    task_key="test",
+                    label=f"dbt test in {info.name}",
+                    **common,
+                )  # type: ignore[arg-type]
                 timings["test"] = round(tests.elapsed, 3)
                 nodes = nodes + tuple(
                     NodeStatus(n.unique_id, n.status, n.execution_time) for n in tests.nodes

@@ -96,6 +96,7 @@ def run_dbt(
     total: int | None = None,
     task_key: str = "dbt",
     cwd: Path | None = None,
+    label: str | None = None,
 ) -> DbtRun:
     """Invoke `dbt COMMAND ARGS` in-process and summarise it from its artifacts.
 
@@ -151,7 +152,7 @@ def run_dbt(
     ]
     if target:
         cli_args += ["--target", target]
-    reporter.task_started(task_key, f"dbt {command}", total)
+    reporter.task_started(task_key, label or f"dbt {command}", total)
     previous_cwd = Path.cwd()
     with _DBT_LOCK:
         try:

@@ -1,0 +1,72 @@
+"""`dataops-dev demo`: the whole flow on sample_project, from nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dataops_dev.cli import AppContext, emit_json, format_options, resolve_format
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("dataops-demo"),
+    show_default=True,
+    help="Where to put the demo project.",
+)
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Production size: 1.0 is about 1M orders.",
+)
+@click.option("--fresh", is_flag=True, help="Start over: delete the demo directory first.")
+@format_options(choices=("text", "json"))
+@click.pass_obj
+def demo(
+    app: AppContext,
+    directory: Path,
+    scale: float,
+    fresh: bool,
+    output_format: str,
+    as_json: bool,
+) -> None:
+    """Generate sample_project's production, build it, and build a demo branch's environment."""
+    from dataops_dev.demo import run_demo
+
+    reporter = app.reporter()
+    try:
+        result = run_demo(directory, scale=scale, fresh=fresh, reporter=reporter)
+    finally:
+        reporter.close()
+    if resolve_format(output_format, as_json) == "json":
+        emit_json(
+            {
+                "directory": str(result.directory),
+                "production": str(result.production),
+                "production_rows": result.production_rows,
+                "branch": result.branch,
+                "environment": result.environment,
+                "environment_path": result.environment_path,
+                "timings": {k: round(v, 3) for k, v in result.timings.items()},
+            }
+        )
+        return
+    rows = ", ".join(f"{table} {count:,}" for table, count in result.production_rows.items())
+    click.echo(f"demo project      {result.directory}")
+    click.echo(f"production        {result.production}  ({rows})")
+    click.echo(f"demo branch       {result.branch}:")
+    for edit in result.edits:
+        click.echo(f"                  - {edit.path}: {edit.why}")
+    click.echo(f"environment       {result.environment}  ({result.environment_path})")
+    click.echo(
+        "timings           "
+        + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
+    )
+    click.echo("")
+    click.echo(f"next: cd {directory} && dataops-dev env list")

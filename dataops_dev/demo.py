@@ -1,0 +1,211 @@
+"""The demo: sample_project with generated production data, a realistic branch, built end to end.
+
+`dataops-dev demo` copies the bundled sample_project into a directory, makes it a git repository,
+generates production data, builds production, commits a realistic change on a demo branch and
+builds that branch's environment on the masked sample.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dataops_dev.errors import DataopsError, ProjectError
+from dataops_dev.reporting import NULL_REPORTER, Reporter, task
+
+DEMO_BRANCH = "demo/segment-thresholds"
+DEMO_SALT = "dataops-demo-salt-not-a-secret"
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: str
+    old: str
+    new: str
+    why: str
+
+
+# A realistic change a reviewer should catch: new bucket thresholds (values change), a new
+# column (additive) and a join that drops orders without payments (rows change downstream).
+DEMO_EDITS: tuple[Edit, ...] = (
+    Edit(
+        "models/marts/fct_orders.sql",
+        "when net_amount < 50 then 'small'",
+        "when net_amount < 75 then 'small'",
+        "raise the small-order threshold from 50 to 75",
+    ),
+    Edit(
+        "models/marts/customer_segments.sql",
+        "    end as customer_segment\n",
+        "    end as customer_segment,\n"
+        "    coalesce(scored.monetary_score, 0) >= 4 as is_high_value\n",
+        "add an is_high_value flag",
+    ),
+    Edit(
+        "models/marts/store_performance.sql",
+        "left join",
+        "inner join",
+        "only stores with orders in store performance",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    directory: Path
+    production: Path
+    production_rows: dict[str, int]
+    branch: str
+    environment: str
+    environment_path: str
+    timings: dict[str, float] = field(default_factory=dict)
+    edits: tuple[Edit, ...] = DEMO_EDITS
+
+
+def bundled_sample_project() -> Path:
+    """sample_project as installed with the package, or next to the source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_sample_project", here.parent / "sample_project"):
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate
+    raise ProjectError(
+        "sample_project is not installed with this copy of dataops_dev",
+        "run the demo from a source checkout (./dev demo)",
+    )
+
+
+def load_generator(project: Path) -> ModuleType:
+    path = project / "generator" / "generate.py"
+    spec = importlib.util.spec_from_file_location("sample_project_generator", path)
+    if spec is None or spec.loader is None:
+        raise ProjectError(f"cannot load the data generator at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", "dataops demo"),
+        "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL", "demo@dataops.invalid"),
+        "GIT_COMMITTER_NAME": os.environ.get("GIT_COMMITTER_NAME", "dataops demo"),
+        "GIT_COMMITTER_EMAIL": os.environ.get("GIT_COMMITTER_EMAIL", "demo@dataops.invalid"),
+    }
+    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DataopsError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def apply_edits(project: Path, edits: tuple[Edit, ...] = DEMO_EDITS) -> None:
+    for edit in edits:
+        path = project / edit.path
+        text = path.read_text("utf-8")
+        if edit.old not in text:
+            raise ProjectError(f"demo edit does not apply to {edit.path}: {edit.old!r} not found")
+        path.write_text(text.replace(edit.old, edit.new, 1), "utf-8")
+
+
+def prepare_project(directory: Path, *, fresh: bool = False) -> Path:
+    """Copy sample_project to `directory` as a git repository on `main` (kept if present)."""
+    if fresh and directory.exists():
+        shutil.rmtree(directory)
+    if not (directory / "dbt_project.yml").exists():
+        shutil.copytree(
+            bundled_sample_project(),
+            directory,
+            ignore=shutil.ignore_patterns(
+                "target", "logs", ".dataops", "*.duckdb", "*.duckdb.wal", "__pycache__"
+            ),
+            dirs_exist_ok=True,
+        )
+    if not (directory / ".git").exists():
+        _git(directory, "init", "-q", "-b", "main")
+        _git(directory, "add", "-A")
+        _git(directory, "commit", "-q", "-m", "sample_project: production code")
+    return directory
+
+
+def run_demo(
+    directory: Path,
+    *,
+    scale: float = 1.0,
+    fresh: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> DemoResult:
+    """Set up the demo end to end and return where everything is."""
+    import time
+
+    from dataops_dev.config import load_config
+    from dataops_dev.dbt.runner import run_dbt
+    from dataops_dev.environments import build_branch
+
+    timings: dict[str, float] = {}
+    os.environ.setdefault("DATAOPS_SALT", DEMO_SALT)
+    directory = directory.resolve()
+    project = prepare_project(directory, fresh=fresh)
+    if _git(project, "rev-parse", "--abbrev-ref", "HEAD") != "main":
+        _git(project, "checkout", "-q", "main")
+
+    production = project / "prod.duckdb"
+    generator = load_generator(project)
+    start = time.perf_counter()
+    with task(reporter, "generate", f"generating production data (scale {scale:g})"):
+        rows: dict[str, Any] = generator.generate(production, scale=scale, seed=42)
+    timings["generate"] = time.perf_counter() - start
+
+    loaded = load_config(project)
+    start = time.perf_counter()
+    # The demo owns this production database: building it is the one write to production
+    # outside `deploy`, and it is the demo's own file.
+    run = run_dbt(
+        "build",
+        [],
+        project_dir=project,
+        profiles_dir=loaded.profiles_dir,
+        target_path=loaded.state_dir / "production" / "target",
+        target=loaded.config.production.target,
+        reporter=reporter,
+        task_key="production",
+        cwd=project,
+        label="dbt build of production",
+    )
+    timings["build_production"] = time.perf_counter() - start
+    if not run.success:
+        raise ProjectError(f"building production failed: {run.error}")
+    production_dir = loaded.state_dir / "production"
+    shutil.copy(production_dir / "target" / "manifest.json", production_dir / "manifest.json")
+
+    branches = _git(project, "branch", "--list", DEMO_BRANCH)
+    if branches:
+        _git(project, "checkout", "-q", DEMO_BRANCH)
+    else:
+        _git(project, "checkout", "-q", "-b", DEMO_BRANCH)
+        apply_edits(project)
+        _git(
+            project,
+            "commit",
+            "-q",
+            "-am",
+            "Segment thresholds, high-value flag, stores with orders",
+        )
+
+    start = time.perf_counter()
+    info, _record = build_branch(loaded, reporter=reporter)
+    timings["build_branch"] = time.perf_counter() - start
+    return DemoResult(
+        directory=project,
+        production=production,
+        production_rows={k: int(v) for k, v in rows.items()},
+        branch=DEMO_BRANCH,
+        environment=info.name,
+        environment_path=str(info.database),
+        timings=timings,
+    )

@@ -1,0 +1,240 @@
+"""Environments: naming, real dbt builds of sample_project, atomicity, locking, list/drop/gc."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dataops_dev.config import load_config
+from dataops_dev.environments import (
+    Environments,
+    baseline_name,
+    environment_name,
+    validate_name,
+)
+from dataops_dev.errors import ConfigError, LockedError
+from tests.conftest import git, run_cli
+
+SALT = {"DATAOPS_SALT": "test-salt-for-environments"}
+HOSTILE = 'feature/Drop"; DROP TABLE x;--'
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- naming ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["main", "feature/x", HOSTILE, "ÜBER-branch", "123-fix", "a" * 300, "base_abc", "---", "x y"],
+)
+def test_environment_names_are_sql_safe_and_bounded(branch: str) -> None:
+    name = environment_name(branch)
+    assert re.fullmatch(r"[a-z][a-z0-9_]*_[0-9a-f]{8}", name), name
+    assert len(name) <= 49
+    assert validate_name(name) == name
+    assert not name.startswith("base_")
+    assert environment_name(branch) == name  # deterministic
+
+
+def test_branches_that_slug_alike_get_different_environments() -> None:
+    names = {environment_name(b) for b in ["feat/a", "feat-a", "feat_a", "FEAT/A", "feat//a"]}
+    assert len(names) == 5
+
+
+def test_baseline_names_and_validation() -> None:
+    assert baseline_name("0123456789abcdef0123") == "base_0123456789ab"
+    with pytest.raises(ConfigError):
+        baseline_name("not-a-sha")
+    with pytest.raises(ConfigError):
+        validate_name('x"; drop table y')
+
+
+# -- builds on sample_project (real dbt) -------------------------------------------------------
+
+
+def _env_file(project: Path, name: str) -> Path:
+    return project / ".dataops" / "envs" / f"{name}.duckdb"
+
+
+def _tables(path: Path, alias: str) -> set[str]:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH '{path}' AS \"{alias}\" (READ_ONLY)")
+        rows = con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_catalog = ?",
+            [alias],
+        ).fetchall()
+    finally:
+        con.close()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.slow
+def test_build_list_drop_on_duckdb(sample_project_copy: Path) -> None:
+    project = sample_project_copy
+    prod_sum = sha256(project / "prod.duckdb")
+    git(project, "checkout", "-q", "-b", "feature/new-thing")
+
+    result = run_cli("build", cwd=project, env=SALT)
+    assert result.returncode == 0, result.stderr
+    assert "built " in result.stdout
+    assert sha256(project / "prod.duckdb") == prod_sum
+
+    listed = run_cli("env", "list", "--json", cwd=project, env=SALT)
+    assert listed.returncode == 0, listed.stderr
+    envs = json.loads(listed.stdout)["environments"]
+    (info,) = envs
+    assert info["branch"] == "feature/new-thing"
+    assert info["name"] == environment_name("feature/new-thing")
+    assert info["status"] == "ready"
+    assert info["last_build"]["commit"] == git(project, "rev-parse", "HEAD")
+    assert info["size_bytes"] > 0
+    statuses = {n["unique_id"]: n["status"] for n in info["last_build"]["nodes"]}
+    assert statuses["model.sample_project.dim_customers"] == "success"
+    assert any(uid.startswith("test.") for uid in statuses)
+    assert all(s in ("success", "pass", "no-op") for s in statuses.values()), statuses
+    assert {"parse", "run", "test", "total"} <= set(info["last_build"]["timings"])
+
+    tables = _tables(_env_file(project, info["name"]), info["name"])
+    assert "main.dim_customers" in tables
+    assert sha256(project / "prod.duckdb") == prod_sum
+
+    dropped = run_cli("env", "drop", info["name"], cwd=project, env=SALT)
+    assert dropped.returncode == 0, dropped.stderr
+    assert not _env_file(project, info["name"]).exists()
+    assert json.loads(run_cli("env", "list", "--json", cwd=project).stdout)["environments"] == []
+    assert sha256(project / "prod.duckdb") == prod_sum
+
+
+@pytest.mark.slow
+def test_hostile_branch_name_builds_and_harms_nothing(sample_project_copy: Path) -> None:
+    project = sample_project_copy
+    prod_sum = sha256(project / "prod.duckdb")
+    result = run_cli("build", "--branch", HOSTILE, "--select", "stg_customers", cwd=project, env=SALT)
+    assert result.returncode == 0, result.stderr
+    name = environment_name(HOSTILE)
+    assert _env_file(project, name).exists()
+    info = json.loads(run_cli("env", "list", "--json", cwd=project).stdout)["environments"][0]
+    assert info["branch"] == HOSTILE
+    assert sha256(project / "prod.duckdb") == prod_sum
+
+
+@pytest.mark.slow
+def test_failed_build_keeps_previous_state(sample_project_copy: Path) -> None:
+    project = sample_project_copy
+    first = run_cli("build", "--select", "+dim_customers", cwd=project, env=SALT)
+    assert first.returncode == 0, first.stderr
+    name = environment_name("main")
+    before = _tables(_env_file(project, name), name)
+    assert "main.dim_customers" in before
+
+    model = project / "models" / "marts" / "dim_customers.sql"
+    model.write_text(model.read_text() + "\n this is not sql )))\n")
+    broken = run_cli("build", "--select", "+dim_customers", cwd=project, env=SALT)
+    assert broken.returncode == 1
+    assert "previous build" in broken.stderr and "still in place" in broken.stderr
+    assert _tables(_env_file(project, name), name) == before
+    listed = json.loads(run_cli("env", "list", "--json", cwd=project).stdout)["environments"][0]
+    assert listed["last_build"]["status"] == "success"
+    assert listed["last_attempt"]["status"] == "failed"
+    assert listed["status"].startswith("failed (previous build kept)")
+    assert not (project / ".dataops" / "envs" / f"{name}.building.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_killed_build_leaves_previous_environment_intact(sample_project_copy: Path) -> None:
+    project = sample_project_copy
+    first = run_cli("build", "--select", "+dim_customers", cwd=project, env=SALT)
+    assert first.returncode == 0, first.stderr
+    name = environment_name("main")
+    final = _env_file(project, name)
+    before_tables = _tables(final, name)
+    before_sum = sha256(final)
+
+    staging = final.with_name(f"{name}.building.duckdb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataops_dev", "build"],
+        cwd=project,
+        env={**os.environ, **SALT},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not staging.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the build finished before it could be killed"
+    time.sleep(0.5)  # let dbt get into the middle of the build
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    assert sha256(final) == before_sum
+    assert _tables(final, name) == before_tables
+    listed = json.loads(run_cli("env", "list", "--json", cwd=project).stdout)["environments"][0]
+    assert listed["status"] == "ready"
+    # The next build cleans up what the killed one left and succeeds.
+    again = run_cli("build", "--select", "+dim_customers", cwd=project, env=SALT)
+    assert again.returncode == 0, again.stderr
+    assert not staging.exists()
+
+
+@pytest.mark.slow
+def test_concurrent_build_is_refused(sample_project_copy: Path) -> None:
+    project = sample_project_copy
+    loaded = load_config(project)
+    envs = Environments(loaded)
+    info = envs.create("main")
+    with envs.lock(info.name):
+        result = run_cli("build", cwd=project, env=SALT)
+        with pytest.raises(LockedError):
+            with envs.lock(info.name):
+                pass
+    assert result.returncode == 1
+    assert "being written by another process" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_gc_drops_gone_branches_and_keeps_main_baseline(sample_project_copy: Path) -> None:
+    project = sample_project_copy
+    loaded = load_config(project)
+    envs = Environments(loaded)
+    git(project, "branch", "short-lived")
+    envs.create("short-lived")
+    envs.create("main")
+    kept_branch = envs.create("still-here")
+    git(project, "branch", "still-here")
+    main_sha = git(project, "rev-parse", "main")
+    envs.create("main", kind="baseline", name=baseline_name(main_sha))
+    git(project, "branch", "-D", "short-lived")
+
+    dry = run_cli("env", "gc", "--dry-run", "--json", cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    assert [d["branch"] for d in json.loads(dry.stdout)["dropped"]] == ["short-lived"]
+    assert envs.find(environment_name("short-lived")) is not None
+
+    real = run_cli("env", "gc", "--json", cwd=project)
+    assert [d["branch"] for d in json.loads(real.stdout)["dropped"]] == ["short-lived"]
+    assert envs.find(environment_name("short-lived")) is None
+
+    # Past the TTL everything goes except main's environment and main's baseline.
+    expired = run_cli("env", "gc", "--ttl-days", "0", "--json", cwd=project)
+    dropped = {d["name"] for d in json.loads(expired.stdout)["dropped"]}
+    assert dropped == {kept_branch.name}
+    remaining = {e.name for e in envs.all()}
+    assert remaining == {environment_name("main"), baseline_name(main_sha)}
