@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -97,6 +97,24 @@ def pg_database(postgres_server: str) -> Iterator[str]:
         yield name
     finally:
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database_factory(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Creates as many fresh databases as a test needs; all are dropped afterwards."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"dataops_test_{uuid.uuid4().hex[:10]}"
+        _admin_execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        for name in created:
+            _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pg_conninfo(database: str) -> str:
