@@ -813,14 +813,14 @@ def scan_models(project_dir: Path, model_paths: Iterable[str]) -> dict[str, Work
                 if not filename.endswith((".sql", ".py")):
                     continue
                 path = Path(root) / filename
-                data = path.read_bytes()
-                text = data.decode("utf-8")
+                # dbt strips the file before hashing it (its `checksum`) and keeps it as raw_code.
+                text = path.read_bytes().decode("utf-8").strip()
                 name = filename.rsplit(".", 1)[0]
                 models[name] = WorkingModel(
                     name=name,
                     path=path.relative_to(project_dir).as_posix(),
                     raw_code=text,
-                    checksum=hashlib.sha256(data).hexdigest(),
+                    checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                     language="python" if filename.endswith(".py") else "sql",
                 )
     return models
@@ -874,23 +874,29 @@ def impact_radius(
             model = lineage.models.get(child)
             if model is None:
                 continue
+            row_sources = set(model.row_sources) if model.row_sources is not None else None
             for edge in model.edges:
                 parent = edge.source_node
+                decides_rows = row_sources is None or parent in row_sources
                 if parent in row_models:
-                    row_models.add(child)
-                    break
-                changed = value_cols.get(parent)
-                if not changed:
-                    continue
-                if edge.source_column in changed or edge.source_column == STAR:
-                    if (
-                        edge.kind.affects_rows
-                        or edge.kind is EdgeKind.UNKNOWN
-                        and edge.target_column == STAR
-                    ):
+                    if decides_rows:
                         row_models.add(child)
                         break
+                    # Only LEFT-joined: its changed rows change the values read from it.
                     value_cols.setdefault(child, set()).add(edge.target_column)
+                    continue
+                changed = value_cols.get(parent)
+                if not changed or (
+                    edge.source_column not in changed and edge.source_column != STAR
+                ):
+                    continue
+                if decides_rows and (
+                    edge.kind.affects_rows
+                    or (edge.kind is EdgeKind.UNKNOWN and edge.target_column == STAR)
+                ):
+                    row_models.add(child)
+                    break
+                value_cols.setdefault(child, set()).add(edge.target_column)
         impacted_models = sorted(
             {
                 m

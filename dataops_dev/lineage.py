@@ -31,7 +31,7 @@ from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 # Bump when the walk below changes what it produces: it is part of every cache key.
-ALGORITHM_VERSION = "3"
+ALGORITHM_VERSION = "4"
 STAR = "*"
 # Every table reference is renamed to `<_DB>.t<n>` before qualifying, so the schema has one
 # nesting depth whatever the environment's database is called (see `_map_tables`).
@@ -121,6 +121,9 @@ class ModelLineage:
     unknown_reason: str | None = None
     """Why some or all of the lineage is `unknown` (None when everything resolved)."""
     cache_key: str = ""
+    row_sources: tuple[str, ...] | None = None
+    """Nodes whose rows decide this model's rows (FROM / inner joins); the others are only
+    LEFT-joined, so a row change there changes values here, not rows. None: unknown."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +134,7 @@ class ModelLineage:
             ],
             "unknown_reason": self.unknown_reason,
             "cache_key": self.cache_key,
+            "row_sources": list(self.row_sources) if self.row_sources is not None else None,
         }
 
     @classmethod
@@ -143,6 +147,7 @@ class ModelLineage:
             edges=tuple(ColumnEdge(s, sc, uid, tc, EdgeKind(k)) for s, sc, tc, k in data["edges"]),
             unknown_reason=data.get("unknown_reason"),
             cache_key=data.get("cache_key", ""),
+            row_sources=tuple(data["row_sources"]) if data.get("row_sources") is not None else None,
         )
 
 
@@ -347,16 +352,24 @@ def _map_tables(expression: exp.Expr, relations: RelationIndex) -> tuple[dict[st
     return table_nodes, {key: uid for uid, key in by_uid.items()}
 
 
-Leaf = tuple[str, str]  # (unique id, column)
+# (node, column, is_row): a value input or a row input (filter/join/group) of a column.
+Leaf = tuple[str, str, bool]
+Leaves = dict[Leaf, EdgeKind]
 
 
 class _Walker:
-    """All-columns lineage over one prepared query, memoized per (scope, column)."""
+    """All-columns lineage over one prepared query, memoized per (scope, column).
+
+    A column's map holds its value inputs and the row inputs that decide *its* values only
+    (the ON condition of a LEFT JOIN it reads through, a scalar subquery's filter). Row inputs
+    of a whole scope (WHERE, inner-join ON, GROUP BY) are in `rows()`.
+    """
 
     def __init__(self, prepared: PreparedQuery) -> None:
         self.p = prepared
-        self.value_memo: dict[tuple[int, str | int], dict[Leaf, EdgeKind]] = {}
-        self.rows_memo: dict[int, dict[Leaf, EdgeKind]] = {}
+        self.value_memo: dict[tuple[int, str | int], Leaves] = {}
+        self.rows_memo: dict[int, Leaves] = {}
+        self.row_sources_memo: dict[int, set[str]] = {}
         self.scope_of: dict[int, Scope] = {}
         for scope in prepared.root.traverse():
             self.scope_of[id(scope.expression)] = scope
@@ -370,7 +383,7 @@ class _Walker:
 
     # value lineage ------------------------------------------------------------------------
 
-    def value(self, scope: Scope, column: str | int) -> dict[Leaf, EdgeKind]:
+    def value(self, scope: Scope, column: str | int) -> Leaves:
         key = (id(scope), column)
         memo = self.value_memo.get(key)
         if memo is None:
@@ -379,11 +392,11 @@ class _Walker:
             self.value_memo[key] = memo
         return memo
 
-    def _value(self, scope: Scope, column: str | int) -> dict[Leaf, EdgeKind]:
+    def _value(self, scope: Scope, column: str | int) -> Leaves:
         expression = scope.expression
         if isinstance(expression, exp.SetOperation):
-            index = column if isinstance(column, int) else self._index(expression, column)
-            result: dict[Leaf, EdgeKind] = {}
+            index = column if isinstance(column, int) else _index_of(expression, column)
+            result: Leaves = {}
             if index is None:
                 return self._unknown_all(scope, f"column {column} not found in set operation")
             for branch in scope.set_operation_scopes:
@@ -411,98 +424,113 @@ class _Walker:
             return self._star_sources(scope)
         return self._expression(scope, projection.unalias(), name)
 
-    def _index(self, expression: exp.Expr, column: str) -> int | None:
-        while isinstance(expression, exp.SetOperation):
-            expression = expression.this
-        if not isinstance(expression, exp.Query):
-            return None
-        for i, select in enumerate(expression.selects):
-            if select.alias_or_name == column:
-                return i
-        return None
-
-    def _expression(self, scope: Scope, node: exp.Expr, name: str) -> dict[Leaf, EdgeKind]:
-        result: dict[Leaf, EdgeKind] = {}
+    def _expression(self, scope: Scope, node: exp.Expr, name: str) -> Leaves:
+        result: Leaves = {}
         if isinstance(node, exp.Column):
             step = EdgeKind.PASS_THROUGH if node.name == name else EdgeKind.RENAMED
-            for leaf, kind in self.resolve(scope, node).items():
-                _merge(result, {leaf: _compose(step, kind)})
+            _merge(result, _composed(step, self.resolve(scope, node)))
             return result
         step = EdgeKind.AGGREGATED if _has_aggregate(node) else EdgeKind.DERIVED
         for item in _columns_and_subqueries(node):
             if isinstance(item, exp.Column):
-                for leaf, kind in self.resolve(scope, item).items():
-                    _merge(result, {leaf: _compose(step, kind)})
-            else:
-                sub = self.scope_of.get(id(item.this)) if isinstance(item, exp.Subquery) else None
-                sub = sub or self.scope_of.get(id(item))
-                if sub is None:
-                    continue
-                for leaf, kind in self.value(sub, 0).items():
-                    _merge(result, {leaf: _compose(step, kind)})
-                # Rows of a scalar subquery decide its value: keep them as row edges.
-                _merge(result, self.rows(sub))
+                _merge(result, _composed(step, self.resolve(scope, item)))
+                continue
+            sub = self._scope_for(item)
+            if sub is None:
+                continue
+            _merge(result, _composed(step, self.value(sub, 0)))
+            # The rows of a scalar subquery decide its value: row inputs of this column only.
+            _merge(result, self.rows(sub))
         return result
 
-    def _udtf(self, scope: Scope) -> dict[Leaf, EdgeKind]:
+    def _scope_for(self, node: exp.Expr) -> Scope | None:
+        if isinstance(node, exp.Subquery):
+            return self.scope_of.get(id(node.this)) or self.scope_of.get(id(node))
+        return self.scope_of.get(id(node))
+
+    def _udtf(self, scope: Scope) -> Leaves:
         expression = scope.expression
         inner = expression.this if isinstance(expression, exp.Lateral) else None
+        result: Leaves = {}
         if isinstance(inner, exp.Subquery):
             sub = self.scope_of.get(id(inner.this))
             if sub is not None:
-                result: dict[Leaf, EdgeKind] = {}
                 for i in range(len(_first_select(sub.expression).selects)):
                     _merge(result, self.value(sub, i))
+                _merge(result, self.rows(sub))
                 return result
-        result = {}
         for col in expression.find_all(exp.Column):
-            for leaf, kind in self.resolve(scope, col).items():
-                _merge(result, {leaf: _compose(EdgeKind.DERIVED, kind)})
+            _merge(result, _composed(EdgeKind.DERIVED, self.resolve(scope, col)))
         return result
 
-    def _star_sources(self, scope: Scope) -> dict[Leaf, EdgeKind]:
-        result: dict[Leaf, EdgeKind] = {}
+    def _star_sources(self, scope: Scope) -> Leaves:
+        result: Leaves = {}
         for source in scope.sources.values():
             if isinstance(source, exp.Table):
-                result[(self.leaf_table(source), STAR)] = EdgeKind.UNKNOWN
+                result[(self.leaf_table(source), STAR, False)] = EdgeKind.UNKNOWN
             else:
                 _merge(result, self._unknown_all(source, "unexpanded *"))
         self.unknown.append("SELECT * over a relation with unknown columns")
         return result
 
-    def _unknown_all(self, scope: Scope, reason: str) -> dict[Leaf, EdgeKind]:
+    def _unknown_all(self, scope: Scope, reason: str) -> Leaves:
         self.unknown.append(reason)
-        result: dict[Leaf, EdgeKind] = {}
+        result: Leaves = {}
         for table in scope.expression.find_all(exp.Table):
-            result[(self.leaf_table(table), STAR)] = EdgeKind.UNKNOWN
+            result[(self.leaf_table(table), STAR, False)] = EdgeKind.UNKNOWN
         return result
 
-    def resolve(self, scope: Scope, column: exp.Column) -> dict[Leaf, EdgeKind]:
+    def resolve(self, scope: Scope, column: exp.Column, *, plain: bool = False) -> Leaves:
         """Leaves behind a column reference, looking through outer scopes for correlation."""
         table = column.table
         current: Scope | None = scope
         while current is not None:
             source = current.sources.get(table) if table else None
             if source is not None:
-                if isinstance(source, exp.Table):
-                    return {
-                        (self.leaf_table(source), self.name(column.name)): EdgeKind.PASS_THROUGH
-                    }
-                return self.value(source, column.name)
+                return self._from_source(current, table, source, column.name, plain=plain)
             current = current.parent
         if not table:
-            named = [s for k, s in scope.sources.items() if k]
+            named = [(k, s) for k, s in scope.sources.items() if k]
             if len(named) == 1:
-                only = named[0]
-                if isinstance(only, exp.Table):
-                    return {(self.leaf_table(only), self.name(column.name)): EdgeKind.PASS_THROUGH}
-                return self.value(only, column.name)
+                return self._from_source(scope, named[0][0], named[0][1], column.name, plain=plain)
         self.unknown.append(f"unresolved column {column.sql()}")
-        return {("?", self.name(column.name)): EdgeKind.UNKNOWN}
+        return {("?", self.name(column.name), False): EdgeKind.UNKNOWN}
+
+    def _from_source(
+        self, scope: Scope, alias: str, source: exp.Table | Scope, column: str, *, plain: bool
+    ) -> Leaves:
+        if isinstance(source, exp.Table):
+            result: Leaves = {
+                (self.leaf_table(source), self.name(column), False): EdgeKind.PASS_THROUGH
+            }
+        else:
+            result = dict(self.value(source, column))
+        join = None if plain else _outer_join(scope, alias)
+        if join is not None:
+            # Through a LEFT/FULL JOIN, the join condition and the joined rows decide this
+            # column's values, not the row set of the query.
+            on = join.args.get("on")
+            if on is not None:
+                self._clause(scope, on, EdgeKind.JOIN_KEY, result, plain=True)
+            for using in join.args.get("using") or ():
+                for other_alias, other in scope.sources.items():
+                    if other_alias and isinstance(other, exp.Table | Scope):
+                        _merge(
+                            result,
+                            _as_rows(self._from_source_plain(other, using.name), EdgeKind.JOIN_KEY),
+                        )
+            if isinstance(source, Scope):
+                _merge(result, self.rows(source))
+        return result
+
+    def _from_source_plain(self, source: exp.Table | Scope, column: str) -> Leaves:
+        if isinstance(source, exp.Table):
+            return {(self.leaf_table(source), self.name(column), False): EdgeKind.PASS_THROUGH}
+        return self.value(source, column)
 
     # row lineage --------------------------------------------------------------------------
 
-    def rows(self, scope: Scope) -> dict[Leaf, EdgeKind]:
+    def rows(self, scope: Scope) -> Leaves:
         memo = self.rows_memo.get(id(scope))
         if memo is None:
             self.rows_memo[id(scope)] = {}
@@ -510,97 +538,152 @@ class _Walker:
             self.rows_memo[id(scope)] = memo
         return memo
 
-    def _rows(self, scope: Scope) -> dict[Leaf, EdgeKind]:
-        result: dict[Leaf, EdgeKind] = {}
+    def _rows(self, scope: Scope) -> Leaves:
+        result: Leaves = {}
         expression = scope.expression
         if isinstance(expression, exp.SetOperation):
             for branch in scope.set_operation_scopes:
-                _merge_rows(result, self.rows(branch))
+                _merge(result, self.rows(branch))
             if expression.args.get("distinct"):
                 for i in range(len(_first_select(expression).selects)):
-                    self._add_row_leaves(result, self.value(scope, i), EdgeKind.GROUP_KEY)
+                    _merge(result, _as_rows(self.value(scope, i), EdgeKind.GROUP_KEY))
             return result
-        if isinstance(expression, exp.Select):
-            for arg, kind in (
-                ("where", EdgeKind.FILTER),
-                ("having", EdgeKind.FILTER),
-                ("qualify", EdgeKind.FILTER),
-                ("group", EdgeKind.GROUP_KEY),
-            ):
-                clause = expression.args.get(arg)
+        if not isinstance(expression, exp.Select):
+            return result
+        for arg, kind in (
+            ("where", EdgeKind.FILTER),
+            ("having", EdgeKind.FILTER),
+            ("qualify", EdgeKind.FILTER),
+            ("group", EdgeKind.GROUP_KEY),
+        ):
+            clause = expression.args.get(arg)
+            if clause is not None:
+                self._clause(scope, clause, kind, result)
+        outer = set()
+        for join in expression.args.get("joins") or ():
+            if _is_outer(join):
+                outer.add(join.alias_or_name)
+                continue
+            for arg in ("on", "match_condition"):
+                clause = join.args.get(arg)
                 if clause is not None:
-                    self._clause(scope, clause, kind, result)
-            for join in expression.args.get("joins") or ():
-                for arg in ("on", "using", "match_condition"):
-                    clause = join.args.get(arg)
-                    if clause is None:
-                        continue
-                    if isinstance(clause, list):
-                        for item in clause:
-                            self._clause(scope, item, EdgeKind.JOIN_KEY, result)
-                    else:
-                        self._clause(scope, clause, EdgeKind.JOIN_KEY, result)
-            if expression.args.get("distinct"):
-                for projection in expression.selects:
-                    if not projection.is_star:
-                        self._add_row_leaves(
+                    self._clause(scope, clause, EdgeKind.JOIN_KEY, result)
+            for using in join.args.get("using") or ():
+                for alias, source in scope.sources.items():
+                    if alias and alias not in outer:
+                        _merge(
                             result,
-                            self._expression(scope, projection.unalias(), projection.alias_or_name),
-                            EdgeKind.GROUP_KEY,
+                            _as_rows(
+                                self._from_source_plain(source, using.name), EdgeKind.JOIN_KEY
+                            ),
                         )
-        for source in scope.sources.values():
-            if isinstance(source, Scope):
-                _merge_rows(result, self.rows(source))
+        if expression.args.get("distinct"):
+            for projection in expression.selects:
+                if not projection.is_star:
+                    leaves = self._expression(scope, projection.unalias(), projection.alias_or_name)
+                    _merge(result, _as_rows(leaves, EdgeKind.GROUP_KEY))
+        for alias, source in scope.sources.items():
+            if isinstance(source, Scope) and alias not in outer and _is_selected(scope, alias):
+                _merge(result, self.rows(source))
         return result
 
+    def row_sources(self, scope: Scope) -> set[str]:
+        """Nodes whose rows decide this scope's row set (FROM and inner joins, transitively)."""
+        memo = self.row_sources_memo.get(id(scope))
+        if memo is not None:
+            return memo
+        self.row_sources_memo[id(scope)] = set()
+        found: set[str] = set()
+        expression = scope.expression
+        if isinstance(expression, exp.SetOperation):
+            for branch in scope.set_operation_scopes:
+                found |= self.row_sources(branch)
+        elif isinstance(expression, exp.Select):
+            outer = {j.alias_or_name for j in expression.args.get("joins") or () if _is_outer(j)}
+            for alias, source in scope.sources.items():
+                if alias in outer or not _is_selected(scope, alias):
+                    continue
+                if isinstance(source, exp.Table):
+                    found.add(self.leaf_table(source))
+                else:
+                    found |= self.row_sources(source)
+        elif scope.is_udtf:
+            for source in scope.sources.values():
+                if isinstance(source, Scope):
+                    found |= self.row_sources(source)
+        self.row_sources_memo[id(scope)] = found
+        return found
+
     def _clause(
-        self, scope: Scope, clause: exp.Expr, kind: EdgeKind, result: dict[Leaf, EdgeKind]
+        self, scope: Scope, clause: exp.Expr, kind: EdgeKind, result: Leaves, *, plain: bool = False
     ) -> None:
         for item in _columns_and_subqueries(clause):
             if isinstance(item, exp.Column):
-                self._add_row_leaves(result, self.resolve(scope, item), kind)
+                _merge(result, _as_rows(self.resolve(scope, item, plain=plain), kind))
                 continue
-            sub = self.scope_of.get(id(item.this)) if isinstance(item, exp.Subquery) else None
-            sub = sub or self.scope_of.get(id(item))
+            sub = self._scope_for(item)
             if sub is not None:
                 for i in range(len(_first_select(sub.expression).selects)):
-                    self._add_row_leaves(result, self.value(sub, i), kind)
-                _merge_rows(result, self.rows(sub))
+                    _merge(result, _as_rows(self.value(sub, i), kind))
+                _merge(result, self.rows(sub))
 
-    @staticmethod
-    def _add_row_leaves(
-        result: dict[Leaf, EdgeKind], leaves: Mapping[Leaf, EdgeKind], kind: EdgeKind
-    ) -> None:
-        for leaf, leaf_kind in leaves.items():
-            _merge_rows(result, {leaf: EdgeKind.UNKNOWN if leaf_kind is EdgeKind.UNKNOWN else kind})
+
+def _is_outer(join: exp.Join) -> bool:
+    side = (join.side or "").upper()
+    kind = (join.kind or "").upper()
+    return side in ("LEFT", "FULL") and kind in ("", "OUTER")
+
+
+def _outer_join(scope: Scope, alias: str) -> exp.Join | None:
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return None
+    for join in select.args.get("joins") or ():
+        if join.alias_or_name == alias and _is_outer(join):
+            return join
+    return None
+
+
+def _is_selected(scope: Scope, alias: str) -> bool:
+    """Whether `alias` is a FROM/JOIN source of the scope (not a lateral/UDTF helper)."""
+    return alias in scope.selected_sources or scope.is_udtf
+
+
+def _index_of(expression: exp.Expr, column: str) -> int | None:
+    select = _first_select(expression)
+    for i, projection in enumerate(select.selects):
+        if projection.alias_or_name == column:
+            return i
+    return None
 
 
 def _first_select(expression: exp.Expr) -> exp.Select:
-    while isinstance(expression, exp.SetOperation):
+    while isinstance(expression, exp.SetOperation | exp.Subquery):
         expression = expression.this
-    if isinstance(expression, exp.Subquery):
-        return _first_select(expression.this)
     assert isinstance(expression, exp.Select)
     return expression
 
 
-def _compose(step: EdgeKind, inner: EdgeKind) -> EdgeKind:
-    if inner in _ROW_KINDS:
-        return inner
-    return step if _VALUE_RANK[step] >= _VALUE_RANK[inner] else inner
+def _composed(step: EdgeKind, leaves: Leaves) -> Leaves:
+    result: Leaves = {}
+    for leaf, kind in leaves.items():
+        if leaf[2] or kind is EdgeKind.UNKNOWN:
+            result[leaf] = kind
+        else:
+            result[leaf] = step if _VALUE_RANK[step] >= _VALUE_RANK[kind] else kind
+    return result
 
 
-def _merge(into: dict[Leaf, EdgeKind], other: Mapping[Leaf, EdgeKind]) -> None:
-    for leaf, kind in other.items():
-        current = into.get(leaf)
-        if current is None:
-            into[leaf] = kind
-        elif kind in _ROW_KINDS or current in _ROW_KINDS:
-            # A leaf that is both a value and a row input keeps its value kind here; row kinds
-            # travel in the separate row map.
-            into[leaf] = current if current not in _ROW_KINDS else kind
-        elif _VALUE_RANK[kind] > _VALUE_RANK[current]:
-            into[leaf] = kind
+def _as_rows(leaves: Leaves, kind: EdgeKind) -> Leaves:
+    """Turn the value inputs of an expression into row inputs of `kind` (row inputs stay)."""
+    result: Leaves = {}
+    for (node, column, is_row), leaf_kind in leaves.items():
+        if is_row:
+            _merge(result, {(node, column, True): leaf_kind})
+        else:
+            new = EdgeKind.UNKNOWN if leaf_kind is EdgeKind.UNKNOWN else kind
+            _merge(result, {(node, column, True): new})
+    return result
 
 
 _ROW_PRIORITY = {
@@ -611,12 +694,15 @@ _ROW_PRIORITY = {
 }
 
 
-def _merge_rows(into: dict[Leaf, EdgeKind], other: Mapping[Leaf, EdgeKind]) -> None:
+def _merge(into: Leaves, other: Mapping[Leaf, EdgeKind]) -> None:
     for leaf, kind in other.items():
-        if kind not in _ROW_PRIORITY:
-            continue
         current = into.get(leaf)
-        if current is None or _ROW_PRIORITY[kind] < _ROW_PRIORITY[current]:
+        if current is None:
+            into[leaf] = kind
+        elif leaf[2]:
+            if _ROW_PRIORITY.get(kind, 9) < _ROW_PRIORITY.get(current, 9):
+                into[leaf] = kind
+        elif _VALUE_RANK.get(kind, 0) > _VALUE_RANK.get(current, 0):
             into[leaf] = kind
 
 
@@ -669,21 +755,21 @@ def lineage_of_prepared(
     edges: set[ColumnEdge] = set()
     columns: list[str] | None = []
     for index, projection in enumerate(select.selects):
+        leaves = walker.value(root, index)
         if projection.is_star:
             columns = None
-            for (node, col), kind in walker.value(root, index).items():
+            for (node, col, _row), kind in leaves.items():
                 edges.add(ColumnEdge(node, col, unique_id, STAR, kind))
             continue
         out = walker.name(projection.alias_or_name)
         if columns is not None:
             columns.append(out)
-        for (node, col), kind in walker.value(root, index).items():
-            if kind in (EdgeKind.PASS_THROUGH, EdgeKind.RENAMED):
+        for (node, col, is_row), kind in leaves.items():
+            if not is_row and kind in (EdgeKind.PASS_THROUGH, EdgeKind.RENAMED):
                 kind = EdgeKind.PASS_THROUGH if col == out else EdgeKind.RENAMED
             edges.add(ColumnEdge(node, col, unique_id, out, kind))
-    row_leaves = walker.rows(root)
     targets = columns if columns is not None else [STAR]
-    for (node, col), kind in row_leaves.items():
+    for (node, col, _row), kind in walker.rows(root).items():
         for out in targets:
             edges.add(ColumnEdge(node, col, unique_id, out, kind))
     reason = "; ".join(sorted(set(walker.unknown))) or None
@@ -693,6 +779,7 @@ def lineage_of_prepared(
         tuple(sorted(edges)),
         reason,
         cache_key,
+        row_sources=tuple(sorted(walker.row_sources(root))),
     )
 
 
@@ -896,3 +983,56 @@ def _ancestors(manifest: Manifest, uids: set[str]) -> set[str]:
 
 def default_cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache" / "lineage"
+
+
+def load_project_lineage(
+    manifest_path: Path,
+    *,
+    project_dir: Path | None = None,
+    state_dir: Path | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> tuple[Manifest, ProjectLineage]:
+    """Lineage of the project behind `manifest_path`: compiled SQL when the manifest has it, else
+    the model rendered by the light renderer (a `dbt parse` manifest); the catalog.json next to
+    the manifest, when present, gives source and seed columns."""
+    manifest = Manifest.load(manifest_path)
+    catalog = load_catalog(manifest_path.parent / "catalog.json")
+    renderer = None
+    if project_dir is not None and any(
+        not n.compiled_code for n in manifest.models() if n.language == "sql"
+    ):
+        from dataops_dev.dbt.project import read_project
+        from dataops_dev.dbt.render import Renderer, context_for
+
+        project = read_project(project_dir)
+        renderer = Renderer(
+            context_for(
+                project_dir,
+                manifest,
+                project_name=project.name,
+                vars=project.vars,
+                macro_paths=project.macro_paths,
+            ),
+            manifest,
+        )
+
+    def sql_for(node: Node) -> str | None:
+        if node.compiled_code:
+            return node.compiled_code
+        if renderer is None:
+            return None
+        from dataops_dev.dbt.render import RenderError
+
+        try:
+            return renderer.render(node.raw_code, model_name=node.name).sql
+        except RenderError:
+            return None
+
+    lineage = compute_lineage(
+        manifest,
+        cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
+        sql_for=sql_for,
+        catalog=catalog,
+        reporter=reporter,
+    )
+    return manifest, lineage

@@ -1,0 +1,225 @@
+"""`dataops-dev lineage MODEL[.COLUMN]` and `dataops-dev impact`: column lineage and the static
+change set (classification, impacted models/columns/exposures) as text, JSON or markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dataops_dev.cli import AppContext, emit_json, format_options, resolve_format
+
+
+def _split_target(manifest: Any, target: str) -> tuple[Any, str | None]:
+    """`MODEL`, `MODEL.COLUMN`, `SOURCE.TABLE` or `SOURCE.TABLE.COLUMN` -> (node, column)."""
+    from dataops_dev.errors import ProjectError
+
+    try:
+        return manifest.find(target), None
+    except ProjectError as whole_error:
+        if "." not in target:
+            raise
+        name, column = target.rsplit(".", 1)
+        try:
+            return manifest.find(name), column
+        except ProjectError:
+            raise whole_error from None
+
+
+@click.command()
+@click.argument("target", metavar="MODEL[.COLUMN]")
+@click.option("--upstream", "direction", flag_value="upstream", help="Only what feeds it.")
+@click.option("--downstream", "direction", flag_value="downstream", help="Only what it feeds.")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="manifest.json to read (default: target/manifest.json, else production's).",
+)
+@format_options(choices=("text", "json"))
+@click.pass_obj
+def lineage(
+    app: AppContext,
+    target: str,
+    direction: str | None,
+    manifest_path: Path | None,
+    output_format: str,
+    as_json: bool,
+) -> None:
+    """Column lineage of MODEL (or one column of it), upstream and/or downstream."""
+    from dataops_dev.impact import find_base_manifest
+    from dataops_dev.lineage import STAR, load_project_lineage
+
+    loaded = app.loaded
+    if manifest_path is None:
+        local = loaded.project_dir / "target" / "manifest.json"
+        manifest_path = local if local.is_file() else find_base_manifest(loaded, None)
+    reporter = app.reporter()
+    manifest, project_lineage = load_project_lineage(
+        manifest_path, project_dir=loaded.project_dir, state_dir=loaded.state_dir, reporter=reporter
+    )
+    close = getattr(reporter, "close", None)
+    if close is not None:
+        close()
+    node, column = _split_target(manifest, target)
+    from dataops_dev.errors import UsageError
+
+    columns = project_lineage.schemas.get(node.unique_id)
+    if column is not None and columns is not None and column not in columns and column != STAR:
+        import difflib
+
+        close_matches = difflib.get_close_matches(column, list(columns), n=3)
+        raise UsageError(
+            f"{node.display_name} has no column {column!r}",
+            f"did you mean {', '.join(close_matches)}?"
+            if close_matches
+            else f"its columns: {', '.join(columns)}",
+        )
+    up = project_lineage.upstream(node.unique_id, column) if direction != "downstream" else []
+    down = project_lineage.downstream(node.unique_id, column) if direction != "upstream" else []
+    names = project_lineage.names
+    model = project_lineage.models.get(node.unique_id)
+    data = {
+        "node": node.display_name,
+        "column": column,
+        "direction": direction or "both",
+        "columns": list(columns) if columns is not None else None,
+        "unknown_reason": model.unknown_reason if model else None,
+        "edges": [e.to_dict(names) for e in (*up, *down)],
+        "upstream": [e.to_dict(names) for e in up],
+        "downstream": [e.to_dict(names) for e in down],
+        "stats": {
+            "models": project_lineage.stats.models,
+            "computed": project_lineage.stats.computed,
+            "cached": project_lineage.stats.cached,
+        },
+    }
+    if resolve_format(output_format, as_json) == "json":
+        emit_json(data)
+        return
+    title = node.display_name + (f".{column}" if column else "")
+    click.echo(title)
+    if data["unknown_reason"]:
+        click.echo(f"  (partly unknown: {data['unknown_reason']})")
+    for label, edges in (("upstream", data["upstream"]), ("downstream", data["downstream"])):
+        if direction and direction != label:
+            continue
+        click.echo(f"{label}: {len(edges) if edges else 'none'}")
+        for edge in edges:
+            click.echo(f"  {edge['from']}  --{edge['kind']}-->  {edge['to']}")
+
+
+@click.command()
+@click.option("--base", "base_ref", help="Git ref whose baseline manifest to compare against.")
+@click.option(
+    "--base-manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The production manifest.json to compare the working tree against.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["never", "breaking", "unknown"]),
+    default="never",
+    show_default=True,
+    help="Exit 3 when a change is breaking (or, with `unknown`, breaking or unknown).",
+)
+@format_options()
+@click.pass_obj
+def impact(
+    app: AppContext,
+    base_ref: str | None,
+    base_manifest: Path | None,
+    fail_on: str,
+    output_format: str,
+    as_json: bool,
+) -> None:
+    """Static change set of the working tree against production: no dbt, no database."""
+    from dataops_dev.errors import BlockingFindings
+    from dataops_dev.impact import ChangeKind, analyze_impact, find_base_manifest
+
+    loaded = app.loaded
+    path = find_base_manifest(loaded, base_manifest, base_ref=base_ref)
+    report = analyze_impact(loaded.project_dir, path, state_dir=loaded.state_dir)
+    fmt = resolve_format(output_format, as_json)
+    if fmt == "json":
+        emit_json(report.to_dict())
+    elif fmt == "markdown":
+        click.echo(render_markdown(report))
+    else:
+        click.echo(render_text(report))
+    blocking = {ChangeKind.BREAKING} | ({ChangeKind.UNKNOWN} if fail_on == "unknown" else set())
+    if fail_on != "never" and any(m.change in blocking for m in report.models):
+        raise BlockingFindings(
+            "the change set has breaking changes",
+            "review them with `dataops-dev impact`, then `dataops-dev review`",
+        )
+
+
+def _columns(values: Any, limit: int = 8) -> str:
+    values = list(values)
+    if len(values) > limit:
+        return ", ".join(values[:limit]) + f", … (+{len(values) - limit})"
+    return ", ".join(values)
+
+
+def render_text(report: Any) -> str:
+    lines: list[str] = []
+    if not report.models:
+        lines.append("no model changes")
+    for model in report.models:
+        flags = []
+        if model.contract_enforced:
+            flags.append("contract BROKEN" if model.contract_broken else "contracted")
+        if model.exposures:
+            flags.append("exposures: " + ", ".join(model.exposures))
+        suffix = f"  [{'; '.join(flags)}]" if flags else ""
+        lines.append(f"{model.change.value:<9} {model.name} ({model.status.value}){suffix}")
+        for reason in model.reasons:
+            lines.append(f"          - {reason}")
+        impacted = model.impacted
+        if impacted.models:
+            lines.append(
+                f"          impacts {len(impacted.models)} models: {_columns(impacted.models)}"
+            )
+            lines.append(f"          columns: {_columns(impacted.columns)}")
+        if impacted.contracted_models:
+            lines.append(
+                "          contracted downstream: " + ", ".join(impacted.contracted_models)
+            )
+    if report.unchanged:
+        lines.append("no change (formatting/comments only): " + ", ".join(report.unchanged))
+    if report.no_diff_needed:
+        lines.append(f"no data diff needed: {_columns(report.no_diff_needed, 12)}")
+    return "\n".join(lines)
+
+
+def render_markdown(report: Any) -> str:
+    lines = [
+        "| model | change | changed columns | impacted models | impacted exposures |",
+        "|---|---|---|---|---|",
+    ]
+    for model in report.models:
+        name = f"`{model.name}`" + (" 🔒" if model.contract_enforced else "")
+        lines.append(
+            f"| {name} | **{model.change.value}** | {_columns(model.changed_columns) or '—'} | "
+            f"{_columns(model.impacted.models) or '—'} | {', '.join(model.impacted.exposures) or '—'} |"
+        )
+    if not report.models:
+        lines.append("| — | no model changes | | | |")
+    details = [m for m in report.models if m.reasons]
+    if details:
+        lines.append("")
+        lines.append("<details><summary>Why</summary>")
+        lines.append("")
+        for model in details:
+            lines.append(f"- `{model.name}`: " + "; ".join(model.reasons))
+        lines.append("")
+        lines.append("</details>")
+    if report.unchanged:
+        lines.append("")
+        lines.append(
+            "Formatting/comment-only edits (no change): "
+            + ", ".join(f"`{n}`" for n in report.unchanged)
+        )
+    return "\n".join(lines)
