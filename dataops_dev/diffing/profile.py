@@ -83,10 +83,13 @@ def _bucket(value: exp.Expr, low: float, high: float) -> exp.Expr:
         expression=sql.lit(high - low),
     )
     scaled = exp.Floor(this=exp.Mul(this=width, expression=sql.lit(float(BINS))))
-    return exp.Cast(
-        this=exp.Least(this=scaled, expressions=[sql.lit(BINS - 1)]),
-        to=exp.DataType.build("INT"),
+    # Not LEAST(): PostgreSQL's LEAST ignores NULLs and would bin NULL values into the last bin.
+    capped = (
+        exp.Case()
+        .when(exp.GTE(this=scaled, expression=sql.lit(BINS - 1)), sql.lit(BINS - 1))
+        .else_(scaled.copy())
     )
+    return exp.Cast(this=capped, to=exp.DataType.build("INT"))
 
 
 def distribution_sql(
