@@ -458,9 +458,12 @@ def _canonical(node: Any, leaf: Callable[[exp.Expr], str | None]) -> str:
                 operands.append(current)
         return f"{cls.__name__}(" + ",".join(sorted(_canonical(o, leaf) for o in operands)) + ")"
     if cls in _MIRRORED:
+        # `a < b` is `b > a`: compare in one direction only.
         left = _canonical(node.this, leaf)
         right = _canonical(node.expression, leaf)
         return f"{_MIRRORED[cls]}({right},{left})"
+    if cls in (exp.GT, exp.GTE):
+        return f"{cls.__name__}({_canonical(node.this, leaf)},{_canonical(node.expression, leaf)})"
     if isinstance(node, exp.In) and node.expressions:
         items = sorted(_canonical(e, leaf) for e in node.expressions)
         return f"In({_canonical(node.this, leaf)},[{','.join(items)}],{node.args.get('not')!r})"
