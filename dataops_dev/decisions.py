@@ -1,0 +1,226 @@
+"""Recorded decisions: a reviewer's approval or rejection of a finding, bound to its fingerprint.
+
+Approvals live in `dataops.approvals.yml` next to the dbt project (reviewable, committed with the
+branch). A finding's fingerprint covers what was judged (model, rule, diff numbers, head SQL
+hash), so any later change produces a new fingerprint and the old approval no longer applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dataops_dev.errors import ConfigError, UsageError
+from dataops_dev.report.model import (
+    Approval,
+    Decision,
+    Finding,
+    ModelReport,
+    Report,
+    Verdict,
+)
+
+APPROVALS_FILE = "dataops.approvals.yml"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable 16-hex fingerprint of the parts (kind, model, rule, numbers, SQL hash...)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(repr(part).encode("utf-8"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()[:16]
+
+
+def sql_hash(sql: str | None) -> str:
+    """Hash of SQL text with whitespace normalised (formatting alone keeps approvals valid)."""
+    if not sql:
+        return ""
+    return hashlib.sha256(" ".join(sql.split()).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    fingerprint: str
+    decision: Decision
+    by: str
+    at: str
+    note: str = ""
+    model: str | None = None
+    kind: str | None = None
+    title: str | None = None
+
+    def approval(self) -> Approval:
+        return Approval(decision=self.decision, by=self.by, at=self.at, note=self.note)
+
+
+def approvals_path(project_dir: Path) -> Path:
+    return project_dir / APPROVALS_FILE
+
+
+def load_decisions(project_dir: Path) -> dict[str, RecordedDecision]:
+    """fingerprint -> the recorded decision (the latest one wins)."""
+    path = approvals_path(project_dir)
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name} is not valid YAML: {exc}", path=str(path)) from exc
+    entries = data.get("decisions") if isinstance(data, dict) else None
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path.name}: `decisions` must be a list", path=str(path))
+    decisions: dict[str, RecordedDecision] = {}
+    for index, entry in enumerate(entries):
+        try:
+            decision = RecordedDecision(
+                fingerprint=str(entry["fingerprint"]),
+                decision=Decision(entry["decision"]),
+                by=str(entry.get("by", "")),
+                at=str(entry.get("at", "")),
+                note=str(entry.get("note") or ""),
+                model=entry.get("model"),
+                kind=entry.get("kind"),
+                title=entry.get("title"),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"{path.name}: entry {index + 1} is malformed ({exc})",
+                "each entry needs fingerprint and decision (approved|rejected)",
+                path=str(path),
+            ) from exc
+        decisions[decision.fingerprint] = decision
+    return decisions
+
+
+def _save(project_dir: Path, decisions: Iterable[RecordedDecision]) -> Path:
+    path = approvals_path(project_dir)
+    entries = []
+    for decision in sorted(decisions, key=lambda d: (d.model or "", d.fingerprint)):
+        entry: dict[str, Any] = {
+            "fingerprint": decision.fingerprint,
+            "decision": decision.decision.value,
+            "model": decision.model,
+            "kind": decision.kind,
+            "title": decision.title,
+            "by": decision.by,
+            "at": decision.at,
+            "note": decision.note,
+        }
+        entries.append({k: v for k, v in entry.items() if v not in (None, "")})
+    header = (
+        "# Decisions on dataops_dev findings (`dataops-dev decide`). Commit this file with the\n"
+        "# branch: an approval applies only to the exact finding (fingerprint) it was made for.\n"
+    )
+    body = yaml.safe_dump({"version": 1, "decisions": entries}, sort_keys=False, allow_unicode=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(header + body, "utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def reviewer_name(project_dir: Path) -> str:
+    """git's user.name, else the login name."""
+    try:
+        name = subprocess.run(
+            ["git", "config", "user.name"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        name = ""
+    return name or os.environ.get("USER") or getpass.getuser()
+
+
+def record_decision(
+    project_dir: Path,
+    finding: Finding,
+    decision: Decision,
+    *,
+    note: str = "",
+    by: str | None = None,
+) -> RecordedDecision:
+    """Write (or replace) the decision on `finding` in the approvals file."""
+    if decision is Decision.APPROVED and finding.severity.value == "blocking" and not note.strip():
+        raise UsageError(
+            "approving a blocking finding needs a note saying why it is acceptable",
+            'add --note "why this change is expected"',
+        )
+    recorded = RecordedDecision(
+        fingerprint=finding.fingerprint,
+        decision=decision,
+        by=by or reviewer_name(project_dir),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        note=note.strip(),
+        model=finding.model,
+        kind=finding.kind.value,
+        title=finding.title,
+    )
+    decisions = load_decisions(project_dir)
+    decisions[recorded.fingerprint] = recorded
+    _save(project_dir, decisions.values())
+    return recorded
+
+
+def verdict_of(models: Iterable[ModelReport], error: str | None = None) -> Verdict:
+    if error:
+        return Verdict.ERROR
+    blocked = any(f.blocking for m in models for f in m.findings)
+    return Verdict.BLOCKED if blocked else Verdict.PASS
+
+
+def apply_decisions(report: Report, decisions: Mapping[str, RecordedDecision]) -> Report:
+    """The report with recorded decisions attached to its findings and the verdict redone."""
+    models = tuple(
+        dataclasses.replace(
+            model,
+            findings=tuple(
+                dataclasses.replace(
+                    f,
+                    approval=decisions[f.fingerprint].approval()
+                    if f.fingerprint in decisions
+                    else None,
+                )
+                for f in model.findings
+            ),
+        )
+        for model in report.models
+    )
+    return dataclasses.replace(report, models=models, verdict=verdict_of(models, report.error))
+
+
+def stale_decisions(
+    report: Report, decisions: Mapping[str, RecordedDecision]
+) -> list[RecordedDecision]:
+    """Recorded decisions that match no finding of the report (the evidence changed)."""
+    current = {f.fingerprint for f in report.findings}
+    return [d for d in decisions.values() if d.fingerprint not in current]
+
+
+def find_finding(report: Report, prefix: str) -> Finding:
+    """The finding whose fingerprint starts with `prefix` (at least 6 characters)."""
+    if len(prefix) < 6:
+        raise UsageError("give at least 6 characters of the fingerprint")
+    matches = [f for f in report.findings if f.fingerprint.startswith(prefix)]
+    if not matches:
+        raise UsageError(
+            f"no finding {prefix} in the last report",
+            "list findings with `dataops-dev decide list`, or run `dataops-dev review` again",
+        )
+    if len({m.fingerprint for m in matches}) > 1:
+        raise UsageError(f"{prefix} matches several findings", "give more characters")
+    return matches[0]

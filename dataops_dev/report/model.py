@@ -1,0 +1,439 @@
+"""The Report: one typed value that every renderer formats and none recomputes.
+
+Its JSON form (`Report.to_dict()`) is the contract documented in the README ("JSON report"): keys
+come from these field names in this order, enums become their values. `Report.from_dict` reads it
+back (the TUI opens the last saved report without a database). Values in examples and profiles
+are masked sample values; raw production values never reach a Report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Verdict(str, Enum):
+    PASS = "pass"
+    """No blocking finding is left unapproved."""
+    BLOCKED = "blocked"
+    """At least one blocking finding lacks an approval (exit code 3)."""
+    ERROR = "error"
+    """The review could not finish (a build failed); the report says how far it got."""
+
+
+class Severity(str, Enum):
+    BLOCKING = "blocking"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class FindingKind(str, Enum):
+    BREAKING_CHANGE = "breaking_change"
+    CONTRACT_BROKEN = "contract_broken"
+    EXPOSURE_IMPACTED = "exposure_impacted"
+    POLICY = "policy"
+    TEST_FAILED = "test_failed"
+    BUILD_FAILED = "build_failed"
+    NO_KEY = "no_key"
+
+
+class Decision(str, Enum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ModelStatus(str, Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+    MODIFIED = "modified"
+    IMPACTED = "impacted"
+    """Not edited, but downstream of an edit: its data can change."""
+
+
+class ChangeKind(str, Enum):
+    BREAKING = "breaking"
+    PARTIAL = "partial"
+    ADDITIVE = "additive"
+    METADATA = "metadata"
+    UNKNOWN = "unknown"
+    NONE = "none"
+    """Impacted models carry no change of their own."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    decision: Decision
+    by: str
+    at: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    fingerprint: str
+    """Hash of what the finding is about (model, rule, diff numbers, head SQL); approvals bind to it."""
+    kind: FindingKind
+    severity: Severity
+    model: str | None
+    title: str
+    detail: str = ""
+    approval: Approval | None = None
+
+    @property
+    def blocking(self) -> bool:
+        """Blocking and not approved (a rejection keeps it blocking)."""
+        if self.severity is not Severity.BLOCKING:
+            return False
+        return self.approval is None or self.approval.decision is not Decision.APPROVED
+
+
+@dataclass(frozen=True)
+class Side:
+    ref: str
+    commit: str
+    environment: str | None = None
+    dirty: bool = False
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    identity: str
+    kind: str = "sample"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class TypeChange:
+    name: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    added: tuple[ColumnType, ...] = ()
+    removed: tuple[ColumnType, ...] = ()
+    type_changed: tuple[TypeChange, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.type_changed or self.renamed)
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    base: int
+    head: int
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    null_keys_base: int = 0
+    null_keys_head: int = 0
+    duplicate_keys_base: int = 0
+    duplicate_keys_head: int = 0
+    keyless: bool = False
+    """No key: `added`/`removed` count rows only in head/base as a multiset; `changed` is 0."""
+
+    @property
+    def delta(self) -> int:
+        return self.head - self.base
+
+    @property
+    def delta_pct(self) -> float | None:
+        return None if self.base == 0 else 100.0 * (self.head - self.base) / self.base
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.delta)
+
+
+@dataclass(frozen=True)
+class ValueExample:
+    key: Mapping[str, Any]
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class ColumnChange:
+    name: str
+    changed: int
+    compared: int
+    match_pct: float | None
+    examples: tuple[ValueExample, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowSample:
+    change: str
+    """"added", "removed" or "changed"."""
+    key: Mapping[str, Any]
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProfileStats:
+    count: int
+    nulls: int
+    distinct: int | None = None
+    min: Any = None
+    max: Any = None
+    mean: float | None = None
+    quantiles: Mapping[str, Any] = field(default_factory=dict)
+    top_values: tuple[tuple[Any, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class HistogramBin:
+    low: Any
+    high: Any
+    base: int
+    head: int
+
+
+@dataclass(frozen=True)
+class ColumnProfileChange:
+    name: str
+    base: ProfileStats | None
+    head: ProfileStats | None
+    histogram: tuple[HistogramBin, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.base != self.head
+
+
+@dataclass(frozen=True)
+class DataDiff:
+    key: tuple[str, ...] | None
+    rows: RowCounts
+    columns: tuple[ColumnChange, ...] = ()
+    row_samples: tuple[RowSample, ...] = ()
+    profile: tuple[ColumnProfileChange, ...] = ()
+
+    @property
+    def changed_columns(self) -> tuple[ColumnChange, ...]:
+        return tuple(c for c in self.columns if c.changed)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    name: str
+    unique_id: str
+    status: str
+    """dbt's status: pass, fail, error, warn, skipped."""
+    message: str | None = None
+    failures: int | None = None
+    compiled_sql: str | None = None
+    new: bool = False
+    """Fails on the branch but passed (or did not exist) on the baseline."""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    name: str
+    unique_id: str
+    status: ModelStatus
+    change: ChangeKind
+    changed_columns: tuple[str, ...] = ()
+    impacted_columns: tuple[str, ...] = ()
+    """Columns of this model whose values can differ (from lineage)."""
+    rows_affected: bool = False
+    """The change can add or remove rows here (filter, join, grain)."""
+    impacted_models: tuple[str, ...] = ()
+    """Downstream models this model's change reaches."""
+    exposures: tuple[str, ...] = ()
+    contract_enforced: bool = False
+    materialized: str | None = None
+    reasons: tuple[str, ...] = ()
+    schema: SchemaChange | None = None
+    diff: DataDiff | None = None
+    diff_note: str | None = None
+    """Why there is no data diff (no key, not materialized, nothing can differ...)."""
+    tests: tuple[TestResult, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    base_sql: str | None = None
+    head_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    source: str
+    """`<node>.<column>`; a node is a model name or `source_name.table_name`."""
+    target: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ExposureImpact:
+    name: str
+    type: str
+    owner: str | None
+    models: tuple[str, ...]
+    """The changed or impacted models it depends on."""
+
+
+@dataclass(frozen=True)
+class Report:
+    schema_version: int
+    project: str
+    generated_at: str
+    base: Side
+    head: Side
+    verdict: Verdict
+    models: tuple[ModelReport, ...]
+    lineage: tuple[LineageEdge, ...] = ()
+    exposures: tuple[ExposureImpact, ...] = ()
+    sample: SampleInfo | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    next_commands: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for m in self.models for f in m.findings)
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.blocking)
+
+    @cached_property
+    def counts(self) -> dict[str, int]:
+        """Models per change kind (impacted-only models under "impacted")."""
+        counts: dict[str, int] = {}
+        for model in self.models:
+            key = "impacted" if model.status is ModelStatus.IMPACTED else model.change.value
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def model(self, name: str) -> ModelReport:
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = to_jsonable(self)
+        assert isinstance(data, dict)
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            from dataops_dev.errors import ProjectError
+
+            raise ProjectError(
+                f"report schema_version {version} is not {SCHEMA_VERSION}",
+                "run `dataops-dev review` again to write a current report",
+            )
+        report = from_jsonable(cls, data)
+        assert isinstance(report, Report)
+        return report
+
+    @classmethod
+    def load(cls, path: Path) -> Report:
+        return cls.from_dict(json.loads(Path(path).read_text("utf-8")))
+
+
+# ----------------------------------------------------------------------------------------------
+# A generic codec over these frozen dataclasses (field order = key order).
+
+
+def _jsonable_scalar(value: Any) -> Any:
+    import datetime
+    import decimal
+    import math
+    import uuid
+
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID | bytes):
+        return value.hex() if isinstance(value, bytes) else str(value)
+    return value
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return _jsonable_scalar(value)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def from_jsonable(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any or value is None and (origin in (typing.Union, types.UnionType) or tp is Any):
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if value is None:
+            return None
+        for option in options:
+            try:
+                return from_jsonable(option, value)
+            except (TypeError, ValueError, KeyError):
+                continue
+        return value
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(value)
+    if dataclasses.is_dataclass(tp):
+        assert isinstance(tp, type)
+        hints = _HINTS.get(tp)
+        if hints is None:
+            hints = _HINTS[tp] = typing.get_type_hints(tp)
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{tp.__name__} expects an object")
+        kwargs = {
+            f.name: from_jsonable(hints[f.name], value[f.name])
+            for f in dataclasses.fields(tp)
+            if f.name in value
+        }
+        return tp(**kwargs)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_jsonable(args[0], v) for v in value)
+        return tuple(from_jsonable(a, v) for a, v in zip(args, value, strict=False))
+    if origin in (Mapping, dict) or tp in (Mapping, dict):
+        value_type = args[1] if len(args) == 2 else Any
+        return {k: from_jsonable(value_type, v) for k, v in value.items()}
+    return value
