@@ -137,6 +137,34 @@ class DiffConfig:
 
 
 @dataclass(frozen=True)
+class HooksConfig:
+    protected: tuple[str, ...] = ()
+    """Model names or globs (`fct_*`) whose breaking changes the impact guard blocks, besides
+    contracted models and models feeding an exposure."""
+    allow_breaking: tuple[str, ...] = ()
+    """Model names or globs whose breaking changes the impact guard lets through (a standing
+    allowance; one-off approvals go in dataops.approvals.yml via `dataops-dev decide approve`)."""
+    guard_contracts: bool = True
+    """Block breaking changes to (or upstream of) models with an enforced contract."""
+    guard_exposures: bool = True
+    """Block breaking changes to models that feed an exposure (directly or downstream)."""
+    fail_on_unknown: bool = False
+    """Also block guarded models whose change cannot be classified statically."""
+    missing_manifest: Literal["fail", "skip"] = "fail"
+    """What the impact guard does when no production manifest exists: fail, or pass silently."""
+    require_key: bool = True
+    """Changed or new models need a discoverable primary key (constraint, meta, unique+not_null
+    tests, unique_combination_of_columns, or `diff.keys`)."""
+    require_tests: tuple[str, ...] = ()
+    """Test names every changed or new model must declare (on the model or a column),
+    e.g. [not_null, unique]."""
+    keyless: tuple[str, ...] = ()
+    """Model names or globs exempt from the key and test requirements."""
+    dialect: str | None = None
+    """sqlglot dialect for the SQL check (default: the manifest's adapter, else the profile's)."""
+
+
+@dataclass(frozen=True)
 class Config:
     version: int = 1
     """Config format version; only 1 exists."""
@@ -152,6 +180,7 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     diff: DiffConfig = field(default_factory=DiffConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
 
 
 @dataclass(frozen=True)
