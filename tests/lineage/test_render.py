@@ -1,0 +1,137 @@
+"""The light Jinja renderer: what dbt would compile, without dbt or a database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlglot
+
+from dataops_dev.dbt.manifest import Manifest
+from dataops_dev.dbt.render import RenderContext, Renderer, RenderError
+
+MACROS = (
+    (
+        "macros/util.sql",
+        "{% macro cents_to_dollars(col, scale=2) %}round({{ col }} / 100.0, {{ scale }})"
+        "{% endmacro %}\n"
+        "{% macro pick(x) %}{{ return(x ~ '_picked') }}{% endmacro %}\n"
+        "{% macro default__thing(a) %}thing({{ a }}){% endmacro %}\n"
+        "{% macro wrapped(c) %}{{ cents_to_dollars(c) }}{% endmacro %}\n",
+    ),
+)
+
+
+def _renderer(adapter: str = "duckdb", manifest: Manifest | None = None) -> Renderer:
+    context = RenderContext(
+        project_name="p",
+        vars={"start": "2020-01-01", "p": {"scoped": 7}},
+        macro_files=MACROS,
+        adapter=adapter,
+        default_database="prod",
+        default_schema="main",
+    )
+    return Renderer(context, manifest, extra_models=["stg_orders"])
+
+
+def test_refs_config_vars_macros_and_is_incremental() -> None:
+    rendered = _renderer().render(
+        "{{ config(materialized='incremental', unique_key='id') }}\n"
+        "select {{ cents_to_dollars('amount') }} as a, {{ wrapped('b') }} as b,\n"
+        " {{ pick('z') }} as z, {{ adapter.dispatch('thing')('q') }} as t,\n"
+        " '{{ var('start') }}' as s, {{ var('scoped') }} as k, {{ var('missing', 3) }} as m\n"
+        "from {{ ref('stg_orders') }}\n"
+        "{% if is_incremental() %} where x > (select max(x) from {{ this }}) {% endif %}",
+        model_name="orders",
+    )
+    sql = " ".join(rendered.sql.split())
+    assert 'from "prod"."main"."stg_orders"' in sql
+    assert "round(amount / 100.0, 2) as a" in sql and "round(b / 100.0, 2) as b" in sql
+    assert "z_picked as z" in sql and "thing(q) as t" in sql
+    assert "'2020-01-01' as s, 7 as k, 3 as m" in sql
+    assert "where" not in sql  # is_incremental() is false: a full build's SQL
+    assert rendered.config == {"materialized": "incremental", "unique_key": "id"}
+    assert rendered.depends_on == ("model.p.stg_orders",)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "dialect", "needle"),
+    [
+        ("duckdb", "duckdb", "date_trunc('month', ordered_at)"),
+        ("postgres", "postgres", "interval '1 day'"),
+        ("snowflake", "snowflake", "dateadd(day, 3, ordered_at)"),
+    ],
+)
+def test_cross_db_macros_render_parseable_sql_per_adapter(
+    adapter: str, dialect: str, needle: str
+) -> None:
+    rendered = _renderer(adapter).render(
+        "select {{ dbt.date_trunc('month', 'ordered_at') }} as m,"
+        " {{ dbt.dateadd('day', 3, 'ordered_at') }} as d,"
+        " cast(x as {{ dbt.type_string() }}) as s, {{ dbt.hash('x') }} as h,"
+        " {{ dbt.concat(['a', 'b']) }} as c, {{ dbt.safe_cast('x', dbt.type_int()) }} as i,"
+        " {{ dbt.current_timestamp() }} as now from t",
+        model_name="m",
+    )
+    assert needle in rendered.sql
+    sqlglot.parse_one(rendered.sql, read=dialect)
+
+
+def test_relations_come_from_the_base_manifest(tmp_path: Path) -> None:
+    manifest = Manifest(
+        {
+            "metadata": {"project_name": "p", "adapter_type": "duckdb"},
+            "nodes": {
+                "model.p.stg_orders": {
+                    "unique_id": "model.p.stg_orders",
+                    "resource_type": "model",
+                    "name": "stg_orders",
+                    "package_name": "p",
+                    "database": "prod",
+                    "schema": "staging",
+                    "alias": "orders_v2",
+                    "relation_name": '"prod"."staging"."orders_v2"',
+                }
+            },
+            "sources": {
+                "source.p.shop.orders": {
+                    "unique_id": "source.p.shop.orders",
+                    "resource_type": "source",
+                    "name": "orders",
+                    "source_name": "shop",
+                    "package_name": "p",
+                    "database": "prod",
+                    "schema": "raw",
+                    "identifier": "orders",
+                    "relation_name": '"prod"."raw"."orders"',
+                }
+            },
+        }
+    )
+    rendered = _renderer(manifest=manifest).render(
+        "select * from {{ ref('stg_orders') }} join {{ source('shop', 'orders') }} using (id)"
+        " -- {{ ref('stg_orders').identifier }}",
+        model_name="x",
+    )
+    assert '"prod"."staging"."orders_v2"' in rendered.sql
+    assert '"prod"."raw"."orders"' in rendered.sql
+    assert "-- orders_v2" in rendered.sql
+    assert rendered.depends_on == ("model.p.stg_orders", "source.p.shop.orders")
+    json.dumps(rendered.config)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "select * from {{ ref('nope') }}",
+        "select * from {{ source('shop', 'nope') }}",
+        "{% set r = run_query('select 1') %}select 1",
+        "select {{ dbt_utils.star(ref('stg_orders')) }} from t",
+        "select '{{ var('undefined_var') }}'",
+        "select {{ exceptions.raise_compiler_error('boom') }}",
+    ],
+)
+def test_what_needs_dbt_or_a_database_is_a_render_error(code: str) -> None:
+    with pytest.raises(RenderError):
+        _renderer().render(code, model_name="x")
