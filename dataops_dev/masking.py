@@ -524,17 +524,136 @@ def python_feistel(value: int, salt: Salt, bits: int) -> int:
     return (left << half) | right
 
 
-def mapped_value_sql(
-    rule: MaskRule, raw: exp.Expr, salt: Salt, dialect: str
-) -> exp.Expr:
-    """The masked value of the canonical value `raw`, for the VALUE_MAP and ENTITY_MAP strategies.
+def _col(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
 
-    ENTITY_MAP rules return the per-entity draw (a fraction in [0, 1) or a day offset) that
-    `apply_sql` combines with the column.
+
+def map_query(rule: MaskRule, values: exp.Query, salt: Salt, dialect: str) -> exp.Select:
+    """SELECT raw, masked over `values` (a query of distinct canonical values named `raw`).
+
+    Built in stages so each expensive piece (the HMAC, a regex, the digit string) is computed
+    once per value and then only referenced: per-character lambdas would otherwise recompute
+    the HMAC for every character.
     """
     t = rule.transformer
     purpose = t.value if t is not Transformer.FULL_NAME else "full_name"
-    h = hmac_sql(salt, purpose, raw, dialect)
+    raw = _col("raw")
+    stage1: list[exp.Expr] = [raw, hmac_sql(salt, purpose, as_text(raw, dialect), dialect).as_("h")]
+    if t is Transformer.PHONE and rule.opt("keep_country_code", True):
+        prefix = exp.Coalesce(this=template(dialect, "phone_prefix", v=raw), expressions=[_lit("")])
+        stage1.append(prefix.as_("pre"))
+    elif t is Transformer.PHONE:
+        stage1.append(_lit("").as_("pre"))
+    if t is Transformer.CARD:
+        only = template(dialect, "only_digits", v=raw)
+        stage1.append(exp.Length(this=only).as_("n"))
+        stage1.append(only.as_("od"))
+    query = exp.select(*stage1).from_(values.subquery("v0"))
+    names = [e.alias_or_name for e in stage1]
+    stage2: list[exp.Expr] = [_col(n) for n in names]
+    if t in (Transformer.PHONE, Transformer.CARD, Transformer.SCRAMBLE):
+        stage2.append(template(dialect, "digits", h=_col("h")).as_("d"))
+    if t is Transformer.SCRAMBLE:
+        stage2.append(template(dialect, "letters", h=_col("h")).as_("l"))
+    if t is Transformer.PHONE:
+        rest = exp.Substring(
+            this=raw, start=exp.Add(this=_length(_col("pre")), expression=exp.Literal.number(1))
+        )
+        stage2.append(rest.as_("rest"))
+    query = exp.select(*stage2).from_(query.subquery("v1"))
+    names = [e.alias_or_name for e in stage2]
+    stage3: list[exp.Expr] = [_col(n) for n in names]
+    if t is Transformer.SCRAMBLE:
+        # Longer values reuse the digest cyclically: 64 keyed characters per value are plenty.
+        stage3.append(
+            exp.func("repeat", _col("d"), exp.Literal.number(64), dialect=dialect).as_("dd")
+        )
+        stage3.append(
+            exp.func("repeat", _col("l"), exp.Literal.number(64), dialect=dialect).as_("ll")
+        )
+    if t is Transformer.CARD:
+        stage3.append(_card_body(rule).as_("b"))
+    query = exp.select(*stage3).from_(query.subquery("v2"))
+    masked = _masked_value(rule, salt, dialect)
+    return exp.select(raw, masked.as_("masked")).from_(query.subquery("v3"))
+
+
+def _card_body(rule: MaskRule) -> exp.Expr:
+    """All digits but the check digit: keyed digits, optionally after the real 6-digit BIN."""
+    n = _col("n")
+    if rule.opt("keep_bin", False):
+        return _concat(
+            _substr(_col("od"), 1, 6),
+            exp.Substring(
+                this=_col("d"),
+                start=exp.Literal.number(1),
+                length=exp.Sub(this=n, expression=exp.Literal.number(7)),
+            ),
+        )
+    return exp.Substring(
+        this=_col("d"),
+        start=exp.Literal.number(1),
+        length=exp.Sub(this=n, expression=exp.Literal.number(1)),
+    )
+
+
+def _luhn_check(body: exp.Expr, dialect: str) -> exp.Expr:
+    """The Luhn check digit of `body` (up to 30 digits), unrolled: no lambda, same on every engine."""
+    terms: list[exp.Expr] = []
+    length = _length(body)
+    for j in range(1, 31):
+        position = exp.Add(
+            this=exp.Sub(this=length, expression=exp.Literal.number(j)),
+            expression=exp.Literal.number(1),
+        )
+        digit = exp.cast(
+            exp.Substring(this=body, start=position, length=exp.Literal.number(1)),
+            exp.DataType.build("INT"),
+        )
+        if j % 2 == 1:
+            value: exp.Expr = exp.Sub(
+                this=exp.Mul(this=exp.Literal.number(2), expression=digit),
+                expression=exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.GTE(this=digit.copy(), expression=exp.Literal.number(5)),
+                            true=exp.Literal.number(9),
+                        )
+                    ],
+                    default=exp.Literal.number(0),
+                ),
+            )
+        else:
+            value = digit
+        terms.append(
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.LTE(this=exp.Literal.number(j), expression=length.copy()),
+                        true=value,
+                    )
+                ],
+                default=exp.Literal.number(0),
+            )
+        )
+    total = terms[0]
+    for term in terms[1:]:
+        total = exp.Add(this=total, expression=term)
+    return exp.Mod(
+        this=exp.paren(
+            exp.Sub(
+                this=exp.Literal.number(10),
+                expression=exp.Mod(this=exp.paren(total), expression=exp.Literal.number(10)),
+            )
+        ),
+        expression=exp.Literal.number(10),
+    )
+
+
+def _masked_value(rule: MaskRule, salt: Salt, dialect: str) -> exp.Expr:
+    """The final stage of `map_query`: the masked value from the staged columns."""
+    t = rule.transformer
+    raw, h = _col("raw"), _col("h")
     if t is Transformer.HMAC_INT:
         return _feistel(raw, salt, int(rule.opt("bits", 62)), dialect)
     if t is Transformer.HMAC_ID:
@@ -555,9 +674,7 @@ def mapped_value_sql(
     if t is Transformer.EMAIL:
         local = _concat(_lit("user_"), _substr(h, 1, 12))
         if rule.opt("keep_domain", True):
-            domain: exp.Expr = exp.func(
-                "split_part", raw, _lit("@"), _lit(2), dialect=dialect
-            )
+            domain: exp.Expr = exp.func("split_part", raw, _lit("@"), _lit(2), dialect=dialect)
             domain = exp.Coalesce(
                 this=exp.Nullif(this=domain, expression=_lit("")),
                 expressions=[_lit("example.invalid")],
@@ -566,52 +683,14 @@ def mapped_value_sql(
             domain = _lit(str(rule.opt("domain", "example.invalid")))
         return _concat(local, _lit("@"), domain)
     if t is Transformer.PHONE:
-        digits = template(dialect, "digits", h=h)
-        if rule.opt("keep_country_code", True):
-            prefix: exp.Expr = exp.Coalesce(
-                this=template(dialect, "phone_prefix", v=raw), expressions=[_lit("")]
-            )
-        else:
-            prefix = _lit("")
-        rest = exp.Substring(
-            this=raw,
-            start=exp.Add(this=_length(prefix), expression=exp.Literal.number(1)),
-        )
-        scrambled = template(dialect, "scramble", v=rest, d=digits, l=digits)
-        return _concat(prefix, scrambled)
+        scrambled = template(dialect, "scramble", v=_col("rest"), d=_col("d"), l=_col("d"))
+        return _concat(_col("pre"), scrambled)
     if t is Transformer.CARD:
-        digits = template(dialect, "digits", h=h)
-        n = _length(template(dialect, "only_digits", v=raw))
-        body_len = exp.Sub(this=n, expression=exp.Literal.number(1))
-        body: exp.Expr = exp.Substring(
-            this=digits, start=exp.Literal.number(1), length=body_len
-        )
-        if rule.opt("keep_bin", False):
-            only = template(dialect, "only_digits", v=raw)
-            body = _concat(
-                _substr(only, 1, 6),
-                exp.Substring(
-                    this=digits,
-                    start=exp.Literal.number(1),
-                    length=exp.Sub(this=n, expression=exp.Literal.number(7)),
-                ),
-            )
-        body = exp.paren(body, copy=False)
-        luhn = template(dialect, "luhn_sum", b=body)
-        check = exp.Mod(
-            this=exp.paren(
-                exp.Sub(
-                    this=exp.Literal.number(10),
-                    expression=exp.Mod(this=luhn, expression=exp.Literal.number(10)),
-                )
-            ),
-            expression=exp.Literal.number(10),
-        )
-        return _concat(body, as_text(check, dialect))
+        return _concat(_col("b"), as_text(_luhn_check(_col("b"), dialect), dialect))
     if t is Transformer.IP:
         octets = [
             exp.Mod(this=hex_int(h, dialect, 1 + 15 * i), expression=exp.Literal.number(256))
-            for i in range(3)
+            for i in range(4)
         ]
         # 240.0.0.0/4 is reserved: a masked address is never a real host.
         parts: list[exp.Expr] = [
@@ -623,20 +702,11 @@ def mapped_value_sql(
                 dialect,
             )
         ]
-        for octet in (
-            octets[1],
-            octets[2],
-            exp.Mod(this=hex_int(h, dialect, 46), expression=exp.Literal.number(256)),
-        ):
+        for octet in octets[1:]:
             parts.extend([_lit("."), as_text(octet, dialect)])
         return _concat(*parts)
     if t is Transformer.SCRAMBLE:
-        # Longer values reuse the digest cyclically: 64 keyed characters per value are plenty.
-        digits = template(dialect, "digits", h=h)
-        letters = template(dialect, "letters", h=h)
-        repeat = exp.func("repeat", digits, exp.Literal.number(64), dialect=dialect)
-        repeat_l = exp.func("repeat", letters, exp.Literal.number(64), dialect=dialect)
-        return template(dialect, "scramble", v=raw, d=repeat, l=repeat_l)
+        return template(dialect, "scramble", v=raw, d=_col("dd"), l=_col("ll"))
     if t is Transformer.NOISE:
         return exp.Div(
             this=exp.cast(hex_int(h, dialect), exp.DataType.build("DOUBLE")),
@@ -649,6 +719,18 @@ def mapped_value_sql(
             expression=exp.Literal.number(int(rule.opt("max_days", 30))),
         )
     raise ConfigError(f"{t.value} is not a mapped transformer")  # pragma: no cover
+
+
+def mapped_value_sql(rule: MaskRule, raw: exp.Expr, salt: Salt, dialect: str) -> exp.Expr:
+    """The masked value of one canonical value, as a scalar subquery (tests, explanations).
+
+    ENTITY_MAP rules give the per-entity draw (a fraction in [0, 1) or a day offset) that
+    `apply_sql` combines with the column.
+    """
+    values = exp.select(raw.as_("raw"))
+    return exp.Subquery(
+        this=exp.select("masked").from_(map_query(rule, values, salt, dialect).subquery("m"))
+    )
 
 
 def apply_sql(
@@ -818,6 +900,7 @@ _NAME_PATTERNS: tuple[tuple[PiiKind, re.Pattern[str]], ...] = tuple(
     )
 )
 
+_IDENTIFIER_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$")
 _EMAIL_VALUE = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[a-z]{2,}\s*$", re.IGNORECASE)
 _PHONE_VALUE = re.compile(r"^\s*\+?[0-9][0-9 ().-]{6,18}[0-9]\s*$")
 _IP_VALUE = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
@@ -897,22 +980,76 @@ class ColumnClass:
         return f"{self.table}.{self.column}"
 
 
-def _meta_kind(meta: Mapping[str, Any]) -> tuple[PiiKind | MaskRule | None, str] | None:
+_KIND_ALIASES: dict[str, PiiKind] = {
+    "date_of_birth": PiiKind.BIRTH_DATE,
+    "dob": PiiKind.BIRTH_DATE,
+    "birthdate": PiiKind.BIRTH_DATE,
+    "birthday": PiiKind.BIRTH_DATE,
+    "address": PiiKind.STREET,
+    "street_address": PiiKind.STREET,
+    "postal_code": PiiKind.ZIP,
+    "zipcode": PiiKind.ZIP,
+    "zip_code": PiiKind.ZIP,
+    "postcode": PiiKind.ZIP,
+    "phone_number": PiiKind.PHONE,
+    "mobile": PiiKind.PHONE,
+    "credit_card": PiiKind.CARD,
+    "card_number": PiiKind.CARD,
+    "ip_address": PiiKind.IP,
+    "ssn": PiiKind.NATIONAL_ID,
+    "email_address": PiiKind.EMAIL,
+}
+_NAME_KINDS = (PiiKind.FIRST_NAME, PiiKind.LAST_NAME, PiiKind.FULL_NAME)
+_DATE_KINDS = (PiiKind.BIRTH_DATE,)
+
+
+def _kind_of_label(label: str, facts: ColumnFacts) -> PiiKind:
+    """A declared PII label (`pii: email`, `pii: name`, `pii: true`) refined by name and values."""
+    lowered = label.strip().lower()
+    if lowered in {k.value for k in PiiKind}:
+        return PiiKind(lowered)
+    if lowered in _KIND_ALIASES:
+        return _KIND_ALIASES[lowered]
+    by_name = _kind_from_name(facts.column)
+    if lowered in ("name", "person", "person_name"):
+        return by_name if by_name in _NAME_KINDS else PiiKind.FULL_NAME
+    if by_name is not None:
+        return by_name
+    return classify_values(facts.distinct_values) or PiiKind.FREE_TEXT
+
+
+def _kind_from_name(column: str) -> PiiKind | None:
+    name = column.lower()
+    for kind, pattern in _NAME_PATTERNS:
+        if pattern.search(name):
+            return kind
+    return None
+
+
+def _rule_for(kind: PiiKind, data_type: str) -> MaskRule:
+    """The default rule of a kind, or `null` when the column's type cannot hold its output."""
+    text = is_text_type(data_type)
+    if kind in _DATE_KINDS:
+        return DEFAULT_RULES[kind] if not text else MaskRule(Transformer.NULL)
+    return DEFAULT_RULES[kind] if text else MaskRule(Transformer.NULL)
+
+
+def _meta_label(meta: Mapping[str, Any]) -> tuple[str | MaskRule | None, str] | None:
+    """What dbt meta declares: a PII label, an explicit rule, or `None` for "not PII"."""
     for key in ("pii", "sensitive", "masking", "dataops_mask"):
         if key not in meta:
             continue
         value = meta[key]
-        if value is False or value in ("false", "none", "no"):
+        if value is False or (isinstance(value, str) and value.lower() in ("false", "none", "no")):
             return None, f"meta.{key}={value}"
-        if isinstance(value, Mapping) or (
-            isinstance(value, str) and value in {t.value for t in Transformer}
-        ):
-            if isinstance(value, str) and value in {k.value for k in PiiKind}:
-                return PiiKind(value), f"meta.{key}={value}"
+        if isinstance(value, Mapping):
             return MaskRule.parse(value, f"meta.{key}"), f"meta.{key}"
-        if isinstance(value, str) and value in {k.value for k in PiiKind}:
-            return PiiKind(value), f"meta.{key}={value}"
-        return PiiKind.FREE_TEXT, f"meta.{key}={value}"
+        text = str(value)
+        if key in ("masking", "dataops_mask") or (
+            text in {t.value for t in Transformer} and text not in {k.value for k in PiiKind}
+        ):
+            return MaskRule.parse(text, f"meta.{key}"), f"meta.{key}={text}"
+        return ("" if value is True else text), f"meta.{key}={value}"
     return None
 
 
@@ -932,31 +1069,32 @@ def classify_column(
 
     if configured is not None:
         return result(None, configured, Reason.CONFIG, "masking.columns")
-    declared = _meta_kind(facts.meta)
+    declared = _meta_label(facts.meta)
     if declared is not None:
-        kind_or_rule, detail = declared
-        if kind_or_rule is None:
+        label, detail = declared
+        if label is None:
             return result(None, PASSTHROUGH, Reason.META, detail)
-        if isinstance(kind_or_rule, MaskRule):
-            return result(None, kind_or_rule, Reason.META, detail)
-        return result(kind_or_rule, DEFAULT_RULES[kind_or_rule], Reason.META, detail)
+        if isinstance(label, MaskRule):
+            return result(None, label, Reason.META, detail)
+        kind = _kind_of_label(label, facts)
+        return result(kind, _rule_for(kind, facts.data_type), Reason.META, detail)
     for tag in facts.tags:
         lowered = tag.lower()
         if lowered in ("pii", "sensitive") or lowered.startswith("pii:"):
-            name = lowered.split(":", 1)[1] if ":" in lowered else ""
-            kind = PiiKind(name) if name in {k.value for k in PiiKind} else PiiKind.FREE_TEXT
-            if kind is PiiKind.FREE_TEXT and not is_text_type(facts.data_type):
-                return result(kind, MaskRule(Transformer.NULL), Reason.TAG, f"tag {tag}")
-            return result(kind, DEFAULT_RULES[kind], Reason.TAG, f"tag {tag}")
-    name = facts.column.lower()
-    for kind, pattern in _NAME_PATTERNS:
-        if pattern.search(name):
-            if kind is PiiKind.BIRTH_DATE or is_text_type(facts.data_type):
-                return result(kind, DEFAULT_RULES[kind], Reason.NAME, pattern.pattern)
-            if kind in (PiiKind.SECRET, PiiKind.NATIONAL_ID, PiiKind.CARD, PiiKind.PHONE):
-                return result(kind, MaskRule(Transformer.NULL), Reason.NAME, pattern.pattern)
+            kind = _kind_of_label(lowered.split(":", 1)[1] if ":" in lowered else "", facts)
+            return result(kind, _rule_for(kind, facts.data_type), Reason.TAG, f"tag {tag}")
+    by_name = _kind_from_name(facts.column)
+    if by_name is not None and (
+        is_text_type(facts.data_type)
+        or by_name in _DATE_KINDS
+        or by_name in (PiiKind.SECRET, PiiKind.NATIONAL_ID, PiiKind.CARD, PiiKind.PHONE)
+    ):
+        return result(by_name, _rule_for(by_name, facts.data_type), Reason.NAME, "column name")
     if facts.is_key:
         return result(None, PASSTHROUGH, Reason.KEY, "primary or foreign key of the FK graph")
+    if _IDENTIFIER_NAME.search(facts.column.lower()):
+        # Surrogate identifiers (UUIDs, event ids) name rows, not people; joins need them kept.
+        return result(None, PASSTHROUGH, Reason.KEY, "identifier column name")
     if not is_text_type(facts.data_type):
         return result(None, PASSTHROUGH, Reason.NOT_TEXT, facts.data_type)
     kind_from_values = classify_values(facts.distinct_values)

@@ -1,0 +1,821 @@
+"""Referentially-closed, masked samples of production sources: plan, select, close, mask, verify.
+
+Anchors are chosen by a keyed hash of their keys, children follow by semi-joins, required parents
+are pulled in to a fixed point; everything runs as SQL inside the engine that holds the data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from dataops_dev.config import SampleConfig
+from dataops_dev.engines.base import Column, Engine
+from dataops_dev.errors import ConfigError, UsageError
+from dataops_dev.fkgraph import FkGraph, ForeignKey
+from dataops_dev.masking import (
+    ColumnClass,
+    MaskRule,
+    MaskStrategy,
+    Salt,
+    Transformer,
+    apply_sql,
+    bucket_sql,
+    canonical,
+    map_query,
+)
+from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
+
+SAMPLING_VERSION = "sample-1"
+"""Bumped whenever the same salt, rate and data would select different rows."""
+
+BUCKETS = 1_000_000
+"""Resolution of the sampling rate: keys hash into this many buckets."""
+
+_MAX_CLOSURE_ROUNDS = 1000
+
+
+class Role(str, Enum):
+    """How a table's rows enter the sample."""
+
+    ANCHOR = "anchor"
+    """Keyed hash of its key below the rate."""
+    CHILD = "child"
+    """Rows whose foreign key points at a sampled parent (semi-join)."""
+    PARENT = "parent"
+    """Only the rows sampled children require."""
+    FULL = "full"
+    """Copied whole (a lookup table, `sample.full_tables`)."""
+    OWN = "own"
+    """Unrelated to any anchor: keyed hash of its own key at the default rate."""
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    name: str
+    role: Role
+    source: exp.Table
+    """Where production's rows are (an expression in the work engine's dialect)."""
+    columns: tuple[Column, ...]
+    rate: float | None = None
+    key: tuple[str, ...] | None = None
+    """Columns hashed for ANCHOR/OWN rows (the primary key, else every column)."""
+    driving: tuple[ForeignKey, ...] = ()
+    """CHILD: the edges to sampled parents the rows follow."""
+    condition: exp.Expr | None = None
+    """The table filter (`sample.filters`), on alias `t`."""
+    masks: tuple[ColumnClass, ...] = ()
+
+    def mask_of(self, column: str) -> ColumnClass | None:
+        for item in self.masks:
+            if item.column == column:
+                return item
+        return None
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    tables: tuple[TablePlan, ...]
+    """In dependency order: parents before children."""
+    graph: FkGraph
+    max_rows: int
+    dialect: str
+
+    def table(self, name: str) -> TablePlan:
+        for plan in self.tables:
+            if plan.name == name:
+                return plan
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class TableCoverage:
+    """One row of the coverage table `dataops-dev sample` ends with."""
+
+    table: str
+    role: Role
+    production_rows: int
+    sampled_rows: int
+    orphans: int
+    masked: tuple[tuple[str, str], ...] = ()
+    """(column, transformer) of every masked column."""
+
+    @property
+    def pct(self) -> float:
+        return 100.0 * self.sampled_rows / self.production_rows if self.production_rows else 0.0
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    """What one run of the sampler produced (before it is recorded)."""
+
+    tables: tuple[TableCoverage, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
+    masked_rows: int = 0
+    """Rows written by tables that have at least one masked column."""
+
+    @property
+    def orphans(self) -> int:
+        return sum(t.orphans for t in self.tables)
+
+    @property
+    def sampled_rows(self) -> int:
+        return sum(t.sampled_rows for t in self.tables)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+
+
+def _t(column: str, table: str = "t") -> exp.Column:
+    return exp.column(column, table=table, quoted=True)
+
+
+def parse_window(text: str) -> int:
+    """`90 days` / `12 weeks` / `1 day` -> days."""
+    match = re.fullmatch(r"\s*(\d+)\s*(day|days|d|week|weeks|w)\s*", text, re.IGNORECASE)
+    if not match:
+        raise ConfigError(
+            f"cannot read the time window {text!r}", "write it as `90 days` or `12 weeks`"
+        )
+    n = int(match.group(1))
+    return n * 7 if match.group(2).lower().startswith("w") else n
+
+
+def parse_condition(text: str, dialect: str, where: str) -> exp.Expr:
+    """A user's `where:` filter, validated as one SQL condition over the table's columns."""
+    try:
+        tree = sqlglot.parse_one(text, read=dialect)
+    except sqlglot.errors.ParseError as exc:
+        raise ConfigError(f"{where}: cannot parse {text!r}: {exc}") from exc
+    if isinstance(tree, exp.Query | exp.Command) or tree.find(exp.DDL, exp.DML) is not None:
+        raise ConfigError(f"{where}: a filter is a condition, not a statement ({text!r})")
+    for column in tree.find_all(exp.Column):
+        column.set("table", exp.to_identifier("t"))
+    return tree
+
+
+def plan_sample(
+    graph: FkGraph,
+    *,
+    columns: Mapping[str, Sequence[Column]],
+    sources: Mapping[str, exp.Table],
+    config: SampleConfig,
+    masks: Sequence[ColumnClass] = (),
+    production_rows: Mapping[str, int] | None = None,
+    dialect: str = "duckdb",
+) -> SamplePlan:
+    """Decide each table's role, rate, filter and masks (no data is read here)."""
+    names = set(graph.tables)
+    for name in (*config.anchors, *config.filters, *config.full_tables):
+        if name not in names:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(names), n=1)
+            hint = (
+                f"did you mean `{close[0]}`?" if close else f"sources: {', '.join(sorted(names))}"
+            )
+            raise ConfigError(f"sample config names {name!r}, which is not a dbt source", hint)
+    anchors = tuple(config.anchors) or graph.auto_anchors()
+    full = set(config.full_tables)
+    downstream = graph.descendants(anchors) - set(anchors) - full
+    referenced = {e.parent for e in graph.edges}
+    by_table: dict[str, list[ColumnClass]] = {}
+    for item in masks:
+        by_table.setdefault(item.table, []).append(item)
+    masks_by_table = _propagate_key_rules(graph, by_table, columns)
+
+    order = [n for component in graph.strongly_connected() for n in component]
+    plans: list[TablePlan] = []
+    done: set[str] = set()
+    for name in order:
+        table = graph.tables[name]
+        cols = tuple(columns.get(name, ()))
+        if not cols:
+            raise ConfigError(
+                f"source {name} ({table.relation}) does not exist in production",
+                "check the source's schema/identifier, or run `dataops-dev init` again",
+            )
+        condition = _filter_condition(name, config, table.event_time, sources[name], dialect)
+        role: Role
+        rate: float | None = None
+        key = table.primary_key
+        driving: tuple[ForeignKey, ...] = ()
+        if name in full:
+            role = Role.FULL
+        elif name in anchors:
+            role = Role.ANCHOR
+            if not key:
+                raise ConfigError(
+                    f"anchor {name} has no primary key",
+                    f"declare unique+not_null tests on its key or set sample.primary_keys.{name}",
+                )
+            rate = _anchor_rate(name, config, (production_rows or {}).get(name))
+        elif name in downstream:
+            role = Role.CHILD
+            driving = tuple(
+                e
+                for e in graph.parents_of(name)
+                if e.parent in done and (e.parent in anchors or e.parent in downstream)
+            )
+            rate = config.rate
+            if not driving:  # only parents inside its own cycle: closure fills it
+                role = Role.PARENT
+        elif name in referenced:
+            role = Role.PARENT
+        else:
+            role = Role.OWN
+            rate = config.rate
+        if role in (Role.CHILD, Role.OWN) and not key:
+            key = tuple(c.name for c in cols)
+        plans.append(
+            TablePlan(
+                name=name,
+                role=role,
+                source=sources[name],
+                columns=cols,
+                rate=rate,
+                key=key,
+                driving=driving,
+                condition=condition,
+                masks=tuple(masks_by_table.get(name, ())),
+            )
+        )
+        done.add(name)
+    return SamplePlan(tables=tuple(plans), graph=graph, max_rows=config.max_rows, dialect=dialect)
+
+
+def _anchor_rate(name: str, config: SampleConfig, production_rows: int | None) -> float:
+    anchor = config.anchors.get(name)
+    rate = config.rate
+    if anchor is not None and anchor.rows is not None:
+        if anchor.rows <= 0:
+            raise ConfigError(f"sample.anchors.{name}.rows must be positive")
+        rate = 1.0 if not production_rows else min(1.0, anchor.rows / production_rows)
+    elif anchor is not None and anchor.rate is not None:
+        rate = anchor.rate
+    if not 0 < rate <= 1:
+        raise ConfigError(f"the sampling rate of {name} must be in (0, 1], got {rate}")
+    return rate
+
+
+def _filter_condition(
+    name: str, config: SampleConfig, event_time: str | None, source: exp.Table, dialect: str
+) -> exp.Expr | None:
+    spec = config.filters.get(name)
+    if spec is None:
+        return None
+    parts: list[exp.Expr] = []
+    if spec.where:
+        parts.append(parse_condition(spec.where, dialect, f"sample.filters.{name}.where"))
+    if spec.last:
+        column = spec.event_time or event_time
+        if not column:
+            raise ConfigError(
+                f"sample.filters.{name}.last needs a time column",
+                f"set sample.filters.{name}.event_time or the source's dbt `event_time`",
+            )
+        days = parse_window(spec.last)
+        # Aligned on whole days and anchored at the table's latest event (not the clock), so
+        # the same snapshot always gives the same window.
+        latest = exp.select(
+            exp.cast(exp.Max(this=exp.column(column, "s", quoted=True)), exp.DataType.build("DATE"))
+        ).from_(source.copy().as_("s"))
+        start = exp.Sub(this=exp.Subquery(this=latest), expression=exp.Literal.number(days - 1))
+        parts.append(exp.GTE(this=_t(column), expression=start))
+    return exp.and_(*parts) if parts else None
+
+
+def _bits_for(data_type: str) -> int:
+    upper = data_type.upper()
+    if upper.startswith(("SMALLINT", "INT2", "TINYINT")):
+        return 14
+    if upper.startswith(("INTEGER", "INT4", "INT ")) or upper == "INT":
+        return 30
+    return 62
+
+
+def _propagate_key_rules(
+    graph: FkGraph,
+    by_table: Mapping[str, list[ColumnClass]],
+    columns: Mapping[str, Sequence[Column]],
+) -> dict[str, list[ColumnClass]]:
+    """An `hmac_int` rule on a key applies to every column joined to it, with one bit width.
+
+    Otherwise a masked primary key would no longer match its (unmasked) foreign keys.
+    """
+    result = {t: list(items) for t, items in by_table.items()}
+    links: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for edge in graph.edges:
+        for c, p in zip(edge.child_columns, edge.parent_columns, strict=True):
+            links.setdefault((edge.child, c), set()).add((edge.parent, p))
+            links.setdefault((edge.parent, p), set()).add((edge.child, c))
+    seen: set[tuple[str, str]] = set()
+    for table, items in by_table.items():
+        for item in items:
+            start = (table, item.column)
+            if item.rule.transformer is not Transformer.HMAC_INT or start in seen:
+                continue
+            component = {start}
+            stack = [start]
+            while stack:
+                for other in links.get(stack.pop(), ()):
+                    if other not in component:
+                        component.add(other)
+                        stack.append(other)
+            seen |= component
+            types = {
+                c.data_type for t, col in component for c in columns.get(t, ()) if c.name == col
+            }
+            bits = min((_bits_for(t) for t in types), default=62)
+            rule = MaskRule(Transformer.HMAC_INT, {"bits": bits})
+            for t, col in component:
+                entries = result.setdefault(t, [])
+                entries[:] = [e for e in entries if e.column != col]
+                entries.append(
+                    ColumnClass(t, col, None, rule, item.reason, f"joined to {table}.{item.column}")
+                )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+class SampleWriter:
+    """Where the sample goes; the sampler hands it one SELECT (on the work engine) per table."""
+
+    def write(self, plan: TablePlan, query: exp.Select) -> None:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+    def count(self, plan: TablePlan) -> int:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+    def orphans(self, edge: ForeignKey) -> int:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+def _work_name(index: int) -> exp.Table:
+    return exp.table_(f"__dataops_w{index}", quoted=True)
+
+
+def _map_name(index: int) -> exp.Table:
+    return exp.table_(f"__dataops_m{index}", quoted=True)
+
+
+def _drop(table: exp.Table, *, cascade: bool = False) -> exp.Drop:
+    return exp.Drop(tables=[table.copy()], kind="TABLE", exists=True, cascade=cascade)
+
+
+def _schema(name: str) -> exp.Table:
+    return exp.Table(db=exp.to_identifier(name, quoted=True))
+
+
+def _drop_schema(name: str) -> exp.Drop:
+    return exp.Drop(tables=[_schema(name)], kind="SCHEMA", exists=True, cascade=True)
+
+
+def _pairs_equal(
+    left: str, left_cols: Sequence[str], right: str, right_cols: Sequence[str]
+) -> exp.Expr:
+    return exp.and_(
+        *(
+            exp.EQ(this=_t(lc, left), expression=_t(rc, right))
+            for lc, rc in zip(left_cols, right_cols, strict=True)
+        )
+    )
+
+
+def _exists(table: exp.Table, alias: str, condition: exp.Expr) -> exp.Exists:
+    return exp.Exists(
+        this=exp.select(exp.Literal.number(1)).from_(table.copy().as_(alias)).where(condition)
+    )
+
+
+def _threshold(rate: float) -> int:
+    return max(0, min(BUCKETS, round(rate * BUCKETS)))
+
+
+def _select_rows(
+    plan: TablePlan, salt: Salt, dialect: str, work: Mapping[str, exp.Table]
+) -> exp.Select:
+    """The first selection of a table's rows (before the closure adds required parents)."""
+    query = exp.select(exp.Star()).from_(plan.source.copy().as_("t"))
+    conditions: list[exp.Expr] = []
+    if plan.condition is not None:
+        conditions.append(plan.condition.copy())
+    if plan.role in (Role.ANCHOR, Role.OWN):
+        assert plan.key and plan.rate is not None
+        bucket = bucket_sql(salt, [_t(c) for c in plan.key], dialect, BUCKETS)
+        conditions.append(exp.LT(this=bucket, expression=exp.Literal.number(_threshold(plan.rate))))
+    elif plan.role is Role.CHILD:
+        follows = [
+            _exists(
+                work[edge.parent],
+                "p",
+                _pairs_equal("p", edge.parent_columns, "t", edge.child_columns),
+            )
+            for edge in plan.driving
+        ]
+        # Rows with no parent at all (e.g. anonymous events) are sampled by their own key.
+        fk_columns = sorted({c for edge in plan.driving for c in edge.child_columns})
+        all_null = exp.and_(*(exp.Is(this=_t(c), expression=exp.null()) for c in fk_columns))
+        assert plan.key and plan.rate is not None
+        bucket = bucket_sql(salt, [_t(c) for c in plan.key], dialect, BUCKETS)
+        own = exp.and_(
+            all_null,
+            exp.LT(this=bucket, expression=exp.Literal.number(_threshold(plan.rate))),
+        )
+        conditions.append(exp.or_(*follows, own))
+    elif plan.role is Role.PARENT:
+        conditions.append(exp.false())
+    return query.where(exp.and_(*conditions)) if conditions else query
+
+
+def _count(engine: Engine, table: exp.Table) -> int:
+    rows = engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(table.copy()))
+    return int(rows[0][0])
+
+
+def run_sample(
+    plan: SamplePlan,
+    *,
+    work: Engine,
+    writer: SampleWriter,
+    salt: Salt,
+    production_rows: Mapping[str, int],
+    reporter: Reporter = NULL_REPORTER,
+) -> SampleOutcome:
+    """Select, close, mask and write every table; verify zero orphans on what was written.
+
+    `work` is where the SQL runs: it reads `plan.tables[*].source` (production, in one snapshot)
+    and holds temporary tables; `writer` stores each masked table.
+    """
+    dialect = plan.dialect
+    watch = Stopwatch()
+    names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
+    total_steps = 2 * len(plan.tables) + 1
+    reporter.task_started("sample", "sampling production", total_steps)
+    try:
+        with watch.measure("select"):
+            for table_plan in plan.tables:
+                query = _select_rows(table_plan, salt, dialect, names)
+                work.execute(_drop(names[table_plan.name]))
+                work.execute(
+                    exp.Create(
+                        this=names[table_plan.name].copy(),
+                        kind="TABLE",
+                        expression=query,
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                    )
+                )
+                reporter.task_advanced("sample", description=f"selected {table_plan.name}")
+        with watch.measure("closure"):
+            rounds = _close(plan, work, names, dialect)
+            reporter.message(
+                "info", f"foreign-key closure reached a fixed point in {rounds} rounds"
+            )
+            reporter.task_advanced("sample", description="closed over foreign keys")
+        counts = {p.name: _count(work, names[p.name]) for p in plan.tables}
+        over = {n: c for n, c in counts.items() if c > plan.max_rows}
+        if over:
+            name, rows = max(over.items(), key=lambda item: item[1])
+            raise UsageError(
+                f"the sample of {name} has {rows:,} rows, above sample.max_rows={plan.max_rows:,}",
+                "lower sample.rate (or an anchor's rate/rows), add a filter, or raise max_rows",
+            )
+        masked_rows = 0
+        with watch.measure("mask_and_write"):
+            maps = _build_maps(plan, work, names, salt, dialect)
+            for table_plan in plan.tables:
+                query = _masked_select(table_plan, names[table_plan.name], maps, dialect)
+                writer.write(table_plan, query)
+                if any(m.masked for m in table_plan.masks):
+                    masked_rows += counts[table_plan.name]
+                reporter.task_advanced("sample", description=f"masked {table_plan.name}")
+        with watch.measure("verify"):
+            orphans: dict[str, int] = {}
+            for edge in plan.graph.edges:
+                orphans[edge.child] = orphans.get(edge.child, 0) + writer.orphans(edge)
+            written = {p.name: writer.count(p) for p in plan.tables}
+        for index in range(len(plan.tables)):
+            work.execute(_drop(_work_name(index)))
+        for index in maps.values():
+            work.execute(_drop(_map_name(index)))
+    except BaseException:
+        reporter.task_finished("sample", "failed")
+        raise
+    reporter.task_finished("sample", "ok")
+    coverage = tuple(
+        TableCoverage(
+            table=p.name,
+            role=p.role,
+            production_rows=int(production_rows.get(p.name, 0)),
+            sampled_rows=written[p.name],
+            orphans=orphans.get(p.name, 0),
+            masked=tuple((m.column, m.rule.describe()) for m in p.masks if m.masked),
+        )
+        for p in sorted(plan.tables, key=lambda p: p.name)
+    )
+    return SampleOutcome(tables=coverage, timings=dict(watch.timings), masked_rows=masked_rows)
+
+
+def _close(plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], dialect: str) -> int:
+    """Pull in every parent a sampled row references until nothing changes (a fixed point)."""
+    sizes = {p.name: _count(work, names[p.name]) for p in plan.tables}
+    for rounds in range(1, _MAX_CLOSURE_ROUNDS + 1):
+        changed = False
+        for edge in plan.graph.edges:
+            parent = plan.table(edge.parent)
+            if parent.role is Role.FULL:
+                continue
+            missing = (
+                exp.select(exp.Star())
+                .from_(parent.source.copy().as_("t"))
+                .where(
+                    exp.and_(
+                        _exists(
+                            names[edge.child],
+                            "c",
+                            _pairs_equal("c", edge.child_columns, "t", edge.parent_columns),
+                        ),
+                        exp.not_(
+                            _exists(
+                                names[edge.parent],
+                                "p",
+                                _pairs_equal("p", edge.parent_columns, "t", edge.parent_columns),
+                            )
+                        ),
+                    )
+                )
+            )
+            work.execute(exp.insert(missing, names[edge.parent].copy()))
+            size = _count(work, names[edge.parent])
+            if size != sizes[edge.parent]:
+                sizes[edge.parent] = size
+                changed = True
+        if not changed:
+            return rounds
+    raise UsageError(  # pragma: no cover - a fixed point is reached in at most |rows| rounds
+        f"the foreign-key closure did not converge in {_MAX_CLOSURE_ROUNDS} rounds"
+    )
+
+
+def _build_maps(
+    plan: SamplePlan,
+    work: Engine,
+    names: Mapping[str, exp.Table],
+    salt: Salt,
+    dialect: str,
+) -> dict[str, int]:
+    """One mapping table per masking domain, over the distinct values of every column in it."""
+    inputs: dict[str, list[exp.Select]] = {}
+    rules: dict[str, MaskRule] = {}
+    for table_plan in plan.tables:
+        for mask in table_plan.masks:
+            strategy = mask.rule.strategy
+            if strategy not in (MaskStrategy.VALUE_MAP, MaskStrategy.ENTITY_MAP):
+                continue
+            source_column = mask.column
+            if strategy is MaskStrategy.ENTITY_MAP:
+                source_column = _entity_column(table_plan, mask)
+            value = canonical(mask.rule, _t(source_column), dialect)
+            inputs.setdefault(mask.rule.domain, []).append(
+                exp.select(value.as_("raw"))
+                .distinct()
+                .from_(names[table_plan.name].copy().as_("t"))
+                .where(exp.not_(exp.Is(this=_t(source_column), expression=exp.null())))
+            )
+            rules[mask.rule.domain] = mask.rule
+    maps: dict[str, int] = {}
+    for index, (domain, selects) in enumerate(sorted(inputs.items())):
+        union: exp.Query = selects[0]
+        for other in selects[1:]:
+            union = exp.union(union, other, distinct=True)
+        rule = rules[domain]
+        body = map_query(rule, union, salt, dialect)
+        work.execute(_drop(_map_name(index)))
+        work.execute(
+            exp.Create(
+                this=_map_name(index),
+                kind="TABLE",
+                expression=body,
+                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+            )
+        )
+        maps[domain] = index
+    return maps
+
+
+def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
+    key = mask.rule.opt("key", None)
+    if key:
+        if key not in {c.name for c in plan.columns}:
+            raise ConfigError(
+                f"masking of {plan.name}.{mask.column}: key column {key!r} does not exist"
+            )
+        return str(key)
+    if plan.key and len(plan.key) == 1 and plan.role is not Role.CHILD:
+        return plan.key[0]
+    if plan.key and len(plan.key) == 1:
+        return plan.key[0]
+    return mask.column
+
+
+def _masked_select(
+    plan: TablePlan, work_table: exp.Table, maps: Mapping[str, int], dialect: str
+) -> exp.Select:
+    projections: list[exp.Expr] = []
+    joins: list[tuple[exp.Expr, exp.Expr]] = []
+    for position, column in enumerate(plan.columns):
+        mask = plan.mask_of(column.name)
+        if mask is None or not mask.masked:
+            projections.append(_t(column.name).as_(column.name, quoted=True))
+            continue
+        mapped: exp.Expr | None = None
+        if mask.rule.domain in maps and mask.rule.strategy in (
+            MaskStrategy.VALUE_MAP,
+            MaskStrategy.ENTITY_MAP,
+        ):
+            alias = f"m{position}"
+            key_column = (
+                _entity_column(plan, mask)
+                if mask.rule.strategy is MaskStrategy.ENTITY_MAP
+                else column.name
+            )
+            on = exp.EQ(
+                this=exp.column("raw", alias, quoted=True),
+                expression=canonical(mask.rule, _t(key_column), dialect),
+            )
+            joins.append((_map_name(maps[mask.rule.domain]).as_(alias), on))
+            mapped = exp.column("masked", alias, quoted=True)
+        value = apply_sql(mask.rule, _t(column.name), mapped, column.data_type, dialect)
+        projections.append(exp.alias_(value, column.name, quoted=True))
+    query = exp.select(*projections).from_(work_table.copy().as_("t"))
+    for table, condition in joins:
+        query = query.join(table, on=condition, join_type="left")
+    return query
+
+
+def count_orphans(engine: Engine, edge: ForeignKey, child: exp.Table, parent: exp.Table) -> int:
+    """Child rows whose (non-null) foreign key has no parent row: must be 0 after sampling."""
+    not_null = exp.and_(
+        *(exp.not_(exp.Is(this=_t(c, "c"), expression=exp.null())) for c in edge.child_columns)
+    )
+    query = (
+        exp.select(exp.func("count", exp.Star()))
+        .from_(child.copy().as_("c"))
+        .where(
+            exp.and_(
+                not_null,
+                exp.not_(
+                    _exists(
+                        parent, "p", _pairs_equal("p", edge.parent_columns, "c", edge.child_columns)
+                    )
+                ),
+            )
+        )
+    )
+    return int(engine.fetchall(query)[0][0])
+
+
+def production_counts(engine: Engine, sources: Mapping[str, exp.Table]) -> dict[str, int]:
+    return {name: _count(engine, table) for name, table in sources.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+
+
+def output_table(plan: TablePlan, relations: Mapping[str, Any]) -> exp.Table:
+    relation = relations[plan.name]
+    return exp.table_(relation.name, db=relation.schema, quoted=True)
+
+
+class DuckDBSampleWriter(SampleWriter):
+    """Writes into the sample file the work connection has open (production is attached)."""
+
+    def __init__(self, engine: Engine, relations: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.relations = relations
+        self._schemas: set[str] = set()
+
+    def _table(self, name: str) -> exp.Table:
+        relation = self.relations[name]
+        return exp.table_(relation.name, db=relation.schema, quoted=True)
+
+    def write(self, plan: TablePlan, query: exp.Select) -> None:
+        schema = self.relations[plan.name].schema
+        if schema not in self._schemas:
+            self.engine.execute(exp.Create(this=_schema(schema), kind="SCHEMA", exists=True))
+            self._schemas.add(schema)
+        target = self._table(plan.name)
+        self.engine.execute(_drop(target))
+        self.engine.execute(exp.Create(this=target, kind="TABLE", expression=query))
+
+    def count(self, plan: TablePlan) -> int:
+        return _count(self.engine, self._table(plan.name))
+
+    def orphans(self, edge: ForeignKey) -> int:
+        return count_orphans(self.engine, edge, self._table(edge.child), self._table(edge.parent))
+
+
+class PostgresSampleWriter(SampleWriter):
+    """Streams each masked table from production's session into a staging schema of the sandbox.
+
+    Masking runs inside production's server (temporary tables of the reading session), so no raw
+    value leaves it; `publish` swaps the staged tables in within one sandbox transaction.
+    """
+
+    STAGING = "__dataops_sample_staging"
+
+    def __init__(self, work: Any, sandbox: Any, relations: Mapping[str, Any]) -> None:
+        self.work = work
+        self.sandbox = sandbox
+        self.relations = relations
+        self.sandbox.execute(_drop_schema(self.STAGING))
+        self.sandbox.execute(exp.Create(this=_schema(self.STAGING), kind="SCHEMA"))
+
+    def _staged(self, name: str) -> exp.Table:
+        relation = self.relations[name]
+        # One staging schema for every source schema: the name carries the schema.
+        return exp.table_(f"{relation.schema}.{relation.name}", db=self.STAGING, quoted=True)
+
+    def _final(self, name: str) -> exp.Table:
+        relation = self.relations[name]
+        return exp.table_(relation.name, db=relation.schema, quoted=True)
+
+    def write(self, plan: TablePlan, query: exp.Select) -> None:
+        columns = [
+            exp.ColumnDef(
+                this=exp.to_identifier(c.name, quoted=True),
+                kind=exp.DataType.build(c.data_type, dialect="postgres", udt=True),
+            )
+            for c in plan.columns
+        ]
+        staged = self._staged(plan.name)
+        self.sandbox.execute(
+            exp.Create(this=exp.Schema(this=staged, expressions=columns), kind="TABLE")
+        )
+        source_sql = f"COPY ({query.sql('postgres')}) TO STDOUT (FORMAT binary)"
+        target_sql = f"COPY {staged.sql('postgres')} FROM STDIN (FORMAT binary)"
+        with (
+            self.work.connection.cursor() as out_cursor,
+            self.sandbox.connection.cursor() as in_cursor,
+            out_cursor.copy(source_sql) as reader,
+            in_cursor.copy(target_sql) as writer,
+        ):
+            for chunk in reader:
+                writer.write(chunk)
+
+    def count(self, plan: TablePlan) -> int:
+        return _count(self.sandbox, self._staged(plan.name))
+
+    def orphans(self, edge: ForeignKey) -> int:
+        return count_orphans(
+            self.sandbox, edge, self._staged(edge.child), self._staged(edge.parent)
+        )
+
+    def publish(self) -> None:
+        """Replace the sandbox's source tables with the staged ones, atomically.
+
+        Tables whose columns did not change are refilled in place, so environment views over
+        them survive; a changed table is replaced (dependent views go and are rebuilt).
+        """
+        connection = self.sandbox.connection
+        with connection.transaction():
+            for name, relation in sorted(self.relations.items()):
+                staged = self._staged(name)
+                final = self._final(name)
+                schema = exp.to_identifier(relation.schema, quoted=True)
+                self.sandbox.execute(
+                    exp.Create(this=_schema(relation.schema), kind="SCHEMA", exists=True)
+                )
+                same = self.sandbox.columns(type(relation)(relation.schema, relation.name)) == (
+                    self.sandbox.columns(
+                        type(relation)(self.STAGING, f"{relation.schema}.{relation.name}")
+                    )
+                )
+                if same:
+                    self.sandbox.execute(f"TRUNCATE {final.sql('postgres')}")
+                    self.sandbox.execute(
+                        exp.insert(exp.select(exp.Star()).from_(staged.copy()), final.copy())
+                    )
+                else:
+                    self.sandbox.execute(_drop(final, cascade=True))
+                    self.sandbox.execute(
+                        f"ALTER TABLE {staged.sql('postgres')} "
+                        f"RENAME TO {exp.to_identifier(relation.name, quoted=True).sql('postgres')}"
+                    )
+                    renamed = exp.table_(relation.name, db=self.STAGING, quoted=True)
+                    self.sandbox.execute(
+                        f"ALTER TABLE {renamed.sql('postgres')} SET SCHEMA {schema.sql('postgres')}"
+                    )
+                self.sandbox.execute(f"ANALYZE {final.sql('postgres')}")
+            self.sandbox.execute(_drop_schema(self.STAGING))
