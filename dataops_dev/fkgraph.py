@@ -483,6 +483,8 @@ def build_graph(
             )
             continue
         (child_uid, child_cols), (parent_uid, parent_cols) = child, parent
+        if child_uid == parent_uid and child_cols == parent_cols:
+            continue  # both ends trace to the same source column: nothing to follow
         child_name = manifest.sources[child_uid].display_name
         parent_name = manifest.sources[parent_uid].display_name
         via = tuple(

@@ -1,0 +1,173 @@
+"""The core of `dataops-dev init`: propose a commented `dataops_dev.yml` and a reviewable lock file.
+
+The lock file (`dataops.lock.yml`) records the FK graph with where each edge came from, the keys,
+the anchors and every column's masking decision with its reason, for a person to confirm.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dataops_dev.config import CONFIG_FILE, LoadedConfig
+from dataops_dev.fkgraph import GRAPH_VERSION, graph_to_dict
+from dataops_dev.masking import MASKING_VERSION, ColumnClass
+from dataops_dev.reporting import NULL_REPORTER, Reporter
+from dataops_dev.sources import (
+    LOCK_FILE,
+    Inspection,
+    inspect_production,
+    lock_path,
+    open_production,
+    read_lock,
+)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config_path: Path
+    config_written: bool
+    """False when a config already existed (init never overwrites it)."""
+    lock_path: Path
+    inspection: Inspection
+
+    @property
+    def masked(self) -> tuple[ColumnClass, ...]:
+        return tuple(c for c in self.inspection.classes if c.masked)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": str(self.config_path),
+            "config_written": self.config_written,
+            "lock": str(self.lock_path),
+            "anchors": list(self.inspection.anchors),
+            "tables": len(self.inspection.graph.tables),
+            "foreign_keys": len(self.inspection.graph.edges),
+            "unmapped_relationships": len(self.inspection.graph.unmapped),
+            "masked_columns": [
+                {
+                    "column": c.qualified,
+                    "transformer": c.rule.describe(),
+                    "kind": c.kind.value if c.kind else None,
+                    "reason": c.reason.value,
+                }
+                for c in self.masked
+            ],
+        }
+
+
+def config_text(inspection: Inspection, production_target: str) -> str:
+    """A commented `dataops_dev.yml` with the proposed anchors filled in."""
+    today = datetime.now(UTC).date().isoformat()
+    anchors = "\n".join(f"    {name}: {{rate: 0.1}}" for name in inspection.anchors)
+    anchors_block = f"  anchors:\n{anchors}\n" if anchors else "  # anchors: {}\n"
+    event_tables = [t for t in inspection.graph.tables.values() if t.event_time]
+    example = event_tables[0].name if event_tables else "source_name.table_name"
+    return f"""\
+# dataops_dev configuration, written by `dataops-dev init` on {today}.
+# Every key is optional; `dataops-dev config show` lists them all with where each value came from.
+version: 1
+
+production:
+  # The dbt target that is production: read only by `sample`, written only by `deploy`.
+  target: {production_target}
+
+sample:
+  # The masking salt is read from this environment variable, never from a file; unset = error.
+  salt_env: DATAOPS_SALT
+  # Fraction of each anchor's keys kept: a keyed hash of the key, so the same rate, salt and
+  # data give the same sample on every machine and run.
+  rate: 0.1
+  # The entities the sample is drawn around (proposed: the root table with the most
+  # descendants in the FK graph of {LOCK_FILE}). `rows: N` instead of `rate` targets a size.
+{anchors_block}  # Row filters applied before the FK closure, e.g. a time window on event_time:
+  # filters:
+  #   {example}: {{last: 90 days}}
+  # Safety cap: a sample table above this many rows fails the run.
+  max_rows: 5000000
+
+masking:
+  # Per-column rules win over everything else. {LOCK_FILE} lists the proposed decision for
+  # every column with its reason; override one here, e.g.
+  # columns:
+  #   shop.customers.email: {{transformer: email, keep_domain: false}}
+  # Unclassified free text is masked with this transformer.
+  default_free_text: scramble
+  # true: `sample` fails on columns that are not in {LOCK_FILE} (run `init` again to review).
+  strict: false
+"""
+
+
+def lock_document(inspection: Inspection) -> dict[str, Any]:
+    graph = graph_to_dict(inspection.graph)
+    return {
+        "version": 1,
+        "versions": {"fkgraph": GRAPH_VERSION, "masking": MASKING_VERSION},
+        "anchors": list(inspection.anchors),
+        "tables": graph["tables"],
+        "foreign_keys": graph["foreign_keys"],
+        "unmapped_relationships": graph["unmapped"],
+        "columns": {
+            c.qualified: {
+                "transformer": c.rule.transformer.value,
+                **({"options": dict(c.rule.options)} if c.rule.options else {}),
+                **({"kind": c.kind.value} if c.kind else {}),
+                "reason": c.reason.value,
+                **({"detail": c.detail} if c.detail else {}),
+            }
+            for c in sorted(inspection.classes, key=lambda c: c.qualified)
+        },
+    }
+
+
+_LOCK_HEADER = """\
+# dataops.lock.yml, written by `dataops-dev init`: review it and commit it.
+# foreign_keys: the FK graph between dbt sources and where each edge came from (a relationships
+#   test or a foreign_key constraint; `via_models` when declared on models and traced back).
+# columns: every source column's masking decision and why (reason: config | meta | tag | name |
+#   value | key | not_text | low_cardinality | free_text). `dataops-dev sample` follows these;
+#   change a transformer here, or override it in dataops_dev.yml `masking.columns`.
+"""
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_init(
+    loaded: LoadedConfig, *, force: bool = False, reporter: Reporter = NULL_REPORTER
+) -> InitResult:
+    """Inspect production and the dbt project; write the config (if absent) and the lock file.
+
+    Decisions already in the lock file are kept unless `force` (a fresh proposal).
+    """
+    from dataops_dev.dbt.runner import parse_project
+
+    manifest = parse_project(loaded, reporter=reporter)
+    lock = None if force else read_lock(loaded)
+    with open_production(loaded) as production:
+        inspection = inspect_production(loaded, production, manifest, lock=lock, reporter=reporter)
+    config_path = (
+        Path(loaded.source)
+        if loaded.source.endswith(CONFIG_FILE)
+        else loaded.project_dir / CONFIG_FILE
+    )
+    written = False
+    if loaded.source == "defaults" and not config_path.exists():
+        _write_atomic(config_path, config_text(inspection, loaded.config.production.target))
+        written = True
+    target = lock_path(loaded) if loaded.source != "defaults" else config_path.parent / LOCK_FILE
+    body = yaml.safe_dump(lock_document(inspection), sort_keys=False, width=100)
+    _write_atomic(target, _LOCK_HEADER + body)
+    for column in inspection.new_columns:
+        reporter.message("info", f"new column {column}: classified, review it in {LOCK_FILE}")
+    return InitResult(
+        config_path=config_path, config_written=written, lock_path=target, inspection=inspection
+    )
