@@ -137,6 +137,34 @@ class DiffConfig:
 
 
 @dataclass(frozen=True)
+class ModelPolicy:
+    unchanged: bool = False
+    """The model's data must not change at all (no added, removed or changed rows)."""
+    unchanged_columns: tuple[str, ...] = ()
+    """These columns must keep every value."""
+    max_row_delta_pct: float | None = None
+    """Largest allowed change of the row count, in percent of the baseline's."""
+    no_removed_keys: bool = False
+    """No key of the baseline may disappear."""
+    allow_breaking: bool = False
+    """A breaking change to this model does not block (it is still reported)."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    default: ModelPolicy = field(default_factory=ModelPolicy)
+    """Expectations for every model."""
+    models: Mapping[str, ModelPolicy] = field(default_factory=dict)
+    """Model name (or shell pattern such as `fct_*`) -> expectations; overrides `default`."""
+    block_on_breaking: bool = True
+    """A breaking change blocks until approved (unless the model allows breaking)."""
+    block_on_test_failures: bool = True
+    """A dbt test that fails on the branch but not on the baseline blocks."""
+    block_on_exposure_impact: bool = False
+    """Changed data feeding an exposure (dashboard) blocks until approved."""
+
+
+@dataclass(frozen=True)
 class HooksConfig:
     protected: tuple[str, ...] = ()
     """Model names or globs (`fct_*`) whose breaking changes the impact guard blocks, besides
@@ -181,6 +209,7 @@ class Config:
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     diff: DiffConfig = field(default_factory=DiffConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,13 @@ COMMANDS: dict[str, str] = {
     "diff-tables": "dataops_dev.cli.diff_tables:diff_tables",
     "lineage": "dataops_dev.cli.lineage:lineage",
     "impact": "dataops_dev.cli.lineage:impact",
+    "hook": "dataops_dev.cli.hook:hook",
     "sample": "dataops_dev.cli.sample:sample",
     "init": "dataops_dev.cli.sample:init",
+    "review": "dataops_dev.cli.review:review",
+    "decide": "dataops_dev.cli.review:decide",
+    "deploy": "dataops_dev.cli.review:deploy",
+    "tui": "dataops_dev.cli.tui:tui",
 }
 
 

@@ -186,7 +186,10 @@ class RowSample:
     change: str
     """"added", "removed" or "changed"."""
     key: Mapping[str, Any]
-    values: Mapping[str, Any] = field(default_factory=dict)
+    before: Mapping[str, Any] | None = None
+    """The row on the baseline (for a changed row: only the columns that differ)."""
+    after: Mapping[str, Any] | None = None
+    """The row on the branch (for a changed row: only the columns that differ)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,7 @@ class ModelReport:
     """Downstream models this model's change reaches."""
     exposures: tuple[str, ...] = ()
     contract_enforced: bool = False
+    contract_broken: bool = False
     materialized: str | None = None
     reasons: tuple[str, ...] = ()
     schema: SchemaChange | None = None

@@ -1,0 +1,274 @@
+"""`dataops-dev review`, `decide` and `deploy`: preview -> decide -> deploy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dataops_dev.cli import AppContext, emit_json, format_options, resolve_format
+
+FORMATS = ("text", "json", "markdown", "html")
+
+
+def render(report: Any, fmt: str) -> str:
+    """The report in `fmt` (text is rendered by rich, the others are plain strings)."""
+    if fmt == "json":
+        return str(report.to_json())
+    if fmt == "markdown":
+        from dataops_dev.report.markdown import render_markdown
+
+        return str(render_markdown(report))
+    if fmt == "html":
+        from dataops_dev.report.html import render_html
+
+        return str(render_html(report))
+    raise ValueError(fmt)
+
+
+def print_text(report: Any) -> None:
+    from dataops_dev.cli.console import stdout_console
+    from dataops_dev.report.text import render_text
+
+    render_text(report, stdout_console())
+
+
+def write_artifacts(loaded: Any, report: Any) -> dict[str, Path]:
+    """report.json, report.md and report.html next to each other in the reports directory."""
+    from dataops_dev.review import save_report
+
+    json_path = save_report(loaded, report)
+    paths = {"json": json_path}
+    for fmt, suffix in (("markdown", "md"), ("html", "html")):
+        try:
+            text = render(report, fmt)
+        except ImportError:
+            continue
+        path = json_path.with_suffix(f".{suffix}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, "utf-8")
+        tmp.replace(path)
+        paths[fmt] = path
+    return paths
+
+
+def emit(report: Any, fmt: str, output: Path | None) -> None:
+    if output is not None:
+        text = render(report, "json" if fmt == "text" else fmt)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, "utf-8")
+        click.echo(f"wrote {output}", err=True)
+        return
+    if fmt == "text":
+        print_text(report)
+    else:
+        click.echo(render(report, fmt))
+
+
+def exit_for(report: Any) -> None:
+    from dataops_dev.errors import BlockingFindings, BuildError
+    from dataops_dev.report.model import Verdict
+
+    if report.verdict is Verdict.ERROR:
+        raise BuildError(f"review incomplete: {report.error}", "fix the build and review again")
+    if report.verdict is Verdict.BLOCKED:
+        raise BlockingFindings(
+            f"{len(report.blocking)} blocking finding(s) need a decision",
+            "see the report; approve with `dataops-dev decide approve FINGERPRINT --note ...`",
+        )
+
+
+@click.command()
+@click.option("--base", "base_ref", help="Compare with this ref (default: production.main_branch).")
+@click.option("--select", "-s", multiple=True, help="Limit data diffs to these models.")
+@click.option("--refresh-sample", is_flag=True, help="Rebuild the masked sample first.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@format_options(choices=FORMATS)
+@click.pass_obj
+def review(
+    app: AppContext,
+    base_ref: str | None,
+    select: tuple[str, ...],
+    refresh_sample: bool,
+    output: Path | None,
+    output_format: str,
+    as_json: bool,
+) -> None:
+    """The main job: build base and branch on the sample, compare, judge. Exit 3 when blocked."""
+    from dataops_dev.review import run_review
+
+    reporter = app.reporter()
+    try:
+        report = run_review(
+            app.loaded,
+            base_ref=base_ref,
+            select=select,
+            reporter=reporter,
+            refresh_sample=refresh_sample,
+        )
+    finally:
+        reporter.close()
+    paths = write_artifacts(app.loaded, report)
+    click.echo(
+        "report: " + ", ".join(f"{k} {v}" for k, v in paths.items()),
+        err=True,
+    )
+    emit(report, resolve_format(output_format, as_json), output)
+    exit_for(report)
+
+
+@click.group()
+def decide() -> None:
+    """Approve or reject findings of the last review (bound to their fingerprints)."""
+
+
+def _last(app: AppContext) -> Any:
+    from dataops_dev.review import load_last_report
+
+    return load_last_report(app.loaded)
+
+
+def _lookup(app: AppContext, prefix: str) -> Any:
+    from dataops_dev.decisions import find_finding
+    from dataops_dev.errors import UsageError
+
+    try:
+        return find_finding(_last(app), prefix)
+    except (UsageError, Exception) as review_error:
+        # Findings of the pre-commit impact guard can be acknowledged before any review.
+        try:
+            from dataops_dev.hooks import find_static_finding
+        except ImportError:
+            raise review_error from None
+        finding = find_static_finding(app.loaded, prefix)
+        if finding is None:
+            raise review_error from None
+        return finding
+
+
+@decide.command("list")
+@format_options(choices=("text", "json"))
+@click.pass_obj
+def decide_list(app: AppContext, output_format: str, as_json: bool) -> None:
+    """Findings of the last review with their decisions; stale decisions are listed too."""
+    from dataops_dev.decisions import load_decisions, stale_decisions
+
+    report = _last(app)
+    stale = stale_decisions(report, load_decisions(app.loaded.project_dir))
+    if resolve_format(output_format, as_json) == "json":
+        emit_json(
+            {
+                "verdict": report.verdict.value,
+                "findings": [
+                    {
+                        "fingerprint": f.fingerprint,
+                        "kind": f.kind.value,
+                        "severity": f.severity.value,
+                        "model": f.model,
+                        "title": f.title,
+                        "decision": f.approval.decision.value if f.approval else None,
+                        "blocking": f.blocking,
+                    }
+                    for f in report.findings
+                ],
+                "stale_decisions": [d.fingerprint for d in stale],
+            }
+        )
+        return
+    click.echo(f"verdict: {report.verdict.value}")
+    for f in report.findings:
+        state = (
+            f.approval.decision.value if f.approval else ("needs a decision" if f.blocking else "")
+        )
+        click.echo(f"{f.fingerprint}  {f.severity.value:<8}  {f.title}  {state}".rstrip())
+    for d in stale:
+        click.echo(f"{d.fingerprint}  stale     {d.title or ''} (no longer matches: re-decide)")
+
+
+def _decide(app: AppContext, fingerprint: str, note: str, decision: str) -> None:
+    from dataops_dev.decisions import approvals_path, record_decision
+    from dataops_dev.report.model import Decision
+
+    finding = _lookup(app, fingerprint)
+    recorded = record_decision(app.loaded.project_dir, finding, Decision(decision), note=note)
+    click.echo(
+        f"{recorded.decision.value}: {finding.title} ({finding.fingerprint}) by {recorded.by}"
+        f" -> {approvals_path(app.loaded.project_dir).name} (commit it with the branch)"
+    )
+
+
+@decide.command("approve")
+@click.argument("fingerprint")
+@click.option("--note", "-m", default="", help="Why this is expected (required for blocking).")
+@click.pass_obj
+def approve(app: AppContext, fingerprint: str, note: str) -> None:
+    """Approve the finding FINGERPRINT (6+ characters are enough)."""
+    _decide(app, fingerprint, note, "approved")
+
+
+@decide.command("reject")
+@click.argument("fingerprint")
+@click.option("--note", "-m", default="", help="Why.")
+@click.pass_obj
+def reject(app: AppContext, fingerprint: str, note: str) -> None:
+    """Reject the finding FINGERPRINT: it keeps blocking."""
+    _decide(app, fingerprint, note, "rejected")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@format_options(choices=("text", "json"))
+@click.pass_obj
+def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) -> None:
+    """Promote the reviewed branch to production (write, audit, publish). Refuses when blocked."""
+    from dataops_dev.deploy import deploy as run_deploy
+    from dataops_dev.deploy import plan_deploy
+    from dataops_dev.errors import BlockingFindings, UsageError
+
+    report = _last(app)
+    plan = plan_deploy(app.loaded, report)
+    fmt = resolve_format(output_format, as_json)
+    if dry_run:
+        if fmt == "json":
+            emit_json(plan.to_dict())
+        else:
+            click.echo(f"deploy plan for {plan.target} ({plan.target_type}) at {plan.commit[:8]}:")
+            for i, model in enumerate(plan.models, 1):
+                click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {model.row_change or ''}")
+            if plan.stale:
+                click.echo(f"refused: {plan.stale}")
+            for finding in plan.blocked_by:
+                click.echo(
+                    f"refused: unapproved {finding.kind.value}: {finding.title} ({finding.fingerprint})"
+                )
+            if plan.allowed:
+                click.echo("allowed: run `dataops-dev deploy` to apply")
+        if plan.stale:
+            raise UsageError(f"deploy would be refused: {plan.stale}", "run `dataops-dev review`")
+        if plan.blocked_by:
+            raise BlockingFindings(
+                f"deploy would be refused: {len(plan.blocked_by)} blocking finding(s)",
+                "approve them with `dataops-dev decide approve FINGERPRINT --note ...`",
+            )
+        return
+    reporter = app.reporter()
+    try:
+        result = run_deploy(app.loaded, report, reporter=reporter)
+    finally:
+        reporter.close()
+    if fmt == "json":
+        emit_json(
+            {
+                "deployed_at": result.deployed_at,
+                "record": str(result.record),
+                "plan": result.plan.to_dict(),
+                "timings": dict(result.timings),
+            }
+        )
+    else:
+        click.echo(
+            f"deployed {len(result.plan.models)} model(s) to {result.plan.target} ({result.record})"
+        )

@@ -1,0 +1,481 @@
+"""Gated promotion to production: write, audit, publish — or leave production exactly as it was.
+
+Deploy refuses while the branch's review has unapproved blocking findings or is stale. Then it
+builds the modified models and their children into a staging area of the production target,
+runs their tests there, and only then swaps the result into place in one step. DuckDB: the
+staging area is a copy of the production file, swapped in with an atomic rename. PostgreSQL:
+staging schemas whose relations are moved into production's schemas in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dataops_dev.config import LoadedConfig
+from dataops_dev.dbt.manifest import Manifest
+from dataops_dev.environments import write_json_atomic
+from dataops_dev.errors import BlockingFindings, BuildError, ProjectError, UsageError
+from dataops_dev.report.model import Finding, ModelStatus, Report
+from dataops_dev.reporting import NULL_REPORTER, Reporter
+
+STAGING_SUFFIX = "__dataops_deploy"
+
+
+@dataclass(frozen=True)
+class PlannedModel:
+    name: str
+    unique_id: str
+    action: str
+    """"build" (changed), "rebuild" (downstream of a change) or "drop" (removed)."""
+    materialized: str | None
+    expected_rows: int | None = None
+    """Rows on the branch's sample build (the sample, not production)."""
+    row_change: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    target: str
+    target_type: str
+    commit: str
+    models: tuple[PlannedModel, ...]
+    blocked_by: tuple[Finding, ...] = ()
+    stale: str | None = None
+    """Why the review does not describe the code being deployed, if it does not."""
+
+    @property
+    def allowed(self) -> bool:
+        return not self.blocked_by and self.stale is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "target_type": self.target_type,
+            "commit": self.commit,
+            "allowed": self.allowed,
+            "stale": self.stale,
+            "blocked_by": [
+                {
+                    "fingerprint": f.fingerprint,
+                    "kind": f.kind.value,
+                    "model": f.model,
+                    "title": f.title,
+                }
+                for f in self.blocked_by
+            ],
+            "models": [
+                {
+                    "name": m.name,
+                    "action": m.action,
+                    "materialized": m.materialized,
+                    "expected_rows": m.expected_rows,
+                    "row_change": m.row_change,
+                }
+                for m in self.models
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    plan: DeployPlan
+    deployed_at: str
+    record: Path
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+def _production_output(loaded: LoadedConfig) -> dict[str, Any]:
+    from dataops_dev.dbt.project import load_profile_target
+
+    return load_profile_target(loaded, loaded.config.production.target)
+
+
+def production_manifest_path(loaded: LoadedConfig) -> Path:
+    """Production's manifest: the last deploy's (or demo's), else `dbt parse` of the main branch
+    with the production target (parsing reads no data)."""
+    configured = loaded.config.production.manifest
+    if configured:
+        path = Path(configured)
+        return path if path.is_absolute() else loaded.root / path
+    path = loaded.state_dir / "production" / "manifest.json"
+    if path.exists():
+        return path
+    from dataops_dev import gitrepo
+    from dataops_dev.dbt.runner import run_dbt
+    from dataops_dev.review import _export_code
+
+    commit = gitrepo.resolve(loaded.project_dir, loaded.config.production.main_branch)
+    code = _export_code(loaded, commit)
+    target = loaded.state_dir / "production" / "target"
+    run = run_dbt(
+        "parse",
+        [],
+        project_dir=code,
+        profiles_dir=loaded.profiles_dir,
+        target_path=target,
+        target=loaded.config.production.target,
+        cwd=loaded.project_dir,
+    )
+    if not run.success:
+        raise ProjectError(f"cannot parse production's code at {commit[:8]}: {run.error}")
+    shutil.copy(target / "manifest.json", path)
+    return path
+
+
+def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
+    """What deploy would do for this (reviewed) branch, and whether it may."""
+    from dataops_dev import gitrepo
+
+    output = _production_output(loaded)
+    git_state = gitrepo.state(loaded.project_dir)
+    stale = None
+    if report.head.commit != git_state.commit:
+        stale = (
+            f"the review is for commit {report.head.commit[:8]}, the branch is at "
+            f"{git_state.commit[:8]}"
+        )
+    elif git_state.dirty:
+        stale = "the working tree has uncommitted changes: commit them and review again"
+    order = _build_order(loaded, report)
+    models = []
+    for model in sorted(report.models, key=lambda m: order.get(m.name, len(order))):
+        if model.unique_id == "build":
+            continue
+        if model.status is ModelStatus.REMOVED:
+            action = "drop"
+        elif model.status is ModelStatus.IMPACTED:
+            action = "rebuild"
+        else:
+            action = "build"
+        rows = model.diff.rows if model.diff else None
+        change = None
+        if rows is not None:
+            change = (
+                f"{rows.base} -> {rows.head} rows (+{rows.added} -{rows.removed} ~{rows.changed})"
+            )
+        models.append(
+            PlannedModel(
+                name=model.name,
+                unique_id=model.unique_id,
+                action=action,
+                materialized=model.materialized,
+                expected_rows=rows.head if rows is not None else None,
+                row_change=change,
+            )
+        )
+    return DeployPlan(
+        target=str(output.get("_target_name")),
+        target_type=str(output.get("type")),
+        commit=git_state.commit,
+        models=tuple(models),
+        blocked_by=report.blocking,
+        stale=stale,
+    )
+
+
+def _build_order(loaded: LoadedConfig, report: Report) -> dict[str, int]:
+    from dataops_dev.environments import Environments
+
+    if not report.head.environment:
+        return {}
+    path = Environments(loaded).manifest_path(report.head.environment)
+    if not path.exists():
+        return {}
+    from dataops_dev.lineage import topological_models
+
+    return {node.name: i for i, node in enumerate(topological_models(Manifest.load(path)))}
+
+
+def deploy(
+    loaded: LoadedConfig, report: Report, *, reporter: Reporter = NULL_REPORTER
+) -> DeployResult:
+    """Promote the reviewed branch to production, atomically, or raise and change nothing."""
+    plan = plan_deploy(loaded, report)
+    if plan.stale:
+        raise UsageError(f"deploy refused: {plan.stale}", "run `dataops-dev review` first")
+    if plan.blocked_by:
+        listing = "; ".join(f"{f.fingerprint[:10]} {f.title}" for f in plan.blocked_by[:5])
+        raise BlockingFindings(
+            f"deploy refused: {len(plan.blocked_by)} blocking finding(s) lack approval: {listing}",
+            'approve with `dataops-dev decide approve FINGERPRINT --note "..."`, then deploy',
+        )
+    state = production_manifest_path(loaded)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    work = loaded.state_dir / "deploy" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    if plan.target_type == "duckdb":
+        target = _deploy_duckdb(loaded, plan, state, work, reporter, timings)
+    elif plan.target_type == "postgres":
+        target = _deploy_postgres(loaded, plan, state, work, reporter, timings)
+    else:
+        raise UsageError(f"deploy to {plan.target_type} targets is not supported yet")
+    production_dir = loaded.state_dir / "production"
+    production_dir.mkdir(parents=True, exist_ok=True)
+    tmp = production_dir / ".manifest.json.tmp"
+    shutil.copy(target / "manifest.json", tmp)
+    os.replace(tmp, production_dir / "manifest.json")
+    timings["total"] = round(time.perf_counter() - started, 3)
+    deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
+    record = loaded.state_dir / "deployments" / f"{deployed_at.replace(':', '')}.json"
+    write_json_atomic(
+        record,
+        {
+            "deployed_at": deployed_at,
+            "commit": plan.commit,
+            "branch": report.head.ref,
+            "plan": plan.to_dict(),
+            "approvals": [
+                {"fingerprint": f.fingerprint, "by": f.approval.by, "note": f.approval.note}
+                for f in report.findings
+                if f.approval is not None
+            ],
+            "timings": timings,
+        },
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return DeployResult(plan=plan, deployed_at=deployed_at, record=record, timings=timings)
+
+
+def _selection(plan: DeployPlan) -> list[str]:
+    """Each changed model and everything downstream of it: a child that lineage calls unaffected
+    is rebuilt too, because its relation depends on the replaced one."""
+    return [f"{m.name}+" for m in plan.models if m.action == "build"]
+
+
+def _write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
+    from dataops_dev.environments import _write_profile as write
+
+    clean = {k: v for k, v in output.items() if not k.startswith("_")}
+    return write(loaded, directory, clean)
+
+
+def _run(
+    loaded: LoadedConfig,
+    command: str,
+    args: list[str],
+    profile_dir: Path,
+    target: Path,
+    reporter: Reporter,
+    label: str,
+) -> Any:
+    from dataops_dev.dbt.runner import run_dbt
+
+    return run_dbt(
+        command,
+        args,
+        project_dir=loaded.project_dir,
+        profiles_dir=profile_dir,
+        target_path=target,
+        target="dataops",
+        reporter=reporter,
+        task_key=f"deploy-{command}",
+        cwd=loaded.project_dir,
+        label=label,
+    )
+
+
+def _deploy_duckdb(
+    loaded: LoadedConfig,
+    plan: DeployPlan,
+    state: Path,
+    work: Path,
+    reporter: Reporter,
+    timings: dict[str, float],
+) -> Path:
+    import duckdb
+
+    from dataops_dev.dbt.project import duckdb_path
+
+    output = _production_output(loaded)
+    production = duckdb_path(loaded, output)
+    staging = work / production.name
+    # A read-only connection holds DuckDB's shared lock: no other process can write production
+    # while we build its replacement.
+    guard = duckdb.connect(str(production), read_only=True)
+    try:
+        start = time.perf_counter()
+        shutil.copy2(production, staging)
+        timings["copy"] = round(time.perf_counter() - start, 3)
+        profile = _write_profile(
+            loaded,
+            work / "profile",
+            {**output, "path": str(staging), "attach": output.get("attach") or []},
+        )
+        select = _selection(plan)
+        target = work / "target"
+        start = time.perf_counter()
+        if select:
+            run = _run(
+                loaded,
+                "build",
+                ["--select", *select],
+                profile,
+                target,
+                reporter,
+                "dbt build into production's staging copy",
+            )
+            if not run.success:
+                raise BuildError(
+                    f"deploy aborted, production is unchanged: {run.error}",
+                    "fix the failure, review again, then deploy",
+                )
+        else:
+            _run(loaded, "parse", [], profile, target, reporter, "dbt parse")
+        _drop_removed_duckdb(staging, plan, state)
+        timings["build"] = round(time.perf_counter() - start, 3)
+        check = duckdb.connect(str(staging))
+        try:
+            check.execute("CHECKPOINT")
+        finally:
+            check.close()
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        guard.close()
+    Path(str(production) + ".wal").unlink(missing_ok=True)
+    os.replace(staging, production)
+    return target
+
+
+def _drop_removed_duckdb(staging: Path, plan: DeployPlan, state: Path) -> None:
+    removed = [m for m in plan.models if m.action == "drop"]
+    if not removed:
+        return
+    import duckdb
+
+    from dataops_dev.engines.base import Relation
+
+    manifest = Manifest.load(state)
+    connection = duckdb.connect(str(staging))
+    try:
+        for model in removed:
+            node = manifest.nodes.get(model.unique_id)
+            if node is None or node.materialized == "ephemeral":
+                continue
+            relation = Relation(schema=node.schema or "main", name=node.identifier).sql("duckdb")
+            kind = "VIEW" if node.materialized == "view" else "TABLE"
+            connection.execute(f"DROP {kind} IF EXISTS {relation}")
+    finally:
+        connection.close()
+
+
+def _deploy_postgres(
+    loaded: LoadedConfig,
+    plan: DeployPlan,
+    state: Path,
+    work: Path,
+    reporter: Reporter,
+    timings: dict[str, float],
+) -> Path:
+    from dataops_dev.engines.base import quote
+    from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
+
+    output = _production_output(loaded)
+    schema = str(output.get("schema"))
+    staging_schema = schema + STAGING_SUFFIX
+    select = _selection(plan)
+    profile = _write_profile(loaded, work / "profile", {**output, "schema": staging_schema})
+    target = work / "target"
+    engine = PostgresEngine(conninfo_from_credentials(output))
+    try:
+        start = time.perf_counter()
+        staged: list[tuple[str, str, str, str]] = []
+        try:
+            if select:
+                run = _run(
+                    loaded,
+                    "build",
+                    ["--select", *select, "--defer", "--state", str(state.parent), "--favor-state"],
+                    profile,
+                    target,
+                    reporter,
+                    "dbt build into production's staging schemas",
+                )
+                if not run.success:
+                    raise BuildError(
+                        f"deploy aborted, production is unchanged: {run.error}",
+                        "fix the failure, review again, then deploy",
+                    )
+                staged = _staged_relations(target, state)
+            timings["build"] = round(time.perf_counter() - start, 3)
+            start = time.perf_counter()
+            production_manifest = Manifest.load(state)
+            with engine.connection.transaction():
+                for staging_schema_name, production_schema, name, kind in staged:
+                    src = f"{quote(staging_schema_name, 'postgres')}.{quote(name, 'postgres')}"
+                    dst_schema = quote(production_schema, "postgres")
+                    engine.execute(f"CREATE SCHEMA IF NOT EXISTS {dst_schema}")
+                    existing = engine.fetchall(
+                        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = %s AND c.relname = %s",
+                        [production_schema, name],
+                    )
+                    if existing:
+                        old_kind = "VIEW" if existing[0][0] == "v" else "TABLE"
+                        # No CASCADE: a view outside this deploy that depends on the old relation
+                        # makes the transaction fail and production stays as it was.
+                        engine.execute(f"DROP {old_kind} {dst_schema}.{quote(name, 'postgres')}")
+                    alter = "VIEW" if kind == "view" else "TABLE"
+                    engine.execute(f"ALTER {alter} {src} SET SCHEMA {dst_schema}")
+                for model in plan.models:
+                    if model.action != "drop":
+                        continue
+                    node = production_manifest.nodes.get(model.unique_id)
+                    if node is None or node.materialized == "ephemeral":
+                        continue
+                    kind = "VIEW" if node.materialized == "view" else "TABLE"
+                    engine.execute(
+                        f"DROP {kind} IF EXISTS {quote(node.schema or schema, 'postgres')}."
+                        f"{quote(node.identifier, 'postgres')}"
+                    )
+            timings["publish"] = round(time.perf_counter() - start, 3)
+        finally:
+            for staged_schema in {s for s, _, _, _ in staged} | {staging_schema}:
+                engine.execute(f"DROP SCHEMA IF EXISTS {quote(staged_schema, 'postgres')} CASCADE")
+    finally:
+        engine.close()
+    # The staging manifest names staging schemas: rewrite relation names to production's.
+    _rewrite_manifest(target / "manifest.json", schema, staging_schema)
+    return target
+
+
+def _staged_relations(target: Path, production_state: Path) -> list[tuple[str, str, str, str]]:
+    """(staging schema, production schema, relation name, materialization) of each model the
+    staging build created, read from its run_results.json."""
+    staged_manifest = Manifest.load(target / "manifest.json")
+    production = Manifest.load(production_state)
+    results = json.loads((target / "run_results.json").read_text("utf-8")).get("results") or ()
+    built = {r["unique_id"] for r in results if r.get("status") == "success"}
+    out = []
+    for node in staged_manifest.models():
+        if node.unique_id not in built or node.materialized == "ephemeral":
+            continue
+        prod_node = production.nodes.get(node.unique_id)
+        production_schema = prod_node.schema if prod_node is not None else None
+        if production_schema is None:
+            production_schema = (node.schema or "").replace(STAGING_SUFFIX, "")
+        out.append(
+            (node.schema or "", production_schema, node.identifier, node.materialized or "table")
+        )
+    return out
+
+
+def _rewrite_manifest(path: Path, schema: str, staging_schema: str) -> None:
+    data = json.loads(path.read_text("utf-8"))
+    for node in (data.get("nodes") or {}).values():
+        if isinstance(node.get("schema"), str) and node["schema"].startswith(staging_schema):
+            node["schema"] = schema + node["schema"][len(staging_schema) :]
+        relation = node.get("relation_name")
+        if isinstance(relation, str):
+            node["relation_name"] = relation.replace(f'"{staging_schema}', f'"{schema}')
+    path.write_text(json.dumps(data), "utf-8")

@@ -1,0 +1,797 @@
+"""The main job: what does this branch do to the data? One Report, with evidence.
+
+sample (if stale) -> baseline environment (production's code at the merge-base, cached by commit
+and sample) -> branch environment (only modified models and their children; unmodified parents
+are read from the baseline through dbt's defer) -> static impact -> data diffs where data can
+differ -> dbt test results -> policy -> Report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dataops_dev.config import LoadedConfig
+from dataops_dev.dbt.manifest import Manifest, Node
+from dataops_dev.engines.base import Engine, Relation
+from dataops_dev.environments import (
+    BuildRecord,
+    BuildRequest,
+    EnvironmentInfo,
+    Environments,
+    baseline_name,
+    environment_name,
+    write_json_atomic,
+)
+from dataops_dev.errors import BuildError, ProjectError
+from dataops_dev.report.model import (
+    SCHEMA_VERSION,
+    ChangeKind,
+    ColumnChange,
+    ColumnProfileChange,
+    ColumnType,
+    DataDiff,
+    ExposureImpact,
+    HistogramBin,
+    LineageEdge,
+    ModelReport,
+    ModelStatus,
+    ProfileStats,
+    Report,
+    RowCounts,
+    RowSample,
+    SampleInfo,
+    SchemaChange,
+    Side,
+    TestResult,
+    TypeChange,
+    ValueExample,
+    Verdict,
+)
+from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
+from dataops_dev.sources import SOURCE_ALIAS, SourceData
+
+PROFILE_COLUMNS = 12
+"""Profiles (and histograms) are computed for at most this many changed columns per model."""
+HISTOGRAM_BINS = 12
+LINEAGE_EDGE_BUDGET = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    info: EnvironmentInfo
+    commit: str
+    ref: str
+    reused: bool
+
+
+def _export_code(loaded: LoadedConfig, commit: str) -> Path:
+    """Production's code at `commit`, exported once under `<state_dir>/code/<sha12>`."""
+    from dataops_dev import gitrepo
+
+    destination = loaded.state_dir / "code" / commit[:12]
+    git_state = gitrepo.state(loaded.project_dir)
+    subdir = os.path.relpath(loaded.project_dir, git_state.root)
+    code_dir = destination / subdir if subdir != "." else destination
+    if (code_dir / "dbt_project.yml").exists():
+        return code_dir
+    return gitrepo.export_tree(loaded.project_dir, commit, subdir, destination)
+
+
+def ensure_baseline(
+    loaded: LoadedConfig,
+    envs: Environments,
+    *,
+    ref: str,
+    commit: str,
+    source: SourceData,
+    reporter: Reporter = NULL_REPORTER,
+) -> Baseline:
+    """The baseline environment for `commit` on `source`; rebuilt only when either changed."""
+    name = baseline_name(commit)
+    info = envs.find(name)
+    if (
+        info is not None
+        and info.last_build is not None
+        and info.last_build.commit == commit
+        and info.last_build.source == source.identity
+        and envs.manifest_path(name).exists()
+    ):
+        return Baseline(info=info, commit=commit, ref=ref, reused=True)
+    info = envs.create(ref, kind="baseline", name=name)
+    code_dir = _export_code(loaded, commit)
+    record = envs.build(
+        info, BuildRequest(code_dir=code_dir, commit=commit), source, reporter=reporter
+    )
+    if record.models_failed:
+        raise BuildError(f"the baseline {name} did not build")
+    return Baseline(info=envs.get(name), commit=commit, ref=ref, reused=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Engines over both environments
+
+
+@contextmanager
+def open_pair(
+    loaded: LoadedConfig, envs: Environments, base: str, head: str, source: SourceData
+) -> Iterator[Engine]:
+    """One read-only connection that sees both environments (and the sample for source views)."""
+    if envs.backend == "duckdb":
+        from dataops_dev.engines.duckdb import DuckDBEngine
+
+        engine = DuckDBEngine(":memory:")
+        try:
+            if source.duckdb_file is not None:
+                engine.attach(source.duckdb_file, SOURCE_ALIAS)
+            engine.attach(envs.database_path(base), base)
+            if head != base:
+                engine.attach(envs.database_path(head), head)
+            yield engine
+        finally:
+            engine.close()
+        return
+    from dataops_dev.environments import _WarehouseBackend
+
+    with _WarehouseBackend(loaded, envs).engine() as engine:
+        yield engine
+
+
+def _relation(node: Node, env: str, backend: str) -> Relation:
+    return Relation(
+        schema=node.schema or "main",
+        name=node.identifier,
+        database=env if backend == "duckdb" else None,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Conversions from the engine's results into the report's types
+
+
+def _row_counts(table_diff: Any) -> RowCounts:
+    rows = table_diff.rows
+    keys = table_diff.keys
+    keyless = bool(table_diff.keyless)
+    return RowCounts(
+        base=int(rows.left),
+        head=int(rows.right),
+        added=int(rows.only_right if keyless else rows.added),
+        removed=int(rows.only_left if keyless else rows.removed),
+        changed=int(rows.changed),
+        unchanged=int(rows.unchanged),
+        null_keys_base=int(keys.null_left) if keys else 0,
+        null_keys_head=int(keys.null_right) if keys else 0,
+        duplicate_keys_base=int(keys.duplicate_left) if keys else 0,
+        duplicate_keys_head=int(keys.duplicate_right) if keys else 0,
+        keyless=keyless,
+    )
+
+
+def _plain(value: Any) -> Any:
+    from dataops_dev.diffing.model import json_value
+
+    return json_value(value)
+
+
+def _data_diff(
+    table_diff: Any, profile: Any, histograms: Mapping[str, tuple[HistogramBin, ...]]
+) -> DataDiff:
+    key = tuple(table_diff.key) if table_diff.key else None
+    key_names = key or ()
+
+    def key_map(values: Sequence[Any]) -> dict[str, Any]:
+        return {name: _plain(v) for name, v in zip(key_names, values, strict=False)}
+
+    columns = tuple(
+        ColumnChange(
+            name=c.name,
+            changed=int(c.changed),
+            compared=int(c.compared),
+            match_pct=c.match_pct,
+            examples=tuple(
+                ValueExample(key=key_map(e.key), before=_plain(e.before), after=_plain(e.after))
+                for e in c.examples
+            ),
+        )
+        for c in table_diff.columns
+    )
+    samples: list[RowSample] = []
+
+    def plain_row(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        return None if row is None else {k: _plain(v) for k, v in row.items()}
+
+    for example in table_diff.examples:
+        samples.append(
+            RowSample(
+                change=str(getattr(example.kind, "value", example.kind)),
+                key=key_map(example.key),
+                before=plain_row(example.before),
+                after=plain_row(example.after),
+            )
+        )
+    for row in table_diff.only_left_examples:
+        samples.append(RowSample(change="removed", key={}, before=plain_row(row)))
+    for row in table_diff.only_right_examples:
+        samples.append(RowSample(change="added", key={}, after=plain_row(row)))
+    profiles: list[ColumnProfileChange] = []
+    if profile is not None:
+        for pair in profile.columns:
+            profiles.append(
+                ColumnProfileChange(
+                    name=pair.name,
+                    base=_stats(pair.left),
+                    head=_stats(pair.right),
+                    histogram=histograms.get(pair.name, ()),
+                )
+            )
+    return DataDiff(
+        key=key,
+        rows=_row_counts(table_diff),
+        columns=columns,
+        row_samples=tuple(samples),
+        profile=tuple(profiles),
+    )
+
+
+def _stats(column: Any) -> ProfileStats | None:
+    if column is None:
+        return None
+    return ProfileStats(
+        count=int(column.rows),
+        nulls=int(column.nulls),
+        distinct=int(column.distinct) if column.distinct is not None else None,
+        min=_plain(column.min),
+        max=_plain(column.max),
+        mean=float(column.mean) if column.mean is not None else None,
+        quantiles={str(q): _plain(v) for q, v in column.quantiles},
+        top_values=tuple((_plain(t.value), int(t.count)) for t in column.top_values),
+    )
+
+
+def _schema_change(table_diff: Any) -> SchemaChange:
+    schema = table_diff.schema
+    return SchemaChange(
+        added=tuple(ColumnType(c.name, c.data_type) for c in schema.added),
+        removed=tuple(ColumnType(c.name, c.data_type) for c in schema.removed),
+        type_changed=tuple(
+            TypeChange(t.name, t.left_type, t.right_type) for t in schema.type_changed
+        ),
+        renamed=tuple((r.left, r.right) for r in schema.renamed),
+    )
+
+
+def paired_histograms(
+    engine: Engine,
+    base: Relation,
+    head: Relation,
+    profile: Any,
+    bins: int = HISTOGRAM_BINS,
+) -> dict[str, tuple[HistogramBin, ...]]:
+    """Before/after histograms on shared bins for numeric and date columns (one query each)."""
+    import sqlglot
+
+    from dataops_dev.engines.base import quote
+
+    result: dict[str, tuple[HistogramBin, ...]] = {}
+    for pair in profile.columns:
+        left, right = pair.left, pair.right
+        if left is None or right is None or left.family not in ("numeric", "temporal"):
+            continue
+        if left.min is None or right.min is None:
+            continue
+        temporal = left.family == "temporal"
+        column = quote(pair.name, "postgres")
+        value = (
+            f"EXTRACT(EPOCH FROM CAST({column} AS TIMESTAMP))"
+            if temporal
+            else f"CAST({column} AS DOUBLE PRECISION)"
+        )
+        base_sql = base.sql("postgres")
+        head_sql = head.sql("postgres")
+        query = f"""
+            WITH v AS (
+                SELECT 'b' AS side, {value} AS x FROM {base_sql}
+                UNION ALL
+                SELECT 'h' AS side, {value} AS x FROM {head_sql}
+            ),
+            r AS (SELECT MIN(x) AS lo, MAX(x) AS hi FROM v)
+            SELECT
+                LEAST(CAST(FLOOR((x - lo) / NULLIF((hi - lo) / {bins}, 0)) AS INT), {bins - 1}) AS bucket,
+                MIN(lo) AS lo, MIN(hi) AS hi,
+                SUM(CASE WHEN side = 'b' THEN 1 ELSE 0 END) AS b,
+                SUM(CASE WHEN side = 'h' THEN 1 ELSE 0 END) AS h
+            FROM v CROSS JOIN r
+            WHERE x IS NOT NULL
+            GROUP BY 1 ORDER BY 1
+        """
+        sql = sqlglot.transpile(query, read="postgres", write=engine.dialect)[0]
+        rows = engine.fetchall(sql)
+        if not rows:
+            continue
+        lo, hi = float(rows[0][1]), float(rows[0][2])
+        width = (hi - lo) / bins if hi > lo else 0.0
+        counts = {int(r[0] or 0): (int(r[3]), int(r[4])) for r in rows}
+
+        def edge(i: int, lo: float = lo, width: float = width, temporal: bool = temporal) -> Any:
+            point = lo + i * width
+            if temporal:
+                return datetime.fromtimestamp(point, UTC).isoformat(timespec="seconds")
+            return round(point, 6)
+
+        n = bins if width else 1
+        result[pair.name] = tuple(
+            HistogramBin(
+                low=edge(i),
+                high=edge(i + 1),
+                base=counts.get(i, (0, 0))[0],
+                head=counts.get(i, (0, 0))[1],
+            )
+            for i in range(n)
+        )
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Tests
+
+
+def _tests_by_model(
+    record: BuildRecord | None, manifest: Manifest | None
+) -> dict[str, list[tuple[str, str]]]:
+    """model unique_id -> [(test unique_id, status)] from a build record."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    if record is None or manifest is None:
+        return out
+    for node in record.nodes:
+        if not node.unique_id.startswith("test."):
+            continue
+        test = manifest.nodes.get(node.unique_id)
+        if test is None:
+            continue
+        attached = test.raw.get("attached_node") or next(
+            (d for d in test.depends_on_nodes if d.startswith("model.")), None
+        )
+        if attached:
+            out.setdefault(attached, []).append((node.unique_id, node.status))
+    return out
+
+
+def _test_results(
+    uid: str,
+    head_tests: Mapping[str, list[tuple[str, str]]],
+    base_status: Mapping[str, str],
+    head_manifest: Manifest,
+    head_target: Path,
+) -> tuple[TestResult, ...]:
+    results = []
+    messages = _run_messages(head_target)
+    for test_uid, status in sorted(head_tests.get(uid, ())):
+        node = head_manifest.nodes.get(test_uid)
+        failed = status in ("fail", "error")
+        compiled = None
+        if failed and node is not None:
+            compiled = node.compiled_code or _compiled_file(head_target, node)
+        results.append(
+            TestResult(
+                name=node.name if node else test_uid.split(".")[-2],
+                unique_id=test_uid,
+                status=status,
+                message=messages.get(test_uid, (None, None))[0] if failed else None,
+                failures=messages.get(test_uid, (None, None))[1] if failed else None,
+                compiled_sql=compiled,
+                new=failed and base_status.get(test_uid) not in ("fail", "error"),
+            )
+        )
+    return tuple(results)
+
+
+def _run_messages(target: Path) -> dict[str, tuple[str | None, int | None]]:
+    path = target / "run_results.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text("utf-8"))
+    return {
+        r["unique_id"]: (r.get("message"), r.get("failures"))
+        for r in data.get("results") or ()
+        if "unique_id" in r
+    }
+
+
+def _compiled_file(target: Path, node: Node) -> str | None:
+    path = target / "compiled" / node.package_name / node.original_file_path
+    candidates = [path] if path.is_file() else list((target / "compiled").rglob(f"{node.name}.sql"))
+    return candidates[0].read_text("utf-8") if candidates and candidates[0].is_file() else None
+
+
+# ----------------------------------------------------------------------------------------------
+# The review
+
+
+def reports_dir(loaded: LoadedConfig, environment: str) -> Path:
+    return loaded.state_dir / "reports" / environment
+
+
+def save_report(loaded: LoadedConfig, report: Report) -> Path:
+    """Write the report as `<state_dir>/reports/<environment>/report.json` (atomically)."""
+    environment = report.head.environment or "unknown"
+    path = reports_dir(loaded, environment) / "report.json"
+    write_json_atomic(path, report.to_dict())
+    return path
+
+
+def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
+    """The current branch's last saved report, with the approvals file applied."""
+    from dataops_dev import gitrepo
+    from dataops_dev.decisions import apply_decisions, load_decisions
+
+    branch = branch or gitrepo.state(loaded.project_dir).branch
+    path = reports_dir(loaded, environment_name(branch)) / "report.json"
+    if not path.exists():
+        raise ProjectError(
+            f"no review report for branch {branch!r} yet", "run `dataops-dev review` first"
+        )
+    return apply_decisions(Report.load(path), load_decisions(loaded.project_dir))
+
+
+def run_review(
+    loaded: LoadedConfig,
+    *,
+    base_ref: str | None = None,
+    select: Sequence[str] = (),
+    reporter: Reporter = NULL_REPORTER,
+    refresh_sample: bool = False,
+) -> Report:
+    """Build baseline and branch on the sample, compare them, and judge the result.
+
+    Args:
+        base_ref: what the branch is compared with (default: production.main_branch); the
+            baseline is built from the merge-base of it and HEAD.
+        select: limit data diffs to these models (names); impact still covers everything.
+    """
+    from dataops_dev import gitrepo
+    from dataops_dev.decisions import apply_decisions, load_decisions
+    from dataops_dev.impact import analyze_impact
+    from dataops_dev.policy import evaluate
+    from dataops_dev.sources import resolve_source_data
+
+    watch = Stopwatch()
+    started = time.perf_counter()
+    git_state = gitrepo.state(loaded.project_dir)
+    base_ref = base_ref or loaded.config.production.main_branch
+    base_commit = gitrepo.merge_base(loaded.project_dir, base_ref, "HEAD")
+    envs = Environments(loaded)
+
+    with watch.measure("sample"):
+        source = resolve_source_data(loaded, reporter=reporter, refresh=refresh_sample)
+    with watch.measure("baseline"):
+        baseline = ensure_baseline(
+            loaded, envs, ref=base_ref, commit=base_commit, source=source, reporter=reporter
+        )
+    head_info = envs.create(git_state.branch)
+    error: str | None = None
+    head_record: BuildRecord | None = None
+    with watch.measure("branch_build"):
+        try:
+            head_record = envs.build(
+                head_info,
+                BuildRequest(
+                    code_dir=loaded.project_dir,
+                    commit=git_state.commit,
+                    dirty=git_state.dirty,
+                    select=("state:modified+",),
+                    defer_to=baseline.info,
+                ),
+                source,
+                reporter=reporter,
+            )
+        except BuildError as exc:
+            error = exc.message
+    head_info = envs.get(head_info.name)
+    base_manifest_path = envs.manifest_path(baseline.info.name)
+    with watch.measure("impact"), task(reporter, "impact", "impact and lineage"):
+        impact = analyze_impact(
+            loaded.project_dir, base_manifest_path, state_dir=loaded.state_dir, reporter=reporter
+        )
+    base_manifest = Manifest.load(base_manifest_path)
+    head_manifest_path = envs.manifest_path(head_info.name)
+    head_manifest = Manifest.load(head_manifest_path) if head_manifest_path.exists() else None
+
+    changes = {m.name: m for m in impact.models}
+    impacted_only: dict[str, str] = {}
+    for change in impact.models:
+        for name in change.impacted.models:
+            if name not in changes:
+                impacted_only.setdefault(name, change.name)
+    diff_targets = [n for n in impact.diff_needed if not select or n in select]
+
+    base_tests = {
+        n.unique_id: n.status
+        for n in (baseline.info.last_build.nodes if baseline.info.last_build else ())
+        if n.unique_id.startswith("test.")
+    }
+    head_tests = _tests_by_model(head_record, head_manifest)
+    models: list[ModelReport] = []
+    with watch.measure("diffs"), task(reporter, "diffs", "data diffs", total=len(diff_targets)):
+        engine_cm = (
+            open_pair(loaded, envs, baseline.info.name, head_info.name, source)
+            if error is None
+            else None
+        )
+        engine = engine_cm.__enter__() if engine_cm is not None else None
+        try:
+            for name in [*changes, *impacted_only]:
+                reporter.task_advanced("diffs", 0, f"diff {name}")
+                models.append(
+                    _model_report(
+                        loaded,
+                        name,
+                        changes.get(name),
+                        impacted_by=impacted_only.get(name),
+                        base_manifest=base_manifest,
+                        head_manifest=head_manifest,
+                        engine=engine,
+                        backend=envs.backend,
+                        base_env=baseline.info.name,
+                        head_env=head_info.name,
+                        diff=name in diff_targets,
+                        head_tests=head_tests,
+                        base_tests=base_tests,
+                        head_target=envs.target_dir(head_info.name),
+                    )
+                )
+                if name in diff_targets:
+                    reporter.task_advanced("diffs", 1)
+        finally:
+            if engine_cm is not None:
+                engine_cm.__exit__(None, None, None)
+    models = [dataclasses.replace(m, findings=evaluate(m, loaded.config.policy)) for m in models]
+    if error is not None:
+        from dataops_dev.decisions import fingerprint
+        from dataops_dev.report.model import Finding, FindingKind, Severity
+
+        models.insert(
+            0,
+            ModelReport(
+                name="(build)",
+                unique_id="build",
+                status=ModelStatus.MODIFIED,
+                change=ChangeKind.UNKNOWN,
+                findings=(
+                    Finding(
+                        fingerprint=fingerprint("build_failed", error),
+                        kind=FindingKind.BUILD_FAILED,
+                        severity=Severity.BLOCKING,
+                        model=None,
+                        title="the branch did not build",
+                        detail=error,
+                    ),
+                ),
+            ),
+        )
+    with watch.measure("lineage"):
+        edges = _lineage_edges(
+            loaded,
+            head_manifest_path if head_manifest else base_manifest_path,
+            {m.unique_id for m in models},
+        )
+    exposures = _exposures(base_manifest, head_manifest, models)
+    timings = {k: round(v, 3) for k, v in watch.timings.items()}
+    timings["total"] = round(time.perf_counter() - started, 3)
+    timings["baseline_reused"] = 1.0 if baseline.reused else 0.0
+    report = Report(
+        schema_version=SCHEMA_VERSION,
+        project=base_manifest.project_name,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        base=Side(ref=base_ref, commit=base_commit, environment=baseline.info.name),
+        head=Side(
+            ref=git_state.branch,
+            commit=git_state.commit,
+            environment=head_info.name,
+            dirty=git_state.dirty,
+        ),
+        verdict=Verdict.PASS,
+        models=tuple(models),
+        lineage=edges,
+        exposures=exposures,
+        sample=SampleInfo(identity=source.identity, kind=source.kind),
+        timings=timings,
+        error=error,
+    )
+    report = apply_decisions(report, load_decisions(loaded.project_dir))
+    return dataclasses.replace(report, next_commands=_next_commands(report))
+
+
+def _model_report(
+    loaded: LoadedConfig,
+    name: str,
+    change: Any,
+    *,
+    impacted_by: str | None,
+    base_manifest: Manifest,
+    head_manifest: Manifest | None,
+    engine: Engine | None,
+    backend: str,
+    base_env: str,
+    head_env: str,
+    diff: bool,
+    head_tests: Mapping[str, list[tuple[str, str]]],
+    base_tests: Mapping[str, str],
+    head_target: Path,
+) -> ModelReport:
+    from dataops_dev.diffing import diff_relations, discover_key, options_for_model, profile_diff
+
+    base_node = _find(base_manifest, name)
+    head_node = _find(head_manifest, name) if head_manifest else None
+    node = head_node or base_node
+    uid = node.unique_id if node else f"model.{name}"
+    if change is not None:
+        status = ModelStatus(change.status.value)
+        kind = ChangeKind(change.change.value)
+    else:
+        status, kind = ModelStatus.IMPACTED, ChangeKind.NONE
+    tests = (
+        _test_results(uid, head_tests, base_tests, head_manifest, head_target)
+        if head_manifest is not None
+        else ()
+    )
+    impacted_columns: tuple[str, ...] = ()
+    if change is not None:
+        impacted_columns = tuple(change.changed_columns)
+    data: DataDiff | None = None
+    schema: SchemaChange | None = None
+    note: str | None = None
+    materialized = node.materialized if node else None
+    if engine is None:
+        note = "no data diff: the branch did not build"
+    elif not diff:
+        note = (
+            "no data diff: the change cannot alter data"
+            if kind is ChangeKind.METADATA
+            else "no data diff needed"
+        )
+    elif materialized == "ephemeral":
+        note = "no data diff: ephemeral models have no relation"
+    elif base_node is None or head_node is None:
+        side = "base" if head_node is None else "head"
+        note = f"no data diff: the model exists only on the {'baseline' if side == 'base' else 'branch'}"
+        if head_node is not None:
+            relation = _relation(head_node, head_env, backend)
+            columns = engine.columns(relation)
+            count = engine.fetchall(f"SELECT count(*) FROM {relation.sql(engine.dialect)}")[0][0]
+            schema = SchemaChange(added=tuple(ColumnType(c.name, c.data_type) for c in columns))
+            data = DataDiff(key=None, rows=RowCounts(base=0, head=int(count), added=int(count)))
+    else:
+        left = _relation(base_node, base_env, backend)
+        right = _relation(head_node, head_env, backend)
+        key = discover_key(
+            head_manifest, head_node.unique_id, loaded.config.diff.keys
+        ) or discover_key(base_manifest, base_node.unique_id, loaded.config.diff.keys)
+        options = options_for_model(loaded.config.diff, name)
+        table_diff = diff_relations(engine, left, right, key=key, options=options)
+        changed_names = [c.name for c in table_diff.columns if c.changed]
+        profile_names = list(
+            dict.fromkeys([*changed_names, *(a.name for a in table_diff.schema.added)])
+        )[:PROFILE_COLUMNS]
+        profile = None
+        histograms: dict[str, tuple[HistogramBin, ...]] = {}
+        if profile_names:
+            profile = profile_diff(engine, left, right, columns=profile_names)
+            histograms = paired_histograms(engine, left, right, profile)
+        data = _data_diff(table_diff, profile, histograms)
+        schema = _schema_change(table_diff)
+        if not key:
+            note = "no key declared: rows compared as a multiset (add unique + not_null tests or diff.keys)"
+        if change is None:
+            impacted_columns = tuple(changed_names)
+    impacted_models: tuple[str, ...] = tuple(change.impacted.models) if change is not None else ()
+    exposures: tuple[str, ...] = tuple(change.exposures) if change is not None else ()
+    if change is None and node is not None:
+        exposures = tuple(
+            sorted(
+                e.get("name", uid_)
+                for uid_, e in (head_manifest or base_manifest).exposures.items()
+                if node.unique_id in ((e.get("depends_on") or {}).get("nodes") or ())
+            )
+        )
+    return ModelReport(
+        name=name,
+        unique_id=uid,
+        status=status,
+        change=kind,
+        changed_columns=tuple(change.changed_columns) if change is not None else (),
+        impacted_columns=impacted_columns,
+        rows_affected=bool(change.rows_affected) if change is not None else False,
+        impacted_models=impacted_models,
+        exposures=exposures,
+        contract_enforced=bool(node.contract_enforced) if node else False,
+        contract_broken=bool(getattr(change, "contract_broken", False)),
+        materialized=materialized,
+        reasons=tuple(change.reasons) if change is not None else (f"downstream of {impacted_by}",),
+        schema=schema,
+        diff=data,
+        diff_note=note,
+        tests=tests,
+        base_sql=base_node.compiled_code if base_node else None,
+        head_sql=head_node.compiled_code if head_node else None,
+    )
+
+
+def _find(manifest: Manifest | None, name: str) -> Node | None:
+    if manifest is None:
+        return None
+    for node in manifest.models():
+        if node.name == name:
+            return node
+    return None
+
+
+def _lineage_edges(
+    loaded: LoadedConfig, manifest_path: Path, models: set[str]
+) -> tuple[LineageEdge, ...]:
+    from dataops_dev.lineage import load_project_lineage
+
+    try:
+        _manifest, lineage = load_project_lineage(
+            manifest_path, project_dir=loaded.project_dir, state_dir=loaded.state_dir
+        )
+    except Exception:  # noqa: BLE001 - lineage is evidence, not a gate: the report says it is missing
+        return ()
+    edges: list[LineageEdge] = []
+    for uid in sorted(models):
+        model = lineage.models.get(uid)
+        if model is None:
+            continue
+        for edge in model.edges:
+            edges.append(
+                LineageEdge(
+                    source=f"{lineage.names.get(edge.source_node, edge.source_node)}.{edge.source_column}",
+                    target=f"{lineage.names.get(edge.target_node, edge.target_node)}.{edge.target_column}",
+                    kind=str(edge.kind.value),
+                )
+            )
+            if len(edges) >= LINEAGE_EDGE_BUDGET:
+                return tuple(edges)
+    return tuple(edges)
+
+
+def _exposures(
+    base: Manifest, head: Manifest | None, models: Sequence[ModelReport]
+) -> tuple[ExposureImpact, ...]:
+    manifest = head or base
+    by_uid = {m.unique_id: m.name for m in models}
+    out = []
+    for exposure in manifest.exposures.values():
+        depends = (exposure.get("depends_on") or {}).get("nodes") or ()
+        touched = tuple(sorted(by_uid[d] for d in depends if d in by_uid))
+        if touched:
+            owner = (exposure.get("owner") or {}).get("name") or (exposure.get("owner") or {}).get(
+                "email"
+            )
+            out.append(
+                ExposureImpact(
+                    name=str(exposure.get("name")),
+                    type=str(exposure.get("type") or ""),
+                    owner=owner,
+                    models=touched,
+                )
+            )
+    return tuple(sorted(out, key=lambda e: e.name))
+
+
+def _next_commands(report: Report) -> tuple[str, ...]:
+    commands = [
+        f'dataops-dev decide approve {f.fingerprint} --note "why this is expected"'
+        for f in report.blocking
+    ]
+    if report.verdict is Verdict.PASS:
+        commands.append("dataops-dev deploy --dry-run")
+    commands.append("dataops-dev tui")
+    return tuple(commands)
