@@ -103,6 +103,13 @@ _SEARCH_TERMS = _words("gift sale headphones coffee lamp jacket yoga blender puz
 _LANDING_PAGES = ("/", "/deals", "/new-arrivals", "/stores", "/help", "/account")
 
 
+def _connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    # A library must not draw DuckDB's progress bar on the caller's terminal.
+    con.execute("set enable_progress_bar = false")
+    return con
+
+
 def _sql_list(values: Any) -> str:
     """Render a Python sequence as a DuckDB list literal."""
     items = []
@@ -591,10 +598,12 @@ def generate(path: str | Path, scale: float = 1.0, seed: int = 42) -> dict[str, 
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     _remove_database(tmp)
     try:
-        with contextlib.closing(duckdb.connect(str(tmp))) as con:
+        with contextlib.closing(_connect(tmp)) as con:
             counts = _build(con, scale, seed)
             con.execute("checkpoint")
-        _remove_database(target)  # a stale .wal of the old file must not replay into the new one
+        # a stale .wal of the old file must not replay into the new one
+        with contextlib.suppress(FileNotFoundError):
+            target.with_name(target.name + ".wal").unlink()
         os.replace(tmp, target)
     finally:
         _remove_database(tmp)
@@ -650,9 +659,7 @@ def load_into_postgres(
     counts: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sample_project-")))
-        src = stack.enter_context(
-            contextlib.closing(duckdb.connect(str(duckdb_path), read_only=True))
-        )
+        src = stack.enter_context(contextlib.closing(_connect(duckdb_path, read_only=True)))
         tables = [
             name
             for (name,) in src.execute(
