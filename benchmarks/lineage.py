@@ -1,0 +1,410 @@
+"""Benchmark: column lineage and static impact on a generated 500-model dbt project, side by side
+with naive `sqlglot.lineage` and with Recce's column-level lineage (run from its own venv).
+
+    .venv/bin/python benchmarks/lineage.py                     # 500 models x 20 columns
+    .venv/bin/python benchmarks/lineage.py --models 200 --recce-python /tmp/recce-venv/bin/python
+
+Prints a table and writes benchmarks/results/lineage.json. Recce is a dev-only tool installed in
+a SEPARATE venv (`python3 -m venv /tmp/recce-venv && /tmp/recce-venv/bin/pip install recce
+"dbt-core<1.12" "dbt-duckdb<1.12"`): it pins its own dbt/sqlglot, so it never shares ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.gen_project import DATABASE, generate_project  # noqa: E402
+
+# Runs inside Recce's venv: per model, recce.util.cll.cll(sql, schema, dialect), the function
+# Recce's dbt adapter calls for each node; tables are named as Recce names them (unique ids
+# with `_`), and the schema holds every parent's columns as Recce reads them from catalog.json.
+RECCE_DRIVER = r"""
+import json, sys, time
+started = time.perf_counter()
+from recce.util.cll import cll
+import recce, sqlglot
+imported = time.perf_counter() - started
+cases = json.load(open(sys.argv[1]))
+out = {"version": getattr(recce, "__version__", "?"), "sqlglot": sqlglot.__version__,
+       "import_s": imported, "models": {}, "errors": 0}
+import sqlglot.lineage
+out["sqlglotc"] = sqlglot.lineage.__file__.endswith(".so")
+t0 = time.perf_counter()
+for case in cases:
+    try:
+        m2c, c2c = cll(case["sql"], schema=case["schema"], dialect=case["dialect"])
+    except Exception as exc:  # recce raises RecceException on any sqlglot failure
+        out["errors"] += 1
+        out["models"][case["uid"]] = {"error": str(exc)[:200]}
+        continue
+    out["models"][case["uid"]] = {
+        "m2c": sorted({(d.node, d.column) for d in m2c}),
+        "c2c": {name: {"type": col.transformation_type,
+                       "deps": sorted({(d.node, d.column) for d in col.depends_on})}
+                for name, col in c2c.items()},
+    }
+out["total_s"] = time.perf_counter() - t0
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+THREE_EDITS = (
+    # (old, new): a partial change, an additive change and a filter (breaking) change
+    ("base.fk as fk", "base.fk + 1 as fk"),
+    ("select * from shaped", "select *, 1 as new_flag from shaped"),
+    ("is not null", "is null"),
+)
+
+
+def _time(fn: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def _fresh_lineage(manifest_path: Path, state: Path, project: Path) -> tuple[float, Any]:
+    from dataops_dev.lineage import load_project_lineage
+
+    return _time(lambda: load_project_lineage(manifest_path, project_dir=project, state_dir=state))
+
+
+def _apply_edits(project: Path, n_models: int) -> list[str]:
+    names = []
+    picks = [n_models // 5, n_models // 2, (n_models * 3) // 5]
+    for (old, new), index in zip(THREE_EDITS, picks, strict=True):
+        for offset in range(40):  # the first model from `index` on whose SQL has the pattern
+            name = f"m_{index + offset:04d}"
+            path = next(project.glob(f"models/*/{name}.sql"), None)
+            if path is None:
+                continue
+            text = path.read_text()
+            if old in text:
+                path.write_text(text.replace(old, new, 1))
+                names.append(name)
+                break
+    return names
+
+
+def _naive_sqlglot(manifest: Any, lineage: Any, count: int) -> dict[str, Any]:
+    """`sqlglot.lineage(column, sql)` once per column: the default usage the issue measured."""
+    from sqlglot.lineage import lineage as sqlglot_lineage
+
+    models = [m for m in manifest.models() if m.name.startswith("m_")][:count]
+    start = time.perf_counter()
+    columns = 0
+    for node in models:
+        schema: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+        for parent in node.depends_on_nodes:
+            parent_node = manifest.get(parent)
+            cols = lineage.schemas.get(parent) or ()
+            schema.setdefault(DATABASE, {}).setdefault(parent_node.schema, {})[
+                parent_node.identifier
+            ] = {c: "INT" for c in cols}
+        for column in lineage.models[node.unique_id].columns or ():
+            sqlglot_lineage(column, node.compiled_code, schema=schema, dialect="duckdb")
+            columns += 1
+    elapsed = time.perf_counter() - start
+    return {"models": len(models), "columns": columns, "ms_per_model": 1000 * elapsed / len(models)}
+
+
+def _recce_cases(manifest: Any, lineage: Any) -> list[dict[str, Any]]:
+    cases = []
+    for node in manifest.models():
+        sql = node.compiled_code or ""
+        schema: dict[str, dict[str, str]] = {}
+        for parent in node.depends_on_nodes:
+            parent_node = manifest.get(parent)
+            table = parent.replace(".", "_")
+            sql = sql.replace(parent_node.relation_name, table)
+            schema[table] = {c: "INTEGER" for c in (lineage.schemas.get(parent) or ())}
+        cases.append({"uid": node.unique_id, "sql": sql, "schema": schema, "dialect": "duckdb"})
+    return cases
+
+
+def _compare(manifest: Any, lineage: Any, recce: dict[str, Any]) -> dict[str, Any]:
+    """Agreement of edges: Recce's column deps vs our value edges, Recce's model-level deps
+    (its WHERE/JOIN/GROUP columns) vs the sources of our row edges."""
+    from dataops_dev.lineage import EdgeKind
+
+    value_kinds = {EdgeKind.PASS_THROUGH, EdgeKind.RENAMED, EdgeKind.DERIVED, EdgeKind.AGGREGATED}
+    ours_value: set[tuple[str, str, str, str]] = set()
+    ours_rows: set[tuple[str, str, str]] = set()
+    theirs_value: set[tuple[str, str, str, str]] = set()
+    theirs_rows: set[tuple[str, str, str]] = set()
+    kind_agree = kind_total = 0
+    kind_examples: list[list[str]] = []
+    recce_kind = {
+        EdgeKind.PASS_THROUGH: "passthrough",
+        EdgeKind.RENAMED: "renamed",
+        EdgeKind.DERIVED: "derived",
+        EdgeKind.AGGREGATED: "derived",
+    }
+    # Recce names each table by its unique id with `.` -> `_`
+    tables = {uid.replace(".", "_"): uid for uid in (*manifest.nodes, *manifest.sources)}
+    for uid, model in lineage.models.items():
+        result = recce["models"].get(uid)
+        if not result or "error" in result:
+            continue
+        for edge in model.edges:
+            if edge.kind in value_kinds:
+                ours_value.add((uid, edge.target_column, edge.source_node, edge.source_column))
+            elif edge.kind.affects_rows:
+                ours_rows.add((uid, edge.source_node, edge.source_column))
+        for name, column in result["c2c"].items():
+            for node, col in column["deps"]:
+                theirs_value.add((uid, name, tables.get(node, node), col))
+        for node, col in result["m2c"]:
+            theirs_rows.add((uid, tables.get(node, node), col))
+        for name in model.columns or ():
+            ours = {
+                e.kind for e in model.edges if e.target_column == name and e.kind in value_kinds
+            }
+            theirs = result["c2c"].get(name, {}).get("type")
+            if ours and theirs:
+                kind_total += 1
+                strongest = max(ours, key=lambda k: list(recce_kind).index(k))
+                kind_agree += recce_kind[strongest] == theirs
+                if recce_kind[strongest] != theirs and len(kind_examples) < 5:
+                    kind_examples.append([uid, name, strongest.value, theirs])
+
+    def agreement(a: set[Any], b: set[Any]) -> dict[str, Any]:
+        both = a & b
+        return {
+            "ours": len(a),
+            "recce": len(b),
+            "both": len(both),
+            "only_ours": len(a - b),
+            "only_recce": len(b - a),
+            "jaccard": round(len(both) / len(a | b), 4) if a | b else 1.0,
+            "examples_only_ours": [list(x) for x in sorted(a - b)[:5]],
+            "examples_only_recce": [list(x) for x in sorted(b - a)[:5]],
+        }
+
+    return {
+        "value_edges": agreement(ours_value, theirs_value),
+        "row_inputs": agreement(ours_rows, theirs_rows),
+        "transformation_type_agreement": round(kind_agree / kind_total, 4) if kind_total else None,
+        "compared_columns": kind_total,
+        "transformation_type_examples": kind_examples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--columns", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--naive-models", type=int, default=10, help="0 to skip")
+    parser.add_argument("--impact-runs", type=int, default=5)
+    parser.add_argument(
+        "--recce-python",
+        default=os.environ.get("RECCE_PYTHON", "/tmp/recce-venv/bin/python"),
+        help="python of a venv with `recce` installed ('' to skip)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "lineage.json"
+    )
+    args = parser.parse_args()
+
+    import sqlglot
+
+    from dataops_dev.dbt.manifest import Manifest
+
+    work = Path(tempfile.mkdtemp(prefix="dataops-lineage-bench-"))
+    results: dict[str, Any] = {
+        "models": args.models,
+        "columns": args.columns,
+        "sqlglot": sqlglot.__version__,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+    import sqlglot.lineage
+
+    # sqlglotc installs compiled modules over sqlglot's own files
+    results["sqlglotc"] = str(sqlglot.lineage.__file__).endswith(".so")
+    try:
+        project = generate_project(work / "project", args.models, args.columns, args.seed)
+        manifest_path = project / "target" / "manifest.json"
+        state = work / "state"
+        cold_s, (manifest, lineage) = _fresh_lineage(manifest_path, state, project)
+        warm_s, (_, warm) = _fresh_lineage(manifest_path, state, project)
+        assert list(warm.edges()) == list(lineage.edges())
+        edges = sum(len(m.edges) for m in lineage.models.values())
+        results["lineage"] = {
+            "cold_s": round(cold_s, 3),
+            "cold_ms_per_model": round(1000 * cold_s / args.models, 2),
+            "warm_s": round(warm_s, 3),
+            "edges": edges,
+            "unknown_models": lineage.stats.unknown,
+        }
+
+        edited = _apply_edits(project, args.models)
+        from dataops_dev.impact import analyze_impact
+
+        timings = []
+        report = None
+        for _ in range(args.impact_runs):
+            seconds, report = _time(lambda: analyze_impact(project, manifest_path, state_dir=state))
+            timings.append(seconds)
+        assert report is not None
+        cli_timings = []
+        for _ in range(3):
+            seconds, done = _time(
+                lambda: subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dataops_dev",
+                        "impact",
+                        "--base-manifest",
+                        str(manifest_path),
+                        "--json",
+                    ],
+                    cwd=project,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env={**os.environ, "DATAOPS_DEV_BACKEND__STATE_DIR": str(state)},
+                )
+            )
+            cli_timings.append(seconds)
+        cli_report = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr}
+        results["impact"] = {
+            "edited": edited,
+            "in_process_median_s": round(statistics.median(timings), 3),
+            "cli_median_s": round(statistics.median(cli_timings), 3),
+            "breakdown_s": {k: round(v, 4) for k, v in report.timings.items()},
+            "changes": {m.name: m.change.value for m in report.models},
+            "impacted_models": {m.name: len(m.impacted.models) for m in report.models},
+            "impacted_columns": {m.name: len(m.impacted.columns) for m in report.models},
+            "no_diff_needed": len(report.no_diff_needed),
+            "cli_models": len(cli_report.get("models", [])),
+        }
+
+        if args.naive_models:
+            results["naive_sqlglot_per_column"] = _naive_sqlglot(
+                Manifest.load(manifest_path), lineage, args.naive_models
+            )
+
+        recce_python = Path(args.recce_python) if args.recce_python else None
+        if recce_python and recce_python.exists():
+            cases_path = work / "recce_cases.json"
+            out_path = work / "recce_out.json"
+            driver = work / "recce_driver.py"
+            cases_path.write_text(json.dumps(_recce_cases(manifest, lineage)))
+            driver.write_text(RECCE_DRIVER)
+            started = time.perf_counter()
+            run = subprocess.run(
+                [str(recce_python), str(driver), str(cases_path), str(out_path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            wall = time.perf_counter() - started
+            if run.returncode != 0:
+                results["recce"] = {"error": run.stderr[-2000:]}
+            else:
+                recce = json.loads(out_path.read_text())
+                results["recce"] = {
+                    "version": recce["version"],
+                    "sqlglot": recce["sqlglot"],
+                    "sqlglotc": recce["sqlglotc"],
+                    "cll_s": round(recce["total_s"], 3),
+                    "cll_ms_per_model": round(1000 * recce["total_s"] / args.models, 2),
+                    "process_wall_s": round(wall, 3),
+                    "errors": recce["errors"],
+                    "agreement": _compare(manifest, lineage, recce),
+                }
+        else:
+            results["recce"] = {
+                "skipped": f"no python with recce at {recce_python} (see the module docstring)"
+            }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    _print_table(results)
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    lineage = results["lineage"]
+    impact = results["impact"]
+    rows = [
+        (
+            "project",
+            f"{results['models']} models x {results['columns']} columns, "
+            f"sqlglot {results['sqlglot']}{' + sqlglotc' if results['sqlglotc'] else ''}",
+        ),
+        (
+            "lineage cold (all columns, all models)",
+            f"{lineage['cold_s']:.2f} s ({lineage['cold_ms_per_model']:.1f} ms/model), "
+            f"{lineage['edges']} edges, {lineage['unknown_models']} unknown",
+        ),
+        ("lineage warm (cache)", f"{lineage['warm_s']:.2f} s"),
+        ("impact, 3-model change (in process)", f"{impact['in_process_median_s']:.2f} s"),
+        ("impact, 3-model change (CLI, cold start)", f"{impact['cli_median_s']:.2f} s"),
+        ("impact classes", ", ".join(f"{k}={v}" for k, v in impact["changes"].items())),
+    ]
+    naive = results.get("naive_sqlglot_per_column")
+    if naive:
+        rows.append(
+            (
+                "naive sqlglot.lineage per column",
+                f"{naive['ms_per_model']:.0f} ms/model ({naive['models']} models timed)",
+            )
+        )
+    recce = results.get("recce", {})
+    if "cll_s" in recce:
+        agreement = recce["agreement"]
+        rows.append(
+            (
+                "Recce cll() per model",
+                f"{recce['cll_s']:.2f} s ({recce['cll_ms_per_model']:.1f} ms/model), "
+                f"recce {recce['version']}, sqlglotc={recce['sqlglotc']}, "
+                f"{recce['errors']} errors",
+            )
+        )
+        value = agreement["value_edges"]
+        rows.append(
+            (
+                "value edges: ours / Recce / both",
+                f"{value['ours']} / {value['recce']} / {value['both']} "
+                f"(jaccard {value['jaccard']})",
+            )
+        )
+        row = agreement["row_inputs"]
+        rows.append(
+            (
+                "row inputs (filter/join/group): ours / Recce / both",
+                f"{row['ours']} / {row['recce']} / {row['both']} (jaccard {row['jaccard']})",
+            )
+        )
+        rows.append(
+            (
+                "transformation type agreement",
+                f"{agreement['transformation_type_agreement']} over "
+                f"{agreement['compared_columns']} columns",
+            )
+        )
+    else:
+        rows.append(("Recce", recce.get("skipped") or recce.get("error", "?")[:200]))
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")  # noqa: T201 - a benchmark prints its table
+
+
+if __name__ == "__main__":
+    main()
