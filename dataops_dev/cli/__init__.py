@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "decide": "dataops_dev.cli.review:decide",
     "deploy": "dataops_dev.cli.review:deploy",
     "tui": "dataops_dev.cli.tui:tui",
+    "comment": "dataops_dev.cli.comment:comment",
+    "report": "dataops_dev.cli.report:report",
 }
 
 

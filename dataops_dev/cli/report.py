@@ -1,0 +1,125 @@
+"""`dataops-dev report`: re-render the last saved review report (or a report JSON file).
+
+Formats: text (rich), json (the contract, `schema_version`), markdown (the PR comment), html.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dataops_dev.cli import AppContext, format_options, resolve_format
+
+FORMATS = ("text", "json", "markdown", "html")
+
+
+def load_report(app: AppContext, report_path: Path | None) -> Any:
+    """`--report PATH` as written, else the current branch's last review with approvals applied."""
+    from dataops_dev.report.model import Report
+
+    if report_path is not None:
+        if not report_path.exists():
+            from dataops_dev.errors import UsageError
+
+            raise UsageError(
+                f"no report file {report_path}",
+                "run `dataops-dev review`; it writes .dataops/reports/<env>/report.json",
+            )
+        return Report.load(report_path)
+    from dataops_dev.review import load_last_report
+
+    return load_last_report(app.loaded)
+
+
+def actions_run_url(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """The current GitHub Actions run page (where the workflow uploads the full report)."""
+    server = environ.get("GITHUB_SERVER_URL")
+    repo = environ.get("GITHUB_REPOSITORY")
+    run = environ.get("GITHUB_RUN_ID")
+    if server and repo and run:
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+    return None
+
+
+def markdown_options(budget: int | None) -> Any:
+    from dataops_dev.report.markdown import DEFAULT_BUDGET, MarkdownOptions
+
+    url = actions_run_url(os.environ)
+    return MarkdownOptions(
+        budget=budget or DEFAULT_BUDGET,
+        artifact_hint=(
+            "the full report in this workflow run's artifacts"
+            if url
+            else "the full report (`dataops-dev report --format html`)"
+        ),
+        artifact_url=url,
+    )
+
+
+def render_string(report: Any, fmt: str, *, budget: int | None = None, width: int = 120) -> str:
+    """The report as a string in `fmt` (text without colour: it is going to a file)."""
+    if fmt == "json":
+        return str(report.to_json()) + "\n"
+    if fmt == "markdown":
+        from dataops_dev.report.markdown import render_markdown
+
+        return render_markdown(report, markdown_options(budget))
+    if fmt == "html":
+        from dataops_dev.report.html import render_html
+
+        return render_html(report)
+    from rich.console import Console
+
+    from dataops_dev.report.text import render_text
+
+    buffer = io.StringIO()
+    render_text(report, Console(file=buffer, width=width, no_color=True, force_terminal=False))
+    return buffer.getvalue()
+
+
+@click.command()
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A report JSON file (default: the current branch's last review).",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@click.option("--budget", type=int, help="Markdown: maximum characters (default 60,000).")
+@format_options(choices=FORMATS)
+@click.pass_obj
+def report(
+    app: AppContext,
+    report_path: Path | None,
+    output: Path | None,
+    budget: int | None,
+    output_format: str,
+    as_json: bool,
+) -> None:
+    """Show the last review report again, as text, json, markdown or html."""
+    fmt = resolve_format(output_format, as_json)
+    loaded_report = load_report(app, report_path)
+    if budget is not None and budget < 2_000:
+        from dataops_dev.errors import UsageError
+
+        raise UsageError("--budget below 2,000 characters leaves no room for the verdict")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text(render_string(loaded_report, fmt, budget=budget), "utf-8")
+        tmp.replace(output)
+        click.echo(f"wrote {output}", err=True)
+        return
+    if fmt == "text":
+        from dataops_dev.cli.console import stdout_console
+        from dataops_dev.report.text import render_text
+
+        render_text(loaded_report, stdout_console())
+        return
+    click.echo(render_string(loaded_report, fmt, budget=budget), nl=False)

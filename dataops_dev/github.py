@@ -1,0 +1,238 @@
+"""The sticky PR comment: find our one comment by its hidden marker, then update it or create it.
+
+GitHub REST API over urllib (no new dependency): token from GITHUB_TOKEN, repository and PR from
+the Actions environment (GITHUB_REPOSITORY, GITHUB_EVENT_PATH) unless given explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from dataops_dev.errors import GitHubError, UsageError
+from dataops_dev.report._summary import MARKER
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "MARKER",
+    "CommentAction",
+    "CommentPlan",
+    "CommentResult",
+    "GitHubClient",
+    "PullRequest",
+    "apply_plan",
+    "plan_comment",
+    "pull_request_from_env",
+    "upsert_comment",
+]
+
+DEFAULT_API_URL = "https://api.github.com"
+PER_PAGE = 100
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+
+
+class CommentAction(str, Enum):
+    CREATE = "create"
+    """No comment carries the marker yet: post one."""
+    UPDATE = "update"
+    """Our comment exists and its body differs: edit it in place."""
+    UNCHANGED = "unchanged"
+    """Our comment already says exactly this: no request."""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    repository: str
+    """owner/name"""
+    number: int
+
+
+@dataclass(frozen=True)
+class CommentPlan:
+    action: CommentAction
+    pull_request: PullRequest
+    comment_id: int | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    action: CommentAction
+    comment_id: int
+    url: str | None
+
+
+def pull_request_from_env(
+    environ: Mapping[str, str], *, repository: str | None = None, number: int | None = None
+) -> PullRequest:
+    """The PR to comment on: explicit values first, then the GitHub Actions environment."""
+    repository = repository or environ.get("GITHUB_REPOSITORY")
+    if not repository:
+        raise UsageError(
+            "no repository: GITHUB_REPOSITORY is not set",
+            "pass --repo owner/name (GitHub Actions sets GITHUB_REPOSITORY)",
+        )
+    if not _REPO.match(repository):
+        raise UsageError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
+    if number is None:
+        event_path = environ.get("GITHUB_EVENT_PATH")
+        if event_path:
+            try:
+                event = json.loads(Path(event_path).read_text("utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UsageError(
+                    f"cannot read the event file {event_path}: {exc}", "pass --pr NUMBER"
+                ) from exc
+            pr = event.get("pull_request") or {}
+            raw = pr.get("number") or (event.get("issue") or {}).get("number")
+            number = int(raw) if raw is not None else None
+    if number is None:
+        raise UsageError(
+            "no pull request number: not a pull_request event",
+            "pass --pr NUMBER, or run the workflow on `pull_request`",
+        )
+    if number <= 0:
+        raise UsageError(f"pull request number {number} is not positive", "pass --pr NUMBER")
+    return PullRequest(repository, number)
+
+
+_HINTS = {
+    401: "the token was refused: check GITHUB_TOKEN (in Actions: `${{ secrets.GITHUB_TOKEN }}`)",
+    403: "the token may not write PR comments: give the job `permissions: pull-requests: write`",
+    404: "check --repo and --pr, and that the token can see the repository",
+    422: "GitHub rejected the body (too long?): lower the markdown budget",
+}
+
+
+class GitHubClient:
+    """The few issue-comment endpoints we need, with a timeout and errors that say what to do."""
+
+    def __init__(
+        self, token: str, api_url: str = DEFAULT_API_URL, *, timeout: float = 30.0
+    ) -> None:
+        if not token:
+            raise UsageError("GITHUB_TOKEN is empty", "export GITHUB_TOKEN (or use --dry-run)")
+        scheme = urllib.parse.urlsplit(api_url).scheme
+        if scheme not in ("https", "http"):
+            raise UsageError(f"GITHUB_API_URL {api_url!r} is not an http(s) URL")
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+
+    def _request(
+        self, method: str, url: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[Any, Mapping[str, str]]:
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Accept", "application/vnd.github+json")
+        request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("X-GitHub-Api-Version", "2022-11-28")
+        request.add_header("User-Agent", "dataops-dev")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                payload = response.read()
+                headers = {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as exc:
+            detail = ""
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = str(json.loads(exc.read() or b"{}").get("message", ""))
+            path = urllib.parse.urlsplit(url).path
+            raise GitHubError(
+                f"GitHub answered {exc.code} to {method} {path}"
+                + (f": {detail}" if detail else ""),
+                _HINTS.get(exc.code, "retry later; see https://www.githubstatus.com"),
+                status=exc.code,
+            ) from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise GitHubError(
+                f"cannot reach {self.api_url}: {reason}",
+                "check GITHUB_API_URL and the network (GitHub Enterprise: set GITHUB_API_URL)",
+            ) from exc
+        return (json.loads(payload) if payload else None), headers
+
+    def _issue_url(self, pr: PullRequest, suffix: str) -> str:
+        owner, name = pr.repository.split("/", 1)
+        return (
+            f"{self.api_url}/repos/{urllib.parse.quote(owner)}/{urllib.parse.quote(name)}"
+            f"/issues{suffix}"
+        )
+
+    def list_comments(self, pr: PullRequest) -> list[dict[str, Any]]:
+        """Every comment of the PR, following the `Link: rel="next"` pages."""
+        url: str | None = self._issue_url(pr, f"/{pr.number}/comments?per_page={PER_PAGE}")
+        comments: list[dict[str, Any]] = []
+        pages = 0
+        while url:
+            page, headers = self._request("GET", url)
+            if not isinstance(page, list):
+                raise GitHubError("GitHub returned something other than a comment list")
+            comments.extend(page)
+            pages += 1
+            match = _NEXT.search(headers.get("link", ""))
+            # Guard against a server that loops its Link header forever.
+            url = match.group(1) if match and pages < 1000 else None
+        return comments
+
+    def create_comment(self, pr: PullRequest, body: str) -> dict[str, Any]:
+        result, _ = self._request(
+            "POST", self._issue_url(pr, f"/{pr.number}/comments"), {"body": body}
+        )
+        return dict(result or {})
+
+    def update_comment(self, pr: PullRequest, comment_id: int, body: str) -> dict[str, Any]:
+        result, _ = self._request(
+            "PATCH", self._issue_url(pr, f"/comments/{int(comment_id)}"), {"body": body}
+        )
+        return dict(result or {})
+
+
+def plan_comment(
+    client: GitHubClient, pr: PullRequest, body: str, *, marker: str = MARKER
+) -> CommentPlan:
+    """What upserting `body` would do: the first comment carrying `marker` is ours."""
+    if marker not in body:
+        raise UsageError(
+            "the comment body lacks the review marker, so it could never be updated in place",
+            "render it with `dataops-dev report --format markdown`",
+        )
+    for comment in client.list_comments(pr):
+        if marker in (comment.get("body") or ""):
+            action = (
+                CommentAction.UNCHANGED if comment.get("body") == body else CommentAction.UPDATE
+            )
+            return CommentPlan(action, pr, int(comment["id"]), comment.get("html_url"))
+    return CommentPlan(CommentAction.CREATE, pr)
+
+
+def apply_plan(client: GitHubClient, plan: CommentPlan, body: str) -> CommentResult:
+    if plan.action is CommentAction.UNCHANGED:
+        assert plan.comment_id is not None
+        return CommentResult(plan.action, plan.comment_id, plan.url)
+    if plan.action is CommentAction.UPDATE:
+        assert plan.comment_id is not None
+        result = client.update_comment(plan.pull_request, plan.comment_id, body)
+    else:
+        result = client.create_comment(plan.pull_request, body)
+    return CommentResult(
+        plan.action, int(result.get("id", plan.comment_id or 0)), result.get("html_url")
+    )
+
+
+def upsert_comment(
+    client: GitHubClient, pr: PullRequest, body: str, *, marker: str = MARKER
+) -> CommentResult:
+    """Create the sticky comment, or edit the existing one in place."""
+    return apply_plan(client, plan_comment(client, pr, body, marker=marker), body)
