@@ -411,9 +411,12 @@ def run_measured(python: str, tool: str, path: Path, timeout: float) -> dict[str
         return {"error": f"timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - start
     peak = None
+    cpu = 0.0
     for line in stderr.splitlines():
         if "Maximum resident set size" in line:
             peak = int(line.rsplit(":", 1)[1]) / 1024
+        if "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu += float(line.rsplit(":", 1)[1])
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:
         errors = [s for s in stderr.splitlines() if s.strip() and not s.startswith("\t")]
@@ -421,6 +424,7 @@ def run_measured(python: str, tool: str, path: Path, timeout: float) -> dict[str
     result: dict[str, Any] = json.loads(lines[-1])
     result["wall"] = wall
     result["peak_mib"] = peak
+    result["cpu"] = cpu if peak is not None else None
     return result
 
 
@@ -505,9 +509,13 @@ def main() -> None:
             results[tool] = [run_measured(python, tool, target, args.timeout)]
         reference = [r["wall"] for r in results.get("reference", []) if "wall" in r]
         reference_wall = statistics.median(reference) if reference else None
+        reference_cpu = [r["cpu"] for r in results.get("reference", []) if r.get("cpu")]
+        ref_cpu = statistics.median(reference_cpu) if reference_cpu else None
         for tool, runs in results.items():
             good = [r for r in runs if "wall" in r]
             wall = statistics.median(r["wall"] for r in good) if good else None
+            cpus = [r["cpu"] for r in good if r.get("cpu")]
+            cpu = statistics.median(cpus) if cpus else None
             rows.append(
                 {
                     "size": size,
@@ -518,6 +526,8 @@ def main() -> None:
                     "in_process_s": statistics.median(r["seconds"] for r in good) if good else None,
                     "peak_mib": max((r.get("peak_mib") or 0 for r in good), default=None),
                     "x_reference": wall / reference_wall if wall and reference_wall else None,
+                    "cpu_s": cpu,
+                    "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
                     "counts": verdict(runs[-1], truth),
                     "last": runs[-1],
                 }
@@ -532,14 +542,16 @@ def render(rows: list[dict[str, Any]]) -> str:
         return "-" if value is None else pattern.format(value)
 
     lines = [
-        "| size | tool | runs | wall s (median) | min s | in-process s | peak MiB | x ref | counts |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| size | tool | runs | wall s (median) | min s | in-process s | cpu s | peak MiB "
+        "| x ref (wall) | x ref (cpu) | counts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['size']} | {row['tool']} | {row['runs']} | {fmt(row['wall_s'], '{:.2f}')} "
             f"| {fmt(row['wall_min_s'], '{:.2f}')} | {fmt(row['in_process_s'], '{:.2f}')} "
-            f"| {fmt(row['peak_mib'], '{:.0f}')} | {fmt(row['x_reference'], '{:.2f}x')} "
+            f"| {fmt(row['cpu_s'], '{:.2f}')} | {fmt(row['peak_mib'], '{:.0f}')} "
+            f"| {fmt(row['x_reference'], '{:.2f}x')} | {fmt(row['x_reference_cpu'], '{:.2f}x')} "
             f"| {row['counts']} |"
         )
     return "\n".join(lines)

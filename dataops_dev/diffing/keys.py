@@ -7,8 +7,10 @@ with `unique` + `not_null` tests, a `unique_combination_of_columns` test (`Manif
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from dataops_dev.dbt.manifest import Manifest
+if TYPE_CHECKING:
+    from dataops_dev.dbt.manifest import Manifest
 
 
 def discover_key(

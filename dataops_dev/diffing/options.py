@@ -6,9 +6,12 @@ Per-column settings are written `model.column` (or `*.column` for every model) i
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from dataops_dev.config import DiffConfig
 from dataops_dev.diffing.model import DiffOptions, Tolerance
+
+if TYPE_CHECKING:  # the config loader (yaml) stays out of a plain `import dataops_dev.diffing`
+    from dataops_dev.config import DiffConfig
 
 
 def _for_model(entries: dict[str, object], model: str) -> dict[str, object]:

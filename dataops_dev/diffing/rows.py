@@ -84,6 +84,9 @@ def _keyed(
         prefix=prefix,
     )
     schema = plan.schema
+    if engine.dialect == "postgres":
+        # The row hash reads float text: make it shortest-exact whatever the session said.
+        engine.execute("SET extra_float_digits = 3")
     if plan.rename_candidates:
         with watch.measure("renames"):
             schema, spec = _detect_renames(engine, spec, plan, schema)
