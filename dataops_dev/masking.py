@@ -587,14 +587,19 @@ def _card_body(rule: MaskRule) -> exp.Expr:
             exp.Substring(
                 this=_col("d"),
                 start=exp.Literal.number(1),
-                length=exp.Sub(this=n, expression=exp.Literal.number(7)),
+                length=_at_least_zero(exp.Sub(this=n, expression=exp.Literal.number(7))),
             ),
         )
     return exp.Substring(
         this=_col("d"),
         start=exp.Literal.number(1),
-        length=exp.Sub(this=n, expression=exp.Literal.number(1)),
+        length=_at_least_zero(exp.Sub(this=n, expression=exp.Literal.number(1))),
     )
+
+
+def _at_least_zero(value: exp.Expr) -> exp.Expr:
+    # PostgreSQL rejects negative substring lengths (values without digits in a card column).
+    return exp.Greatest(this=value, expressions=[exp.Literal.number(0)])
 
 
 def _luhn_check(body: exp.Expr, dialect: str) -> exp.Expr:
@@ -815,7 +820,9 @@ def apply_sql(
                 ),
             ),
         )
-        noisy = exp.Mul(this=exp.cast(column, exp.DataType.build("DOUBLE")), expression=factor)
+        noisy = exp.Mul(
+            this=exp.cast(column, exp.DataType.build("DOUBLE")), expression=exp.paren(factor)
+        )
         return exp.cast(noisy, target)
     if t is Transformer.DATE_SHIFT:
         shifted = template(

@@ -353,9 +353,11 @@ def inspect_production(
             extra_edges=extra,
             primary_keys=config.sample.primary_keys,
         )
-        for unmapped in graph.unmapped:
+        if graph.unmapped:
             reporter.message(
-                "info", f"relationship {unmapped.declared_on} not used: {unmapped.reason}"
+                "info",
+                f"{len(graph.unmapped)} relationship test(s) between models do not trace back to "
+                f"source columns (listed in {LOCK_FILE} by `init`)",
             )
     configured: dict[str, MaskRule] = {}
     for key, value in config.masking.columns.items():
@@ -498,15 +500,28 @@ def _project_fingerprint(loaded: LoadedConfig) -> str:
     return digest.hexdigest()[:16]
 
 
+def _plain(value: Any) -> Any:
+    """Dataclasses, mappings (also read-only proxies) and tuples as JSON-ready values."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _config_hash(loaded: LoadedConfig) -> str:
     config = loaded.config
     relevant = {
-        "sample": asdict(config.sample),
-        "masking": asdict(config.masking),
-        "production": asdict(config.production),
+        "sample": _plain(config.sample),
+        "masking": _plain(config.masking),
+        "production": _plain(config.production),
         "backend": {"type": config.backend.type, "sandbox": config.backend.sandbox_database},
     }
-    text = json.dumps(relevant, sort_keys=True, default=lambda v: dict(v))
+    text = json.dumps(relevant, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
