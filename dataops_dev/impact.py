@@ -669,12 +669,22 @@ def _doc_text(text: Any) -> str | None:
     return None if "{{" in text else text
 
 
-def meta_from_manifest(manifest: Manifest, node: Node) -> ModelMeta:
-    tests = frozenset(
-        (t.column_name or "", t.test_name)
-        for t in manifest.tests
-        if t.attached_node == node.unique_id
-    )
+def _tests_by_node(manifest: Manifest) -> dict[str, set[tuple[str, str]]]:
+    index: dict[str, set[tuple[str, str]]] = {}
+    for test in manifest.tests:
+        if test.attached_node:
+            index.setdefault(test.attached_node, set()).add(
+                (test.column_name or "", test.test_name)
+            )
+    return index
+
+
+def meta_from_manifest(
+    manifest: Manifest, node: Node, tests_index: Mapping[str, set[tuple[str, str]]] | None = None
+) -> ModelMeta:
+    if tests_index is None:
+        tests_index = _tests_by_node(manifest)
+    tests = frozenset(tests_index.get(node.unique_id, ()))
     columns = {
         name.lower(): (_doc_text(info.description), (info.data_type or "").lower() or None)
         for name, info in node.columns.items()
@@ -768,27 +778,57 @@ def _meta_differences(base: ModelMeta, head: ModelMeta) -> tuple[list[str], list
     return meta, breaking
 
 
-def read_yaml_models(project_dir: Path, model_paths: Iterable[str]) -> dict[str, ModelMeta]:
-    """Model entries of every schema YAML file under the model paths, by model name."""
-    import yaml
+def read_yaml_models(
+    project_dir: Path, model_paths: Iterable[str], *, cache_file: Path | None = None
+) -> dict[str, ModelMeta]:
+    """Model entries of every schema YAML file under the model paths, by model name.
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    With `cache_file`, each file's parsed entries are kept by (size, mtime): YAML parsing is
+    the slowest part of a warm `impact` on a large project.
+    """
+    import pickle
+
+    cache: dict[str, tuple[tuple[int, int], dict[str, ModelMeta]]] = {}
+    if cache_file is not None:
+        try:
+            cache = pickle.loads(cache_file.read_bytes())  # noqa: S301 - our own local cache
+        except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError):
+            cache = {}
+    fresh: dict[str, tuple[tuple[int, int], dict[str, ModelMeta]]] = {}
     result: dict[str, ModelMeta] = {}
     for folder in model_paths:
         base = project_dir / folder
         if not base.is_dir():
             continue
         for path in sorted([*base.rglob("*.yml"), *base.rglob("*.yaml")]):
-            try:
-                data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
-            except yaml.YAMLError as exc:
-                raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
-            if not isinstance(data, Mapping):
-                continue
-            for entry in data.get("models") or ():
-                if isinstance(entry, Mapping) and entry.get("name"):
-                    result[str(entry["name"])] = meta_from_yaml(entry)
+            stat = path.stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            hit = cache.get(str(path))
+            entries = hit[1] if hit is not None and hit[0] == stamp else _yaml_models(path)
+            fresh[str(path)] = (stamp, entries)
+            result.update(entries)
+    if cache_file is not None and fresh != cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(fresh))
+        os.replace(tmp, cache_file)
     return result
+
+
+def _yaml_models(path: Path) -> dict[str, ModelMeta]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+    entries: dict[str, ModelMeta] = {}
+    if isinstance(data, Mapping):
+        for entry in data.get("models") or ():
+            if isinstance(entry, Mapping) and entry.get("name"):
+                entries[str(entry["name"])] = meta_from_yaml(entry)
+    return entries
 
 
 # --------------------------------------------------------------------------------------------
@@ -954,7 +994,12 @@ def analyze_impact(
         dialect = dialect_for(manifest)
     with watch.measure("scan"):
         working = scan_models(project_dir, project.model_paths)
-        yaml_meta = read_yaml_models(project_dir, project.model_paths)
+        yaml_meta = read_yaml_models(
+            project_dir,
+            project.model_paths,
+            cache_file=state_dir / "cache" / "impact_yaml.pickle" if state_dir else None,
+        )
+        tests_index = _tests_by_node(manifest)
     base_models = {n.name: n for n in manifest.models()}
     # Files are matched by name: a moved file is the same model.
     changed: list[str] = []
@@ -971,8 +1016,8 @@ def analyze_impact(
         node = base_models.get(name)
         if node is None or name in changed:
             continue
-        if meta_from_manifest(manifest, node) != meta and any(
-            _meta_differences(meta_from_manifest(manifest, node), meta)
+        if meta_from_manifest(manifest, node, tests_index) != meta and any(
+            _meta_differences(meta_from_manifest(manifest, node, tests_index), meta)
         ):
             meta_changed.append(name)
     renderer: Renderer | None = None
@@ -1038,7 +1083,7 @@ def analyze_impact(
             base_v, head_v = base_versions[name], head_versions[name]
             yaml_entry = yaml_meta.get(name)
             meta_diff, contract_breaks = (
-                _meta_differences(meta_from_manifest(manifest, node), yaml_entry)
+                _meta_differences(meta_from_manifest(manifest, node, tests_index), yaml_entry)
                 if yaml_entry is not None
                 else ([], [])
             )
@@ -1121,7 +1166,7 @@ def analyze_impact(
             node = base_models[name]
             yaml_entry = yaml_meta[name]
             meta_diff, contract_breaks = _meta_differences(
-                meta_from_manifest(manifest, node), yaml_entry
+                meta_from_manifest(manifest, node, tests_index), yaml_entry
             )
             if not meta_diff and not contract_breaks:
                 continue

@@ -79,6 +79,7 @@ class EdgeKind(str, Enum):
 
 
 _ROW_KINDS = frozenset({EdgeKind.FILTER, EdgeKind.JOIN_KEY, EdgeKind.GROUP_KEY})
+_KINDS = {kind.value: kind for kind in EdgeKind}
 _VALUE_RANK = {
     EdgeKind.PASS_THROUGH: 0,
     EdgeKind.RENAMED: 1,
@@ -144,7 +145,7 @@ class ModelLineage:
         return cls(
             unique_id=uid,
             columns=tuple(columns) if columns is not None else None,
-            edges=tuple(ColumnEdge(s, sc, uid, tc, EdgeKind(k)) for s, sc, tc, k in data["edges"]),
+            edges=tuple(ColumnEdge(s, sc, uid, tc, _KINDS[k]) for s, sc, tc, k in data["edges"]),
             unknown_reason=data.get("unknown_reason"),
             cache_key=data.get("cache_key", ""),
             row_sources=tuple(data["row_sources"]) if data.get("row_sources") is not None else None,
