@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "lineage": "dataops_dev.cli.lineage:lineage",
     "impact": "dataops_dev.cli.lineage:impact",
     "hook": "dataops_dev.cli.hook:hook",
+    "hook": "dataops_dev.cli.hook:hook",
     "sample": "dataops_dev.cli.sample:sample",
     "init": "dataops_dev.cli.sample:init",
     "review": "dataops_dev.cli.review:review",
