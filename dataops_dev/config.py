@@ -84,6 +84,9 @@ class SampleConfig:
     """Environment variable holding the masking salt (never written in a file); unset = error."""
     rate: float = 0.1
     """Default fraction of each anchor's keys kept (keyed hash of the key, never random())."""
+    seed: str = "dataops-dev"
+    """Key of the sampling hash (not a secret): change it to draw other rows; the masking salt
+    does not change which rows are sampled."""
     anchors: Mapping[str, AnchorConfig] = field(default_factory=dict)
     """`source.table` -> {rate | rows}: the entities a sample is drawn around (default: the root
     table with the most descendants in the FK graph)."""

@@ -351,6 +351,8 @@ def _render_for_lineage(node: Node) -> tuple[str, dict[str, str]]:
             name = _placeholder("ref", ref.group(1))
             tables[name] = f"ref:{ref.group(1)}"
             return name
+        if body.startswith("config("):
+            return ""
         return "NULL"
 
     text = _JINJA_COMMENT.sub("", node.raw_code)

@@ -33,7 +33,7 @@ from dataops_dev.masking import (
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
 
 SAMPLING_VERSION = "sample-1"
-"""Bumped whenever the same salt, rate and data would select different rows."""
+"""Bumped whenever the same seed, rate and data would select different rows."""
 
 BUCKETS = 1_000_000
 """Resolution of the sampling rate: keys hash into this many buckets."""
@@ -86,6 +86,8 @@ class SamplePlan:
     graph: FkGraph
     max_rows: int
     dialect: str
+    seed: str = "dataops-dev"
+    """Key of the sampling hash: rows are chosen independently of the masking salt."""
 
     def table(self, name: str) -> TablePlan:
         for plan in self.tables:
@@ -154,7 +156,7 @@ def parse_condition(text: str, dialect: str, where: str) -> exp.Expr:
         tree = sqlglot.parse_one(text, read=dialect)
     except sqlglot.errors.ParseError as exc:
         raise ConfigError(f"{where}: cannot parse {text!r}: {exc}") from exc
-    if isinstance(tree, exp.Query | exp.Command) or tree.find(exp.DDL, exp.DML) is not None:
+    if not isinstance(tree, exp.Condition) or tree.find(exp.Command) is not None:
         raise ConfigError(f"{where}: a filter is a condition, not a statement ({text!r})")
     for column in tree.find_all(exp.Column):
         column.set("table", exp.to_identifier("t"))
@@ -248,7 +250,13 @@ def plan_sample(
             )
         )
         done.add(name)
-    return SamplePlan(tables=tuple(plans), graph=graph, max_rows=config.max_rows, dialect=dialect)
+    return SamplePlan(
+        tables=tuple(plans),
+        graph=graph,
+        max_rows=config.max_rows,
+        dialect=dialect,
+        seed=config.seed,
+    )
 
 
 def _anchor_rate(name: str, config: SampleConfig, production_rows: int | None) -> float:
@@ -403,7 +411,7 @@ def _threshold(rate: float) -> int:
 
 
 def _select_rows(
-    plan: TablePlan, salt: Salt, dialect: str, work: Mapping[str, exp.Table]
+    plan: TablePlan, key: Salt, dialect: str, work: Mapping[str, exp.Table]
 ) -> exp.Select:
     """The first selection of a table's rows (before the closure adds required parents)."""
     query = exp.select(exp.Star()).from_(plan.source.copy().as_("t"))
@@ -412,7 +420,7 @@ def _select_rows(
         conditions.append(plan.condition.copy())
     if plan.role in (Role.ANCHOR, Role.OWN):
         assert plan.key and plan.rate is not None
-        bucket = bucket_sql(salt, [_t(c) for c in plan.key], dialect, BUCKETS)
+        bucket = bucket_sql(key, [_t(c) for c in plan.key], dialect, BUCKETS)
         conditions.append(exp.LT(this=bucket, expression=exp.Literal.number(_threshold(plan.rate))))
     elif plan.role is Role.CHILD:
         follows = [
@@ -427,7 +435,7 @@ def _select_rows(
         fk_columns = sorted({c for edge in plan.driving for c in edge.child_columns})
         all_null = exp.and_(*(exp.Is(this=_t(c), expression=exp.null()) for c in fk_columns))
         assert plan.key and plan.rate is not None
-        bucket = bucket_sql(salt, [_t(c) for c in plan.key], dialect, BUCKETS)
+        bucket = bucket_sql(key, [_t(c) for c in plan.key], dialect, BUCKETS)
         own = exp.and_(
             all_null,
             exp.LT(this=bucket, expression=exp.Literal.number(_threshold(plan.rate))),
@@ -458,6 +466,9 @@ def run_sample(
     and holds temporary tables; `writer` stores each masked table.
     """
     dialect = plan.dialect
+    # Which rows are sampled depends on the (public) seed only: rotating the salt re-masks the
+    # same rows, so samples before and after a rotation stay comparable.
+    sampling_key = Salt.from_secret(plan.seed, "sample.seed")
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
     total_steps = 2 * len(plan.tables) + 1
@@ -465,7 +476,7 @@ def run_sample(
     try:
         with watch.measure("select"):
             for table_plan in plan.tables:
-                query = _select_rows(table_plan, salt, dialect, names)
+                query = _select_rows(table_plan, sampling_key, dialect, names)
                 work.execute(_drop(names[table_plan.name]))
                 work.execute(
                     exp.Create(
@@ -529,12 +540,15 @@ def run_sample(
 def _close(plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], dialect: str) -> int:
     """Pull in every parent a sampled row references until nothing changes (a fixed point)."""
     sizes = {p.name: _count(work, names[p.name]) for p in plan.tables}
+    # Semi-naive: an edge is followed again only when its child table grew since last time.
+    seen: dict[ForeignKey, int] = {}
     for rounds in range(1, _MAX_CLOSURE_ROUNDS + 1):
         changed = False
         for edge in plan.graph.edges:
             parent = plan.table(edge.parent)
-            if parent.role is Role.FULL:
+            if parent.role is Role.FULL or seen.get(edge) == sizes[edge.child]:
                 continue
+            seen[edge] = sizes[edge.child]
             missing = (
                 exp.select(exp.Star())
                 .from_(parent.source.copy().as_("t"))
