@@ -31,9 +31,17 @@ _SIGNED = {T.TINYINT: 1, T.SMALLINT: 2, T.INT: 3, T.BIGINT: 4, T.INT128: 5}
 _UNSIGNED = {T.UTINYINT: 1, T.USMALLINT: 2, T.UINT: 3, T.UBIGINT: 4, T.UINT128: 5}
 _INT_DIGITS = {1: 3, 2: 5, 3: 10, 4: 20, 5: 39}
 _TEXT = {T.VARCHAR, T.TEXT, T.NVARCHAR, T.NAME}
-_TIMESTAMPS = {T.TIMESTAMP_S: 0, T.TIMESTAMP_MS: 1, T.TIMESTAMP: 2, T.DATETIME: 2}
+# DuckDB's TIMESTAMP parses as TIMESTAMPNTZ, PostgreSQL's `timestamp without time zone` as TIMESTAMP.
+_TIMESTAMPS = {
+    T.TIMESTAMP_S: 0,
+    T.TIMESTAMP_MS: 1,
+    T.TIMESTAMP: 2,
+    T.TIMESTAMPNTZ: 2,
+    T.DATETIME: 2,
+    T.TIMESTAMP_NS: 3,
+}
 _NUMERIC = {*_SIGNED, *_UNSIGNED, T.FLOAT, T.DOUBLE, T.DECIMAL, T.BIGDECIMAL}
-_TEMPORAL = {T.DATE, T.TIMESTAMP, T.TIMESTAMPTZ, T.DATETIME, T.TIMESTAMP_S, T.TIMESTAMP_MS}
+_TEMPORAL = {T.DATE, T.TIMESTAMPTZ, T.TIMESTAMPLTZ, *_TIMESTAMPS}
 # PostgreSQL types without an equality operator: compare their text form instead.
 _NO_EQUALITY = {T.JSON, T.XML, T.POINT, T.POLYGON}
 
@@ -222,6 +230,7 @@ def plan_comparison(
             cast = text_type(dialect)
         if column.name in options.exclude:
             continue
+        _check_rules(column, cast, options, dialect)
         columns.append(
             CompareColumn(
                 name=column.name,
@@ -253,6 +262,20 @@ def plan_comparison(
         columns=tuple(columns),
         rename_candidates=tuple(candidates[:20]),
     )
+
+
+def _check_rules(column: Column, cast: str | None, options: DiffOptions, dialect: str) -> None:
+    family = type_family(cast or column.data_type, dialect)
+    if column.name in options.tolerance and family != "numeric":
+        raise UsageError(
+            f"tolerance set for column {column.name!r}, which is {column.data_type}, not numeric",
+            "set tolerances on numeric columns only (diff.tolerance / --tolerance)",
+        )
+    if column.name in options.timestamp_precision and family != "temporal":
+        raise UsageError(
+            f"timestamp precision set for column {column.name!r}, which is {column.data_type}",
+            "set a precision on date/timestamp columns only (diff.timestamp_precision)",
+        )
 
 
 def _check_options(options: DiffOptions, right: dict[str, Column]) -> None:

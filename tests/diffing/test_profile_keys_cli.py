@@ -47,6 +47,15 @@ def test_profile_one_scan_stats_and_distributions(engine: Any) -> None:
     assert d.family == "temporal" and sum(b.count for b in d.histogram) == 20
 
 
+def test_profile_timestamps(engine: Any) -> None:
+    rows = [f"({i}, TIMESTAMP '2024-01-01 00:00:00' + INTERVAL '{i} hours')" for i in range(10)]
+    load(engine, "a", "id INTEGER, ts TIMESTAMP", rows)
+    ts = profile_relation(engine, Relation("s", "a")).column("ts")
+    assert ts.family == "temporal"
+    assert str(ts.min).startswith("2024-01-01 00:00") and str(ts.max).startswith("2024-01-01 09:00")
+    assert sum(b.count for b in ts.histogram) == 10 and len(ts.quantiles) == 3
+
+
 def test_profile_diff_pairs_columns(engine: Any) -> None:
     load(engine, "a", "id INTEGER, v INTEGER, gone INTEGER", ["(1, 1, 1)", "(2, NULL, 1)"])
     load(engine, "b", "id INTEGER, v INTEGER", ["(1, 1)", "(2, 2)", "(3, 3)"])

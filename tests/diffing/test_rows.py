@@ -309,3 +309,17 @@ def test_bad_key_is_a_usage_error(engine: Any) -> None:
     with pytest.raises(UsageError) as info:
         diff_relations(engine, A, B, key=["id"])
     assert info.value.hint and "--key" in info.value.hint
+
+
+def test_rules_on_the_wrong_column_type_are_usage_errors(engine: Any) -> None:
+    from dataops_dev.errors import UsageError
+
+    load(engine, "a", "id INTEGER, name TEXT", ["(1, 'a')"])
+    load(engine, "b", "id INTEGER, name TEXT", ["(1, 'a')"])
+    for options in (
+        DiffOptions(tolerance={"name": Tolerance(abs=1)}),
+        DiffOptions(timestamp_precision={"name": "second"}),
+        DiffOptions(timestamp_precision={"name": "fortnight"}),
+    ):
+        with pytest.raises(UsageError):
+            diff_relations(engine, A, B, key=["id"], options=options)
