@@ -31,7 +31,7 @@ from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 # Bump when the walk below changes what it produces: it is part of every cache key.
-ALGORITHM_VERSION = "4"
+ALGORITHM_VERSION = "5"
 STAR = "*"
 # Every table reference is renamed to `<_DB>.t<n>` before qualifying, so the schema has one
 # nesting depth whatever the environment's database is called (see `_map_tables`).
@@ -329,7 +329,23 @@ def prepare(
     return PreparedQuery(qualified, root, normalized, dialect, lower)
 
 
+_EPHEMERAL_PREFIX = "__dbt__cte__"
+
+
 def _map_tables(expression: exp.Expr, relations: RelationIndex) -> tuple[dict[str, str], dict]:
+    # dbt inlines ephemeral models as `__dbt__cte__<name>` CTEs: drop those CTEs and read the
+    # ephemeral model as a relation, so edges point at it (its own lineage comes from its SQL).
+    ephemeral: dict[str, str] = {}
+    for cte in list(expression.find_all(exp.CTE)):
+        alias = cte.alias_or_name.lower()
+        if alias.startswith(_EPHEMERAL_PREFIX):
+            uid = relations.by_name.get(alias[len(_EPHEMERAL_PREFIX) :])
+            if uid is not None:
+                ephemeral[alias] = uid
+                with_ = cte.parent
+                cte.pop()
+                if isinstance(with_, exp.With) and not with_.expressions:
+                    with_.pop()
     cte_names = {cte.alias_or_name.lower() for cte in expression.find_all(exp.CTE)}
     table_nodes: dict[str, str] = {}
     by_uid: dict[str, str] = {}
@@ -338,7 +354,11 @@ def _map_tables(expression: exp.Expr, relations: RelationIndex) -> tuple[dict[st
             continue
         if not table.db and table.name.lower() in cte_names:
             continue
-        uid = relations.resolve(table) or f"ext:{'.'.join(p.name for p in table.parts).lower()}"
+        uid = (
+            ephemeral.get(table.name.lower())
+            or relations.resolve(table)
+            or f"ext:{'.'.join(p.name for p in table.parts).lower()}"
+        )
         key = by_uid.get(uid)
         if key is None:
             key = f"t{len(by_uid)}"
