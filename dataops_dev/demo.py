@@ -1,8 +1,8 @@
-"""The demo: sample_project with generated production data, a realistic branch, built end to end.
+"""The demo: sample_project with generated production data, a realistic branch, reviewed.
 
 `dataops-dev demo` copies the bundled sample_project into a directory, makes it a git repository,
 generates production data, builds production, commits a realistic change on a demo branch and
-builds that branch's environment on the masked sample.
+runs `review` on it (baseline and branch built on the masked sample, diffs, verdict).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dataops_dev.config import LoadedConfig
 from dataops_dev.errors import DataopsError, ProjectError
+from dataops_dev.report.model import Report
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 DEMO_BRANCH = "demo/segment-thresholds"
@@ -31,14 +33,21 @@ class Edit:
     why: str
 
 
-# A realistic change a reviewer should catch: new bucket thresholds (values change), a new
-# column (additive) and a join that drops orders without payments (rows change downstream).
+# A realistic change a reviewer should catch: new bucket thresholds and a narrower revenue
+# definition (values change in fct_orders and downstream, up to the revenue dashboard), a new
+# column (additive) and a join type change (breaking: it can drop stores).
 DEMO_EDITS: tuple[Edit, ...] = (
     Edit(
         "models/marts/fct_orders.sql",
         "when net_amount < 50 then 'small'",
         "when net_amount < 75 then 'small'",
         "raise the small-order threshold from 50 to 75",
+    ),
+    Edit(
+        "models/marts/fct_orders.sql",
+        "status in ('placed', 'shipped', 'completed') as is_revenue",
+        "status in ('shipped', 'completed') as is_revenue",
+        "count revenue only once an order ships",
     ),
     Edit(
         "models/marts/customer_segments.sql",
@@ -64,6 +73,7 @@ class DemoResult:
     branch: str
     environment: str
     environment_path: str
+    report: Report | None = None
     timings: dict[str, float] = field(default_factory=dict)
     edits: tuple[Edit, ...] = DEMO_EDITS
 
@@ -133,6 +143,33 @@ def prepare_project(directory: Path, *, fresh: bool = False) -> Path:
     return directory
 
 
+def build_production(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER) -> Path:
+    """Build the demo's own production with its production target; returns its manifest.
+
+    This is the one write to a production target outside `deploy`, and it is the demo's own
+    file (sample_project's `prod.duckdb` or its PostgreSQL database).
+    """
+    from dataops_dev.dbt.runner import run_dbt
+
+    production_dir = loaded.state_dir / "production"
+    run = run_dbt(
+        "build",
+        [],
+        project_dir=loaded.project_dir,
+        profiles_dir=loaded.profiles_dir,
+        target_path=production_dir / "target",
+        target=loaded.config.production.target,
+        reporter=reporter,
+        task_key="production",
+        cwd=loaded.project_dir,
+        label="dbt build of production",
+    )
+    if not run.success:
+        raise ProjectError(f"building production failed: {run.error}")
+    shutil.copy(production_dir / "target" / "manifest.json", production_dir / "manifest.json")
+    return production_dir / "manifest.json"
+
+
 def run_demo(
     directory: Path,
     *,
@@ -144,8 +181,8 @@ def run_demo(
     import time
 
     from dataops_dev.config import load_config
-    from dataops_dev.dbt.runner import run_dbt
-    from dataops_dev.environments import build_branch
+    from dataops_dev.environments import Environments
+    from dataops_dev.review import run_review
 
     timings: dict[str, float] = {}
     os.environ.setdefault("DATAOPS_SALT", DEMO_SALT)
@@ -163,25 +200,8 @@ def run_demo(
 
     loaded = load_config(project)
     start = time.perf_counter()
-    # The demo owns this production database: building it is the one write to production
-    # outside `deploy`, and it is the demo's own file.
-    run = run_dbt(
-        "build",
-        [],
-        project_dir=project,
-        profiles_dir=loaded.profiles_dir,
-        target_path=loaded.state_dir / "production" / "target",
-        target=loaded.config.production.target,
-        reporter=reporter,
-        task_key="production",
-        cwd=project,
-        label="dbt build of production",
-    )
+    build_production(loaded, reporter=reporter)
     timings["build_production"] = time.perf_counter() - start
-    if not run.success:
-        raise ProjectError(f"building production failed: {run.error}")
-    production_dir = loaded.state_dir / "production"
-    shutil.copy(production_dir / "target" / "manifest.json", production_dir / "manifest.json")
 
     branches = _git(project, "branch", "--list", DEMO_BRANCH)
     if branches:
@@ -198,14 +218,15 @@ def run_demo(
         )
 
     start = time.perf_counter()
-    info, _record = build_branch(loaded, reporter=reporter)
-    timings["build_branch"] = time.perf_counter() - start
+    report = run_review(load_config(project), reporter=reporter)
+    timings["review"] = time.perf_counter() - start
     return DemoResult(
         directory=project,
         production=production,
         production_rows={k: int(v) for k, v in rows.items()},
         branch=DEMO_BRANCH,
-        environment=info.name,
-        environment_path=str(info.database),
+        environment=report.head.environment or "",
+        environment_path=str(Environments(loaded).database_path(report.head.environment or "")),
+        report=report,
         timings=timings,
     )

@@ -137,13 +137,13 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
     output = _production_output(loaded)
     git_state = gitrepo.state(loaded.project_dir)
     stale = None
-    if report.head.commit != git_state.commit:
-        stale = (
-            f"the review is for commit {report.head.commit[:8]}, the branch is at "
-            f"{git_state.commit[:8]}"
-        )
-    elif git_state.dirty:
-        stale = "the working tree has uncommitted changes: commit them and review again"
+    from dataops_dev.decisions import APPROVALS_FILE
+
+    # Recording decisions (and committing them) must not make the review stale.
+    changed = gitrepo.changed_since(loaded.project_dir, report.head.commit) - {APPROVALS_FILE}
+    if changed:
+        listing = ", ".join(sorted(changed)[:5]) + ("..." if len(changed) > 5 else "")
+        stale = f"the project changed since the review (commit {report.head.commit[:8]}): {listing}"
     order = _build_order(loaded, report)
     models = []
     for model in sorted(report.models, key=lambda m: order.get(m.name, len(order))):

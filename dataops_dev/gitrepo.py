@@ -117,3 +117,31 @@ def export_tree(path: Path, commit: str, subdir: str, destination: Path) -> Path
     shutil.rmtree(destination, ignore_errors=True)
     os.replace(staging, destination)
     return destination / subdir if subdir not in ("", ".") else destination
+
+
+def changed_since(path: Path, commit: str) -> set[str]:
+    """Files under `path` (relative to it) that differ in the working tree from `commit`,
+    untracked ones included."""
+    import git
+
+    repo = _repo(path)
+    relative = os.path.relpath(path.resolve(), repo.working_tree_dir)
+    scope = [] if relative == "." else [relative]
+    try:
+        tracked = repo.git.diff(
+            "--name-only",
+            "--relative" + ("" if relative == "." else f"={relative}"),
+            commit,
+            "--",
+            *scope,
+        )
+        untracked = repo.git.ls_files("--others", "--exclude-standard", "--", *scope)
+    except git.GitCommandError as exc:
+        raise GitError(f"cannot compare the working tree with {commit[:12]}: {exc}") from exc
+    names = {line.strip() for line in tracked.splitlines() if line.strip()}
+    prefix = "" if relative == "." else relative.rstrip("/") + "/"
+    for line in untracked.splitlines():
+        line = line.strip()
+        if line:
+            names.add(line[len(prefix) :] if prefix and line.startswith(prefix) else line)
+    return names

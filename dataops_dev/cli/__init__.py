@@ -29,7 +29,6 @@ COMMANDS: dict[str, str] = {
     "lineage": "dataops_dev.cli.lineage:lineage",
     "impact": "dataops_dev.cli.lineage:impact",
     "hook": "dataops_dev.cli.hook:hook",
-    "hook": "dataops_dev.cli.hook:hook",
     "sample": "dataops_dev.cli.sample:sample",
     "init": "dataops_dev.cli.sample:init",
     "review": "dataops_dev.cli.review:review",
@@ -81,6 +80,12 @@ class AppContext:
                 overrides=self.overrides,
             )
         return self._loaded
+
+    def loaded_for(self, project_dir: Path) -> Any:
+        """The configuration of another project (e.g. the demo's)."""
+        from dataops_dev.config import load_config
+
+        return load_config(project_dir, overrides=self.overrides)
 
     def reporter(self) -> Any:
         from dataops_dev.cli.console import TerminalReporter

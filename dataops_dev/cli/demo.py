@@ -37,7 +37,7 @@ def demo(
     as_json: bool,
 ) -> None:
     """Generate sample_project's production, build it, and build a demo branch's environment."""
-    from dataops_dev.demo import run_demo
+    from dataops_dev.demo import DEMO_SALT, run_demo
 
     reporter = app.reporter()
     try:
@@ -45,8 +45,10 @@ def demo(
     finally:
         reporter.close()
     if resolve_format(output_format, as_json) == "json":
+        assert result.report is not None
         emit_json(
             {
+                "verdict": result.report.verdict.value,
                 "directory": str(result.directory),
                 "production": str(result.production),
                 "production_rows": result.production_rows,
@@ -57,16 +59,28 @@ def demo(
             }
         )
         return
+    from dataops_dev.cli.review import print_text, write_artifacts
+
+    assert result.report is not None
+    paths = write_artifacts(app.loaded_for(result.directory), result.report)
+    print_text(result.report)
     rows = ", ".join(f"{table} {count:,}" for table, count in result.production_rows.items())
+    click.echo("")
     click.echo(f"demo project      {result.directory}")
     click.echo(f"production        {result.production}  ({rows})")
     click.echo(f"demo branch       {result.branch}:")
     for edit in result.edits:
         click.echo(f"                  - {edit.path}: {edit.why}")
     click.echo(f"environment       {result.environment}  ({result.environment_path})")
+    for fmt, path in paths.items():
+        click.echo(f"report ({fmt}){' ' * (10 - len(fmt))}{path}")
     click.echo(
         "timings           "
         + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
     )
     click.echo("")
-    click.echo(f"next: cd {directory} && dataops-dev env list")
+    click.echo("next, in the demo project (the demo's masking salt is not a secret):")
+    click.echo(f"  cd {directory} && export DATAOPS_SALT={DEMO_SALT}")
+    click.echo("  dataops-dev tui                       # browse the review")
+    click.echo("  dataops-dev decide list               # findings to approve or reject")
+    click.echo("  dataops-dev deploy --dry-run          # what deploy would do")

@@ -140,8 +140,11 @@ def _lookup(app: AppContext, prefix: str) -> Any:
     except (UsageError, Exception) as review_error:
         # Findings of the pre-commit impact guard can be acknowledged before any review.
         try:
-            from dataops_dev.hooks import find_static_finding
+            from dataops_dev import hooks
         except ImportError:
+            raise review_error from None
+        find_static_finding = getattr(hooks, "find_static_finding", None)
+        if find_static_finding is None:
             raise review_error from None
         finding = find_static_finding(app.loaded, prefix)
         if finding is None:
