@@ -1,0 +1,197 @@
+"""Modal screens of the TUI: help, approve / reject a finding with a note, and the deploy plan
+confirmation (`deploy --dry-run` shown before anything is promoted)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from dataops_dev.errors import DataopsError
+from dataops_dev.report.model import Decision, Finding
+
+HELP = """\
+dataops-dev review — keyboard first (the mouse works too)
+
+  ↑ ↓ / j k     move through the change tree        enter   expand / collapse
+  tab           move between tree, tabs and tables  1–7     switch tab
+  /             filter models by name               esc     back to the tree
+  a  /  x       approve / reject the highlighted finding (with a note)
+  r             re-run `review` in the background   i       re-run static `impact`
+  b             `build` the selected model and its children
+  d             re-diff the selected model only
+  p             deploy plan (`deploy --dry-run`) and confirmation
+  s             SQL tab: unified / side-by-side diff
+  t             light / dark theme                  ctrl+p  command palette
+  ?             this help                           q       quit
+
+Tabs: Summary (verdict, findings) · Schema · Rows · Columns · Lineage · Tests · SQL
+Decisions are written to dataops.approvals.yml, the same file `dataops-dev decide` writes.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: auto; max-width: 90%; height: auto; max-height: 90%;
+        border: round $accent; padding: 0 1; background: $surface;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text(HELP))
+
+
+class DecideScreen(ModalScreen[bool]):
+    """Approve or reject one finding with a note; `submit(note)` records it through the core and
+    any `DataopsError` it raises is shown here (the screen stays open to fix the note)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    DecideScreen { align: center middle; }
+    DecideScreen > Vertical {
+        width: 76; max-width: 100%; height: auto; border: round $accent;
+        padding: 0 1; background: $surface;
+    }
+    DecideScreen #decide-error { color: $error; height: auto; }
+    DecideScreen Horizontal { height: auto; align-horizontal: right; }
+    DecideScreen Button { margin-left: 1; }
+    """
+
+    def __init__(self, finding: Finding, decision: Decision, submit: Callable[[str], None]) -> None:
+        super().__init__()
+        self.finding = finding
+        self.decision = decision
+        self.submit = submit
+
+    def compose(self) -> ComposeResult:
+        verb = "Approve" if self.decision is Decision.APPROVED else "Reject"
+        with Vertical():
+            title = Text(f"{verb} finding ", "bold")
+            title.append(self.finding.fingerprint, "dim")
+            title.append(f"\n{self.finding.title}")
+            title.append(f"\n{self.finding.severity.value} · {self.finding.kind.value}", "dim")
+            if self.finding.detail:
+                title.append(f"\n{self.finding.detail}", "dim")
+            yield Static(title)
+            note = Input(
+                placeholder="note: why is this acceptable / what must change",
+                id="note",
+                value=self.finding.approval.note if self.finding.approval else "",
+            )
+            note.cursor_blink = False  # a blinking cursor makes screenshots differ
+            yield note
+            yield Label("", id="decide-error")
+            with Horizontal():
+                yield Button("Cancel", id="cancel")
+                yield Button(
+                    verb,
+                    id="confirm",
+                    variant="success" if self.decision is Decision.APPROVED else "error",
+                )
+
+    def on_mount(self) -> None:
+        self.query_one("#note", Input).focus()
+
+    @on(Input.Submitted, "#note")
+    @on(Button.Pressed, "#confirm")
+    def confirm(self) -> None:
+        note = self.query_one("#note", Input).value
+        try:
+            self.submit(note)
+        except DataopsError as error:
+            message = error.message + (f" — {error.hint}" if error.hint else "")
+            self.query_one("#decide-error", Label).update(Text(message))
+            return
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+def plan_text(plan: Any) -> tuple[Text, bool]:
+    """The plan as text and whether it may proceed (no blocking finding)."""
+    data = plan.to_dict() if hasattr(plan, "to_dict") else {}
+    models = list(getattr(plan, "models", data.get("models", ())))
+    blocked = list(getattr(plan, "blocked_by", data.get("blocked_by", ())))
+    text = Text("Deploy plan ", "bold")
+    text.append("(dry run: nothing is written yet)\n", "dim")
+    text.append(f"{len(models)} model{'s' if len(models) != 1 else ''} in build order:\n")
+    for index, model in enumerate(models, 1):
+        name = model if isinstance(model, str) else getattr(model, "name", None) or str(model)
+        text.append(f"  {index:>2}. {name}\n")
+    if blocked:
+        text.append(f"\nblocked by {len(blocked)} finding(s) without approval:\n", "bold red")
+        for finding in blocked:
+            title = getattr(finding, "title", None) or str(finding)
+            model = getattr(finding, "model", None)
+            text.append(f"  ✗ {model + ': ' if model else ''}{title}\n", "red")
+    return text, not blocked
+
+
+class DeployPlanScreen(ModalScreen[bool]):
+    """Computes the plan in a worker (it reads manifests), shows it, and returns True only when
+    the user confirms a plan that nothing blocks."""
+
+    BINDINGS = [Binding("escape", "cancel", "Close")]
+    DEFAULT_CSS = """
+    DeployPlanScreen { align: center middle; }
+    DeployPlanScreen > Vertical {
+        width: 80%; min-width: 60; max-width: 100%; height: auto; max-height: 90%;
+        border: round $accent; padding: 0 1; background: $surface;
+    }
+    DeployPlanScreen VerticalScroll { height: auto; max-height: 16; }
+    DeployPlanScreen Horizontal { height: auto; align-horizontal: right; }
+    DeployPlanScreen Button { margin-left: 1; }
+    """
+
+    def __init__(self, plan: Callable[[], Any]) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            with VerticalScroll():
+                yield Static(Text("computing the deploy plan…", "dim"), id="plan")
+            with Horizontal():
+                yield Button("Close", id="cancel")
+                yield Button("Deploy", id="confirm", variant="warning", disabled=True)
+
+    def on_mount(self) -> None:
+        self.compute()
+
+    @work(thread=True, exclusive=True)
+    def compute(self) -> None:
+        try:
+            text, allowed = plan_text(self.plan())
+        except DataopsError as error:
+            text = Text(error.message, "bold red")
+            if error.hint:
+                text.append(f"\nhint: {error.hint}", "dim")
+            allowed = False
+        except ImportError:
+            text, allowed = Text("deploy planning is not available in this version", "red"), False
+        self.app.call_from_thread(self._show, text, allowed)
+
+    def _show(self, text: Text, allowed: bool) -> None:
+        self.query_one("#plan", Static).update(text)
+        self.query_one("#confirm", Button).disabled = not allowed
+
+    @on(Button.Pressed, "#confirm")
+    def confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(False)

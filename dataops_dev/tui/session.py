@@ -1,0 +1,215 @@
+"""The TUI's only door to the core: load the last report, record decisions, re-run jobs, plan deploys.
+
+Screens call these methods (re-runs from thread workers); every rule lives in the core modules
+(`review`, `decisions`, `impact`, `environments`, `deploy`). Heavy imports happen per call so the
+first paint never waits for dbt or sqlglot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataops_dev.report.model import (
+    ChangeKind,
+    Decision,
+    Finding,
+    ModelReport,
+    ModelStatus,
+    Report,
+)
+from dataops_dev.reporting import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:
+    from dataops_dev.config import LoadedConfig
+    from dataops_dev.impact import ImpactReport
+
+
+class Job(str, Enum):
+    REVIEW = "review"
+    """The whole preview: sample, base + branch envs, impact, diffs, tests."""
+    BUILD = "build"
+    """dbt build of the branch (the selected model only when one is selected)."""
+    IMPACT = "impact"
+    """The static change set: no dbt, no database."""
+    DIFF = "diff"
+    """Review of the selected model only; its entry in the report is replaced."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    report: Report | None
+    """The report to show now (None: the job does not change the report)."""
+    summary: str
+
+
+class ReviewSession:
+    """A project (or a bare report file) being reviewed in the TUI."""
+
+    def __init__(
+        self,
+        *,
+        project_dir: Path | None = None,
+        report_path: Path | None = None,
+        loaded: LoadedConfig | None = None,
+    ) -> None:
+        self._loaded = loaded
+        self.report_path = report_path
+        self.project_dir = (
+            project_dir if project_dir is not None else loaded.project_dir if loaded else None
+        )
+
+    @property
+    def loaded(self) -> LoadedConfig:
+        """The project's configuration (loaded on first use: browsing a report needs none)."""
+        if self._loaded is None:
+            from dataops_dev.config import load_config
+
+            self._loaded = load_config(project_dir=self.project_dir)
+            self.project_dir = self._loaded.project_dir
+        return self._loaded
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def load_report(self) -> Report:
+        """The saved report (`report_path`, else the current branch's last one), with the
+        recorded decisions of the approvals file applied."""
+        if self.report_path is not None:
+            report = Report.load(self.report_path)
+        else:
+            from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
+
+            report = review.load_last_report(self.loaded)
+        return self.with_decisions(report)
+
+    def with_decisions(self, report: Report) -> Report:
+        if self.project_dir is None:
+            return report
+        from dataops_dev.decisions import apply_decisions, load_decisions
+
+        return apply_decisions(report, load_decisions(self.project_dir))
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def decide(self, report: Report, finding: Finding, decision: Decision, note: str) -> Report:
+        """Record the decision in the approvals file (as `decide` does); the updated report."""
+        from dataops_dev.decisions import record_decision
+        from dataops_dev.errors import UsageError
+
+        if self.project_dir is None:
+            raise UsageError(
+                "no project to record the decision in", "start the TUI inside the dbt project"
+            )
+        record_decision(self.project_dir, finding, decision, note=note)
+        return self.with_decisions(report)
+
+    def plan_deploy(self, report: Report) -> Any:
+        """`deploy --dry-run`: the plan (models in build order, blocking findings)."""
+        from dataops_dev import deploy  # type: ignore[attr-defined, unused-ignore]
+
+        return deploy.plan_deploy(self.loaded, report)
+
+    def deploy(self, report: Report, reporter: Reporter = NULL_REPORTER) -> Any:
+        from dataops_dev import deploy  # type: ignore[attr-defined, unused-ignore]
+
+        return deploy.deploy(self.loaded, report, reporter=reporter)
+
+    # -- re-running ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        job: Job,
+        current: Report | None,
+        *,
+        model: str | None = None,
+        reporter: Reporter = NULL_REPORTER,
+    ) -> JobResult:
+        """Run `job` through the core (called from a thread worker)."""
+        if job is Job.REVIEW:
+            return self._review(reporter)
+        if job is Job.DIFF:
+            return self._diff(current, model, reporter)
+        if job is Job.BUILD:
+            return self._build(model, reporter)
+        return self._impact(current, reporter)
+
+    def _review(self, reporter: Reporter) -> JobResult:
+        from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
+
+        report = review.run_review(self.loaded, reporter=reporter)
+        review.save_report(self.loaded, report)
+        report = self.with_decisions(report)
+        return JobResult(Job.REVIEW, report, f"review finished: {report.verdict.value}")
+
+    def _diff(self, current: Report | None, model: str | None, reporter: Reporter) -> JobResult:
+        from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
+        from dataops_dev.decisions import verdict_of
+
+        selected: Sequence[str] = (model,) if model else ()
+        fresh = review.run_review(self.loaded, select=selected, reporter=reporter)
+        if current is None or not model:
+            return JobResult(Job.DIFF, self.with_decisions(fresh), "diff finished")
+        # Only the selected model was re-diffed: keep the rest of the report as it was.
+        replaced = {m.name: m for m in fresh.models}
+        models = tuple(replaced.pop(m.name, m) for m in current.models) + tuple(replaced.values())
+        merged = dataclasses.replace(current, models=models, verdict=verdict_of(models))
+        return JobResult(Job.DIFF, self.with_decisions(merged), f"diff of {model} finished")
+
+    def _build(self, model: str | None, reporter: Reporter) -> JobResult:
+        from dataops_dev.environments import build_branch
+
+        select = (f"{model}+",) if model else ()
+        info, record = build_branch(self.loaded, select=select, reporter=reporter)
+        failed = [
+            n.unique_id
+            for n in record.nodes
+            if n.unique_id.startswith("test.") and n.status in ("fail", "error")
+        ]
+        summary = f"built {info.name}: {len(record.nodes)} nodes, {len(failed)} failed tests"
+        return JobResult(Job.BUILD, None, summary + " (press r to review the new build)")
+
+    def _impact(self, current: Report | None, reporter: Reporter) -> JobResult:
+        from dataops_dev.impact import analyze_impact, find_base_manifest
+
+        loaded = self.loaded
+        path = find_base_manifest(loaded, None)
+        fresh = analyze_impact(
+            loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter
+        )
+        report = static_overlay(current, fresh) if current is not None else None
+        changed = len(fresh.models)
+        return JobResult(
+            Job.IMPACT,
+            self.with_decisions(report) if report is not None else None,
+            f"impact: {changed} changed model{'s' if changed != 1 else ''} in the working tree",
+        )
+
+
+def static_overlay(report: Report, impact: ImpactReport) -> Report:
+    """The report with the static change set of the working tree laid over it: classifications
+    come from `impact`, data diffs stay those of the last review (until `review` runs again)."""
+    models = {m.name: m for m in report.models}
+    for change in impact.models:
+        fields: dict[str, Any] = {
+            "status": ModelStatus(change.status.value),
+            "change": ChangeKind(change.change.value),
+            "changed_columns": change.changed_columns,
+            "rows_affected": change.rows_affected,
+            "reasons": change.reasons,
+            "impacted_models": change.impacted.models,
+            "exposures": change.exposures,
+            "contract_enforced": change.contract_enforced,
+        }
+        existing = models.get(change.name)
+        if existing is None:
+            models[change.name] = ModelReport(
+                name=change.name, unique_id=change.unique_id, **fields
+            )
+        else:
+            models[change.name] = dataclasses.replace(existing, **fields)
+    return dataclasses.replace(report, models=tuple(models.values()))
