@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -645,13 +645,19 @@ def _pg_type(duckdb_type: str) -> str:
 
 
 def load_into_postgres(
-    duckdb_path: str | Path, conninfo: str, schema: str = "raw"
+    duckdb_path: str | Path,
+    conninfo: str,
+    schema: str = "raw",
+    *,
+    drop_schemas: Sequence[str] = (),
 ) -> dict[str, int]:
     """Copy every table of the DuckDB file's ``raw`` schema into PostgreSQL ``schema``.
 
     Tables are dropped (CASCADE: dependent views go too) and recreated with matching types, then
     streamed with COPY through a temporary CSV file; everything happens in one transaction.
-    Returns rows per table.
+    ``drop_schemas`` (e.g. ``("analytics",)``, the dbt target schema) are dropped in the same
+    transaction: regenerated data invalidates what dbt built before, incremental models above
+    all, just as ``generate`` starts a fresh DuckDB file. Returns rows per table.
     """
     import psycopg
     from psycopg import sql
@@ -674,6 +680,10 @@ def load_into_postgres(
 
         conn = stack.enter_context(psycopg.connect(conninfo))
         with conn.transaction(), conn.cursor() as cur:
+            for stale in drop_schemas:
+                cur.execute(
+                    sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(stale))
+                )
             cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
             for table in tables:
                 columns = src.execute(
@@ -734,6 +744,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CONNINFO",
         help="also copy the tables into this PostgreSQL database, e.g. 'dbname=sample_prod'",
     )
+    parser.add_argument(
+        "--drop-schema",
+        metavar="SCHEMA",
+        action="append",
+        default=[],
+        help="with --postgres: drop this schema first (e.g. analytics, what dbt built on the old "
+        "data); repeatable",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     counts = generate(args.out, scale=args.scale, seed=args.seed)
@@ -743,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out} in {elapsed:.1f}s (scale={args.scale:g}, seed={args.seed})")
     if args.postgres:
         started = time.perf_counter()
-        load_into_postgres(args.out, args.postgres)
+        load_into_postgres(args.out, args.postgres, drop_schemas=args.drop_schema)
         print(f"loaded into PostgreSQL in {time.perf_counter() - started:.1f}s")
     return 0
 
