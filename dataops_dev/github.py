@@ -82,7 +82,7 @@ def pull_request_from_env(
             "no repository: GITHUB_REPOSITORY is not set",
             "pass --repo owner/name (GitHub Actions sets GITHUB_REPOSITORY)",
         )
-    if not _REPO.match(repository):
+    if not _REPO.match(repository) or any(p in (".", "..") for p in repository.split("/")):
         raise UsageError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
     if number is None:
         event_path = environ.get("GITHUB_EVENT_PATH")

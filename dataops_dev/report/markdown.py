@@ -504,9 +504,14 @@ def _model_details(model: ModelReport, options: MarkdownOptions, examples: bool)
 
 
 def _models(
-    report: Report, options: MarkdownOptions, level: Degradation, detailed: int | None = None
+    report: Report,
+    options: MarkdownOptions,
+    level: Degradation,
+    detailed: int | None = None,
+    cache: dict[tuple[int, bool], list[str]] | None = None,
 ) -> list[str]:
     """Details for the first `detailed` models (blocking first), one table row for the rest."""
+    cache = {} if cache is None else cache
     models = model_order(report)
     if not models:
         return []
@@ -515,8 +520,11 @@ def _models(
     detailed = len(models) if detailed is None else max(0, min(detailed, len(models)))
     examples = level is Degradation.FULL
     lines = ["### Models", ""]
-    for model in models[:detailed]:
-        lines += _model_details(model, options, examples)
+    for i, model in enumerate(models[:detailed]):
+        # The budget search renders the same details many times: render each once.
+        if (i, examples) not in cache:
+            cache[(i, examples)] = _model_details(model, options, examples)
+        lines += cache[(i, examples)]
     notes = []
     shown = models[:detailed]
     had_examples = any(c.examples for m in shown if m.diff for c in m.diff.columns) or any(
@@ -584,23 +592,37 @@ def _footer(report: Report) -> list[str]:
     return [f"<sub>dataops-dev · report schema v{report.schema_version}{timing}</sub>"]
 
 
-def _assemble(
-    report: Report,
-    options: MarkdownOptions,
-    level: Degradation,
-    with_next: bool = True,
-    detailed: int | None = None,
-) -> list[str]:
-    return [
-        *_header(report),
-        *_counts(report),
-        *_findings(report),
-        *_graph(report, options),
-        *_models(report, options, level, detailed),
-        *_failed_tests(report),
-        *(_next(report) if with_next else []),
-        *_footer(report),
-    ]
+class _Assembler:
+    """The comment's sections; only the models section changes between degradation levels."""
+
+    def __init__(self, report: Report, options: MarkdownOptions) -> None:
+        self.report = report
+        self.options = options
+        self.head = [
+            *_header(report),
+            *_counts(report),
+            *_findings(report),
+            *_graph(report, options),
+        ]
+        self.failed = _failed_tests(report)
+        self.next = _next(report)
+        self.footer = _footer(report)
+        self.cache: dict[tuple[int, bool], list[str]] = {}
+
+    def lines(
+        self, level: Degradation, detailed: int | None = None, with_next: bool = True
+    ) -> list[str]:
+        models = _models(self.report, self.options, level, detailed, self.cache)
+        return [
+            *self.head,
+            *models,
+            *self.failed,
+            *(self.next if with_next else []),
+            *self.footer,
+        ]
+
+    def body(self, level: Degradation, detailed: int | None = None) -> str:
+        return "\n".join(self.lines(level, detailed)) + "\n"
 
 
 def _truncate(lines: list[str], budget: int, note: str) -> str:
@@ -628,10 +650,6 @@ def _truncate(lines: list[str], budget: int, note: str) -> str:
     return "\n".join(kept) + "\n"
 
 
-def _body(lines: list[str]) -> str:
-    return "\n".join(lines) + "\n"
-
-
 def render_markdown_with_level(
     report: Report, options: MarkdownOptions | None = None
 ) -> tuple[str, Degradation]:
@@ -641,31 +659,31 @@ def render_markdown_with_level(
     first) and one table row for the rest; finally cut at the budget with a note.
     """
     options = options or MarkdownOptions()
-    for level in (Degradation.FULL, Degradation.NO_EXAMPLES):
-        body = _body(_assemble(report, options, level))
-        if len(body) <= options.budget:
-            return body, level
-    low, high = 0, len(report.models)
-    best: str | None = None
-    while low <= high:
-        middle = (low + high) // 2
-        body = _body(_assemble(report, options, Degradation.COLLAPSED, detailed=middle))
-        if len(body) <= options.budget:
-            best, low = body, middle + 1
-        else:
-            high = middle - 1
-    if best is not None:
+    parts = _Assembler(report, options)
+    smallest = parts.body(Degradation.COLLAPSED, detailed=0)
+    if len(smallest) <= options.budget:
+        for level in (Degradation.FULL, Degradation.NO_EXAMPLES):
+            body = parts.body(level)
+            if len(body) <= options.budget:
+                return body, level
+        low, high, best = 1, len(report.models), smallest
+        while low <= high:
+            middle = (low + high) // 2
+            body = parts.body(Degradation.COLLAPSED, detailed=middle)
+            if len(body) <= options.budget:
+                best, low = body, middle + 1
+            else:
+                high = middle - 1
         return best, Degradation.COLLAPSED
     # Keep the exact next commands visible: they stay whole after the cut.
-    head_lines = _assemble(report, options, Degradation.COLLAPSED, with_next=False, detailed=0)
-    tail = _next(report)
+    head_lines = parts.lines(Degradation.COLLAPSED, detailed=0, with_next=False)
     note = (
         f"> ✂️ Truncated to fit GitHub's comment limit: {plural(len(report.models), 'model')} "
         f"in total; see {_artifact(options)}."
     )
-    budget = options.budget - sum(len(line) + 1 for line in tail) - 1
+    budget = options.budget - sum(len(line) + 1 for line in parts.next) - 1
     body = _truncate(head_lines, budget, note)
-    return body + "\n" + "\n".join(tail) + "\n", Degradation.TRUNCATED
+    return body + "\n" + "\n".join(parts.next) + "\n", Degradation.TRUNCATED
 
 
 def render_markdown(report: Report, options: MarkdownOptions | None = None) -> str:

@@ -400,3 +400,66 @@ def large_report(n_models: int = 200, seed: int = 1, lineage: bool = True) -> Re
         sample=SampleInfo("sample-bench"),
         timings={"total": 120.0},
     )
+
+
+def report_from_impact(impact: Any, manifest: Any, seed: int = 2) -> Report:
+    """A Report over a real static impact (generated project): its change set, impact radius,
+    exposures and model-level edges, with synthetic data diffs for realistic sizes."""
+    rng = random.Random(seed)
+    changes = {m.name: m for m in impact.models}
+    names_by_uid = {n.unique_id: n.name for n in manifest.models()}
+    impacted = [names_by_uid.get(u, u.rsplit(".", 1)[-1]) for u in impact.diff_needed]
+    impacted = [n for n in dict.fromkeys(impacted) if n not in changes]
+    models: list[ModelReport] = []
+    for change in impact.models:
+        findings: tuple[Finding, ...] = ()
+        if change.change.value == "breaking":
+            findings = (
+                Finding(
+                    fingerprint=fp("breaking", change.name),
+                    kind=FindingKind.BREAKING_CHANGE,
+                    severity=Severity.BLOCKING,
+                    model=change.name,
+                    title=f"breaking change: {'; '.join(change.reasons) or change.name}",
+                ),
+            )
+        models.append(
+            _model(
+                change.name,
+                ModelStatus(change.status.value),
+                ChangeKind(change.change.value),
+                rng,
+                findings=findings,
+                impacted_models=change.impacted.models,
+                exposures=change.exposures,
+                pii=True,
+            )
+        )
+    for name in impacted:
+        models.append(_model(name, ModelStatus.IMPACTED, ChangeKind.NONE, rng, pii=True))
+    in_report = {m.name for m in models}
+    edges = []
+    for parent, children in manifest.child_map.items():
+        source = names_by_uid.get(parent)
+        for child in children:
+            target = names_by_uid.get(child)
+            if source in in_report and target in in_report:
+                edges.append(LineageEdge(f"{source}.id", f"{target}.id", "value"))
+    exposures: dict[str, list[str]] = {}
+    for change in impact.models:
+        for exposure in change.exposures:
+            exposures.setdefault(exposure, []).append(change.name)
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        project="bench_project",
+        generated_at="2026-11-21T10:30:00Z",
+        base=Side("main", "c" * 40, "base_cccccccc"),
+        head=Side("feature/staging-filter", "d" * 40, "feature_staging_filter"),
+        verdict=Verdict.BLOCKED if any(m.findings for m in models) else Verdict.PASS,
+        models=tuple(models),
+        lineage=tuple(edges),
+        exposures=tuple(
+            ExposureImpact(name, "dashboard", None, tuple(ms)) for name, ms in exposures.items()
+        ),
+        sample=SampleInfo("sample-gen"),
+    )
