@@ -197,31 +197,43 @@ class ProjectLineage:
         return [e for (n, _), edges in self._children.items() if n == node for e in edges]
 
     def upstream(self, node: str, column: str | None = None) -> list[ColumnEdge]:
-        """Every edge on the paths into `node.column` (all columns when None), transitively."""
-        seen: set[ColumnEdge] = set()
-        stack = self.edges_into(node, column)
-        while stack:
-            edge = stack.pop()
-            if edge in seen:
-                continue
-            seen.add(edge)
-            if edge.source_node in self.models:
-                col = None if edge.source_column == STAR else edge.source_column
-                stack.extend(self.edges_into(edge.source_node, col))
-        return sorted(seen)
+        """Every edge on the paths into `node.column` (all columns when None), transitively,
+        nearest first."""
+
+        def step(edge: ColumnEdge) -> list[ColumnEdge]:
+            if edge.source_node not in self.models:
+                return []
+            col = None if edge.source_column == STAR else edge.source_column
+            return self.edges_into(edge.source_node, col)
+
+        return _breadth_first(self.edges_into(node, column), step)
 
     def downstream(self, node: str, column: str | None = None) -> list[ColumnEdge]:
-        """Every edge on the paths out of `node.column` (all columns when None), transitively."""
-        seen: set[ColumnEdge] = set()
-        stack = self.edges_from(node, column)
-        while stack:
-            edge = stack.pop()
-            if edge in seen:
-                continue
-            seen.add(edge)
+        """Every edge on the paths out of `node.column` (all columns when None), transitively,
+        nearest first."""
+
+        def step(edge: ColumnEdge) -> list[ColumnEdge]:
             col = None if edge.target_column == STAR else edge.target_column
-            stack.extend(self.edges_from(edge.target_node, col))
-        return sorted(seen)
+            return self.edges_from(edge.target_node, col)
+
+        return _breadth_first(self.edges_from(node, column), step)
+
+
+def _breadth_first(
+    start: list[ColumnEdge], step: Callable[[ColumnEdge], list[ColumnEdge]]
+) -> list[ColumnEdge]:
+    seen: set[ColumnEdge] = set()
+    order: list[ColumnEdge] = []
+    frontier = sorted(set(start))
+    while frontier:
+        following: set[ColumnEdge] = set()
+        for edge in frontier:
+            seen.add(edge)
+            order.append(edge)
+        for edge in frontier:
+            following.update(e for e in step(edge) if e not in seen)
+        frontier = sorted(following)
+    return order
 
 
 # --------------------------------------------------------------------------------------------

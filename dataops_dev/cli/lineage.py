@@ -163,6 +163,12 @@ def _columns(values: Any, limit: int = 8) -> str:
     return ", ".join(values)
 
 
+def _changed(model: Any) -> str:
+    if model.rows_affected:
+        return "all (rows may differ)"
+    return _columns(model.changed_columns) or "—"
+
+
 def render_text(report: Any) -> str:
     lines: list[str] = []
     if not report.models:
@@ -202,7 +208,7 @@ def render_markdown(report: Any) -> str:
     for model in report.models:
         name = f"`{model.name}`" + (" 🔒" if model.contract_enforced else "")
         lines.append(
-            f"| {name} | **{model.change.value}** | {_columns(model.changed_columns) or '—'} | "
+            f"| {name} | **{model.change.value}** | {_changed(model)} | "
             f"{_columns(model.impacted.models) or '—'} | {', '.join(model.impacted.exposures) or '—'} |"
         )
     if not report.models:
