@@ -60,6 +60,32 @@ out["total_s"] = time.perf_counter() - t0
 json.dump(out, open(sys.argv[2], "w"))
 """
 
+# Runs inside Recce's venv: its change classifier on the golden classification fixtures.
+RECCE_CLASSIFY_DRIVER = r"""
+import json, sys
+from recce.util.change_classifier import parse_change_category
+cases = json.load(open(sys.argv[1]))
+out = {}
+for case in cases:
+    try:
+        change = parse_change_category(case["base"], case["head"], old_schema=case["schema"],
+                                       new_schema=case["schema"], dialect=case["dialect"])
+        out[case["id"]] = {"category": str(change.category),
+                           "columns": sorted((change.columns or {}).keys())}
+    except Exception as exc:
+        out[case["id"]] = {"category": "error", "error": str(exc)[:200]}
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+# Our class -> the class Recce would have to say for the same verdict.
+RECCE_EQUIVALENT = {
+    "none": "non_breaking",
+    "additive": "non_breaking",
+    "partial": "partial_breaking",
+    "breaking": "breaking",
+    "unknown": "unknown",
+}
+
 THREE_EDITS = (
     # (old, new): a partial change, an additive change and a filter (breaking) change
     ("base.fk as fk", "base.fk + 1 as fk"),
@@ -201,6 +227,72 @@ def _compare(manifest: Any, lineage: Any, recce: dict[str, Any]) -> dict[str, An
     }
 
 
+def _classification_cases() -> list[dict[str, Any]]:
+    """The golden classification fixtures (tests/fixtures/lineage/classify_*.sql)."""
+    cases = []
+    fixtures = REPO / "tests" / "fixtures" / "lineage"
+    tables = {
+        "orders": ("id", "customer_id", "store_id", "amount", "status", "ordered_at", "tags"),
+        "customers": ("id", "name", "email", "region"),
+        "payments": ("id", "order_id", "amount", "method"),
+        "events": ("id", "customer_id", "payload", "at"),
+    }
+    schema = {"raw": {t: {c: "INT" for c in cols} for t, cols in tables.items()}}
+    for path in sorted(fixtures.glob("classify_*.sql")):
+        dialect = path.stem.rsplit("_", 1)[-1]
+        blocks = path.read_text().split("-- classify: ")[1:]
+        for block in blocks:
+            name, rest = block.split("\n", 1)
+            statements = []
+            buffer: list[str] = []
+            lines = rest.splitlines()
+            while len(statements) < 2:
+                line = lines.pop(0)
+                buffer.append(line)
+                if line.rstrip().endswith(";"):
+                    statements.append("\n".join(buffer).rstrip().rstrip(";"))
+                    buffer = []
+            expected = lines[0].split()[0]
+            cases.append(
+                {
+                    "id": f"{dialect}:{name.strip()}",
+                    "dialect": dialect,
+                    "base": statements[0],
+                    "head": statements[1],
+                    "expected": expected,
+                    "schema": schema,
+                }
+            )
+    return cases
+
+
+def _compare_classification(recce_python: Path, work: Path) -> dict[str, Any]:
+    cases = _classification_cases()
+    cases_path, out_path, driver = (
+        work / "classify_cases.json",
+        work / "classify_out.json",
+        work / "classify_driver.py",
+    )
+    cases_path.write_text(json.dumps(cases))
+    driver.write_text(RECCE_CLASSIFY_DRIVER)
+    run = subprocess.run(
+        [str(recce_python), str(driver), str(cases_path), str(out_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode != 0:
+        return {"error": run.stderr[-2000:]}
+    recce = json.loads(out_path.read_text())
+    wrong = []
+    for case in cases:
+        want = RECCE_EQUIVALENT.get(case["expected"], case["expected"])
+        got = recce[case["id"]]["category"]
+        if got != want:
+            wrong.append({"case": case["id"], "expected": case["expected"], "recce": got})
+    return {"cases": len(cases), "recce_disagrees": len(wrong), "disagreements": wrong}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=500)
@@ -318,6 +410,7 @@ def main() -> None:
             else:
                 recce = json.loads(out_path.read_text())
                 results["recce"] = {
+                    "classification": _compare_classification(recce_python, work),
                     "version": recce["version"],
                     "sqlglot": recce["sqlglot"],
                     "sqlglotc": recce["sqlglotc"],
