@@ -22,6 +22,7 @@ from dataops_dev.sources import (
     LOCK_FILE,
     Inspection,
     inspect_production,
+    load_manifest,
     lock_path,
     open_production,
     read_lock,
@@ -148,9 +149,7 @@ def run_init(
 
     Decisions already in the lock file are kept unless `force` (a fresh proposal).
     """
-    from dataops_dev.dbt.runner import parse_project
-
-    manifest = parse_project(loaded, reporter=reporter)
+    manifest = load_manifest(loaded, reporter)
     lock = None if force else read_lock(loaded)
     with open_production(loaded) as production:
         inspection = inspect_production(loaded, production, manifest, lock=lock, reporter=reporter)

@@ -352,7 +352,7 @@ _OPTIONS: dict[Transformer, dict[str, type | tuple[type, ...]]] = {
     Transformer.NOISE: {"ratio": (int, float), "key": str},
     Transformer.DATE_SHIFT: {"max_days": int, "key": str},
     Transformer.AGE_BAND: {"years": int},
-    Transformer.ZIP_PREFIX: {"keep": int},
+    Transformer.ZIP_PREFIX: {"keep": int, "pad": str},
 }
 
 
@@ -784,9 +784,10 @@ def apply_sql(
     if t is Transformer.ZIP_PREFIX:
         text = as_text(column, dialect)
         keep = int(rule.opt("keep", 3))
+        # The default pad is not a digit: "627**" can never be another person's real code.
         pad = exp.func(
             "repeat",
-            _lit("0"),
+            _lit(str(rule.opt("pad", "*"))[:1] or "*"),
             exp.Greatest(
                 this=exp.Sub(this=_length(text), expression=exp.Literal.number(keep)),
                 expressions=[exp.Literal.number(0)],

@@ -482,22 +482,54 @@ def samples_dir(loaded: LoadedConfig) -> Path:
     return loaded.state_dir / "samples"
 
 
-def _project_fingerprint(loaded: LoadedConfig) -> str:
-    """Changes when a file that can change sources, tests or keys changes (no dbt parse)."""
-    digest = hashlib.sha256()
+def _project_files(loaded: LoadedConfig, suffixes: tuple[str, ...]) -> list[Path]:
     project = loaded.project_dir
-    state = loaded.state_dir
-    for path in sorted(project.rglob("*.yml")) + sorted(project.rglob("*.yaml")):
-        if state in path.parents or "target" in path.relative_to(project).parts[:1]:
-            continue
-        if any(part.startswith(".") for part in path.relative_to(project).parts):
-            continue
-        digest.update(str(path.relative_to(project)).encode())
+    files = []
+    for suffix in suffixes:
+        for path in project.rglob(f"*{suffix}"):
+            parts = path.relative_to(project).parts
+            if loaded.state_dir in path.parents or parts[0] in ("target", "logs", "dbt_packages"):
+                continue
+            if any(part.startswith(".") for part in parts):
+                continue
+            files.append(path)
+    return sorted(files)
+
+
+def _fingerprint(loaded: LoadedConfig, suffixes: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in _project_files(loaded, suffixes):
+        digest.update(str(path.relative_to(loaded.project_dir)).encode())
         digest.update(path.read_bytes())
     lock = lock_path(loaded)
     if lock.exists():
         digest.update(lock.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _project_fingerprint(loaded: LoadedConfig) -> str:
+    """Changes when a file that declares sources, tests or keys changes (no dbt parse).
+
+    SQL edits are left out on purpose: a model edit should not rebuild the sample; run
+    `sample --refresh` when an edit changes how a model's relationship traces to its sources.
+    """
+    return _fingerprint(loaded, (".yml", ".yaml"))
+
+
+def load_manifest(loaded: LoadedConfig, reporter: Reporter = NULL_REPORTER) -> Manifest:
+    """The working tree's manifest: `dbt parse`, skipped when no project file changed since."""
+    from dataops_dev.dbt.runner import parse_project
+
+    key = _fingerprint(loaded, (".yml", ".yaml", ".sql", ".py"))
+    path = loaded.state_dir / "parse" / "target" / "manifest.json"
+    stamp = samples_dir(loaded) / "manifest.stamp"
+    fresh = path.exists() and stamp.exists()
+    if fresh and stamp.read_text(encoding="utf-8") == f"{key}:{path.stat().st_mtime_ns}":
+        return Manifest.load(path)
+    manifest = parse_project(loaded, reporter=reporter)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(f"{key}:{path.stat().st_mtime_ns}", encoding="utf-8")
+    return manifest
 
 
 def _plain(value: Any) -> Any:
@@ -612,9 +644,7 @@ def ensure_sample(
 
 
 def _build(loaded: LoadedConfig, salt: Salt, sample_id: str, reporter: Reporter) -> SampleRecord:
-    from dataops_dev.dbt.runner import parse_project
-
-    manifest = parse_project(loaded, reporter=reporter)
+    manifest = load_manifest(loaded, reporter)
     lock = read_lock(loaded)
     directory = samples_dir(loaded)
     directory.mkdir(parents=True, exist_ok=True)

@@ -193,9 +193,10 @@ def test_direct_transformers(engine: tuple[str, str | None]) -> None:
     partial = m.MaskRule(m.Transformer.PARTIAL, {"keep_first": 2, "keep_last": 2})
     assert _apply(partial, s("abcdefgh"), text, dialect, conninfo) == "ab****gh"
     assert _apply(partial, s("abc"), text, dialect, conninfo) == "***"
-    assert (
-        _apply(m.MaskRule(m.Transformer.ZIP_PREFIX), s("62745"), text, dialect, conninfo) == "62700"
-    )
+    zip_rule = m.MaskRule(m.Transformer.ZIP_PREFIX)
+    assert _apply(zip_rule, s("62745"), text, dialect, conninfo) == "627**"
+    zero = m.MaskRule(m.Transformer.ZIP_PREFIX, {"keep": 2, "pad": "0"})
+    assert _apply(zero, s("62745"), text, dialect, conninfo) == "62000"
     band = _apply(
         m.MaskRule(m.Transformer.AGE_BAND),
         exp.cast(s("1987-05-04"), "DATE"),
