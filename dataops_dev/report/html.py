@@ -298,7 +298,7 @@ def _model(model: ModelReport, examples: int) -> str:
             out.append(f'<p class="muted">{esc(model.diff_note)}</p>')
         if diff.columns:
             rows = []
-            for c in diff.columns:
+            for c in sorted(diff.columns, key=lambda c: -c.changed):
                 shown = "<br>".join(
                     f'{_code(fmt_key(e.key))} <span class="red">{esc(fmt_value(e.before))}</span>'
                     f' → <span class="green">{esc(fmt_value(e.after))}</span>'
@@ -388,7 +388,9 @@ def _profiles(model: ModelReport) -> str:
             continue
 
         def pair(x: object, y: object) -> str:
-            a, c = fmt_value(x, 24), fmt_value(y, 24)
+            # None in a profile is "not applicable" (no mean of text), not a NULL value.
+            a = "–" if x is None else fmt_value(x, 24)
+            c = "–" if y is None else fmt_value(y, 24)
             return esc(a) if a == c else f"{esc(a)} → <b>{esc(c)}</b>"
 
         rows.append(

@@ -35,7 +35,7 @@ from dataops_dev.report._summary import (
     short_sha,
     verdict_spans,
 )
-from dataops_dev.report.model import Finding, ModelReport, Report, Severity
+from dataops_dev.report.model import Finding, ModelReport, ProfileStats, Report, Severity
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -385,7 +385,10 @@ def _column_lines(model: ModelReport, options: MarkdownOptions, examples: bool) 
                 *table(["column", "key", "before", "after"], rows),
                 "",
             ]
-        samples = diff.row_samples[: options.row_samples]
+        # Changed rows repeat the column examples above; added/removed rows are new evidence.
+        samples = [s for s in diff.row_samples if s.change != "changed" or not rows][
+            : options.row_samples
+        ]
         if samples:
             sample_rows = [
                 [text(s.change), code(fmt_key(s.key)), _row_values(s.before), _row_values(s.after)]
@@ -400,6 +403,32 @@ def _column_lines(model: ModelReport, options: MarkdownOptions, examples: bool) 
     return lines
 
 
+def _pair(before: object, after: object) -> str:
+    # None in a profile means "not applicable" (no mean of text), not a NULL value.
+    a = "–" if before is None else fmt_value(before, 20)
+    b = "–" if after is None else fmt_value(after, 20)
+    return (code(a) if a != "–" else a) if a == b else f"{code(a)} → {code(b)}"
+
+
+def _top_changes(base: ProfileStats, head: ProfileStats, limit: int = 3) -> str:
+    """The most frequent values whose counts moved, e.g. `loyal 300 → 290`."""
+    before = {fmt_value(v, 20): n for v, n in base.top_values}
+    after = {fmt_value(v, 20): n for v, n in head.top_values}
+    moved = [
+        (value, before.get(value), after.get(value))
+        for value in dict.fromkeys([*before, *after])
+        if before.get(value) != after.get(value)
+    ]
+    moved.sort(key=lambda m: -abs((m[2] or 0) - (m[1] or 0)))
+    cells = [
+        f"{code(value)} {fmt_int(b) if b is not None else '–'} → {fmt_int(a) if a is not None else '–'}"
+        for value, b, a in moved[:limit]
+    ]
+    if len(moved) > limit:
+        cells.append(f"+{len(moved) - limit}")
+    return "<br>".join(cells) or "–"
+
+
 def _profile_lines(model: ModelReport) -> list[str]:
     diff = model.diff
     if diff is None:
@@ -409,19 +438,16 @@ def _profile_lines(model: ModelReport) -> list[str]:
         if not p.changed or p.base is None or p.head is None:
             continue
         b, h = p.base, p.head
-
-        def pair(x: object, y: object) -> str:
-            a, c = fmt_value(x, 20), fmt_value(y, 20)
-            return code(a) if a == c else f"{code(a)} → {code(c)}"
-
         rows.append(
             [
                 code(p.name),
-                pair(b.nulls, h.nulls),
-                pair(b.distinct, h.distinct),
-                pair(b.min, h.min),
-                pair(b.max, h.max),
-                pair(b.mean, h.mean),
+                _pair(b.nulls, h.nulls),
+                _pair(b.distinct, h.distinct),
+                _pair(b.min, h.min),
+                _pair(b.max, h.max),
+                _pair(b.mean, h.mean),
+                # Numeric columns have bins; their top values are mostly singletons (noise).
+                "–" if p.histogram else _top_changes(b, h),
             ]
         )
     if not rows:
@@ -429,7 +455,7 @@ def _profile_lines(model: ModelReport) -> list[str]:
     return [
         "**Profile**",
         "",
-        *table(["column", "nulls", "distinct", "min", "max", "mean"], rows),
+        *table(["column", "nulls", "distinct", "min", "max", "mean", "top values"], rows),
         "",
     ]
 
