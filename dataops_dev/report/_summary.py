@@ -180,6 +180,9 @@ def verdict_spans(report: Report) -> list[Span]:
         spans.append(Span("no blocking findings"))
         if approved:
             spans.append(Span(f" ({plural(len(approved), 'approved finding')})"))
+    if not report.models:
+        spans.append(Span(" — no model changed."))
+        return spans
     changed = changed_models(report)
     impacted = impacted_models(report)
     spans.append(Span(f" — {plural(len(changed), 'model')} changed, {len(impacted):,} impacted"))
@@ -197,7 +200,7 @@ def verdict_spans(report: Report) -> list[Span]:
         spans.append(Span(top.name, Style.CODE))
         if len(with_rows) > 1:
             spans.append(Span(f" (and in {plural(len(with_rows) - 1, 'more model')})"))
-    elif not any(m.diff for m in report.models) and report.models:
+    elif not any(m.diff for m in report.models):
         spans.append(Span("; no data compared"))
     else:
         spans.append(Span("; no row differs"))
