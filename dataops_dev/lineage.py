@@ -809,10 +809,21 @@ def lineage_of_prepared(
     return ModelLineage(
         unique_id,
         tuple(columns) if columns is not None else None,
-        tuple(sorted(edges)),
+        tuple(sorted(edges, key=_edge_key)),
         reason,
         cache_key,
         row_sources=tuple(sorted(walker.row_sources(root))),
+    )
+
+
+def _edge_key(edge: ColumnEdge) -> tuple[str, str, str, str, str]:
+    # The dataclass order, without its slow generated __lt__.
+    return (
+        edge.source_node,
+        edge.source_column,
+        edge.target_node,
+        edge.target_column,
+        edge.kind.value,
     )
 
 
