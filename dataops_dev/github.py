@@ -37,6 +37,8 @@ __all__ = [
 
 DEFAULT_API_URL = "https://api.github.com"
 PER_PAGE = 100
+MAX_BODY = 65_536
+"""GitHub rejects longer comment bodies (422)."""
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
@@ -202,14 +204,20 @@ class GitHubClient:
 def plan_comment(
     client: GitHubClient, pr: PullRequest, body: str, *, marker: str = MARKER
 ) -> CommentPlan:
-    """What upserting `body` would do: the first comment carrying `marker` is ours."""
-    if marker not in body:
+    """What upserting `body` would do: the first comment that starts with `marker` is ours."""
+    if len(body) > MAX_BODY:
+        raise UsageError(
+            f"the comment body has {len(body):,} characters; GitHub accepts {MAX_BODY:,}",
+            "render it with `dataops-dev comment --report ...` (it keeps to the budget)",
+        )
+    if not body.lstrip().startswith(marker):
         raise UsageError(
             "the comment body lacks the review marker, so it could never be updated in place",
             "render it with `dataops-dev report --format markdown`",
         )
     for comment in client.list_comments(pr):
-        if marker in (comment.get("body") or ""):
+        # Ours *starts* with the marker: a reply quoting our comment also contains it.
+        if (comment.get("body") or "").lstrip().startswith(marker):
             action = (
                 CommentAction.UNCHANGED if comment.get("body") == body else CommentAction.UPDATE
             )

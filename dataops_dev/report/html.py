@@ -414,7 +414,7 @@ def _profiles(model: ModelReport) -> str:
     return out
 
 
-def render_html(report: Report, *, max_graph_nodes: int = 150, examples: int = 10) -> str:
+def render_html(report: Report, *, max_graph_nodes: int = 100, examples: int = 10) -> str:
     """The whole page as one string (UTF-8, no external resource)."""
     verdict = report.verdict.value
     head, base = report.head, report.base

@@ -174,8 +174,12 @@ def _details(model: ModelReport, examples: int) -> RenderableType:
     return Group(*parts)
 
 
-def render_text(report: Report, console: Console, *, examples: int = 3) -> None:
-    """Print `report` to `console` (the caller picks stdout/stderr, width and colour)."""
+def render_text(report: Report, console: Console, *, examples: int = 3, details: int = 40) -> None:
+    """Print `report` to `console` (the caller picks stdout/stderr, width and colour).
+
+    The change table lists every model; details follow for the first `details` of them
+    (blocking first), so a 500-model change stays readable in a terminal.
+    """
     style = VERDICT_STYLE[report.verdict]
     console.print(_spans(verdict_spans(report), style), soft_wrap=False)
     head, base = report.head, report.base
@@ -192,9 +196,19 @@ def render_text(report: Report, console: Console, *, examples: int = 3) -> None:
     if report.models:
         console.print()
         console.print(_change_table(report))
-        for model in model_order(report):
+        ordered = model_order(report)
+        for model in ordered[:details]:
             console.print()
             console.print(_details(model, examples))
+        if len(ordered) > details:
+            console.print()
+            console.print(
+                Text(
+                    f"details of {plural(len(ordered) - details, 'more model')} left out: "
+                    "`dataops-dev report --format html -o report.html` shows all",
+                    style="dim",
+                )
+            )
     if report.exposures:
         console.print()
         line = Text("exposures affected: ", style="bold")

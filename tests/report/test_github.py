@@ -143,6 +143,7 @@ def _methods(fake: FakeGitHub) -> list[str]:
 def test_create_then_update_the_same_comment(github: FakeGitHub) -> None:
     for i in range(3):
         github.add(f"unrelated comment {i}")
+    github.add(f"> {MARKER}\n> quoting the review: is this expected?", user="reviewer")
     client = GitHubClient("t0ken", github.base_url, timeout=10)
     pr = PullRequest(REPO, PR)
     body = render_markdown(small_report())
@@ -161,7 +162,7 @@ def test_create_then_update_the_same_comment(github: FakeGitHub) -> None:
     assert second.comment_id == first.comment_id
     assert _methods(github) == ["GET", "PATCH"]
     assert github.requests[1][1] == f"/repos/{REPO}/issues/comments/{first.comment_id}"
-    ours = [c for c in github.comments if MARKER in c["body"]]
+    ours = [c for c in github.comments if c["body"].startswith(MARKER)]
     assert len(ours) == 1 and ours[0]["body"] == new_body
 
     github.requests.clear()
@@ -205,10 +206,12 @@ def test_unreachable_server_is_a_clear_error() -> None:
         upsert_comment(client, PullRequest(REPO, PR), MARKER)
 
 
-def test_body_without_marker_is_refused(github: FakeGitHub) -> None:
+def test_body_without_marker_or_too_long_is_refused(github: FakeGitHub) -> None:
     client = GitHubClient("t0ken", github.base_url)
     with pytest.raises(UsageError, match="marker"):
         upsert_comment(client, PullRequest(REPO, PR), "no marker here")
+    with pytest.raises(UsageError, match="GitHub accepts 65,536"):
+        upsert_comment(client, PullRequest(REPO, PR), MARKER + "x" * 70_000)
     assert github.requests == []
 
 

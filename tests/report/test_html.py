@@ -49,7 +49,7 @@ def test_self_contained_and_escaped() -> None:
 
 def test_large_report_graph_is_budgeted() -> None:
     page = render_html(large_report(300))
-    assert page.count('class="node ') == 151
+    assert page.count('class="node ') == 101
     assert "more node" in page
 
 

@@ -63,3 +63,9 @@ def test_error_report() -> None:
     out = _render(small_report(verdict=Verdict.ERROR))
     assert out.startswith("Error: the review did not finish")
     assert HOSTILE not in out.splitlines()[0]
+
+
+def test_details_are_capped_for_wide_changes() -> None:
+    out = _render(large_report(200), width=120)
+    assert out.count("  rows: ") == 40
+    assert "details of 160 more models left out" in out
