@@ -293,6 +293,11 @@ def _compare_classification(recce_python: Path, work: Path) -> dict[str, Any]:
     return {"cases": len(cases), "recce_disagrees": len(wrong), "disagreements": wrong}
 
 
+def print_results(path: Path) -> None:
+    """Print the table of a saved results file."""
+    _print_table(json.loads(path.read_text()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=500)
@@ -492,6 +497,17 @@ def _print_table(results: dict[str, Any]) -> None:
                 f"{agreement['compared_columns']} columns",
             )
         )
+        classification = recce.get("classification", {})
+        if "cases" in classification:
+            wrong = classification["disagreements"]
+            false_breaking = sum(1 for w in wrong if w["recce"] == "breaking")
+            rows.append(
+                (
+                    "Recce classifier vs the golden classes",
+                    f"disagrees on {classification['recce_disagrees']} of "
+                    f"{classification['cases']} cases ({false_breaking} called breaking)",
+                )
+            )
     else:
         rows.append(("Recce", recce.get("skipped") or recce.get("error", "?")[:200]))
     width = max(len(r[0]) for r in rows)
