@@ -414,8 +414,14 @@ def _profiles(model: ModelReport) -> str:
     return out
 
 
-def render_html(report: Report, *, max_graph_nodes: int = 100, examples: int = 10) -> str:
-    """The whole page as one string (UTF-8, no external resource)."""
+def render_html(
+    report: Report, *, max_graph_nodes: int = 100, examples: int = 10, max_details: int = 300
+) -> str:
+    """The whole page as one string (UTF-8, no external resource).
+
+    Every model is in the summary table; the first `max_details` (blocking first) also get a
+    details section with charts, which keeps a 2,000-model change to a few megabytes.
+    """
     verdict = report.verdict.value
     head, base = report.head, report.base
     meta = (
@@ -445,7 +451,13 @@ def render_html(report: Report, *, max_graph_nodes: int = 100, examples: int = 1
     parts.append(_graph(report, max_graph_nodes))
     if report.models:
         parts.append(_summary_table(report))
-        parts.extend(_model(m, examples) for m in model_order(report))
+        ordered = model_order(report)
+        parts.extend(_model(m, examples) for m in ordered[:max_details])
+        if len(ordered) > max_details:
+            parts.append(
+                f'<p class="muted">Details of {plural(len(ordered) - max_details, "more model")} '
+                "left out; the JSON report holds everything.</p>"
+            )
     failed = failed_tests(report)
     if failed:
         rows = [

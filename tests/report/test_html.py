@@ -47,10 +47,12 @@ def test_self_contained_and_escaped() -> None:
     assert page.count("<svg") == page.count("</svg>")
 
 
-def test_large_report_graph_is_budgeted() -> None:
-    page = render_html(large_report(300))
+def test_large_report_graph_and_details_are_budgeted() -> None:
+    page = render_html(large_report(300), max_details=50)
     assert page.count('class="node ') == 101
     assert "more node" in page
+    assert page.count('<details class="model"') == 50
+    assert "Details of 250 more models left out" in page
 
 
 def _chromium() -> str:
