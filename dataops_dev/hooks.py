@@ -171,9 +171,11 @@ class ProjectFiles:
     project: DbtProject
     model_files: dict[str, Path] = field(default_factory=dict)
     """Model name -> its .sql/.py file (absolute)."""
-    _schema: dict[str, SchemaEntry] | None = None
-    _sources: list[Mapping[str, Any]] = field(default_factory=list)
-    _schema_by_file: dict[Path, list[str]] = field(default_factory=dict)
+    _yaml_files: list[Path] | None = None
+    _texts: dict[Path, str] = field(default_factory=dict)
+    _parsed: dict[Path, tuple[list[SchemaEntry], list[Mapping[str, Any]]]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def read(cls, loaded: LoadedConfig) -> ProjectFiles:
@@ -200,52 +202,73 @@ class ProjectFiles:
                 return True
         return False
 
-    def _load_schema(self) -> dict[str, SchemaEntry]:
-        if self._schema is not None:
-            return self._schema
-        self._schema = {}
-        for folder in self.project.model_paths:
-            base = self.project_dir / folder
-            if not base.is_dir():
-                continue
-            for path in sorted([*base.rglob("*.yml"), *base.rglob("*.yaml")]):
-                entries, sources = _read_schema_file(path)
-                self._sources.extend(sources)
-                self._schema_by_file[path.resolve()] = [e.name for e in entries]
-                for entry in entries:
-                    self._schema[entry.name] = entry
-        return self._schema
+    # Schema YAML is parsed file by file, only where the text names what is asked for: a
+    # 500-model project's YAML takes longer to parse than the whole check otherwise.
+
+    def yaml_files(self) -> list[Path]:
+        if self._yaml_files is None:
+            found: list[Path] = []
+            for folder in self.project.model_paths:
+                base = self.project_dir / folder
+                if base.is_dir():
+                    found.extend(sorted([*base.rglob("*.yml"), *base.rglob("*.yaml")]))
+            self._yaml_files = found
+        return self._yaml_files
+
+    def _text(self, path: Path) -> str:
+        if path not in self._texts:
+            self._texts[path] = path.read_text(encoding="utf-8")
+        return self._texts[path]
+
+    def parse(self, path: Path) -> tuple[list[SchemaEntry], list[Mapping[str, Any]]]:
+        """(model entries, source entries) of one schema YAML file."""
+        if path not in self._parsed:
+            self._parsed[path] = _read_schema_file(path, self._text(path))
+        return self._parsed[path]
+
+    def entry(self, name: str) -> SchemaEntry | None:
+        """The model's entry in the working tree's schema YAML (the last one wins, as in dbt)."""
+        found = None
+        for path in self.yaml_files():
+            if name in self._text(path):
+                for entry in self.parse(path)[0]:
+                    if entry.name == name:
+                        found = entry
+        return found
 
     @property
     def schema(self) -> dict[str, SchemaEntry]:
-        return self._load_schema()
+        """Every model entry (parses all schema YAML)."""
+        return {e.name: e for path in self.yaml_files() for e in self.parse(path)[0]}
 
     @property
     def sources(self) -> list[Mapping[str, Any]]:
-        self._load_schema()
-        return self._sources
+        return [
+            source
+            for path in self.yaml_files()
+            if "sources" in self._text(path)
+            for source in self.parse(path)[1]
+        ]
 
     def models_of(self, files: Iterable[Path], *, since_head: bool = True) -> list[str]:
         """Models the given files define or describe (a YAML file: the entries that differ
         from HEAD's version of it, or all of them when it is new or git is unavailable)."""
         names: list[str] = []
-        by_path = {p.resolve(): n for n, p in self.model_files.items()}
+        by_path = {p: n for n, p in self.model_files.items()}
         for file in files:
             if file in by_path and self.is_under(file, self.project.model_paths):
                 names.append(by_path[file])
             elif file.suffix in (".yml", ".yaml") and self.is_under(file, self.project.model_paths):
-                self._load_schema()
-                in_file = self._schema_by_file.get(file, [])
-                changed = _changed_entries(file, in_file, self.schema) if since_head else None
-                names.extend(in_file if changed is None else changed)
+                entries = {e.name: e for e in self.parse(file)[0]}
+                changed = _changed_entries(file, entries) if since_head else None
+                names.extend(list(entries) if changed is None else changed)
         return list(dict.fromkeys(n for n in names))
 
 
-def _read_schema_file(path: Path) -> tuple[list[SchemaEntry], list[Mapping[str, Any]]]:
+def _read_schema_file(path: Path, text: str) -> tuple[list[SchemaEntry], list[Mapping[str, Any]]]:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    text = path.read_text(encoding="utf-8")
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -253,26 +276,26 @@ def _read_schema_file(path: Path) -> tuple[list[SchemaEntry], list[Mapping[str, 
     if not isinstance(data, Mapping):
         return [], []
     entries = []
-    lines = text.split("\n")
+    lines = _name_lines(text)
     for entry in data.get("models") or ():
         if isinstance(entry, Mapping) and entry.get("name"):
             name = str(entry["name"])
-            entries.append(SchemaEntry(name, path.resolve(), _entry_line(lines, name), entry))
+            entries.append(SchemaEntry(name, path.resolve(), lines.get(name, 1), entry))
     sources = [s for s in data.get("sources") or () if isinstance(s, Mapping)]
     return entries, sources
 
 
-def _entry_line(lines: Sequence[str], name: str) -> int:
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip().lstrip("-").strip()
-        if stripped in (f"name: {name}", f"name: '{name}'", f'name: "{name}"'):
-            return number
-    return 1
+def _name_lines(text: str) -> dict[str, int]:
+    """`name: X` -> the line of its first occurrence (a model's entry precedes its columns)."""
+    import re
+
+    lines: dict[str, int] = {}
+    for match in re.finditer(r"^[ \t-]*name:[ \t]*['\"]?([^'\"\n#]+?)['\"]?[ \t]*$", text, re.M):
+        lines.setdefault(match.group(1), text.count("\n", 0, match.start()) + 1)
+    return lines
 
 
-def _changed_entries(
-    path: Path, names: Sequence[str], schema: Mapping[str, SchemaEntry]
-) -> list[str] | None:
+def _changed_entries(path: Path, entries: Mapping[str, SchemaEntry]) -> list[str] | None:
     """Entries of `path` that differ from the HEAD commit's version (None: unknown)."""
     import yaml
 
@@ -289,7 +312,7 @@ def _changed_entries(
     if result.returncode != 0:
         return None
     try:
-        old = yaml.safe_load(result.stdout) or {}
+        old = yaml.load(result.stdout, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506
     except yaml.YAMLError:
         return None
     before = {
@@ -297,7 +320,7 @@ def _changed_entries(
         for e in (old.get("models") or () if isinstance(old, Mapping) else ())
         if isinstance(e, Mapping) and e.get("name")
     }
-    return [n for n in names if before.get(n) != schema[n].data]
+    return [n for n, e in entries.items() if before.get(n) != e.data]
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -679,7 +702,7 @@ def impact_guard(
         assert tree is not None
         path = tree.model_files.get(change.name)
         if path is None:
-            entry = tree.schema.get(change.name)
+            entry = tree.entry(change.name)
             where, line = (entry.path, entry.line) if entry else (loaded.project_dir, 1)
         else:
             where, line = path, 1
@@ -843,7 +866,7 @@ def keys_and_tests(
     ]
     problems = []
     for name in models:
-        entry = tree.schema.get(name)
+        entry = tree.entry(name)
         path, line = (entry.path, entry.line) if entry is not None else (tree.model_files[name], 1)
         missing: list[str] = []
         if hooks.require_key and not key_of(entry, loaded.config.diff.keys.get(name)):

@@ -56,6 +56,10 @@ def parsed_sample_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(project / "target" / "manifest.json", production / "manifest.json")
     shutil.rmtree(project / "target")
     shutil.rmtree(project / "logs", ignore_errors=True)
+    # Warm the lineage cache once: every copy starts where a developer's second commit would.
+    from dataops_dev.impact import analyze_impact
+
+    analyze_impact(project, production / "manifest.json", state_dir=project / ".dataops")
     return project
 
 
