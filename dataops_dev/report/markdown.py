@@ -89,9 +89,15 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 _SPACE = re.compile(r"\s+")
 
 
+# `@team` in a finding or an exposure owner would notify people from every PR comment update:
+# a word joiner after the `@` keeps it visible but stops GitHub's mention.
+_MENTION = re.compile(r"(^|[^\w])@(?=\w)")
+
+
 def text(value: object) -> str:
     """Arbitrary text as inert markdown inside a paragraph or table cell."""
     escaped = html.escape(_SPACE.sub(" ", str(value)), quote=False)
+    escaped = _MENTION.sub("\\1@\u2060", escaped)
     return _MD_SPECIAL.sub(r"\\\1", escaped)
 
 

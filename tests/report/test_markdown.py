@@ -202,3 +202,15 @@ def test_budget_on_a_generated_project_impact(tmp_path: Path) -> None:
     assert len(mermaid) < 50_000
     assert "10 breaking changes to" in body.splitlines()[3]
     shutil.rmtree(project / ".st", ignore_errors=True)
+
+
+def test_mentions_in_text_do_not_notify() -> None:
+    import dataclasses
+
+    report = small_report()
+    model = report.models[0]
+    finding = dataclasses.replace(report.findings[0], title="@data-team please look")
+    models = (dataclasses.replace(model, findings=(finding,)), *report.models[1:])
+    body = render_markdown(dataclasses.replace(report, models=models))
+    assert "@data-team" not in body
+    assert "@\u2060data-team please look" in body
