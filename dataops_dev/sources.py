@@ -492,8 +492,9 @@ def _project_files(loaded: LoadedConfig, suffixes: tuple[str, ...]) -> list[Path
                 continue
             if any(part.startswith(".") for part in parts):
                 continue
-            # Recorded decisions do not change what the sample holds.
-            if parts == ("dataops.approvals.yml",):
+            # Recorded decisions do not change what the sample holds; our config is hashed
+            # separately and the lock file below.
+            if parts in (("dataops.approvals.yml",), ("dataops_dev.yml",), (LOCK_FILE,)):
                 continue
             files.append(path)
     return sorted(files)
