@@ -208,13 +208,13 @@ def _graph(report: Report, max_nodes: int) -> str:
     return f'<h2>Impact</h2>{legend}<div class="graph">{dag_svg(graph)}</div>{note}'
 
 
-def _summary_table(report: Report) -> str:
+def _summary_table(report: Report, detailed: int) -> str:
     rows = []
-    for m in model_order(report):
+    for i, m in enumerate(model_order(report)):
         d = m.diff
         rows.append(
             [
-                f'<a href="#m-{esc(m.name)}">{esc(m.name)}</a>',
+                f'<a href="#m-{esc(m.name)}">{esc(m.name)}</a>' if i < detailed else esc(m.name),
                 _tag(change_label(m)),
                 fmt_int(d.rows.base) if d else "–",
                 fmt_int(d.rows.head) if d else "–",
@@ -450,7 +450,7 @@ def render_html(
     parts.append(_findings(report))
     parts.append(_graph(report, max_graph_nodes))
     if report.models:
-        parts.append(_summary_table(report))
+        parts.append(_summary_table(report, max_details))
         ordered = model_order(report)
         parts.extend(_model(m, examples) for m in ordered[:max_details])
         if len(ordered) > max_details:
