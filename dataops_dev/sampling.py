@@ -502,14 +502,18 @@ def run_sample(
                 "lower sample.rate (or an anchor's rate/rows), add a filter, or raise max_rows",
             )
         masked_rows = 0
-        with watch.measure("mask_and_write"):
+        # "mask": mapping tables plus writing the tables that have masked columns (the
+        # masking throughput); "write": copying the tables that have none.
+        with watch.measure("mask"):
             maps = _build_maps(plan, work, names, salt, dialect)
-            for table_plan in plan.tables:
+        for table_plan in plan.tables:
+            is_masked = any(m.masked for m in table_plan.masks)
+            with watch.measure("mask" if is_masked else "write"):
                 query = _masked_select(table_plan, names[table_plan.name], maps, dialect)
                 writer.write(table_plan, query)
-                if any(m.masked for m in table_plan.masks):
-                    masked_rows += counts[table_plan.name]
-                reporter.task_advanced("sample", description=f"masked {table_plan.name}")
+            if is_masked:
+                masked_rows += counts[table_plan.name]
+            reporter.task_advanced("sample", description=f"masked {table_plan.name}")
         with watch.measure("verify"):
             orphans: dict[str, int] = {}
             for edge in plan.graph.edges:
