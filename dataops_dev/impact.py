@@ -8,6 +8,7 @@ unknown`; lineage edges then carry the change downstream (value- vs row-affected
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -1217,6 +1218,18 @@ def analyze_impact(
             )
     with watch.measure("radius"):
         radius = impact_radius(manifest, lineage, radius_input)
+        origins = [
+            uid
+            for uid, change in pending.items()
+            if change.status is ModelStatus.MODIFIED
+            and head_schemas.get(uid) != lineage.schemas.get(uid)
+        ]
+        for origin, reshaped in _propagate_column_sets(
+            manifest, lineage, head_schemas, origins, base_sql, dialect, relations
+        ).items():
+            radius[origin] = _with_reshaped(
+                radius.get(origin, Impacted()), reshaped, manifest, lineage, exposures
+            )
     diff_needed: set[str] = set()
     no_diff: set[str] = set()
     for uid, change in pending.items():
@@ -1246,6 +1259,85 @@ def analyze_impact(
         diff_needed=tuple(sorted(diff_needed)),
         no_diff_needed=tuple(sorted(no_diff)),
         timings=dict(watch.timings),
+    )
+
+
+def _propagate_column_sets(
+    manifest: Manifest,
+    lineage: ProjectLineage,
+    head_schemas: dict[str, tuple[str, ...] | None],
+    origins: Iterable[str],
+    sql_for: Callable[[Node], str | None],
+    dialect: str,
+    relations: RelationIndex,
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Children whose own output columns change because a parent's did (`SELECT *` chains):
+    origin -> {child: columns added or removed there}. Walks only while column sets change."""
+    order = {n.unique_id: i for i, n in enumerate(topological_models(manifest))}
+    result: dict[str, dict[str, tuple[str, ...]]] = {}
+    for origin in origins:
+        reshaped: dict[str, tuple[str, ...]] = {}
+        frontier = {origin}
+        while frontier:
+            children = sorted(
+                {
+                    c
+                    for parent in frontier
+                    for c in manifest.child_map.get(parent, ())
+                    if c in order and c not in reshaped
+                },
+                key=order.__getitem__,
+            )
+            frontier = set()
+            for child in children:
+                node = manifest.get(child)
+                sql = sql_for(node) if node is not None else None
+                if node is None or sql is None:
+                    continue
+                try:
+                    prepared = prepare(sql, dialect, relations, head_schemas)
+                except LineageError:
+                    continue
+                columns = lineage_of_prepared(child, prepared).columns
+                before = lineage.schemas.get(child)
+                if columns is None or before is None or columns == before:
+                    continue
+                head_schemas[child] = columns
+                changed = tuple(sorted(set(columns) ^ set(before)))
+                if changed:
+                    reshaped[child] = changed
+                    frontier.add(child)
+        if reshaped:
+            result[origin] = reshaped
+    return result
+
+
+def _with_reshaped(
+    impacted: Impacted,
+    reshaped: Mapping[str, tuple[str, ...]],
+    manifest: Manifest,
+    lineage: ProjectLineage,
+    exposures: Mapping[str, tuple[str, ...]],
+) -> Impacted:
+    names = {lineage.names.get(uid, uid): uid for uid in reshaped}
+    models = list(impacted.models) + [n for n in names if n not in impacted.models]
+    columns = list(impacted.columns)
+    for name, uid in names.items():
+        columns.extend(f"{name}.{c}" for c in reshaped[uid] if f"{name}.{c}" not in columns)
+    found = set(impacted.exposures) | {e for uid in reshaped for e in exposures.get(uid, ())}
+    contracted = list(impacted.contracted_models) + [
+        name
+        for name, uid in names.items()
+        if name not in impacted.contracted_models
+        and (node := manifest.get(uid)) is not None
+        and node.contract_enforced
+    ]
+    return dataclasses.replace(
+        impacted,
+        models=tuple(models),
+        columns=tuple(columns),
+        exposures=tuple(sorted(found)),
+        contracted_models=tuple(contracted),
     )
 
 

@@ -165,3 +165,37 @@ def test_find_base_manifest_order(small_project: Path, tmp_path: Path) -> None:
     assert find_base_manifest(loaded, explicit) == explicit
     with pytest.raises(ProjectError):
         find_base_manifest(loaded, tmp_path / "missing.json")
+
+
+def test_new_column_flows_through_select_star_children(small_project: Path) -> None:
+    import hashlib
+
+    manifest_path = small_project / "target" / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    parent, child = "m_0010", "m_star"
+    raw = f"select * from {{{{ ref('{parent}') }}}}"
+    (small_project / "models" / "marts" / f"{child}.sql").write_text(raw)
+    uid = f"model.bench_project.{child}"
+    template = dict(data["nodes"]["model.bench_project.m_0039"])
+    template.update(
+        unique_id=uid,
+        name=child,
+        alias=child,
+        relation_name=f'"bench"."main"."{child}"',
+        original_file_path=f"models/marts/{child}.sql",
+        raw_code=raw,
+        compiled_code=f'select * from "bench"."main"."{parent}"',
+        checksum={"name": "sha256", "checksum": hashlib.sha256(raw.encode()).hexdigest()},
+        depends_on={"nodes": [f"model.bench_project.{parent}"], "macros": []},
+    )
+    data["nodes"][uid] = template
+    data["child_map"][f"model.bench_project.{parent}"].append(uid)
+    data["child_map"][uid] = []
+    manifest_path.write_text(json.dumps(data))
+    assert _analyze(small_project).models == ()  # the base is consistent
+
+    _edit(small_project, parent, "select * from shaped", "select *, 1 as flag from shaped")
+    [change] = _analyze(small_project).models
+    assert change.change is ChangeKind.ADDITIVE
+    assert change.impacted.models == (child,)
+    assert change.impacted.columns == (f"{child}.flag",)
