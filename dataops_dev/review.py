@@ -438,7 +438,8 @@ def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
         raise ProjectError(
             f"no review report for branch {branch!r} yet", "run `dataops-dev review` first"
         )
-    return apply_decisions(Report.load(path), load_decisions(loaded.project_dir))
+    report = apply_decisions(Report.load(path), load_decisions(loaded.project_dir))
+    return dataclasses.replace(report, next_commands=_next_commands(report))
 
 
 def run_review(
