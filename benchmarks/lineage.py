@@ -243,7 +243,7 @@ def _classification_cases() -> list[dict[str, Any]]:
         blocks = path.read_text().split("-- classify: ")[1:]
         for block in blocks:
             name, rest = block.split("\n", 1)
-            statements = []
+            statements: list[str] = []
             buffer: list[str] = []
             lines = rest.splitlines()
             while len(statements) < 2:
