@@ -1069,7 +1069,9 @@ def analyze_impact(
         return version.sql
 
     with watch.measure("lineage"):
-        lineage = compute_lineage(manifest, dialect=dialect, cache_dir=cache_dir, sql_for=base_sql)
+        lineage = compute_lineage(
+            manifest, dialect=dialect, cache_dir=cache_dir, sql_for=base_sql, reporter=reporter
+        )
     relations = RelationIndex.from_manifest(manifest)
     report_models: list[ModelChange] = []
     unchanged: list[str] = []

@@ -140,7 +140,15 @@ def impact(
 
     loaded = app.loaded
     path = find_base_manifest(loaded, base_manifest, base_ref=base_ref)
-    report = analyze_impact(loaded.project_dir, path, state_dir=loaded.state_dir)
+    reporter = app.reporter()
+    try:
+        report = analyze_impact(
+            loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter
+        )
+    finally:
+        close = getattr(reporter, "close", None)
+        if close is not None:
+            close()
     fmt = resolve_format(output_format, as_json)
     if fmt == "json":
         emit_json(report.to_dict())
