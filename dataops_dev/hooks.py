@@ -626,6 +626,23 @@ def static_findings(
     ]
 
 
+def find_static_finding(loaded: LoadedConfig, prefix: str) -> Finding | None:
+    """The impact guard's finding whose fingerprint starts with `prefix` (for `decide`), or
+    None when there is none (or no production manifest to find it with)."""
+    from dataops_dev.errors import UsageError
+
+    if len(prefix) < 6:
+        return None
+    try:
+        findings = static_findings(loaded)
+    except DataopsError:
+        return None
+    matches = {f.fingerprint: f for f in findings if f.fingerprint.startswith(prefix)}
+    if len(matches) > 1:
+        raise UsageError(f"{prefix} matches several findings", "give more characters")
+    return next(iter(matches.values()), None)
+
+
 def _guard(
     loaded: LoadedConfig,
     changed_files: Sequence[Path] | None,
@@ -697,6 +714,7 @@ def impact_guard(
     tree = ProjectFiles.read(loaded) if guarded else None
     problems: list[HookProblem] = []
     acknowledged: list[HookProblem] = []
+    command = cli_command(loaded.project_dir, cwd)
     for item in guarded:
         change, finding = item.change, item.finding
         assert tree is not None
@@ -723,8 +741,9 @@ def impact_guard(
             model=change.name,
             details=(f"guarded: {change.name} " + "; ".join(item.guarded_because),)
             + impact_lines(change),
-            hint=f'dataops-dev decide approve {finding.fingerprint} --note "why this is expected"'
-            + " (then stage dataops.approvals.yml), or `dataops-dev review` to see the data",
+            hint=f"{command} decide approve {finding.fingerprint} "
+            + '--note "why this is expected" (then stage dataops.approvals.yml), or '
+            + f"`{command} review` to see the data",
             fingerprint=finding.fingerprint,
             acknowledged_by=by,
         )
@@ -736,6 +755,13 @@ def impact_guard(
         projects=(project,),
         checked_models=tuple(m.name for m in report.models),
     )
+
+
+def cli_command(project_dir: Path, cwd: Path) -> str:
+    """`dataops-dev`, with `--project-dir` when the project is not the working directory."""
+    if project_dir.resolve() == cwd.resolve():
+        return "dataops-dev"
+    return f"dataops-dev --project-dir {display_path(project_dir, cwd)}"
 
 
 def impact_lines(change: ModelChange, limit: int = 12) -> tuple[str, ...]:
@@ -922,8 +948,10 @@ def review_hook(
     if save is not None:
         save(loaded, report)
     tree = ProjectFiles.read(loaded)
+    command = cli_command(loaded.project_dir, cwd)
     problems = []
-    if report.error:
+    build_failed = any(f.kind.value == "build_failed" for f in report.blocking)
+    if report.error and not build_failed:
         problems.append(
             HookProblem(
                 display_path(loaded.project_dir / "dbt_project.yml", cwd),
@@ -943,8 +971,8 @@ def review_hook(
                 f"{finding.kind.value}: {finding.title}",
                 model=finding.model,
                 details=(finding.detail,) if finding.detail else (),
-                hint=f'dataops-dev decide approve {finding.fingerprint} --note "why this is '
-                'expected", or see the evidence with `dataops-dev tui`',
+                hint=f"{command} decide approve {finding.fingerprint} "
+                f'--note "why this is expected", or see the evidence with `{command} tui`',
                 fingerprint=finding.fingerprint,
             )
         )

@@ -5,12 +5,15 @@ on a syntax error, a breaking edit and a model without a key."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.hooks.conftest import BIN, REPO_ROOT, HookRepo, git
+from tests.hooks.conftest import BIN, REPO_ROOT, HookRepo, git, local_hooks_config
 
 pytestmark = pytest.mark.slow
 
@@ -111,19 +114,35 @@ def test_breaking_change_to_contract_fails_until_approved(
     assert f"{path}:1:1: breaking change to dim_customers [contract broken]" in result.stdout
     assert "removed columns: email" in result.stdout
     assert "feeds exposure customer_health_dashboard" in result.stdout
-    assert "dataops-dev decide approve " in result.stdout
-    # Approve the exact finding (what `dataops-dev decide approve FP` records), stage it: passes.
-    from dataops_dev.decisions import record_decision
+    # Approve the exact finding with the command the hook printed, stage the approval: passes.
     from dataops_dev.hooks import load_project_config, static_findings
-    from dataops_dev.report.model import Decision
 
     loaded = load_project_config(repo.project)
     findings = static_findings(loaded, [repo.path("models/marts/dim_customers.sql")])
     assert [f.model for f in findings] == ["dim_customers"]
-    assert findings[0].fingerprint in result.stdout
-    record_decision(
-        repo.project, findings[0], Decision.APPROVED, note="CRM sync no longer reads it"
+    command = (
+        f"dataops-dev --project-dir analytics decide approve {findings[0].fingerprint} "
+        '--note "why this is expected"'
     )
+    assert command in result.stdout
+    decide = subprocess.run(
+        [
+            str(BIN / "dataops-dev"),
+            "--project-dir",
+            "analytics",
+            "decide",
+            "approve",
+            findings[0].fingerprint[:10],
+            "--note",
+            "CRM sync no longer reads it",
+        ],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert decide.returncode == 0, decide.stdout + decide.stderr
+    assert (repo.project / "dataops.approvals.yml").is_file()
     repo.stage()
     approved = repo.pre_commit("run", GUARD)
     assert approved.returncode == 0, approved.stdout
@@ -216,3 +235,44 @@ def test_deleting_a_contracted_model_fails_the_guard(hook_repo: Callable[..., Ho
     assert result.returncode != 0
     assert "breaking change to customer_segments" in result.stdout
     assert "model removed" in result.stdout
+
+
+def test_review_hook_fails_on_blocking_findings_until_approved(
+    sample_project_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-push/manual hook runs the real review (sample, baseline and branch builds)."""
+    monkeypatch.setenv("DATAOPS_SALT", "hook-test-salt")
+    project = sample_project_copy
+    (project / ".gitignore").write_text(".dataops/\ntarget/\nlogs/\n*.duckdb\n", "utf-8")
+    (project / ".pre-commit-config.yaml").write_text(
+        yaml.safe_dump(local_hooks_config(), sort_keys=False), "utf-8"
+    )
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "hooks")
+    git(project, "checkout", "-q", "-b", "feature/drop-opened-year")
+    repo = HookRepo(project, project)
+    repo.edit(
+        "models/marts/dim_stores.sql",
+        "    cast(extract(year from stores.opened_at) as integer) as opened_year,\n",
+        "",
+    )
+    git(project, "commit", "-q", "-am", "dim_stores: drop opened_year")
+    result = repo.pre_commit("run", "dataops-review", "--hook-stage", "manual")
+    assert result.returncode != 0, result.stdout
+    assert "models/marts/dim_stores.sql:1:1: breaking_change:" in result.stdout
+    fingerprints = re.findall(r"dataops-dev decide approve ([0-9a-f]{16})", result.stdout)
+    assert fingerprints, result.stdout
+    for fingerprint in fingerprints:
+        decide = subprocess.run(
+            [str(BIN / "dataops-dev"), "decide", "approve", fingerprint, "--note", "unused"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert decide.returncode == 0, decide.stdout + decide.stderr
+    git(project, "add", "dataops.approvals.yml")
+    git(project, "commit", "-q", "-m", "approve")
+    approved = repo.pre_commit("run", "dataops-review", "--hook-stage", "manual")
+    assert approved.returncode == 0, approved.stdout
+    assert "models/marts/dim_stores.sql:1:1" not in approved.stdout
