@@ -5,6 +5,7 @@ textual is imported only when the command runs, so other commands keep their fas
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -54,8 +55,12 @@ def tui(
     else:
         loaded = None
     session = ReviewSession(project_dir=project_dir, report_path=report_path, loaded=loaded)
-    DataopsApp(
+    tui_app = DataopsApp(
         session,
         theme=f"textual-{theme}",
         exit_after_first_paint=exit_after_first_paint,
-    ).run(headless=headless)
+    )
+    tui_app.run(headless=headless)
+    if exit_after_first_paint:
+        # For benchmarks/tui_startup.py: when the first frame was painted (epoch seconds).
+        click.echo(json.dumps({"first_paint": tui_app.first_paint_at}), err=True)

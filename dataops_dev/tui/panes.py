@@ -44,7 +44,7 @@ def cell(value: Any, style: str = "") -> Text:
     if value is None:
         return Text("∅", style="dim")
     if isinstance(value, float):
-        return Text(f"{value:,.4g}", style=style)
+        return Text(f"{value:,.6g}", style=style)
     if isinstance(value, int) and not isinstance(value, bool):
         return Text(f"{value:,}", style=style)
     return Text(str(value), style=style)
@@ -99,6 +99,14 @@ class Pane(VerticalScroll):
     Pane DataTable { height: auto; max-height: 20; margin: 1 0 0 0; }
     Pane .note { color: $text-muted; }
     """
+
+    version: int | None = None
+    """The app's view version this pane shows (see `DataopsApp.ensure_pane`)."""
+
+    def on_mount(self) -> None:
+        ensure = getattr(self.app, "ensure_pane", None)
+        if ensure is not None:
+            ensure(self)
 
     def show(self, report: Report, model: ModelReport | None) -> None:
         raise NotImplementedError
@@ -296,7 +304,7 @@ class ColumnsPane(Pane):
         self._diff = diff
         _table(
             table,
-            ("column", "changed", "match", "nulls", "distinct", "mean", "base", "head"),
+            ("column", "changed", "match", "base", "head", "nulls", "distinct", "mean"),
         )
         if diff is None:
             examples.update(Text("no data diff", "dim"))
@@ -324,11 +332,19 @@ class ColumnsPane(Pane):
                     "yellow" if change and change.changed else "",
                 ),
                 cell(pct(change.match_pct) if change else "—"),
-                before_after(base.nulls if base else None, head.nulls if head else None),
-                before_after(base.distinct if base else None, head.distinct if head else None),
-                before_after(base.mean if base else None, head.mean if head else None),
                 Text(sparkline([b.base for b in bins], peak), "cyan"),
                 Text(sparkline([b.head for b in bins], peak), "magenta"),
+                *(
+                    (
+                        before_after(base.nulls if base else None, head.nulls if head else None),
+                        before_after(
+                            base.distinct if base else None, head.distinct if head else None
+                        ),
+                        before_after(base.mean if base else None, head.mean if head else None),
+                    )
+                    if profile is not None
+                    else (Text(""), Text(""), Text(""))
+                ),
                 key=name,
             )
         first_changed = next((c.name for c in diff.columns if c.changed), None)

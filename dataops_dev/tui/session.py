@@ -80,6 +80,12 @@ class ReviewSession:
         """The saved report (`report_path`, else the current branch's last one), with the
         recorded decisions of the approvals file applied."""
         if self.report_path is not None:
+            if not self.report_path.is_file():
+                from dataops_dev.errors import ProjectError
+
+                raise ProjectError(
+                    f"no report at {self.report_path}", "run `dataops-dev review` to write one"
+                )
             report = Report.load(self.report_path)
         else:
             from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
@@ -206,6 +212,8 @@ def static_overlay(report: Report, impact: ImpactReport) -> Report:
             "contract_enforced": change.contract_enforced,
         }
         existing = models.get(change.name)
+        if existing is None or existing.diff is None:
+            fields["diff_note"] = "classified by `impact`: run `review` for data diffs"
         if existing is None:
             models[change.name] = ModelReport(
                 name=change.name, unique_id=change.unique_id, **fields

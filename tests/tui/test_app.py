@@ -1,5 +1,6 @@
-"""Pilot tests: the real app over a saved report — navigation, every tab, decisions (the
-approvals file changes), filter, lineage jumps, help, theme, command palette, deploy plan."""
+"""Pilot tests: the real app over the real sample_project report — navigation, every tab,
+decisions (the approvals file changes), filter, lineage jumps, help, theme, command palette,
+deploy plan; the factory report covers the tabs the real review leaves empty."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Label, Static, TabbedContent
 
 from dataops_dev.report.model import Decision, Report
-from dataops_dev.tui.app import DataopsApp
+from dataops_dev.tui.app import TABS, DataopsApp
 from dataops_dev.tui.screens import DecideScreen, DeployPlanScreen, HelpScreen
 from dataops_dev.tui.session import ReviewSession
 from dataops_dev.tui.tree import ChangeTree
@@ -33,33 +34,85 @@ def shown_models(app: DataopsApp) -> list[str]:
     return [n.data.name for n in app.query_one(ChangeTree).model_nodes() if n.data]
 
 
-def test_opens_on_the_report_and_navigates_the_tree(make_app: Callable[..., DataopsApp]) -> None:
+def test_opens_on_the_report_and_navigates_the_tree(
+    make_app: Callable[..., DataopsApp], report: Report
+) -> None:
     async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
         assert app.report is not None and app.problem is None
-        assert "BLOCKED" in static_text(app, "#header")
-        assert shown_models(app)[:4] == [
-            "stg_orders",
-            "fct_orders",
-            "dim_customers",
+        header = static_text(app, "#header")
+        assert "BLOCKED" in header and "demo/segment-thresholds" in header
+        assert "2026-11-21 10:45" in header  # the report's time, not the clock's
+        tree = app.query_one(ChangeTree)
+        labels = [str(node.label) for node in tree.root.children]
+        assert labels[:4] == ["breaking (1)", "partial (1)", "additive (1)", "metadata (0)"]
+        assert labels[4:] == ["impacted (2)", "exposures (2)"]
+        # Every model of the report is reachable; impacted ones sit under what changed them.
+        assert set(shown_models(app)) == {m.name for m in report.models}
+        fct_orders = next(n for n in tree.model_nodes() if n.data and n.data.name == "fct_orders")
+        assert [str(c.label).split(" ")[1] for c in fct_orders.children][:4] == [
+            "customer_lifetime_value",
+            "customer_segments",
             "daily_revenue",
+            "store_performance",
         ]
-        assert app.selected == "stg_orders"
-        assert "stg_orders" in static_text(app, "#summary-text")
+        assert app.selected == "store_performance"
+        assert "store_performance" in static_text(app, "#summary-text")
+        # The exposure under it is not a model: the right side keeps the model.
         await press(pilot, "down")
+        assert app.selected == "store_performance"
+        await press(pilot, "down", "down")
         assert app.selected == "fct_orders"
-        assert "fct_orders" in static_text(app, "#summary-text")
-        # Exposures are not models: the right side keeps the last model.
-        await press(pilot, "down", "down", "down")
-        assert app.selected == "daily_revenue"
+        assert "partial" in static_text(app, "#summary-text")
         await press(pilot, "down")
-        assert app.selected == "daily_revenue"
-        await pilot.click(ChangeTree, offset=(4, 9))
-        assert app.selected == "dim_products"
+        assert app.selected == "customer_lifetime_value"
+        # The mouse works too: line 12 is customer_segments under "additive".
+        await pilot.click(ChangeTree, offset=(6, 12))
+        await pilot.pause()
+        assert app.selected == "customer_segments"
 
     drive(make_app(), scenario)
 
 
-def test_every_tab_shows_the_selected_model(make_app: Callable[..., DataopsApp]) -> None:
+def test_every_tab_of_every_model_of_the_real_report(
+    make_app: Callable[..., DataopsApp], report: Report
+) -> None:
+    async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
+        tabs = app.query_one(TabbedContent)
+        tree = app.query_one(ChangeTree)
+        for model in report.models:
+            tree.select_model(model.name)
+            await pilot.pause()
+            assert app.selected == model.name
+            for index, (tab_id, _, _) in enumerate(TABS, 1):
+                await press(pilot, str(index))
+                assert tabs.active == tab_id
+            assert model.diff is not None
+            rows = model.diff.rows
+            await press(pilot, "3")
+            assert f"rows  {rows.base:,} → {rows.head:,}" in static_text(app, "#rows-text")
+            assert app.query_one("#rows-table", DataTable).row_count == len(model.diff.row_samples)
+            await press(pilot, "4")
+            columns = app.query_one("#columns-table", DataTable)
+            assert columns.row_count >= len(model.diff.columns)
+            changed = model.diff.changed_columns
+            if changed and changed[0].examples:
+                assert f"{changed[0].name}: {changed[0].changed:,} of" in static_text(
+                    app, "#column-examples"
+                )
+            await press(pilot, "6")
+            assert app.query_one("#tests-table", DataTable).row_count == len(model.tests)
+        # customer_segments gained a column: the Schema tab lists it.
+        tree.select_model("customer_segments")
+        await press(pilot, "2")
+        assert "1 added" in static_text(app, "#schema-note")
+        assert "is_high_value" in str(app.query_one("#schema-table", DataTable).get_row_at(0)[1])
+
+    drive(make_app(), scenario, size=(160, 48))
+
+
+def test_tabs_with_schema_tests_and_sql_on_the_factory_report(
+    make_factory_app: Callable[..., DataopsApp],
+) -> None:
     async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
         tabs = app.query_one(TabbedContent)
         expected = {
@@ -76,9 +129,8 @@ def test_every_tab_shows_the_selected_model(make_app: Callable[..., DataopsApp])
             assert tabs.active == tab
             assert needle in static_text(app, selector), (tab, static_text(app, selector))
         assert app.query_one("#schema-table", DataTable).row_count == 2
-        assert app.query_one("#rows-table", DataTable).row_count == 3
-        assert app.query_one("#columns-table", DataTable).row_count == 3
-        assert app.query_one("#tests-table", DataTable).row_count == 2
+        # The failing test comes first, with its SQL underneath.
+        assert str(app.query_one("#tests-table", DataTable).get_row_at(0)[0]) == "fail"
         # The SQL tab switches to side by side.
         app.query_one("#pane-sql").focus()
         await press(pilot, "s")
@@ -90,7 +142,7 @@ def test_every_tab_shows_the_selected_model(make_app: Callable[..., DataopsApp])
         await pilot.pause()
         assert "metadata only" in static_text(app, "#rows-text")
 
-    drive(make_app(), scenario, size=(160, 48))
+    drive(make_factory_app(), scenario, size=(160, 48))
 
 
 def test_approving_a_finding_writes_the_approvals_file(
@@ -101,28 +153,26 @@ def test_approving_a_finding_writes_the_approvals_file(
     async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
         finding = app.selected_finding()
         assert finding is not None and finding.blocking
+        assert finding.title == "breaking change to store_performance"
         await press(pilot, "a")
         assert isinstance(app.screen, DecideScreen)
-        await press(pilot, *"cancelled orders are out of scope")
-        await press(pilot, "enter")
+        await press(pilot, *"cancelled orders leave the ranking on purpose", "enter")
         assert not isinstance(app.screen, DecideScreen)
         data = yaml.safe_load(approvals.read_text("utf-8"))
         [entry] = data["decisions"]
         assert entry["fingerprint"] == finding.fingerprint
         assert entry["decision"] == "approved"
-        assert entry["note"] == "cancelled orders are out of scope"
+        assert entry["model"] == "store_performance"
+        assert entry["note"] == "cancelled orders leave the ranking on purpose"
         assert app.report is not None
-        assert app.report.findings[0].approval is not None
-        assert len(app.report.blocking) == 2
-        # Approve the remaining blocking findings: the verdict in the header turns to PASS.
-        app.query_one("#findings", DataTable).focus()
-        await press(pilot, "down", "a", *"known bad values, fixed upstream", "enter")
-        app.query_one(ChangeTree).select_model("fct_orders")
-        await pilot.pause()
-        await press(pilot, "a", *"expected drop", "enter")
-        assert app.report.verdict.value == "pass", app.report.blocking
+        assert app.report.model("store_performance").findings[0].approval is not None
+        # That was the only blocking finding: the verdict in the header turns to PASS.
+        assert app.report.verdict.value == "pass"
         assert "PASS" in static_text(app, "#header")
-        assert len(yaml.safe_load(approvals.read_text("utf-8"))["decisions"]) == 3
+        # Warnings can be acknowledged too (no note needed): move in the findings table.
+        app.query_one("#findings", DataTable).focus()
+        await press(pilot, "down", "a", "enter")
+        assert len(yaml.safe_load(approvals.read_text("utf-8"))["decisions"]) == 2
 
     drive(make_app(), scenario)
     # A fresh start reads the same decisions back from the file.
@@ -148,11 +198,12 @@ def test_rejecting_a_finding_keeps_it_blocking(
     make_app: Callable[..., DataopsApp], project: Path
 ) -> None:
     async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
-        await press(pilot, "x", *"filter must keep cancelled orders", "enter")
+        await press(pilot, "x", *"ranking must keep cancelled orders", "enter")
         assert app.report is not None
         approval = app.report.findings[0].approval
         assert approval is not None and approval.decision is Decision.REJECTED
-        assert len(app.report.blocking) == 3
+        assert len(app.report.blocking) == 1
+        assert "rejected" in str(app.query_one("#findings", DataTable).get_row_at(0)[2])
 
     drive(make_app(), scenario)
     [entry] = yaml.safe_load((project / "dataops.approvals.yml").read_text("utf-8"))["decisions"]
@@ -163,18 +214,19 @@ def test_filter_models(make_app: Callable[..., DataopsApp]) -> None:
     async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
         await press(pilot, "slash")
         assert isinstance(app.focused, Input)
-        await press(pilot, *"dim_")
-        # Changed models stay when one of their impacted children matches.
-        assert shown_models(app) == ["stg_orders", "dim_customers", "dim_products"]
+        await press(pilot, *"segments")
+        # A changed model stays when one of its impacted children matches.
+        assert shown_models(app) == ["fct_orders", "customer_segments", "customer_segments"]
+        assert app.selected == "fct_orders"
         await press(pilot, "enter")
         assert isinstance(app.focused, ChangeTree)
         # Focusing the box selects its text: typing replaces the filter.
-        await press(pilot, "slash", *"products", "enter")
-        assert app.query_one("#filter", Input).value == "products"
-        assert shown_models(app) == ["dim_products"]
-        assert app.selected == "dim_products"
+        await press(pilot, "slash", *"store_perf", "enter")
+        assert app.query_one("#filter", Input).value == "store_perf"
+        assert shown_models(app) == ["store_performance", "fct_orders", "store_performance"]
+        assert app.selected == "fct_orders"  # still shown: the selection stays
         await press(pilot, "slash", "backspace", "enter")
-        assert len(shown_models(app)) == 6
+        assert len(shown_models(app)) == 7
 
     drive(make_app(), scenario)
 
@@ -184,22 +236,23 @@ def test_lineage_rows_jump_to_the_other_model(make_app: Callable[..., DataopsApp
         await press(pilot, "5")
         table = app.query_one("#lineage-table", DataTable)
         table.focus()
-        rows = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
-        assert "fct_orders.status" in rows
-        table.move_cursor(row=rows.index("fct_orders.status"))
+        rows = [
+            (str(table.get_row_at(i)[1]), str(table.get_row_at(i)[3]))
+            for i in range(table.row_count)
+        ]
+        target = rows.index(("net_revenue", "fct_orders.net_amount"))
+        table.move_cursor(row=target)
         await press(pilot, "enter")
         assert app.selected == "fct_orders"
-        assert "fct_orders" in static_text(app, "#lineage-title")
-        # The cursor lands on the column we came for; its upstream is walkable back.
+        assert static_text(app, "#lineage-title").startswith("fct_orders")
+        # The cursor lands on the column we came for, upstream edges first.
         row = table.get_row_at(table.cursor_row)
-        assert str(row[1]) == "status" and str(row[3]) == "stg_orders.status"
-        # A node outside the change set (a source) is shown in the lineage tab alone.
+        assert str(row[1]) == "net_amount" and str(row[0]) == "up"
+        # Upstream of it is int_order_totals: outside the change set, still walkable here.
+        other = str(row[3])
         await press(pilot, "enter")
-        assert app.selected == "stg_orders"
-        table.move_cursor(row=0)
-        await press(pilot, "enter")
-        assert app.selected == "stg_orders"
-        assert static_text(app, "#lineage-title").startswith("shop.orders")
+        assert app.selected == "fct_orders"
+        assert static_text(app, "#lineage-title").startswith(other.rpartition(".")[0])
 
     drive(make_app(), scenario, size=(160, 48))
 
@@ -215,11 +268,10 @@ def test_help_theme_and_command_palette(make_app: Callable[..., DataopsApp]) -> 
         assert app.theme == "textual-light"
         await press(pilot, "ctrl+p")
         assert isinstance(app.screen, CommandPalette)
-        await press(pilot, *"Show SQL")
+        await press(pilot, *"Show Lineage")
         await pilot.pause(0.3)
         await press(pilot, "enter")
-        await pilot.pause()
-        assert app.query_one(TabbedContent).active == "sql"
+        assert app.query_one(TabbedContent).active == "lineage"
 
     drive(make_app(), scenario)
 
@@ -253,15 +305,15 @@ def test_without_a_report_the_app_says_what_to_run(tmp_path: Path) -> None:
 def test_renders_hostile_and_large_reports(tmp_path: Path) -> None:
     from tests.report.factory import large_report, small_report
 
-    for report in (small_report(), large_report(120)):
+    for report in (small_report(), large_report(60)):
         app = DataopsApp(ReviewSession(project_dir=tmp_path), report=report)
 
         async def scenario(app: DataopsApp, pilot: Pilot[None], report: Report = report) -> None:
             for key in "1234567":
-                await press(pilot, key)
-            await press(pilot, "down", "down", "down")
+                await pilot.press(key)
+            await pilot.press("down", "down", "down")
             for key in "1234567":
-                await press(pilot, key)
+                await pilot.press(key)
             assert app.selected in {m.name for m in report.models}
 
         drive(app, scenario)

@@ -1,0 +1,78 @@
+"""Re-runs from the TUI run the real core in a thread worker: the static `impact` of an edited
+working tree of sample_project lands in the view (no mocks: real dbt manifest, real files)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from dataops_dev.report.model import ChangeKind, Report
+from dataops_dev.tui.app import DataopsApp
+from dataops_dev.tui.progress import JobStatus
+from dataops_dev.tui.session import Job, ReviewSession
+from dataops_dev.tui.tree import ChangeTree
+from tests.conftest import git
+from tests.tui.conftest import drive
+
+
+def parse_manifest(project: Path) -> Path:
+    """dbt's own manifest of the project as production's (`dbt parse`: no database)."""
+    dbt = Path(sys.executable).parent / "dbt"
+    result = subprocess.run(
+        [str(dbt), "parse", "--project-dir", str(project), "--profiles-dir", str(project), "-q"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    production = project / ".dataops" / "production" / "manifest.json"
+    production.parent.mkdir(parents=True)
+    shutil.copy(project / "target" / "manifest.json", production)
+    return production
+
+
+@pytest.mark.slow
+def test_rerun_impact_runs_in_a_worker_and_updates_the_view(
+    sample_project_copy: Path, report: Report, tmp_path: Path
+) -> None:
+    project = sample_project_copy
+    parse_manifest(project)
+    git(project, "checkout", "-q", "-b", "feature/stores")
+    model = project / "models" / "staging" / "stg_stores.sql"
+    model.write_text(model.read_text("utf-8").replace("    city,\n", ""), "utf-8")
+    saved = tmp_path / "report.json"
+    saved.write_text(report.to_json(), "utf-8")
+    assert "stg_stores" not in {m.name for m in report.models}
+    app = DataopsApp(ReviewSession(project_dir=project, report_path=saved))
+
+    async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
+        await pilot.press("i")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_job is not None and app.last_job.job is Job.IMPACT
+        assert "1 changed model" in app.last_job.summary
+        assert app.report is not None
+        stores = app.report.model("stg_stores")
+        assert stores.change is ChangeKind.BREAKING
+        assert any("city" in reason for reason in stores.reasons)
+        assert not app.query_one(JobStatus).has_class("-running")
+        assert "run `review`" in (stores.diff_note or "")
+        # The review's own models stay; the new change joined the breaking group.
+        assert app.report.model("store_performance").diff is not None
+        tree = app.query_one(ChangeTree)
+        breaking = tree.root.children[0]
+        assert str(breaking.label) == "breaking (2)"
+        assert [c.data.name for c in breaking.children if c.data] == [
+            "store_performance",
+            "stg_stores",
+        ]
+        assert "impact: 1 changed model" in str(app.query_one("#message", Static).render())
+
+    drive(app, scenario)
