@@ -1,15 +1,17 @@
 """SQL for the one-pass keyed diff, built on sqlglot ASTs for DuckDB and PostgreSQL.
 
-The plan (research/perf.md): hash each row's compared values on both sides, group key+hash of both
-sides together (one aggregate: duplicates, added, removed and hash mismatches fall out of the
-counts), materialise only the small mismatch set, then compare the mismatching rows' values
-column by column (`IS DISTINCT FROM`, tolerance, truncation) and read counts and examples from it.
+The plan (research/perf.md): one full outer join on the key of (key, hash of the compared values)
+on DuckDB, or of (key, values) on PostgreSQL, where equal pairs collapse into one group and only
+the small mismatch set is materialised; then the mismatching rows' values are compared column by
+column (`IS DISTINCT FROM`, tolerance, truncation) and counts and examples are read from there.
+When the join's pair totals reveal duplicate keys, the set is rebuilt by one aggregate over
+key+hash of both sides instead (`mismatch_exact_sql`).
 
 Value semantics (both engines): NULL equals NULL, NaN equals NaN, -0.0 equals 0.0, strings compare
-byte for byte (trailing spaces and '' vs NULL are changes). The hash is only a prefilter: a hash
+byte for byte (trailing spaces and '' vs NULL are changes). A hash is only a prefilter: a hash
 difference without a value difference is re-checked and never reported; every value difference
-changes the hashed text/values, so only a hash collision (64-bit DuckDB `hash`, 128-bit md5 on
-PostgreSQL) could hide a change.
+changes the hashed values/text, so only a collision (64-bit DuckDB `hash`, 128-bit md5 of the
+row text on PostgreSQL's duplicate-key path) could hide a change.
 """
 
 from __future__ import annotations
@@ -183,17 +185,50 @@ def _side_rows(spec: DiffSpec, relation: Relation, side: str, marker: int) -> ex
     )
 
 
+def value_alias(index: int) -> str:
+    return f"__v{index}"
+
+
+def compares_values(spec: DiffSpec) -> bool:
+    """PostgreSQL joins the values themselves: a row-wise IS DISTINCT FROM is exact and ~4x
+    faster there than md5 of the row text (measured: 2.7 s vs 12 s at 1M rows)."""
+    return spec.dialect == "postgres"
+
+
 def _side_pairs(spec: DiffSpec, relation: Relation, side: str) -> exp.Select:
     table = "__t"
     projections: list[exp.Expr] = [
         alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
     ]
-    projections.append(alias(row_hash(spec, table, side), _HASH))
+    if compares_values(spec):
+        projections += [
+            alias(spec.value_expr(c, table, side), value_alias(i))
+            for i, c in enumerate(spec.columns)
+        ]
+    else:
+        projections.append(alias(row_hash(spec, table, side), _HASH))
     return (
         exp.select(*projections)
         .from_(exp.alias_(relation.to_table(), ident(table), table=True))
         .where(exp.not_(exp.paren(key_null(spec, table))))
     )
+
+
+def _same_pair(spec: DiffSpec) -> exp.Expr:
+    """TRUE only for a matched pair whose compared values (or their hash) are equal."""
+    if not compares_values(spec):
+        # NULL when a side is missing, so unmatched rows never count as equal.
+        return exp.EQ(this=col(_HASH, "__l"), expression=col(_HASH, "__r"))
+    both = exp.and_(
+        exp.not_(exp.Is(this=col(key_alias(0), "__l"), expression=exp.null())),
+        exp.not_(exp.Is(this=col(key_alias(0), "__r"), expression=exp.null())),
+    )
+    if not spec.columns:
+        return both
+    values = range(len(spec.columns))
+    left = exp.Anonymous(this="ROW", expressions=[col(value_alias(i), "__l") for i in values])
+    right = exp.Anonymous(this="ROW", expressions=[col(value_alias(i), "__r") for i in values])
+    return exp.and_(both, exp.NullSafeEQ(this=left, expression=right))
 
 
 def _kind_case(n_left: exp.Expr, n_right: exp.Expr) -> exp.Case:
@@ -213,13 +248,14 @@ def _kind_case(n_left: exp.Expr, n_right: exp.Expr) -> exp.Case:
 
 
 def mismatch_sql(spec: DiffSpec) -> exp.Create:
-    """Fast path: full outer join of (key, hash) pairs; equal pairs collapse into one `same` group.
+    """Fast path: full outer join on the key (of key+hash pairs on DuckDB, of the values on
+    PostgreSQL); equal pairs collapse into one `same` group.
 
     Exact when keys are unique on both sides; `needs_exact_path` tells from the counts when they
     are not, and `mismatch_exact_sql` then rebuilds the set.
     """
     keys = range(len(spec.key))
-    same = exp.EQ(this=col(_HASH, "__l"), expression=col(_HASH, "__r"))
+    same = _same_pair(spec)
     joined = (
         exp.select(
             *[
@@ -235,8 +271,9 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
                 )
                 for i in keys
             ],
-            alias(col(_HASH, "__l"), "__lh"),
-            alias(col(_HASH, "__r"), "__rh"),
+            # Presence of each side (key columns are never NULL after the filter).
+            alias(col(key_alias(0), "__l"), "__lp"),
+            alias(col(key_alias(0), "__r"), "__rp"),
         )
         .from_(_side_pairs(spec, spec.left, "left").subquery(ident("__l")))
         .join(
@@ -250,7 +287,7 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
             join_type="FULL OUTER",
         )
     )
-    n_left, n_right = exp.Count(this=col("__lh")), exp.Count(this=col("__rh"))
+    n_left, n_right = exp.Count(this=col("__lp")), exp.Count(this=col("__rp"))
     # Key columns are never NULL here (NULL keys are filtered), so NULL marks the equal pairs.
     kind = _kind_case(n_left, n_right)
     kind.set(

@@ -323,3 +323,13 @@ def test_rules_on_the_wrong_column_type_are_usage_errors(engine: Any) -> None:
     ):
         with pytest.raises(UsageError):
             diff_relations(engine, A, B, key=["id"], options=options)
+
+
+def test_rows_with_only_nulls_are_added_or_removed_not_equal(engine: Any) -> None:
+    """A one-sided row whose values are all NULL must not look like an equal pair."""
+    load(engine, "a", "id INTEGER, v INTEGER", ["(1, NULL)", "(3, NULL)"])
+    load(engine, "b", "id INTEGER, v INTEGER", ["(2, NULL)", "(3, NULL)"])
+    result = diff_relations(engine, A, B, key=["id"])
+    assert (result.rows.added, result.rows.removed, result.rows.unchanged) == (1, 1, 1)
+    key_only = diff_relations(engine, A, B, key=["id"], options=DiffOptions(exclude=("v",)))
+    assert (key_only.rows.added, key_only.rows.removed, key_only.rows.unchanged) == (1, 1, 1)
