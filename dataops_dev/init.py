@@ -162,7 +162,7 @@ def run_init(
     if loaded.source == "defaults" and not config_path.exists():
         _write_atomic(config_path, config_text(inspection, loaded.config.production.target))
         written = True
-    target = lock_path(loaded) if loaded.source != "defaults" else config_path.parent / LOCK_FILE
+    target = lock_path(loaded)
     body = yaml.safe_dump(lock_document(inspection), sort_keys=False, width=100)
     _write_atomic(target, _LOCK_HEADER + body)
     for column in inspection.new_columns:

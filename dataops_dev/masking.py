@@ -110,6 +110,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         "add_days": ":v + to_days(:n)",
         "year": "year(:v)",
         "make_date": "make_date(:y, 1, 1)",
+        "pick": "(:arr)[:i]",
     },
     "postgres": {
         "hmac": (
@@ -140,6 +141,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         "add_days": ":v + make_interval(days => :n)",
         "year": "extract(year from :v)::INTEGER",
         "make_date": "make_date(:y, 1, 1)",
+        "pick": "(:arr)[:i]",
     },
 }
 
@@ -446,16 +448,12 @@ def _length(value: exp.Expr) -> exp.Expr:
 
 
 def _pick(dictionary: str, h: exp.Expr, dialect: str, start: int) -> exp.Expr:
-    """`dictionary[hash mod n]` as a CASE-free array lookup: a VALUES table joined by index."""
+    """`dictionary[hash mod n]`: an array literal indexed in place (no join, no subquery)."""
     values = dictionaries()[dictionary]
     index = exp.Mod(this=hex_int(h, dialect, start), expression=exp.Literal.number(len(values)))
-    # A scalar subquery over a VALUES list works the same in DuckDB and PostgreSQL.
-    table = exp.values([(i, v) for i, v in enumerate(values)], alias="d", columns=["idx", "val"])
-    return exp.Subquery(
-        this=exp.select("d.val")
-        .from_(table)
-        .where(exp.EQ(this=exp.column("idx", "d"), expression=index))
-    )
+    array = exp.Array(expressions=[exp.Literal.string(v) for v in values])
+    # sqlglot keeps bracket indexes 0-based and renders them 1-based for both dialects.
+    return template(dialect, "pick", arr=array, i=index)
 
 
 def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
@@ -603,10 +601,10 @@ def _at_least_zero(value: exp.Expr) -> exp.Expr:
 
 
 def _luhn_check(body: exp.Expr, dialect: str) -> exp.Expr:
-    """The Luhn check digit of `body` (up to 30 digits), unrolled: no lambda, same on every engine."""
+    """The Luhn check digit of `body` (card bodies have at most 18 digits), unrolled: no lambda."""
     terms: list[exp.Expr] = []
     length = _length(body)
-    for j in range(1, 31):
+    for j in range(1, 20):
         position = exp.Add(
             this=exp.Sub(this=length, expression=exp.Literal.number(j)),
             expression=exp.Literal.number(1),

@@ -471,7 +471,7 @@ def read_lock(loaded: LoadedConfig) -> dict[str, Any] | None:
 
 def lock_path(loaded: LoadedConfig) -> Path:
     """`dataops.lock.yml` next to the config file (or in the dbt project without one)."""
-    return loaded.root / LOCK_FILE
+    return (loaded.project_dir if loaded.source == "defaults" else loaded.root) / LOCK_FILE
 
 
 # --------------------------------------------------------------------------------------------
