@@ -333,3 +333,17 @@ def test_rows_with_only_nulls_are_added_or_removed_not_equal(engine: Any) -> Non
     assert (result.rows.added, result.rows.removed, result.rows.unchanged) == (1, 1, 1)
     key_only = diff_relations(engine, A, B, key=["id"], options=DiffOptions(exclude=("v",)))
     assert (key_only.rows.added, key_only.rows.removed, key_only.rows.unchanged) == (1, 1, 1)
+
+
+def test_declared_cast_for_a_type_change(engine: Any) -> None:
+    t = _text(engine)
+    load(engine, "a", "id INTEGER, code INTEGER", ["(1, 5)", "(2, 6)"])
+    load(engine, "b", f"id INTEGER, code {t}", ["(1, '05')", "(2, '7')"])
+    as_text = diff_relations(engine, A, B, key=["id"])
+    assert as_text.column("code").changed == 2
+    declared = diff_relations(
+        engine, A, B, key=["id"], options=DiffOptions(casts={"code": "BIGINT"})
+    )
+    assert declared.schema.type_changed[0].compared_as == "BIGINT"
+    assert declared.column("code").changed == 1
+    assert declared.column("code").examples[0].after == "7"
