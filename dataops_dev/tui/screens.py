@@ -4,7 +4,7 @@ confirmation (`deploy --dry-run` shown before anything is promoted)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -16,6 +16,9 @@ from textual.widgets import Button, Input, Label, Static
 
 from dataops_dev.errors import DataopsError
 from dataops_dev.report.model import Decision, Finding
+
+if TYPE_CHECKING:
+    from dataops_dev.deploy import DeployPlan
 
 HELP = """\
 dataops-dev review — keyboard first (the mouse works too)
@@ -120,24 +123,34 @@ class DecideScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-def plan_text(plan: Any) -> tuple[Text, bool]:
-    """The plan as text and whether it may proceed (no blocking finding)."""
-    data = plan.to_dict() if hasattr(plan, "to_dict") else {}
-    models = list(getattr(plan, "models", data.get("models", ())))
-    blocked = list(getattr(plan, "blocked_by", data.get("blocked_by", ())))
+def plan_text(plan: DeployPlan) -> tuple[Text, bool]:
+    """The plan as text and whether it may proceed (`DeployPlan.allowed`)."""
     text = Text("Deploy plan ", "bold")
-    text.append("(dry run: nothing is written yet)\n", "dim")
-    text.append(f"{len(models)} model{'s' if len(models) != 1 else ''} in build order:\n")
-    for index, model in enumerate(models, 1):
-        name = model if isinstance(model, str) else getattr(model, "name", None) or str(model)
-        text.append(f"  {index:>2}. {name}\n")
-    if blocked:
-        text.append(f"\nblocked by {len(blocked)} finding(s) without approval:\n", "bold red")
-        for finding in blocked:
-            title = getattr(finding, "title", None) or str(finding)
-            model = getattr(finding, "model", None)
-            text.append(f"  ✗ {model + ': ' if model else ''}{title}\n", "red")
-    return text, not blocked
+    text.append("(dry run: nothing is written until you confirm)\n", "dim")
+    text.append(f"target {plan.target} ({plan.target_type}) at commit {plan.commit[:8]}\n")
+    text.append(f"{len(plan.models)} model{'s' if len(plan.models) != 1 else ''} in build order:\n")
+    styles = {"build": "green", "rebuild": "yellow", "drop": "red"}
+    for index, model in enumerate(plan.models, 1):
+        text.append(f"  {index:>2}. ")
+        text.append(f"{model.action:<8}", styles.get(model.action, ""))
+        text.append(model.name, "bold")
+        if model.materialized:
+            text.append(f"  {model.materialized}", "dim")
+        if model.row_change:
+            text.append(f"  {model.row_change}", "dim")
+        text.append("\n")
+    if plan.stale:
+        text.append(f"\nstale review: {plan.stale}\n", "bold yellow")
+        text.append("run `dataops-dev review` again (r)\n", "dim")
+    if plan.blocked_by:
+        count = len(plan.blocked_by)
+        text.append(f"\nblocked by {count} finding(s) without approval:\n", "bold red")
+        for finding in plan.blocked_by:
+            text.append(
+                f"  ✗ {finding.model + ': ' if finding.model else ''}{finding.title}\n", "red"
+            )
+        text.append("approve them (a) with a note, or fix the branch\n", "dim")
+    return text, plan.allowed
 
 
 class DeployPlanScreen(ModalScreen[bool]):
@@ -156,7 +169,7 @@ class DeployPlanScreen(ModalScreen[bool]):
     DeployPlanScreen Button { margin-left: 1; }
     """
 
-    def __init__(self, plan: Callable[[], Any]) -> None:
+    def __init__(self, plan: Callable[[], DeployPlan]) -> None:
         super().__init__()
         self.plan = plan
 
@@ -180,8 +193,6 @@ class DeployPlanScreen(ModalScreen[bool]):
             if error.hint:
                 text.append(f"\nhint: {error.hint}", "dim")
             allowed = False
-        except ImportError:
-            text, allowed = Text("deploy planning is not available in this version", "red"), False
         self.app.call_from_thread(self._show, text, allowed)
 
     def _show(self, text: Text, allowed: bool) -> None:

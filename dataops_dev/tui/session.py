@@ -26,6 +26,7 @@ from dataops_dev.reporting import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:
     from dataops_dev.config import LoadedConfig
+    from dataops_dev.deploy import DeployPlan, DeployResult
     from dataops_dev.impact import ImpactReport
 
 
@@ -88,7 +89,7 @@ class ReviewSession:
                 )
             report = Report.load(self.report_path)
         else:
-            from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
+            from dataops_dev import review
 
             report = review.load_last_report(self.loaded)
         return self.with_decisions(report)
@@ -114,16 +115,16 @@ class ReviewSession:
         record_decision(self.project_dir, finding, decision, note=note)
         return self.with_decisions(report)
 
-    def plan_deploy(self, report: Report) -> Any:
+    def plan_deploy(self, report: Report) -> DeployPlan:
         """`deploy --dry-run`: the plan (models in build order, blocking findings)."""
-        from dataops_dev import deploy  # type: ignore[attr-defined, unused-ignore]
+        from dataops_dev.deploy import plan_deploy
 
-        return deploy.plan_deploy(self.loaded, report)
+        return plan_deploy(self.loaded, report)
 
-    def deploy(self, report: Report, reporter: Reporter = NULL_REPORTER) -> Any:
-        from dataops_dev import deploy  # type: ignore[attr-defined, unused-ignore]
+    def deploy(self, report: Report, reporter: Reporter = NULL_REPORTER) -> DeployResult:
+        from dataops_dev.deploy import deploy
 
-        return deploy.deploy(self.loaded, report, reporter=reporter)
+        return deploy(self.loaded, report, reporter=reporter)
 
     # -- re-running ---------------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class ReviewSession:
         return self._impact(current, reporter)
 
     def _review(self, reporter: Reporter) -> JobResult:
-        from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
+        from dataops_dev import review
 
         report = review.run_review(self.loaded, reporter=reporter)
         review.save_report(self.loaded, report)
@@ -153,7 +154,7 @@ class ReviewSession:
         return JobResult(Job.REVIEW, report, f"review finished: {report.verdict.value}")
 
     def _diff(self, current: Report | None, model: str | None, reporter: Reporter) -> JobResult:
-        from dataops_dev import review  # type: ignore[attr-defined, unused-ignore]
+        from dataops_dev import review
         from dataops_dev.decisions import verdict_of
 
         selected: Sequence[str] = (model,) if model else ()

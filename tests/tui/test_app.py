@@ -276,14 +276,18 @@ def test_help_theme_and_command_palette(make_app: Callable[..., DataopsApp]) -> 
     drive(make_app(), scenario)
 
 
-def test_deploy_plan_screen_is_blocked_by_unapproved_findings(
+def test_deploy_plan_errors_are_shown_and_deploy_stays_disabled(
     make_app: Callable[..., DataopsApp],
 ) -> None:
+    """Outside a dbt project the core cannot plan: the screen says why (the gated plan on a
+    real project is in test_rerun.py)."""
+
     async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
         await press(pilot, "p")
         assert isinstance(app.screen, DeployPlanScreen)
         await app.workers.wait_for_complete()
         await pilot.pause()
+        assert "no dbt_project.yml" in str(app.screen.query_one("#plan", Static).render())
         assert app.screen.query_one("#confirm", Button).disabled
         await press(pilot, "escape")
         assert not isinstance(app.screen, DeployPlanScreen)

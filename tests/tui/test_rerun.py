@@ -1,8 +1,10 @@
-"""Re-runs from the TUI run the real core in a thread worker: the static `impact` of an edited
-working tree of sample_project lands in the view (no mocks: real dbt manifest, real files)."""
+"""Jobs from the TUI run the real core: the static `impact` of an edited working tree of
+sample_project runs in a thread worker and lands in the view, and the deploy plan (`deploy
+--dry-run`) is gated by approvals made in the UI. No mocks: real dbt manifest, git, files."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -10,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Button, Static
 
 from dataops_dev.report.model import ChangeKind, Report
 from dataops_dev.tui.app import DataopsApp
 from dataops_dev.tui.progress import JobStatus
+from dataops_dev.tui.screens import DeployPlanScreen
 from dataops_dev.tui.session import Job, ReviewSession
 from dataops_dev.tui.tree import ChangeTree
 from tests.conftest import git
@@ -74,5 +77,42 @@ def test_rerun_impact_runs_in_a_worker_and_updates_the_view(
             "stg_stores",
         ]
         assert "impact: 1 changed model" in str(app.query_one("#message", Static).render())
+
+    drive(app, scenario)
+
+
+@pytest.mark.slow
+def test_deploy_plan_from_the_core_gates_on_approvals(
+    sample_project_copy: Path, report: Report, tmp_path: Path
+) -> None:
+    project = sample_project_copy
+    # The review describes this very commit (deploy refuses a stale review).
+    head = dataclasses.replace(report.head, commit=git(project, "rev-parse", "HEAD"))
+    saved = tmp_path / "report.json"
+    saved.write_text(dataclasses.replace(report, head=head).to_json(), "utf-8")
+    app = DataopsApp(ReviewSession(project_dir=project, report_path=saved))
+
+    async def open_plan(pilot: Pilot[None]) -> DeployPlanScreen:
+        await pilot.press("p")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, DeployPlanScreen)
+        return app.screen
+
+    async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
+        screen = await open_plan(pilot)
+        plan = str(screen.query_one("#plan", Static).render())
+        assert "target prod (duckdb)" in plan
+        assert "5 models in build order" in plan
+        assert "blocked by 1 finding" in plan
+        assert screen.query_one("#confirm", Button).disabled
+        await pilot.press("escape")
+        await pilot.press("a", *"expected: the ranking changes on purpose", "enter")
+        await pilot.pause()
+        assert (project / "dataops.approvals.yml").is_file()
+        screen = await open_plan(pilot)
+        assert "blocked" not in str(screen.query_one("#plan", Static).render())
+        assert not screen.query_one("#confirm", Button).disabled
+        await pilot.press("escape")
 
     drive(app, scenario)

@@ -6,8 +6,8 @@ shown, so a difference is a change of the UI. Update with `pytest tests/tui --sn
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
