@@ -2,6 +2,7 @@
 
     python benchmarks/diff.py                       # 1m for every tool, 10m for ours + reference
     python benchmarks/diff.py --sizes 1m,10m --peers-10m --runs 3
+    python benchmarks/diff.py --sizes edge --runs 1  # subtle changes: who finds them all
     python benchmarks/diff.py --worker TOOL FILE    # internal: one tool, one run, JSON on stdout
 
 Data: `prod(id, 10 mixed columns)` and `dev` = prod minus 0.5% rows, 1% rows changed in 1-2
@@ -29,7 +30,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-SIZES = {"100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
+SIZES = {"edge": 2_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
+# The subtle-change set: one change per flagged row, each a classic false negative/positive.
+EDGE_CHANGES = {
+    "amount": "amount + 1e-9",
+    "updated_at": "updated_at + INTERVAL 1 MICROSECOND",
+    "email": "CASE WHEN email IS NULL THEN '' ELSE email || ' ' END",
+    "quantity": "CASE WHEN quantity IS NULL THEN 0 ELSE NULL END",
+    "note": "upper(note)",
+    "is_active": "CASE WHEN is_active IS NULL THEN FALSE ELSE NULL END",
+}
 COLUMNS = [
     "customer_id",
     "quantity",
@@ -63,6 +73,7 @@ TOOLS = [
     "reladiff_hashdiff",
     "data_diff_joindiff",
     "datacompy_polars",
+    "datacompy_pandas",
     "sqlmesh_table_diff",
 ]
 PEER_VENV_TOOLS = {
@@ -70,6 +81,7 @@ PEER_VENV_TOOLS = {
     "reladiff_hashdiff",
     "data_diff_joindiff",
     "datacompy_polars",
+    "datacompy_pandas",
 }
 
 
@@ -139,6 +151,43 @@ def generate(n: int, path: Path) -> dict[str, Any]:
         "added": n // 200,
         "removed": removed,
         "changed": changed,
+        "columns": per_column,
+    }
+    Path(f"{path}.truth.json").write_text(json.dumps(truth, indent=2))
+    return truth
+
+
+def generate_edge(path: Path) -> dict[str, Any]:
+    """2,000 rows; every 10th row changes subtly in one column (+1e-9, +1 us, '' / NULL, ...)."""
+    import duckdb
+
+    generate(SIZES["edge"], path)
+    con = duckdb.connect(str(path))
+    selects = []
+    for column in COLUMNS:
+        cases = [
+            f"WHEN id % 10 = 0 AND id // 10 % {len(EDGE_CHANGES)} = {index} THEN {change}"
+            for index, (name, change) in enumerate(EDGE_CHANGES.items())
+            if name == column
+        ]
+        selects.append(f"CASE {' '.join(cases)} ELSE {column} END AS {column}" if cases else column)
+    con.execute(f"CREATE OR REPLACE TABLE dev AS SELECT id, {', '.join(selects)} FROM prod")
+    per_column = dict.fromkeys(COLUMNS, 0)
+    for index, name in enumerate(EDGE_CHANGES):
+        row = con.execute(
+            f"SELECT count(*) FROM prod WHERE id % 10 = 0 AND id // 10 % {len(EDGE_CHANGES)} = {index}"
+        ).fetchone()
+        assert row is not None
+        per_column[name] = row[0]
+    con.execute("CHECKPOINT")
+    con.close()
+    n = SIZES["edge"]
+    truth = {
+        "rows_prod": n,
+        "rows_dev": n,
+        "added": 0,
+        "removed": 0,
+        "changed": sum(per_column.values()),
         "columns": per_column,
     }
     Path(f"{path}.truth.json").write_text(json.dumps(truth, indent=2))
@@ -314,23 +363,26 @@ def run_data_diff(path: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, **result}
 
 
-def run_datacompy(path: str) -> dict[str, Any]:
+def run_datacompy(path: str, frames: str = "polars") -> dict[str, Any]:
     import datacompy
     import duckdb
 
     start = time.perf_counter()
     con = duckdb.connect(path, read_only=True)
-    prod = con.sql("SELECT * FROM prod").pl()
-    dev = con.sql("SELECT * FROM dev").pl()
+    if frames == "polars":
+        prod, dev = con.sql("SELECT * FROM prod").pl(), con.sql("SELECT * FROM dev").pl()
+        compare: Any = datacompy.PolarsCompare(prod, dev, join_columns="id")
+    else:
+        prod, dev = con.sql("SELECT * FROM prod").df(), con.sql("SELECT * FROM dev").df()
+        compare = datacompy.PandasCompare(prod, dev, join_columns="id")
     con.close()
-    compare = datacompy.PolarsCompare(prod, dev, join_columns="id")
     stats = {s["column"]: s["unequal_cnt"] for s in compare.column_stats}
     matching = compare.count_matching_rows()
     return {
         "seconds": time.perf_counter() - start,
-        "added": compare.df2_unq_rows.height,
-        "removed": compare.df1_unq_rows.height,
-        "changed": compare.intersect_rows.height - matching,
+        "added": len(compare.df2_unq_rows),
+        "removed": len(compare.df1_unq_rows),
+        "changed": len(compare.intersect_rows) - matching,
         "columns": {c: int(stats.get(c, 0)) for c in COLUMNS},
     }
 
@@ -373,6 +425,7 @@ def worker(tool: str, path: str) -> None:
         "reladiff_hashdiff": lambda p: run_reladiff(p, "hashdiff"),
         "data_diff_joindiff": run_data_diff,
         "datacompy_polars": run_datacompy,
+        "datacompy_pandas": lambda p: run_datacompy(p, "pandas"),
         "sqlmesh_table_diff": run_sqlmesh,
     }
     try:
@@ -472,7 +525,7 @@ def main() -> None:
             truth = json.loads(truth_path.read_text())
         else:
             print(f"generating {size} ...", file=sys.stderr)
-            truth = generate(n, path)
+            truth = generate_edge(path) if size == "edge" else generate(n, path)
         v1_path = args.data_dir / f"diff_{size}_v1.duckdb"
         results: dict[str, list[dict[str, Any]]] = {}
         # ours and reference alternate (A B A B ...) so drift on a shared machine cancels out.
@@ -507,12 +560,12 @@ def main() -> None:
                 target = v1_path
             print(f"{size} {tool} ...", file=sys.stderr)
             results[tool] = [run_measured(python, tool, target, args.timeout)]
-        reference = [r["wall"] for r in results.get("reference", []) if "wall" in r]
+        reference = [r["wall"] for r in results.get("reference", []) if "seconds" in r]
         reference_wall = statistics.median(reference) if reference else None
         reference_cpu = [r["cpu"] for r in results.get("reference", []) if r.get("cpu")]
         ref_cpu = statistics.median(reference_cpu) if reference_cpu else None
         for tool, runs in results.items():
-            good = [r for r in runs if "wall" in r]
+            good = [r for r in runs if "wall" in r and "error" not in r]
             wall = statistics.median(r["wall"] for r in good) if good else None
             cpus = [r["cpu"] for r in good if r.get("cpu")]
             cpu = statistics.median(cpus) if cpus else None
