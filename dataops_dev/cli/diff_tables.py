@@ -76,6 +76,13 @@ def _number(text: str, option: str) -> float:
     help="Truncate before comparing: day, hour, minute, second, millisecond, microsecond.",
 )
 @click.option("--cast", multiple=True, metavar="COL=TYPE", help="Compare COL after casting both.")
+@click.option(
+    "--attach",
+    multiple=True,
+    metavar="ALIAS=PATH",
+    help="DuckDB: attach another file read-only, e.g. base=.dataops/envs/base.duckdb; then name "
+    "relations ALIAS.schema.table.",
+)
 @click.option("--profile", "with_profile", is_flag=True, help="Add a profile diff.")
 @format_options()
 @click.pass_obj
@@ -91,6 +98,7 @@ def diff_tables(
     rel_tolerance: tuple[str, ...],
     timestamp_precision: tuple[str, ...],
     cast: tuple[str, ...],
+    attach: tuple[str, ...],
     with_profile: bool,
     output_format: str,
     as_json: bool,
@@ -117,6 +125,12 @@ def diff_tables(
     key_columns = [k.strip() for k in key.split(",") if k.strip()] if key else None
     engine = open_engine(database)
     try:
+        for alias, path in _pairs(attach, "--attach").items():
+            if engine.dialect != "duckdb":
+                from dataops_dev.errors import UsageError
+
+                raise UsageError("--attach works with a DuckDB --database only")
+            engine.attach(path, alias, read_only=True)
         result = diff_relations(
             engine,
             Relation.parse(left),

@@ -230,3 +230,26 @@ def test_cli_missing_database_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["diff-tables", "s.a", "s.b", "--database", str(tmp_path / "nope.duckdb")])
     assert info.value.code == 2
+
+
+def test_cli_two_duckdb_files_through_attach(tmp_path: Path) -> None:
+    """Environments are one DuckDB file each: base and branch are compared by attaching."""
+    for name, rows in (("base", ["(1, 1)", "(2, 2)"]), ("head", ["(1, 1)", "(2, 3)", "(3, 3)"])):
+        with DuckDBEngine(tmp_path / f"{name}.duckdb") as engine:
+            load_main(engine, rows)
+    args = ["diff-tables", "base.main.t", "head.main.t", "--key", "id", "--json"]
+    args += [
+        "--database",
+        str(tmp_path / "head.duckdb"),
+        "--attach",
+        f"base={tmp_path / 'base.duckdb'}",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert (rows["added"], rows["changed"], rows["unchanged"]) == (1, 1, 1)
+
+
+def load_main(engine: Any, rows: list[str]) -> None:
+    engine.execute("CREATE TABLE main.t (id INTEGER, v INTEGER)")
+    engine.execute("INSERT INTO main.t VALUES " + ", ".join(rows))
