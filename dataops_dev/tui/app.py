@@ -127,9 +127,6 @@ class DataopsApp(App[None]):
         yield Static(id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                box = Input(placeholder="filter models…", id="filter")
-                box.cursor_blink = False  # a blinking cursor makes screenshots differ
-                yield box
                 yield ChangeTree(id="tree")
             with TabbedContent(id="tabs"):
                 for index, (tab_id, label, pane) in enumerate(TABS):
@@ -250,8 +247,15 @@ class DataopsApp(App[None]):
 
         self.push_screen(HelpScreen())
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+    async def action_filter(self) -> None:
+        boxes = self.query("#filter")
+        if boxes:
+            box = boxes.first(Input)
+        else:
+            # Mounted on first use, not at start-up (first paint stays cheap).
+            box = Input(placeholder="filter models…", id="filter")
+            box.cursor_blink = False  # a blinking cursor makes screenshots differ
+            await self.query_one("#left").mount(box, before=0)
         box.add_class("-visible")
         box.focus()
 

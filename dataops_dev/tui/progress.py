@@ -63,30 +63,35 @@ class JobStatus(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="job-label")
-        yield ProgressBar(total=None, show_eta=False, id="job-bar")
+
+    def _bar(self) -> ProgressBar | None:
+        bars = self.query(ProgressBar)
+        return bars.first() if bars else None
 
     def start(self, title: str) -> None:
         self._title = title
-        self._tasks: dict[str, str] = {}
         self.query_one("#job-label", Label).update(f"{title}: starting…")
-        bar = self.query_one(ProgressBar)
-        bar.update(total=None, progress=0)
+        bar = self._bar()
+        if bar is None:
+            # Mounted on the first job, not at start-up (first paint stays cheap).
+            self.mount(ProgressBar(total=None, show_eta=False, id="job-bar"))
+        else:
+            bar.update(total=None, progress=0)
         self.add_class("-running")
 
     def on_progress(self, event: JobProgress) -> None:
         label = self.query_one("#job-label", Label)
-        bar = self.query_one(ProgressBar)
+        bar = self._bar()
         title = getattr(self, "_title", "job")
         if event.event == "started":
-            self._tasks[event.key] = event.text
-            bar.update(total=event.total, progress=0)
+            if bar is not None:
+                bar.update(total=event.total, progress=0)
             label.update(f"{title}: {event.text}")
         elif event.event == "advanced":
-            bar.advance(event.advance)
+            if bar is not None:
+                bar.advance(event.advance)
             if event.text:
                 label.update(f"{title}: {event.text}")
-        elif event.event == "finished":
-            self._tasks.pop(event.key, None)
         elif event.event == "message":
             label.update(f"{title}: {event.text}")
 

@@ -161,10 +161,16 @@ class ReviewSession:
         fresh = review.run_review(self.loaded, select=selected, reporter=reporter)
         if current is None or not model:
             return JobResult(Job.DIFF, self.with_decisions(fresh), "diff finished")
-        # Only the selected model was re-diffed: keep the rest of the report as it was.
-        replaced = {m.name: m for m in fresh.models}
-        models = tuple(replaced.pop(m.name, m) for m in current.models) + tuple(replaced.values())
-        merged = dataclasses.replace(current, models=models, verdict=verdict_of(models))
+        # `select` limits the data diffs to the model (impact still covers every model): take
+        # only that model from the fresh report and keep the rest as last reviewed.
+        updated = next((m for m in fresh.models if m.name == model), None)
+        if updated is None:
+            return JobResult(Job.DIFF, current, f"{model} is no longer in the change set")
+        names = {m.name for m in current.models}
+        models = tuple(updated if m.name == model else m for m in current.models)
+        models += () if model in names else (updated,)
+        verdict = verdict_of(models, current.error)
+        merged = dataclasses.replace(current, models=models, verdict=verdict)
         return JobResult(Job.DIFF, self.with_decisions(merged), f"diff of {model} finished")
 
     def _build(self, model: str | None, reporter: Reporter) -> JobResult:
