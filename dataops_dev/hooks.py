@@ -520,31 +520,40 @@ def _allowed(name: str, loaded: LoadedConfig) -> str | None:
     return None
 
 
-def _head_sql(loaded: LoadedConfig, tree: ProjectFiles, manifest: Manifest, name: str) -> str:
-    """The model's SQL as the working tree renders it ("" when removed or not renderable)."""
-    from dataops_dev.dbt.render import RenderError
-    from dataops_dev.hooks_sql import renderer_for, yaml_sources
+class _HeadSql:
+    """The working tree's rendered SQL of models (one renderer, made on first use)."""
 
-    path = tree.model_files.get(name)
-    if path is None:
-        return ""
-    raw = path.read_bytes().decode("utf-8").strip()
-    if path.suffix != ".sql":
-        return raw
-    try:
-        renderer = renderer_for(
-            loaded.project_dir,
-            project_name=tree.project.name,
-            vars=tree.project.vars,
-            macro_paths=tree.project.macro_paths,
-            adapter=None,
-            manifest=manifest,
-            working_models=tree.model_files,
-            sources=yaml_sources(tree.sources),
-        )
-        return renderer.render(raw, model_name=name).sql
-    except RenderError:
-        return raw
+    def __init__(self, loaded: LoadedConfig, tree: ProjectFiles, manifest: Manifest) -> None:
+        self.loaded, self.tree, self.manifest = loaded, tree, manifest
+        self._renderer: Any = None
+
+    def __call__(self, name: str) -> str:
+        """The model's SQL as the working tree renders it ("" when removed; the raw text
+        when it does not render)."""
+        from dataops_dev.dbt.render import RenderError
+        from dataops_dev.hooks_sql import renderer_for, yaml_sources
+
+        path = self.tree.model_files.get(name)
+        if path is None:
+            return ""
+        raw = path.read_bytes().decode("utf-8").strip()
+        if path.suffix != ".sql":
+            return raw
+        try:
+            if self._renderer is None:
+                self._renderer = renderer_for(
+                    self.loaded.project_dir,
+                    project_name=self.tree.project.name,
+                    vars=self.tree.project.vars,
+                    macro_paths=self.tree.project.macro_paths,
+                    adapter=None,
+                    manifest=self.manifest,
+                    working_models=self.tree.model_files,
+                    sources=yaml_sources(self.tree.sources),
+                )
+            return str(self._renderer.render(raw, model_name=name).sql)
+        except RenderError:
+            return raw
 
 
 def guard_finding(change: ModelChange, head_sql: str, guarded_because: Sequence[str]) -> Finding:
@@ -560,13 +569,13 @@ def guard_finding(change: ModelChange, head_sql: str, guarded_because: Sequence[
     else:
         kind = FindingKind.BREAKING_CHANGE
     reasons = tuple(sorted(change.reasons))
-    print_fp = fingerprint(
+    value = fingerprint(
         "hook", kind.value, change.name, change.change.value, sql_hash(head_sql), reasons
     )
     what = "breaking" if change.change.value == "breaking" else change.change.value
     title = f"{what} change to {change.name}: " + "; ".join(change.reasons or ("changed",))
     return Finding(
-        fingerprint=print_fp,
+        fingerprint=value,
         kind=kind,
         severity=Severity.BLOCKING,
         model=change.name,
@@ -589,6 +598,7 @@ def guarded_changes(
     if loaded.config.hooks.fail_on_unknown:
         kinds.add(ChangeKind.UNKNOWN)
     found = []
+    head_sql = _HeadSql(loaded, tree, manifest)
     for change in report.models:
         if scope is not None and change.name not in scope:
             continue
@@ -597,8 +607,8 @@ def guarded_changes(
         because = _guard_reasons(change, loaded)
         if not because:
             continue
-        head = _head_sql(loaded, tree, manifest, change.name)
-        found.append(GuardedChange(change, tuple(because), guard_finding(change, head, because)))
+        finding = guard_finding(change, head_sql(change.name), because)
+        found.append(GuardedChange(change, tuple(because), finding))
     return found
 
 
@@ -609,12 +619,12 @@ def static_findings(
     decisions attached: what `dataops-dev decide approve FINGERPRINT` can approve.
 
     `changed_files` limits them to the models those files define or describe (None: all)."""
-    findings, _report = _guard(loaded, changed_files)
-    from dataops_dev.decisions import load_decisions
-
-    decisions = load_decisions(loaded.project_dir)
     import dataclasses
 
+    from dataops_dev.decisions import load_decisions
+
+    findings, _report, _tree = _guard(loaded, changed_files)
+    decisions = load_decisions(loaded.project_dir)
     return [
         dataclasses.replace(
             g.finding,
@@ -649,7 +659,7 @@ def _guard(
     *,
     manifest_path: Path | None = None,
     reporter: Reporter = NULL_REPORTER,
-) -> tuple[list[GuardedChange], ImpactReport]:
+) -> tuple[list[GuardedChange], ImpactReport, ProjectFiles]:
     from dataops_dev.dbt.manifest import Manifest
     from dataops_dev.impact import analyze_impact, find_base_manifest
 
@@ -661,7 +671,7 @@ def _guard(
         scope |= set(staged_deletions(loaded.project_dir, tree))
     report = analyze_impact(loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter)
     manifest = Manifest.load(path)
-    return guarded_changes(loaded, report, manifest, tree, scope), report
+    return guarded_changes(loaded, report, manifest, tree, scope), report, tree
 
 
 def staged_deletions(project_dir: Path, tree: ProjectFiles) -> list[str]:
@@ -709,15 +719,13 @@ def impact_guard(
             "run `dataops-dev build --production` (or `dataops-dev demo`), set "
             "`production.manifest` in dataops_dev.yml, or `hooks.missing_manifest: skip`",
         )
-    guarded, report = _guard(loaded, files, manifest_path=manifest_path, reporter=reporter)
+    guarded, report, tree = _guard(loaded, files, manifest_path=manifest_path, reporter=reporter)
     decisions = load_decisions(loaded.project_dir) if guarded else {}
-    tree = ProjectFiles.read(loaded) if guarded else None
     problems: list[HookProblem] = []
     acknowledged: list[HookProblem] = []
     command = cli_command(loaded.project_dir, cwd)
     for item in guarded:
         change, finding = item.change, item.finding
-        assert tree is not None
         path = tree.model_files.get(change.name)
         if path is None:
             entry = tree.entry(change.name)

@@ -305,3 +305,39 @@ def test_json_output_and_files_outside_projects(hook_repo: Callable[..., HookRep
     assert data["checked_models"] == ["stg_orders"]
     assert data["hook"] == "sql-check"
     assert run.returncode in (0, 3)
+
+
+@pytest.mark.slow
+def test_two_projects_in_one_repository(tmp_path: Path, parsed_sample_project: Path) -> None:
+    import shutil
+
+    root = tmp_path / "mono"
+    for name in ("sales", "finance/dbt"):
+        shutil.copytree(parsed_sample_project, root / name)
+    git(root, "init", "-q", "-b", "main")
+    (root / "sales/models/staging/stg_orders.sql").write_text("select from where", "utf-8")
+    result = run_hook(
+        HookId.SQL_CHECK,
+        ["sales/models/staging/stg_orders.sql", "finance/dbt/models/staging/stg_orders.sql"],
+        cwd=root,
+    )
+    assert [p.path for p in result.problems] == ["sales/models/staging/stg_orders.sql"]
+    assert len(result.projects) == 2
+
+
+@pytest.mark.slow
+def test_changed_macro_rechecks_the_models_calling_it(hook_repo: Callable[..., HookRepo]) -> None:
+    repo = hook_repo("analytics")
+    repo.write("macros/money.sql", "{% macro money(col) %}round({{ col }}, 2){% endmacro %}\n")
+    repo.edit(
+        "models/staging/stg_orders.sql",
+        "lower(trim(status)) as status,",
+        "lower(trim(status)) as status,\n    {{ money('order_id') }} as order_money,",
+    )
+    assert run_hook(HookId.SQL_CHECK, [repo.rel("macros/money.sql")], cwd=repo.root).ok
+    repo.write("macros/money.sql", "{% macro money(col) %}round({{ col }}, 2{% endmacro %}\n")
+    result = run_hook(HookId.SQL_CHECK, [repo.rel("macros/money.sql")], cwd=repo.root)
+    assert [(p.path, p.line) for p in result.problems] == [
+        ("analytics/models/staging/stg_orders.sql", 15)
+    ]
+    assert result.problems[0].message.startswith("syntax error")
