@@ -478,23 +478,27 @@ def run_review(
         )
     head_info = envs.create(git_state.branch)
     error: str | None = None
-    head_record: BuildRecord | None = None
+    head_record: BuildRecord | None = _reusable_branch_build(
+        loaded, envs, head_info, git_state.commit, source, baseline.info.name
+    )
     with watch.measure("branch_build"):
         try:
-            head_record = envs.build(
-                head_info,
-                BuildRequest(
-                    code_dir=loaded.project_dir,
-                    commit=git_state.commit,
-                    dirty=git_state.dirty,
-                    select=("state:modified+",),
-                    defer_to=baseline.info,
-                ),
-                source,
-                reporter=reporter,
-            )
+            if head_record is None:
+                head_record = envs.build(
+                    head_info,
+                    BuildRequest(
+                        code_dir=loaded.project_dir,
+                        commit=git_state.commit,
+                        dirty=git_state.dirty,
+                        select=("state:modified+",),
+                        defer_to=baseline.info,
+                    ),
+                    source,
+                    reporter=reporter,
+                )
         except BuildError as exc:
             error = exc.message
+    branch_reused = head_record is not None and head_record == head_info.last_build
     head_info = envs.get(head_info.name)
     base_manifest_path = envs.manifest_path(baseline.info.name)
     with watch.measure("impact"), task(reporter, "impact", "impact and lineage"):
@@ -587,6 +591,7 @@ def run_review(
     timings = {k: round(v, 3) for k, v in watch.timings.items()}
     timings["total"] = round(time.perf_counter() - started, 3)
     timings["baseline_reused"] = 1.0 if baseline.reused else 0.0
+    timings["branch_reused"] = 1.0 if branch_reused else 0.0
     report = Report(
         schema_version=SCHEMA_VERSION,
         project=base_manifest.project_name,
@@ -608,6 +613,34 @@ def run_review(
     )
     report = apply_decisions(report, load_decisions(loaded.project_dir))
     return dataclasses.replace(report, next_commands=_next_commands(report))
+
+
+def _reusable_branch_build(
+    loaded: LoadedConfig,
+    envs: Environments,
+    info: EnvironmentInfo,
+    commit: str,
+    source: SourceData,
+    baseline: str,
+) -> BuildRecord | None:
+    """The branch's last build when it is still exactly what a new build would produce: same
+    commit, nothing changed in the project since (decisions aside), same sample, same baseline."""
+    from dataops_dev import gitrepo
+    from dataops_dev.decisions import APPROVALS_FILE
+
+    last = info.last_build
+    if (
+        last is None
+        or info.last_attempt is not None
+        or last.commit != commit
+        or last.source != source.identity
+        or last.deferred_to != baseline
+        or not envs.manifest_path(info.name).exists()
+    ):
+        return None
+    if gitrepo.changed_since(loaded.project_dir, commit) - {APPROVALS_FILE}:
+        return None
+    return last
 
 
 def _model_report(

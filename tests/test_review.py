@@ -209,6 +209,8 @@ def test_decide_then_review_reuses_baseline_and_passes(
     second = json.loads(again.stdout)
     assert second["verdict"] == "pass"
     assert second["timings"]["baseline_reused"] == 1.0
+    # Recording a decision changes nothing the branch build depends on: it is reused too.
+    assert second["timings"]["branch_reused"] == 1.0
     assert second["base"]["environment"] == report["base"]["environment"]
     approved_findings = [f for m in second["models"] for f in m["findings"] if f["approval"]]
     assert [f["fingerprint"] for f in approved_findings] == [finding["fingerprint"]]
