@@ -3,6 +3,7 @@ right, decisions and re-runs from the keyboard. All work goes through `ReviewSes
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -43,6 +44,25 @@ TABS: tuple[tuple[str, str, type[Pane]], ...] = (
     ("sql", "SQL", SqlPane),
 )
 THEMES = ("textual-dark", "textual-light")
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with the process's real stderr.
+
+    dbt's adapters create multiprocessing locks, which spawn the tracker on first use and hand
+    it `sys.stderr.fileno()`; inside the app that is textual's capture (no descriptor), and the
+    spawn fails with "bad value(s) in fds_to_keep". Called on the UI thread before a job starts.
+    """
+    from multiprocessing import resource_tracker
+
+    if sys.__stderr__ is None:
+        return
+    captured = sys.stderr
+    sys.stderr = sys.__stderr__
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.stderr = captured
 
 
 def header_text(report: Report | None, problem: str | None = None) -> Text:
@@ -312,6 +332,7 @@ class DataopsApp(App[None]):
 
         def done(confirmed: bool | None) -> None:
             if confirmed:
+                start_resource_tracker()
                 self.run_deploy(report)
 
         self.push_screen(DeployPlanScreen(lambda: self.session.plan_deploy(report)), done)
@@ -323,6 +344,7 @@ class DataopsApp(App[None]):
             self.notify("select a model to diff", severity="warning")
             return
         title = f"{kind.value} {model}" if model else kind.value
+        start_resource_tracker()
         self.job_events.clear()
         self.query_one(JobStatus).start(title)
         self.run_job(kind, model)
