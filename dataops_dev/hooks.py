@@ -726,12 +726,7 @@ def impact_guard(
     command = cli_command(loaded.project_dir, cwd)
     for item in guarded:
         change, finding = item.change, item.finding
-        path = tree.model_files.get(change.name)
-        if path is None:
-            entry = tree.entry(change.name)
-            where, line = (entry.path, entry.line) if entry else (loaded.project_dir, 1)
-        else:
-            where, line = path, 1
+        where, line = _locate(change.name, tree, files, loaded.project_dir)
         decision = decisions.get(finding.fingerprint)
         allowance = _allowed(change.name, loaded)
         by = None
@@ -763,6 +758,43 @@ def impact_guard(
         projects=(project,),
         checked_models=tuple(m.name for m in report.models),
     )
+
+
+def _locate(
+    name: str, tree: ProjectFiles, files: Sequence[Path] | None, project_dir: Path
+) -> tuple[Path, int]:
+    """Where to point for a model's change: the first changed line of its SQL file when that
+    file is part of the change, else its schema YAML entry (a contract edit), else the file."""
+    path = tree.model_files.get(name)
+    passed = {f.resolve() for f in files or ()}
+    entry = tree.entry(name)
+    if path is not None and (files is None or path in passed):
+        return path, first_changed_line(path)
+    if entry is not None:
+        return entry.path, entry.line
+    return (path, 1) if path is not None else (project_dir / "dbt_project.yml", 1)
+
+
+def first_changed_line(path: Path) -> int:
+    """The first line of `path` that differs from the HEAD commit (1 when unknown or new)."""
+    import re
+
+    try:
+        result = subprocess.run(
+            ["git", "diff", "--no-color", "-U0", "HEAD", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return 1
+    match = re.search(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", result.stdout, re.M)
+    if match is None:
+        return 1
+    start, count = int(match.group(1)), match.group(2)
+    # A pure deletion reports the line before the removed ones: point at the line after.
+    return max(1, start + 1 if count == "0" else start)
 
 
 def cli_command(project_dir: Path, cwd: Path) -> str:

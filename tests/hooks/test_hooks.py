@@ -192,7 +192,8 @@ def test_contract_type_change_in_yaml_is_located_in_the_yaml(
     )
     assert [p.model for p in result.problems] == ["dim_customers"]
     problem = result.problems[0]
-    assert problem.path == "analytics/models/marts/dim_customers.sql"
+    # The SQL file is not part of the change: the YAML entry is what changed.
+    assert (problem.path, problem.line) == ("analytics/models/marts/_marts__models.yml", 4)
     assert "contract type of order_count changed: bigint -> integer" in problem.message
     # Only the entries that changed are checked: the other marts are untouched.
     keys = run_hook(HookId.KEYS, [repo.rel("models/marts/_marts__models.yml")], cwd=repo.root)

@@ -111,7 +111,7 @@ def test_breaking_change_to_contract_fails_until_approved(
     result = repo.pre_commit("run", GUARD)
     assert result.returncode != 0
     path = repo.rel("models/marts/dim_customers.sql")
-    assert f"{path}:1:1: breaking change to dim_customers [contract broken]" in result.stdout
+    assert f"{path}:21:1: breaking change to dim_customers [contract broken]" in result.stdout
     assert "removed columns: email" in result.stdout
     assert "feeds exposure customer_health_dashboard" in result.stdout
     # Approve the exact finding with the command the hook printed, stage the approval: passes.
@@ -162,7 +162,7 @@ def test_breaking_upstream_change_prints_impacted_downstream(
     repo.stage()
     result = repo.pre_commit("run", GUARD)
     assert result.returncode != 0
-    assert f"{repo.rel('models/staging/stg_orders.sql')}:1:1: breaking change to stg_orders" in (
+    assert f"{repo.rel('models/staging/stg_orders.sql')}:10:1: breaking change to stg_orders" in (
         result.stdout
     )
     assert "downstream models:" in result.stdout
@@ -219,7 +219,7 @@ def test_project_at_repository_root_and_commit_is_blocked(
         },
     )
     assert commit.returncode != 0
-    assert "models/marts/dim_customers.sql:1:1: breaking change to dim_customers" in (
+    assert "models/marts/dim_customers.sql:21:1: breaking change to dim_customers" in (
         commit.stdout + commit.stderr
     )
     assert git(repo.root, "rev-list", "--count", "HEAD") == "1"
