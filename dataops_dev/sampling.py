@@ -412,7 +412,7 @@ def _threshold(rate: float) -> int:
 
 def _select_rows(
     plan: TablePlan, key: Salt, dialect: str, work: Mapping[str, exp.Table]
-) -> exp.Select:
+) -> exp.Query:
     """The first selection of a table's rows (before the closure adds required parents)."""
     query = exp.select(exp.Star()).from_(plan.source.copy().as_("t"))
     conditions: list[exp.Expr] = []
@@ -440,7 +440,10 @@ def _select_rows(
             all_null,
             exp.LT(this=bucket, expression=exp.Literal.number(_threshold(plan.rate))),
         )
-        conditions.append(exp.or_(*follows, own))
+        # Two disjoint branches (a non-null FK that matches / every FK null): UNION ALL keeps
+        # the keyed hash off the rows that follow a parent.
+        following = query.copy().where(exp.and_(*conditions, exp.or_(*follows)))
+        return exp.union(following, query.where(exp.and_(*conditions, own)), distinct=False)
     elif plan.role is Role.PARENT:
         conditions.append(exp.false())
     return query.where(exp.and_(*conditions)) if conditions else query
