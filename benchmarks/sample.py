@@ -126,7 +126,7 @@ def _faker(prod: Path, python: str) -> dict[str, Any] | None:
 def _faker_worker(path: str) -> None:
     import hashlib
 
-    from faker import Faker  # type: ignore[import-not-found]
+    from faker import Faker
 
     values = Path(path).read_text(encoding="utf-8").splitlines()
     fake = Faker()

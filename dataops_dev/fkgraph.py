@@ -205,7 +205,7 @@ def _key_origin(manifest: Manifest, node: Node, key: tuple[str, ...] | None) -> 
     return KeyOrigin.TESTS
 
 
-def _resolve_target(manifest: Manifest, text: str, context: Node | None) -> str | None:
+def _resolve_target(manifest: Manifest, text: str) -> str | None:
     """The unique id a `to:` names: `source('a', 'b')`, `ref('m')` or a relation name."""
     match = _SOURCE_CALL.search(text)
     if match:
@@ -249,7 +249,7 @@ def _declared_edges(manifest: Manifest) -> tuple[list[_RawEdge], list[UnmappedEd
         to = str(test.kwargs.get("to") or "")
         parents = [uid for uid in test.depends_on_nodes if uid != test.attached_node]
         parent_uid = (
-            parents[0] if parents else (_resolve_target(manifest, to, None) or test.attached_node)
+            parents[0] if parents else (_resolve_target(manifest, to) or test.attached_node)
         )
         if not column or not field_name or not parent_uid:
             unmapped.append(UnmappedEdge(test.unique_id, "relationships test without column/field"))
@@ -306,7 +306,7 @@ def _constraint_target(
     to = constraint.get("to")
     to_columns = tuple(constraint.get("to_columns") or ())
     if to:
-        return _resolve_target(manifest, str(to), node), to_columns
+        return _resolve_target(manifest, str(to)), to_columns
     # Before dbt 1.9: `expression: "schema.table (column)"`.
     expression = str(constraint.get("expression") or "")
     match = re.match(r"^\s*(?:references\s+)?([\w.\"`]+)\s*\(([^)]*)\)", expression, re.I)

@@ -714,11 +714,6 @@ def production_counts(engine: Engine, sources: Mapping[str, exp.Table]) -> dict[
 # Writers
 
 
-def output_table(plan: TablePlan, relations: Mapping[str, Any]) -> exp.Table:
-    relation = relations[plan.name]
-    return exp.table_(relation.name, db=relation.schema, quoted=True)
-
-
 class DuckDBSampleWriter(SampleWriter):
     """Writes into the sample file the work connection has open (production is attached)."""
 
