@@ -72,6 +72,10 @@ class DiffOptions:
     """Columns left out of the comparison (still reported by the schema diff)."""
     detect_renames: bool = True
     """Look for removed/added column pairs whose values are identical (one extra join)."""
+    strict: bool = True
+    """False (config-driven runs such as `review`): a key column missing on either side falls
+    back to the keyless diff, and tolerance/precision on a column of the wrong type is ignored;
+    both are recorded in `TableDiff.notes`. True (explicit requests): they are usage errors."""
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,8 @@ class TableDiff:
     candidate_keys: tuple[tuple[str, ...], ...] = ()
     """Keyless: columns unique and not NULL on both sides, usable as a key next time."""
     timings: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    notes: tuple[str, ...] = ()
+    """What the engine decided on its own (e.g. fell back to keyless: key column missing)."""
 
     @property
     def mode(self) -> DiffMode:
@@ -351,6 +357,7 @@ class TableDiff:
             "keys": self.keys.to_dict() if self.keys else None,
             "columns": [c.to_dict() for c in self.columns],
             "examples": [e.to_dict() for e in self.examples],
+            "notes": list(self.notes),
         }
         if self.keyless:
             out["only_left_examples"] = [_json_row(r) for r in self.only_left_examples]

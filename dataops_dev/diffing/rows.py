@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from dataops_dev.diffing import sql
@@ -60,9 +61,11 @@ def diff_relations(
                         "check the name with `schema.table` (and the --database it lives in)",
                     )
             plan = plan_comparison(left_columns, right_columns, key, options, engine.dialect)
-        if not key:
-            return keyless_diff(engine, left, right, plan, options, watch)
-        return _keyed(engine, left, right, plan, options, watch)
+        if not plan.key:
+            result = keyless_diff(engine, left, right, plan, options, watch)
+        else:
+            result = _keyed(engine, left, right, plan, options, watch)
+    return replace(result, notes=plan.notes) if plan.notes else result
 
 
 def _keyed(

@@ -76,6 +76,8 @@ class ComparePlan:
     columns: tuple[CompareColumn, ...]
     rename_candidates: tuple[tuple[Column, Column], ...] = ()
     """(removed left column, added right column) pairs of the same type, to test by values."""
+    notes: tuple[str, ...] = ()
+    """Rules dropped or fallbacks taken in non-strict mode."""
 
 
 def parse_type(data_type: str, dialect: str) -> exp.DataType | None:
@@ -202,6 +204,13 @@ def plan_comparison(
         if c.name not in right_by_name and c.name not in renamed_left
     )
     key_columns: list[KeyColumn] = []
+    notes: list[str] = []
+    missing = [n for n in key or () if n not in left_by_name or n not in right_by_name]
+    if missing and not options.strict:
+        notes.append(
+            f"key column(s) {', '.join(missing)} missing on one side: compared without a key"
+        )
+        key = None
     for name in key or ():
         if name not in left_by_name or name not in right_by_name:
             side = "left" if name not in left_by_name else "right"
@@ -230,15 +239,24 @@ def plan_comparison(
             cast = text_type(dialect)
         if column.name in options.exclude:
             continue
-        _check_rules(column, cast, options, dialect)
+        tolerance = options.tolerance.get(column.name)
+        precision = options.timestamp_precision.get(column.name)
+        problem = _rule_problem(column, cast, options, dialect)
+        if problem and options.strict:
+            raise UsageError(*problem)
+        if problem:
+            notes.append(f"ignored: {problem[0]}")
+            family = type_family(cast or column.data_type, dialect)
+            tolerance = tolerance if family == "numeric" else None
+            precision = precision if family == "temporal" else None
         columns.append(
             CompareColumn(
                 name=column.name,
                 left_name=left_name,
                 data_type=column.data_type,
                 cast=cast,
-                tolerance=options.tolerance.get(column.name),
-                precision=options.timestamp_precision.get(column.name),
+                tolerance=tolerance,
+                precision=precision,
             )
         )
     renames = tuple(Rename(old, new, RenameReason.DECLARED) for new, old in declared.items())
@@ -261,21 +279,26 @@ def plan_comparison(
         key=tuple(key_columns),
         columns=tuple(columns),
         rename_candidates=tuple(candidates[:20]),
+        notes=tuple(notes),
     )
 
 
-def _check_rules(column: Column, cast: str | None, options: DiffOptions, dialect: str) -> None:
+def _rule_problem(
+    column: Column, cast: str | None, options: DiffOptions, dialect: str
+) -> tuple[str, str] | None:
+    """(message, hint) when a tolerance/precision rule does not fit the column's type."""
     family = type_family(cast or column.data_type, dialect)
     if column.name in options.tolerance and family != "numeric":
-        raise UsageError(
+        return (
             f"tolerance set for column {column.name!r}, which is {column.data_type}, not numeric",
             "set tolerances on numeric columns only (diff.tolerance / --tolerance)",
         )
     if column.name in options.timestamp_precision and family != "temporal":
-        raise UsageError(
+        return (
             f"timestamp precision set for column {column.name!r}, which is {column.data_type}",
             "set a precision on date/timestamp columns only (diff.timestamp_precision)",
         )
+    return None
 
 
 def _check_options(options: DiffOptions, right: dict[str, Column]) -> None:

@@ -347,3 +347,14 @@ def test_declared_cast_for_a_type_change(engine: Any) -> None:
     assert declared.schema.type_changed[0].compared_as == "BIGINT"
     assert declared.column("code").changed == 1
     assert declared.column("code").examples[0].after == "7"
+
+
+def test_non_strict_runs_fall_back_and_note_it(engine: Any) -> None:
+    load(engine, "a", "id INTEGER, name TEXT", ["(1, 'a')", "(2, 'b')"])
+    load(engine, "b", "code INTEGER, name TEXT", ["(1, 'a')", "(2, 'c')"])
+    lenient = DiffOptions(strict=False, tolerance={"name": Tolerance(abs=1)})
+    result = diff_relations(engine, A, B, key=["id"], options=lenient)
+    # Only the shared column `name` is compared: ("b") vs ("c").
+    assert result.keyless and (result.rows.only_left, result.rows.only_right) == (1, 1)
+    assert any("missing" in n for n in result.notes) and any("ignored" in n for n in result.notes)
+    assert result.to_dict()["notes"] == list(result.notes)
