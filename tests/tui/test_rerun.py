@@ -116,3 +116,48 @@ def test_deploy_plan_from_the_core_gates_on_approvals(
         await pilot.press("escape")
 
     drive(app, scenario)
+
+
+@pytest.mark.slow
+def test_review_and_model_diff_rerun_through_run_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo project (sample_project, a branch, production) with no saved report yet: the app
+    says so, `r` runs `review.run_review` in a worker with live progress and the report lands;
+    `d` re-diffs the selected model only."""
+    from dataops_dev.demo import DEMO_SALT
+    from tests.conftest import run_cli
+
+    demo = tmp_path / "demo"
+    result = run_cli("demo", "--dir", str(demo), "--scale", "0.01", "--json", cwd=tmp_path)
+    assert result.returncode in (0, 3), result.stderr
+    shutil.rmtree(demo / ".dataops" / "reports", ignore_errors=True)
+    monkeypatch.setenv("DATAOPS_SALT", DEMO_SALT)
+    app = DataopsApp(ReviewSession(project_dir=demo))
+
+    async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
+        assert app.report is None and "no review report" in (app.problem or "")
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_job is not None and app.last_job.job is Job.REVIEW
+        assert app.report is not None and app.problem is None
+        assert app.report.head.ref == "demo/segment-thresholds"
+        # Progress came from the core's reporter, through textual messages.
+        assert any(event[0] == "started" for event in app.job_events)
+        assert app.selected == "store_performance"
+        assert "store_performance" in str(app.query_one("#summary-text", Static).render())
+        # The saved report is what the next start opens.
+        assert ReviewSession(project_dir=demo).load_report().generated_at == (
+            app.report.generated_at
+        )
+        before = app.report
+        await pilot.press("d")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_job.job is Job.DIFF
+        assert "diff of store_performance" in app.last_job.summary
+        assert [m.name for m in app.report.models] == [m.name for m in before.models]
+        assert app.report.model("store_performance").diff is not None
+
+    drive(app, scenario)
