@@ -75,6 +75,8 @@ class HookResult:
     """What fails the hook."""
     acknowledged: tuple[HookProblem, ...] = ()
     """Guarded changes let through by an approval or a config allowance (shown, not failing)."""
+    skipped: tuple[HookProblem, ...] = ()
+    """Models the static checks cannot judge (package macros, `run_query`): not failing."""
     projects: tuple[str, ...] = ()
     checked_models: tuple[str, ...] = ()
 
@@ -88,6 +90,7 @@ class HookResult:
             "ok": self.ok,
             "problems": [p.to_dict() for p in self.problems],
             "acknowledged": [p.to_dict() for p in self.acknowledged],
+            "skipped": [p.to_dict() for p in self.skipped],
             "projects": list(self.projects),
             "checked_models": list(self.checked_models),
         }
@@ -96,14 +99,23 @@ class HookResult:
 def _merge(hook: HookId, results: Iterable[HookResult]) -> HookResult:
     problems: list[HookProblem] = []
     acknowledged: list[HookProblem] = []
+    skipped: list[HookProblem] = []
     projects: list[str] = []
     models: list[str] = []
     for result in results:
         problems.extend(result.problems)
         acknowledged.extend(result.acknowledged)
+        skipped.extend(result.skipped)
         projects.extend(result.projects)
         models.extend(result.checked_models)
-    return HookResult(hook, tuple(problems), tuple(acknowledged), tuple(projects), tuple(models))
+    return HookResult(
+        hook,
+        tuple(problems),
+        tuple(acknowledged),
+        tuple(skipped),
+        tuple(projects),
+        tuple(models),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,27 +442,37 @@ def sql_check(
             (HookProblem(display_path(where, cwd), 1, 1, f"cannot load macros: {exc.message}"),),
             projects=(str(loaded.project_dir),),
         )
-    problems = []
+    has_packages = any(
+        (loaded.project_dir / name).is_file() for name in ("packages.yml", "dependencies.yml")
+    )
+    problems: list[HookProblem] = []
+    skipped: list[HookProblem] = []
     for name in models:
         path = tree.model_files[name]
         raw = path.read_bytes().decode("utf-8")
-        problem = check_model_sql(raw, model_name=name, renderer=renderer, dialect=dialect)
-        if problem is not None:
-            problems.append(
-                HookProblem(
-                    display_path(path, cwd),
-                    problem.line,
-                    problem.column,
-                    problem.message,
-                    snippet=problem.snippet,
-                    model=name,
-                    hint=f"fix the SQL, then check it with `dataops-dev hook sql-check "
-                    f"{display_path(path, cwd)}`",
-                )
+        problem = check_model_sql(
+            raw, model_name=name, renderer=renderer, dialect=dialect, has_packages=has_packages
+        )
+        if problem is None:
+            continue
+        shown = display_path(path, cwd)
+        (problems if problem.blocking else skipped).append(
+            HookProblem(
+                shown,
+                problem.line,
+                problem.column,
+                problem.message,
+                snippet=problem.snippet,
+                model=name,
+                hint=f"fix the SQL, then check it with `dataops-dev hook sql-check {shown}`"
+                if problem.blocking
+                else "not checked statically: `dataops-dev build` compiles it with dbt",
             )
+        )
     return HookResult(
         HookId.SQL_CHECK,
         tuple(problems),
+        skipped=tuple(skipped),
         projects=(str(loaded.project_dir),),
         checked_models=tuple(models),
     )

@@ -29,6 +29,9 @@ class SqlProblem:
     message: str
     snippet: str
     """The offending source line(s) with a caret under the column."""
+    blocking: bool = True
+    """False when the light renderer cannot check the model (a package macro, `run_query`, a
+    var given on the command line): not the author's error, so it must not block a commit."""
 
 
 class LenientRenderer(Renderer):
@@ -80,7 +83,12 @@ def yaml_sources(
 
 
 def check_model_sql(
-    raw_code: str, *, model_name: str, renderer: Renderer, dialect: str | None
+    raw_code: str,
+    *,
+    model_name: str,
+    renderer: Renderer,
+    dialect: str | None,
+    has_packages: bool = False,
 ) -> SqlProblem | None:
     """The first problem of a model's SQL (render, tokenize, parse), or None when it is fine."""
     import sqlglot
@@ -91,7 +99,13 @@ def check_model_sql(
         rendered = renderer.render(raw_code, model_name=model_name)
     except RenderError as exc:
         line, column = _render_error_location(raw_code, exc)
-        return SqlProblem(line, column, _render_message(exc), snippet(raw_code, line, column))
+        return SqlProblem(
+            line,
+            column,
+            _render_message(exc),
+            snippet(raw_code, line, column),
+            blocking=is_author_error(exc, has_packages=has_packages),
+        )
     sql = rendered.sql
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect or None) if s is not None]
@@ -129,6 +143,21 @@ def check_model_sql(
             1, 1, f"a model must be a query (SELECT); this is {kind}", snippet(raw_code, 1, 1)
         )
     return None
+
+
+def is_author_error(exc: RenderError, *, has_packages: bool) -> bool:
+    """Would dbt reject this too (a Jinja syntax error, a ref to no model, an undeclared source,
+    an undefined macro in a project without packages)? Otherwise the static renderer only lacks
+    something dbt has (packages, a database, command-line vars) and the model is skipped."""
+    cause = exc.__cause__
+    if isinstance(cause, jinja2.TemplateSyntaxError):
+        return True
+    message = exc.message
+    if "names no model" in message or ("source(" in message and "is not declared" in message):
+        return True
+    if isinstance(cause, jinja2.UndefinedError):
+        return not has_packages
+    return False
 
 
 def _render_message(exc: RenderError) -> str:

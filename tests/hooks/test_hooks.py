@@ -136,6 +136,42 @@ def test_check_model_sql_reports_render_and_parse_problems(tmp_path: Path) -> No
     assert check("select {{ undefined_macro('x') }} as y")[0:2] == (1, 11)  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("sql", "has_packages", "blocking"),
+    [
+        ("select * from {{ ref('nope') }}", True, True),
+        ("select * from {{ source('raw', 'nope') }}", True, True),
+        ("select 1 {% if %}", True, True),
+        ("select {{ undefined_macro('x') }} as y", False, True),
+        # What only dbt can render is skipped, not failed: packages, a database, CLI vars.
+        ("select {{ undefined_macro('x') }} as y", True, False),
+        ("select {{ dbt_utils.star(ref('a')) }} from {{ ref('a') }}", True, False),
+        ("{% set r = run_query('select 1') %}select 1 as x", False, False),
+        ("select {{ var('run_date') }} as d", False, False),
+    ],
+)
+def test_render_problems_block_only_when_dbt_would_fail_too(
+    tmp_path: Path, sql: str, has_packages: bool, blocking: bool
+) -> None:
+    from dataops_dev.hooks_sql import renderer_for
+
+    renderer = renderer_for(
+        tmp_path,
+        project_name="p",
+        vars={},
+        macro_paths=(),
+        adapter="duckdb",
+        manifest=None,
+        working_models=["a"],
+        sources={("raw", "t"): (None, "raw", "t")},
+    )
+    problem = check_model_sql(
+        sql, model_name="m", renderer=renderer, dialect="duckdb", has_packages=has_packages
+    )
+    assert problem is not None
+    assert problem.blocking is blocking, problem.message
+
+
 # --------------------------------------------------------------------------------------------
 # On sample_project (production manifest from a real dbt parse)
 
