@@ -333,6 +333,27 @@ def test_postgres_sample_matches_duckdb_and_never_writes_production(
                 == tables_before
             )
         assert not raw_emails & {r[1] for r in pg_rows}
+        with duckdb.connect(str(sample_project_prod), read_only=True) as con:
+            raw = _raw_pii(con, record)
+        with psycopg.connect(pg_conninfo(sandbox)) as conn:
+            conn.execute("create temp table raw_pii (v text)")
+            with conn.cursor().copy("copy raw_pii (v) from stdin") as copy:
+                for value in sorted(raw):
+                    copy.write_row((value,))
+            columns = conn.execute(
+                "select table_schema, table_name, column_name from information_schema.columns "
+                "where table_schema = 'raw' and data_type = 'text'"
+            ).fetchall()
+            assert len(columns) > 10
+            leaks = [
+                f"{t}.{c}"
+                for s, t, c in columns
+                if conn.execute(
+                    f'select count(*) from "{s}"."{t}" where "{c}" in (select v from raw_pii)'
+                ).fetchone()
+                != (0,)
+            ]
+        assert leaks == []
 
         with pytest.raises(ConfigError):
             ensure_sample(
