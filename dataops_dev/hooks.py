@@ -1050,6 +1050,28 @@ def review_hook(
 # Entry point for the CLI
 
 
+def _single_project_below(directory: Path, depth: int = 3) -> Path | None:
+    """The one dbt project in a subfolder of the repository (None when none; an error when
+    several, since then the hook cannot guess)."""
+    skip = {".git", ".venv", "node_modules", "target", "dbt_packages", "logs", ".dataops"}
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        relative = Path(root).relative_to(directory)
+        dirs[:] = [d for d in dirs if d not in skip and not d.startswith(".")]
+        if len(relative.parts) >= depth:
+            dirs[:] = []
+        if "dbt_project.yml" in files:
+            found.append(Path(root))
+            dirs[:] = []
+    if len(found) > 1:
+        names = ", ".join(display_path(f, directory) for f in sorted(found))
+        raise ProjectError(
+            f"several dbt projects here ({names})",
+            "pass --project-dir PATH (in .pre-commit-config.yaml: `args: [--project-dir, PATH]`)",
+        )
+    return found[0] if found else None
+
+
 def run_hook(
     hook: HookId,
     files: Sequence[Path],
@@ -1073,9 +1095,12 @@ def run_hook(
         found = (
             directory if (directory / "dbt_project.yml").is_file() else find_project_dir(directory)
         )
+        if found is None and project_dir is None:
+            found = _single_project_below(directory)
         if found is None:
             raise ProjectError(
-                f"no dbt project at {directory}", "pass --project-dir PATH to `dataops-dev hook`"
+                f"no dbt project at {directory}",
+                "pass --project-dir PATH (in .pre-commit-config.yaml: `args: [--project-dir, PATH]`)",
             )
         loaded = load_project_config(found, config_file, overrides)
         if hook is HookId.REVIEW:

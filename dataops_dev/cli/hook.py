@@ -148,8 +148,16 @@ hook.add_command(
 
 
 @hook.command()
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The dbt project (default: found from the current directory, or the one subfolder "
+    "holding a dbt_project.yml).",
+)
 @_format_options
 @click.pass_obj
-def review(app: AppContext, output_format: str, as_json: bool) -> None:
+def review(app: AppContext, project_dir: Path | None, output_format: str, as_json: bool) -> None:
     """Run the full review (sample, environments, diffs, tests); fail on blocking findings."""
+    if project_dir is not None:
+        app.project_dir = project_dir
     _run(app, "review", (), "json" if as_json else output_format, False)

@@ -378,3 +378,21 @@ def test_changed_macro_rechecks_the_models_calling_it(hook_repo: Callable[..., H
         ("analytics/models/staging/stg_orders.sql", 15)
     ]
     assert result.problems[0].message.startswith("syntax error")
+
+
+def test_review_finds_the_one_project_below_the_repository_root(tmp_path: Path) -> None:
+    from dataops_dev.errors import ProjectError
+    from dataops_dev.hooks import _single_project_below
+
+    (tmp_path / "analytics" / "dbt").mkdir(parents=True)
+    (tmp_path / "analytics" / "dbt" / "dbt_project.yml").write_text("name: a\n", "utf-8")
+    (tmp_path / "analytics" / "dbt" / "dbt_packages" / "x").mkdir(parents=True)
+    (tmp_path / "analytics" / "dbt" / "dbt_packages" / "x" / "dbt_project.yml").write_text("")
+    assert _single_project_below(tmp_path) == tmp_path / "analytics" / "dbt"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "dbt_project.yml").write_text("name: b\n", "utf-8")
+    with pytest.raises(ProjectError, match="several dbt projects"):
+        _single_project_below(tmp_path)
+    assert (
+        _single_project_below(tmp_path / "analytics" / "dbt" / "dbt_packages" / "x" / "y") is None
+    )
