@@ -339,7 +339,7 @@ class DataopsApp(App[None]):
 
     def action_rerun(self, job: str) -> None:
         kind = Job(job)
-        model = self.selected if kind in (Job.BUILD, Job.DIFF) else None
+        model = self.selected if kind is Job.DIFF else None
         if kind is Job.DIFF and model is None:
             self.notify("select a model to diff", severity="warning")
             return
@@ -402,7 +402,9 @@ class DataopsApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Re-run review", "Run `review` in the background", self._cmd("review"))
         yield SystemCommand("Re-run impact", "Static change set, no database", self._cmd("impact"))
-        yield SystemCommand("Build selected model", "dbt build MODEL+", self._cmd("build"))
+        yield SystemCommand(
+            "Build the branch", "dbt build into its environment", self._cmd("build")
+        )
         yield SystemCommand("Diff selected model", "Re-diff the selected model", self._cmd("diff"))
         yield SystemCommand("Deploy plan", "deploy --dry-run", self.action_deploy_plan)
         yield SystemCommand("Toggle light/dark", "Switch theme", self.action_toggle_theme)

@@ -28,7 +28,7 @@ dataops-dev review — keyboard first (the mouse works too)
   /             filter models by name               esc     back to the tree
   a  /  x       approve / reject the highlighted finding (with a note)
   r             re-run `review` in the background   i       re-run static `impact`
-  b             `build` the selected model and its children
+  b             `build` the branch into its environment
   d             re-diff the selected model only
   p             deploy plan (`deploy --dry-run`) and confirmation
   s             SQL tab: unified / side-by-side diff

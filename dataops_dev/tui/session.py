@@ -34,7 +34,7 @@ class Job(str, Enum):
     REVIEW = "review"
     """The whole preview: sample, base + branch envs, impact, diffs, tests."""
     BUILD = "build"
-    """dbt build of the branch (the selected model only when one is selected)."""
+    """dbt build of the branch into its environment (as `dataops-dev build`)."""
     IMPACT = "impact"
     """The static change set: no dbt, no database."""
     DIFF = "diff"
@@ -142,7 +142,7 @@ class ReviewSession:
         if job is Job.DIFF:
             return self._diff(current, model, reporter)
         if job is Job.BUILD:
-            return self._build(model, reporter)
+            return self._build(reporter)
         return self._impact(current, reporter)
 
     def _review(self, reporter: Reporter) -> JobResult:
@@ -173,11 +173,12 @@ class ReviewSession:
         merged = dataclasses.replace(current, models=models, verdict=verdict)
         return JobResult(Job.DIFF, self.with_decisions(merged), f"diff of {model} finished")
 
-    def _build(self, model: str | None, reporter: Reporter) -> JobResult:
+    def _build(self, reporter: Reporter) -> JobResult:
         from dataops_dev.environments import build_branch
 
-        select = (f"{model}+",) if model else ()
-        info, record = build_branch(self.loaded, select=select, reporter=reporter)
+        # The whole branch, as `dataops-dev build` does: a selection (`model+`) is built without
+        # deferring its unmodified parents to the baseline, so it fails on a fresh environment.
+        info, record = build_branch(self.loaded, reporter=reporter)
         failed = [
             n.unique_id
             for n in record.nodes
