@@ -723,6 +723,9 @@ def _model_report(
         schema = _schema_change(table_diff)
         if not key:
             note = "no key declared: rows compared as a multiset (add unique + not_null tests or diff.keys)"
+        engine_notes = tuple(getattr(table_diff, "notes", ()) or ())
+        if engine_notes:
+            note = "; ".join(([note] if note else []) + [str(n) for n in engine_notes])
         if change is None:
             impacted_columns = tuple(changed_names)
     impacted_models: tuple[str, ...] = tuple(change.impacted.models) if change is not None else ()
