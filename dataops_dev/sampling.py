@@ -235,7 +235,7 @@ def plan_sample(
             role = Role.OWN
             rate = config.rate
         if role in (Role.CHILD, Role.OWN) and not key:
-            key = tuple(c.name for c in cols)
+            key = _fallback_key(cols, {c for e in graph.parents_of(name) for c in e.child_columns})
         plans.append(
             TablePlan(
                 name=name,
@@ -257,6 +257,18 @@ def plan_sample(
         dialect=dialect,
         seed=config.seed,
     )
+
+
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.IGNORECASE)
+
+
+def _fallback_key(columns: Sequence[Column], foreign: set[str]) -> tuple[str, ...]:
+    """What parentless rows of a keyless table are hashed on: its own id column if it has one
+    (so at-least-once duplicates of an event stay together), else every column."""
+    for column in columns:
+        if _ID_NAME.search(column.name) and column.name not in foreign:
+            return (column.name,)
+    return tuple(c.name for c in columns)
 
 
 def _anchor_rate(name: str, config: SampleConfig, production_rows: int | None) -> float:

@@ -156,6 +156,14 @@ def test_duckdb_sample_is_closed_masked_and_deterministic(
     sample_file = Path(record.location)
     with duckdb.connect(str(sample_file), read_only=True) as con:
         first = _checksums(con, record.relations)
+        # at-least-once duplicates of an event are sampled together (keyed on event_id)
+        con.execute(f"attach '{prod}' as prod (read_only)")
+        split = con.execute(
+            "select count(*) from (select event_id, count(*) n from raw.web_events group by 1) s "
+            "join (select event_id, count(*) n from prod.raw.web_events group by 1) p "
+            "using (event_id) where s.n <> p.n"
+        ).fetchone()
+        assert split == (0,)
     assert ensure_sample(loaded).reused
     again = ensure_sample(loaded, refresh=True)
     assert again.sample_id == record.sample_id and not again.reused
