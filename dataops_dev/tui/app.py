@@ -331,13 +331,22 @@ class DataopsApp(App[None]):
             return
 
         def done(confirmed: bool | None) -> None:
-            if confirmed:
+            if confirmed and self.job_running():
+                self.notify("a job is already running", severity="warning")
+            elif confirmed:
                 start_resource_tracker()
                 self.run_deploy(report)
 
         self.push_screen(DeployPlanScreen(lambda: self.session.plan_deploy(report)), done)
 
+    def job_running(self) -> bool:
+        return any(w.group == "job" and w.is_running for w in self.workers)
+
     def action_rerun(self, job: str) -> None:
+        # A thread cannot be cancelled: one job at a time, so results never land out of order.
+        if self.job_running():
+            self.notify("a job is already running", severity="warning")
+            return
         kind = Job(job)
         model = self.selected if kind is Job.DIFF else None
         if kind is Job.DIFF and model is None:
