@@ -33,7 +33,9 @@ BIN = Path(sys.executable).parent
 SALT = "benchmark-salt"
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
@@ -109,7 +111,15 @@ def main() -> None:
                 "seconds": seconds,
                 "breakdown": {
                     k: report["timings"].get(k)
-                    for k in ("sample", "baseline", "branch_build", "impact", "diffs", "lineage", "total")
+                    for k in (
+                        "sample",
+                        "baseline",
+                        "branch_build",
+                        "impact",
+                        "diffs",
+                        "lineage",
+                        "total",
+                    )
                 },
                 "verdict": report["verdict"],
                 "models": len(report["models"]),
@@ -131,12 +141,17 @@ def main() -> None:
         }
     )
 
-    print(f"\nsample_project at scale {args.scale:g}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print(
+        f"\nsample_project at scale {args.scale:g}: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
     print(f"{'step':<44} {'seconds':>8}  breakdown")
     for row in rows:
         breakdown = row.get("breakdown") or {}
         detail = ", ".join(
-            f"{k} {v:.1f}s" if isinstance(v, float) else f"{k} {v}" for k, v in breakdown.items() if v is not None
+            f"{k} {v:.1f}s" if isinstance(v, float) else f"{k} {v}"
+            for k, v in breakdown.items()
+            if v is not None
         )
         print(f"{row['step']:<44} {row['seconds']:>8.1f}  {detail}")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ sandbox database; the previous schemas are set aside during a build and restored
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -437,15 +438,16 @@ class Environments:
                     defer_args = ["--defer", "--state", str(state), "--favor-state"]
                 from dataops_dev.dbt.runner import run_dbt
 
-                common = {
-                    "project_dir": request.code_dir,
-                    "profiles_dir": profiles_dir,
-                    "target_path": staging_target,
-                    "target": "dataops",
-                    "reporter": reporter,
-                    "cwd": request.code_dir,
-                }
-                models = run_dbt(
+                dbt = functools.partial(
+                    run_dbt,
+                    project_dir=request.code_dir,
+                    profiles_dir=profiles_dir,
+                    target_path=staging_target,
+                    target="dataops",
+                    reporter=reporter,
+                    cwd=request.code_dir,
+                )
+                models = dbt(
                     "build",
                     [
                         *select_args,
@@ -458,7 +460,6 @@ class Environments:
                     ],
                     task_key="build",
                     label=f"dbt build into {info.name}",
-                    **common,  # type: ignore[arg-type]
                 )
                 timings["parse"] = round(models.timings.get("parse", 0.0), 3)
                 timings["run"] = round(models.elapsed - models.timings.get("parse", 0.0), 3)
@@ -478,13 +479,12 @@ class Environments:
                     if request.select and request.defer_to is None
                     else []
                 )
-                tests = run_dbt(
+                tests = dbt(
                     "test",
                     [*select_args, *defer_args, *indirect],
                     task_key="test",
                     label=f"dbt test in {info.name}",
-                    **common,
-                )  # type: ignore[arg-type]
+                )
                 timings["test"] = round(tests.elapsed, 3)
                 nodes = nodes + tuple(
                     NodeStatus(n.unique_id, n.status, n.execution_time) for n in tests.nodes

@@ -124,7 +124,9 @@ def test_build_list_drop_on_duckdb(sample_project_copy: Path) -> None:
 def test_hostile_branch_name_builds_and_harms_nothing(sample_project_copy: Path) -> None:
     project = sample_project_copy
     prod_sum = sha256(project / "prod.duckdb")
-    result = run_cli("build", "--branch", HOSTILE, "--select", "stg_customers", cwd=project, env=SALT)
+    result = run_cli(
+        "build", "--branch", HOSTILE, "--select", "stg_customers", cwd=project, env=SALT
+    )
     assert result.returncode == 0, result.stderr
     name = environment_name(HOSTILE)
     assert _env_file(project, name).exists()
@@ -200,9 +202,8 @@ def test_concurrent_build_is_refused(sample_project_copy: Path) -> None:
     info = envs.create("main")
     with envs.lock(info.name):
         result = run_cli("build", cwd=project, env=SALT)
-        with pytest.raises(LockedError):
-            with envs.lock(info.name):
-                pass
+        with pytest.raises(LockedError), envs.lock(info.name):
+            pass
     assert result.returncode == 1
     assert "being written by another process" in result.stderr
     assert f"pid {os.getpid()}" in result.stderr

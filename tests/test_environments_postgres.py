@@ -113,7 +113,11 @@ def test_killed_build_is_recovered(warehouse_project: tuple[Path, str, str]) -> 
     envs = Environments(loaded)
     info = envs.create("main")
     commit = git(project, "rev-parse", "HEAD")
-    envs.build(info, BuildRequest(code_dir=project, commit=commit, select=("+dim_customers",)), _source(sandbox))
+    envs.build(
+        info,
+        BuildRequest(code_dir=project, commit=commit, select=("+dim_customers",)),
+        _source(sandbox),
+    )
     info = envs.get(info.name)
     rows = _count(sandbox, f'"{info.name}".dim_customers')
     # Simulate the state a SIGKILL leaves between "set aside" and "publish".
