@@ -58,7 +58,7 @@ def start_postgres() -> None:
                 "su",
                 "postgres",
                 "-c",
-                f"psql -c \"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+                f'psql -c "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '
                 f"'{PG_USER}') THEN CREATE ROLE {PG_USER} SUPERUSER LOGIN; END IF; END$$\"",
             ],
             capture_output=True,
@@ -178,7 +178,9 @@ def sample_project_copy(tmp_path: Path, sample_project_prod: Path) -> Path:
     return project
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m dataops_dev ARGS` as a user would, in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "dataops_dev", *args],
