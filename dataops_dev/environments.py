@@ -461,17 +461,24 @@ class Environments:
                     task_key="build",
                     label=f"dbt build into {info.name}",
                 )
+                # `dbt test` rewrites manifest.json with only the tests compiled: keep the
+                # models' compiled SQL from the build step (review, lineage and the TUI read it).
+                models_manifest = _compiled_code(staging_target / "manifest.json")
                 timings["parse"] = round(models.timings.get("parse", 0.0), 3)
                 timings["run"] = round(models.elapsed - models.timings.get("parse", 0.0), 3)
                 nodes = tuple(
                     NodeStatus(n.unique_id, n.status, n.execution_time) for n in models.nodes
                 )
                 if not models.success:
-                    raise BuildError(
-                        f"dbt could not build {info.name}: {models.error}",
-                        f"fix the model, then run `dataops-dev build` again (log: "
-                        f"{staging_target.parent / 'logs' / 'dbt.log'})",
-                    )
+                    log = staging_target.parent / "logs" / "dbt.log"
+                    hint = f"fix the model, then run `dataops-dev build` again (log: {log})"
+                    if request.select and request.defer_to is None:
+                        hint = (
+                            "a selected build has no baseline to read unselected parents from: "
+                            "select them too (`+model`), or run `dataops-dev review` first "
+                            f"(log: {log})"
+                        )
+                    raise BuildError(f"dbt could not build {info.name}: {models.error}", hint)
                 # A selected build without a baseline to defer to only has the selected models:
                 # a test that also reads an unselected model (relationships) cannot run.
                 indirect = (
@@ -486,6 +493,7 @@ class Environments:
                     label=f"dbt test in {info.name}",
                 )
                 timings["test"] = round(tests.elapsed, 3)
+                _keep_compiled_code(staging_target, models_manifest)
                 nodes = nodes + tuple(
                     NodeStatus(n.unique_id, n.status, n.execution_time) for n in tests.nodes
                 )
@@ -539,6 +547,32 @@ class Environments:
             except LockedError:
                 continue
         return recovered
+
+
+def _compiled_code(manifest: Path) -> dict[str, str]:
+    if not manifest.exists():
+        return {}
+    nodes = json.loads(manifest.read_text("utf-8")).get("nodes") or {}
+    return {
+        uid: node["compiled_code"]
+        for uid, node in nodes.items()
+        if node.get("compiled_code") and node.get("resource_type") != "test"
+    }
+
+
+def _keep_compiled_code(target: Path, compiled: Mapping[str, str]) -> None:
+    path = target / "manifest.json"
+    if not compiled or not path.exists():
+        return
+    data = json.loads(path.read_text("utf-8"))
+    for uid, code in compiled.items():
+        node = (data.get("nodes") or {}).get(uid)
+        if node is not None and not node.get("compiled_code"):
+            node["compiled_code"] = code
+            node["compiled"] = True
+    tmp = path.with_name(".manifest.json.tmp")
+    tmp.write_text(json.dumps(data), "utf-8")
+    os.replace(tmp, path)
 
 
 def _all_schemas(info: EnvironmentInfo) -> list[str]:
@@ -833,6 +867,7 @@ def build_branch(
     envs = Environments(loaded)
     info = envs.create(branch or git_state.branch)
     source = resolve_source_data(loaded, reporter=reporter)
+    defer_to = _baseline_to_defer_to(loaded, envs, source) if select else None
     record = envs.build(
         info,
         BuildRequest(
@@ -840,11 +875,35 @@ def build_branch(
             commit=git_state.commit,
             dirty=git_state.dirty,
             select=tuple(select),
+            defer_to=defer_to,
         ),
         source,
         reporter=reporter,
     )
     return envs.get(info.name), record
+
+
+def _baseline_to_defer_to(
+    loaded: LoadedConfig, envs: Environments, source: SourceData
+) -> EnvironmentInfo | None:
+    """The baseline of the merge-base with the main branch, when one was built on `source`:
+    a selected build reads its unselected parents from there (as `review` does)."""
+    from dataops_dev import gitrepo
+    from dataops_dev.errors import GitError
+
+    try:
+        commit = gitrepo.merge_base(loaded.project_dir, loaded.config.production.main_branch)
+    except GitError:
+        return None
+    info = envs.find(baseline_name(commit))
+    if (
+        info is None
+        or info.last_build is None
+        or info.last_build.source != source.identity
+        or not envs.manifest_path(info.name).exists()
+    ):
+        return None
+    return info
 
 
 def main_baseline_name(loaded: LoadedConfig) -> str | None:

@@ -738,7 +738,7 @@ def impact_guard(
             return HookResult(HookId.IMPACT_GUARD, projects=(project,))
         raise ProjectError(
             f"the impact guard has no production manifest to compare {loaded.project_dir.name} with",
-            "run `dataops-dev build --production` (or `dataops-dev demo`), set "
+            "run `dataops-dev review` once (it builds the main branch's baseline), set "
             "`production.manifest` in dataops_dev.yml, or `hooks.missing_manifest: skip`",
         )
     guarded, report, tree = _guard(loaded, files, manifest_path=manifest_path, reporter=reporter)

@@ -84,7 +84,8 @@ def find_base_manifest(
         if not path.is_file():
             raise ProjectError(
                 f"production.manifest points to {path}, which does not exist",
-                "fix `production.manifest` in dataops_dev.yml or run `dataops-dev build --production`",
+                "fix `production.manifest` in dataops_dev.yml, or remove it to use the baseline that "
+                "`dataops-dev review` builds",
             )
         return path
     production = loaded.state_dir / "production" / "manifest.json"
@@ -107,8 +108,8 @@ def find_base_manifest(
         return production
     raise ProjectError(
         "no production manifest to compare against",
-        "run `dataops-dev build --production` (or `dataops-dev review`, which builds the baseline), "
-        "or pass --base-manifest PATH",
+        "run `dataops-dev review` once (it builds the main branch's baseline), set "
+        "`production.manifest`, or pass --base-manifest PATH",
     )
 
 

@@ -44,8 +44,11 @@ def demo(
         result = run_demo(directory, scale=scale, fresh=fresh, reporter=reporter)
     finally:
         reporter.close()
+    from dataops_dev.cli.review import print_text, write_artifacts
+
+    assert result.report is not None
+    paths = write_artifacts(app.loaded_for(result.directory), result.report)
     if resolve_format(output_format, as_json) == "json":
-        assert result.report is not None
         emit_json(
             {
                 "verdict": result.report.verdict.value,
@@ -56,13 +59,10 @@ def demo(
                 "environment": result.environment,
                 "environment_path": result.environment_path,
                 "timings": {k: round(v, 3) for k, v in result.timings.items()},
+                "reports": {k: str(v) for k, v in paths.items()},
             }
         )
         return
-    from dataops_dev.cli.review import print_text, write_artifacts
-
-    assert result.report is not None
-    paths = write_artifacts(app.loaded_for(result.directory), result.report)
     print_text(result.report)
     rows = ", ".join(f"{table} {count:,}" for table, count in result.production_rows.items())
     click.echo("")

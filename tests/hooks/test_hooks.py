@@ -281,7 +281,7 @@ def test_missing_production_manifest_fails_clearly_or_skips(
     manifest.unlink()
     with pytest.raises(ProjectError, match="no production manifest") as error:
         run_hook(HookId.IMPACT_GUARD, ["models/staging/stg_orders.sql"], cwd=repo.root)
-    assert "dataops-dev build --production" in (error.value.hint or "")
+    assert "dataops-dev review" in (error.value.hint or "")
     skipped = run_hook(
         HookId.IMPACT_GUARD,
         ["models/staging/stg_orders.sql"],

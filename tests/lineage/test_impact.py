@@ -141,7 +141,7 @@ def test_find_base_manifest_order(small_project: Path, tmp_path: Path) -> None:
     loaded = load_config(project_dir=small_project)
     with pytest.raises(ProjectError) as error:
         find_base_manifest(loaded, None)
-    assert "dataops-dev build --production" in (error.value.hint or "")
+    assert "dataops-dev review" in (error.value.hint or "")
 
     commit = _git(small_project, "rev-parse", "HEAD")
     baseline = loaded.state_dir / "envs" / f"base_{commit[:12]}" / "target" / "manifest.json"
