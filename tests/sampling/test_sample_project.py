@@ -200,6 +200,10 @@ def test_environments_build_on_the_sample_without_raw_pii_and_pass_prod_tests(
     assert source.duckdb_file.parent == loaded.state_dir / "samples"
     info, build = build_branch(loaded)
     assert build.source == source.identity
+    profile = Environments(loaded).work_dir(info.name) / "profile" / "profiles.yml"
+    assert (
+        str(source.duckdb_file) in profile.read_text() and "prod.duckdb" not in profile.read_text()
+    )
     sample_passed = {n.unique_id for n in build.nodes if n.status == "pass"}
     assert build.status == "success" and build.tests_failed == 0, build.error
 
