@@ -244,6 +244,8 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
             engine = DuckDBEngine(work_file)
             engine.attach(path, PRODUCTION_ALIAS, read_only=True)
             catalog = PRODUCTION_ALIAS
+        # DuckDB draws its own progress bar on stdout for long queries: stdout carries data only.
+        engine.execute("SET enable_progress_bar = false")
         try:
             yield Production(engine, "duckdb", "duckdb", identity, _now(), catalog, output)
         finally:
