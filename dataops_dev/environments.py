@@ -676,11 +676,9 @@ class _DuckDBBackend(_Backend):
             )
         output = {
             # Production's own `attach` list would reach production files: never carried over.
-            **{
-                k: v
-                for k, v in production.items()
-                if k in ("extensions", "settings", "module_paths")
-            },
+            **{k: v for k, v in production.items() if k in ("extensions", "module_paths")},
+            # DuckDB's own progress bar would print to our stdout during long queries.
+            "settings": {**(production.get("settings") or {}), "enable_progress_bar": False},
             "type": "duckdb",
             "path": ":memory:",
             "database": self.info.name,

@@ -45,6 +45,8 @@ class DuckDBEngine:
             self.connection = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise _translate(exc, self.path) from exc
+        # DuckDB draws its own progress bar on stdout for long queries: stdout is data here.
+        self.connection.execute("SET enable_progress_bar = false")
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
 
