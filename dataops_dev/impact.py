@@ -32,7 +32,10 @@ from dataops_dev.lineage import (
     compute_lineage,
     default_cache_dir,
     dialect_for,
+    first_select,
+    has_aggregate,
     lineage_of_prepared,
+    output_index,
     prepare,
     topological_models,
 )
@@ -263,7 +266,7 @@ class _Signer:
     def _column(self, scope: Scope, column: str | int) -> str:
         expression = scope.expression
         if isinstance(expression, exp.SetOperation):
-            index = column if isinstance(column, int) else _index_of(expression, column)
+            index = column if isinstance(column, int) else output_index(expression, column)
             if index is None:
                 return f"missing:{column}"
             branches = [self.column(b, index) for b in scope.set_operation_scopes]
@@ -388,7 +391,7 @@ class _Signer:
         if group is not None:
             keys = sorted(self.expr(scope, g) for g in group.expressions)
             atoms.add("group:" + ",".join(keys))
-        elif any(_has_aggregate(s) for s in expression.selects):
+        elif any(has_aggregate(s) for s in expression.selects):
             atoms.add("group:()")
         if expression.args.get("distinct"):
             width = len(expression.selects)
@@ -430,7 +433,7 @@ class _Signer:
             inner = node.this if isinstance(node, exp.Subquery) else node
             sub = self.scope_of.get(id(inner))
             if sub is not None:
-                width = len(_first_select(sub.expression).selects)
+                width = len(first_select(sub.expression).selects)
                 cols = ",".join(self.column(sub, i) for i in range(width))
                 return f"sub:{self.rows(sub)}:{cols}"
         return None
@@ -488,13 +491,6 @@ def _conjuncts(node: exp.Expr) -> list[exp.Expr]:
     return [node]
 
 
-def _has_aggregate(node: exp.Expr) -> bool:
-    for agg in node.find_all(exp.AggFunc):
-        if not isinstance(agg.parent, exp.Window) and agg.find_ancestor(exp.Subquery) is None:
-            return True
-    return False
-
-
 def _is_simple(scope: Scope) -> bool:
     """A plain projection + filter of its sources: inlining its rows changes no meaning."""
     select = scope.expression
@@ -503,22 +499,7 @@ def _is_simple(scope: Scope) -> bool:
     for arg in ("group", "having", "qualify", "distinct", "limit", "offset"):
         if select.args.get(arg) is not None:
             return False
-    return not any(_has_aggregate(s) for s in select.selects)
-
-
-def _index_of(expression: exp.Expr, column: str) -> int | None:
-    select = _first_select(expression)
-    for i, projection in enumerate(select.selects):
-        if projection.alias_or_name == column:
-            return i
-    return None
-
-
-def _first_select(expression: exp.Expr) -> exp.Select:
-    while isinstance(expression, exp.SetOperation | exp.Subquery):
-        expression = expression.this
-    assert isinstance(expression, exp.Select)
-    return expression
+    return not any(has_aggregate(s) for s in select.selects)
 
 
 @dataclass(frozen=True)
@@ -539,7 +520,7 @@ class SqlChange:
 
 
 def _output(prepared: PreparedQuery) -> list[tuple[str, exp.Expr]] | None:
-    select = _first_select(prepared.root.expression)
+    select = first_select(prepared.root.expression)
     out = []
     for projection in select.selects:
         if projection.is_star:

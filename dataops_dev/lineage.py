@@ -428,7 +428,7 @@ class _Walker:
     def _value(self, scope: Scope, column: str | int) -> Leaves:
         expression = scope.expression
         if isinstance(expression, exp.SetOperation):
-            index = column if isinstance(column, int) else _index_of(expression, column)
+            index = column if isinstance(column, int) else output_index(expression, column)
             result: Leaves = {}
             if index is None:
                 return self._unknown_all(scope, f"column {column} not found in set operation")
@@ -463,7 +463,7 @@ class _Walker:
             step = EdgeKind.PASS_THROUGH if node.name == name else EdgeKind.RENAMED
             _merge(result, _composed(step, self.resolve(scope, node)))
             return result
-        step = EdgeKind.AGGREGATED if _has_aggregate(node) else EdgeKind.DERIVED
+        step = EdgeKind.AGGREGATED if has_aggregate(node) else EdgeKind.DERIVED
         for item in _columns_and_subqueries(node):
             if isinstance(item, exp.Column):
                 _merge(result, _composed(step, self.resolve(scope, item)))
@@ -488,7 +488,7 @@ class _Walker:
         if isinstance(inner, exp.Subquery):
             sub = self.scope_of.get(id(inner.this))
             if sub is not None:
-                for i in range(len(_first_select(sub.expression).selects)):
+                for i in range(len(first_select(sub.expression).selects)):
                     _merge(result, self.value(sub, i))
                 _merge(result, self.rows(sub))
                 return result
@@ -578,7 +578,7 @@ class _Walker:
             for branch in scope.set_operation_scopes:
                 _merge(result, self.rows(branch))
             if expression.args.get("distinct"):
-                for i in range(len(_first_select(expression).selects)):
+                for i in range(len(first_select(expression).selects)):
                     _merge(result, _as_rows(self.value(scope, i), EdgeKind.GROUP_KEY))
             return result
         if not isinstance(expression, exp.Select):
@@ -656,7 +656,7 @@ class _Walker:
                 continue
             sub = self._scope_for(item)
             if sub is not None:
-                for i in range(len(_first_select(sub.expression).selects)):
+                for i in range(len(first_select(sub.expression).selects)):
                     _merge(result, _as_rows(self.value(sub, i), kind))
                 _merge(result, self.rows(sub))
 
@@ -682,15 +682,15 @@ def _is_selected(scope: Scope, alias: str) -> bool:
     return alias in scope.selected_sources or scope.is_udtf
 
 
-def _index_of(expression: exp.Expr, column: str) -> int | None:
-    select = _first_select(expression)
+def output_index(expression: exp.Expr, column: str) -> int | None:
+    select = first_select(expression)
     for i, projection in enumerate(select.selects):
         if projection.alias_or_name == column:
             return i
     return None
 
 
-def _first_select(expression: exp.Expr) -> exp.Select:
+def first_select(expression: exp.Expr) -> exp.Select:
     while isinstance(expression, exp.SetOperation | exp.Subquery):
         expression = expression.this
     assert isinstance(expression, exp.Select)
@@ -739,7 +739,7 @@ def _merge(into: Leaves, other: Mapping[Leaf, EdgeKind]) -> None:
             into[leaf] = kind
 
 
-def _has_aggregate(node: exp.Expr) -> bool:
+def has_aggregate(node: exp.Expr) -> bool:
     for agg in node.find_all(exp.AggFunc):
         # An aggregate inside a window keeps the row grain; only a bare aggregate aggregates.
         if not isinstance(agg.parent, exp.Window) and agg.find_ancestor(exp.Subquery) is None:
@@ -784,7 +784,7 @@ def lineage_of_prepared(
 ) -> ModelLineage:
     walker = _Walker(prepared)
     root = prepared.root
-    select = _first_select(root.expression)
+    select = first_select(root.expression)
     edges: set[ColumnEdge] = set()
     columns: list[str] | None = []
     for index, projection in enumerate(select.selects):
