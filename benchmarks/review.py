@@ -8,7 +8,8 @@ Runs, in one fresh copy of sample_project with generated production data:
      full data; the side-by-side line),
   2. `dataops-dev build` of the main branch into a fresh environment (sample + parse/run/test),
   3. `dataops-dev review` of the demo change, cold (sample, baseline, branch build, impact,
-     diffs) and warm (baseline reused), plus rendering markdown/HTML of the report.
+     diffs), warm with nothing changed (everything reused) and warm after another edit (the
+     baseline reused, the branch rebuilt), plus rendering markdown/HTML of the report.
 Each step is a whole process (start-up included), timed by wall clock. Prints a table and writes
 benchmarks/results/review.json.
 """
@@ -102,7 +103,12 @@ def main() -> None:
     git(project, "checkout", "-q", "-b", "demo/segment-thresholds")
     apply_edits(project, DEMO_EDITS)
     git(project, "commit", "-q", "-am", "demo change")
-    for label in ("cold", "warm"):
+    steps = ("cold", "warm, nothing changed", "warm, after another edit")
+    for label in steps:
+        if label == "warm, after another edit":
+            model = project / "models" / "marts" / "fct_orders.sql"
+            model.write_text(model.read_text().replace("net_amount < 75", "net_amount < 80"))
+            git(project, "commit", "-q", "-am", "another threshold")
         seconds, result = run([str(BIN / "dataops-dev"), "review", "--json"], project, env)
         report = json.loads(result.stdout)
         rows.append(
