@@ -182,16 +182,19 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
 
 
 def _build_order(loaded: LoadedConfig, report: Report) -> dict[str, int]:
+    """Model name -> position in DAG order, from the branch's manifest (else the baseline's)."""
     from dataops_dev.environments import Environments
-
-    if not report.head.environment:
-        return {}
-    path = Environments(loaded).manifest_path(report.head.environment)
-    if not path.exists():
-        return {}
     from dataops_dev.lineage import topological_models
 
-    return {node.name: i for i, node in enumerate(topological_models(Manifest.load(path)))}
+    envs = Environments(loaded)
+    for environment in (report.head.environment, report.base.environment):
+        if not environment:
+            continue
+        path = envs.manifest_path(environment)
+        if path.exists():
+            manifest = Manifest.load(path)
+            return {node.name: i for i, node in enumerate(topological_models(manifest))}
+    return {}
 
 
 def deploy(
