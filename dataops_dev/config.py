@@ -339,7 +339,10 @@ def load_config(
     if project_dir is not None:
         values["project_dir"] = str(project_dir.resolve())
         provenance["project_dir"] = "flag"
-    config = _build(Config, values, "", source)
+    try:
+        config = _build(Config, values, "", source)
+    except ConfigError as exc:
+        raise _located(exc, lines, source) from None
     _fill_defaults(Config, "", provenance)
     if config.version != 1:
         raise ConfigError(
@@ -355,6 +358,19 @@ def load_config(
             "run from your dbt project, or pass --project-dir PATH",
         )
     return loaded
+
+
+def _located(error: ConfigError, lines: Mapping[str, int], source: str) -> ConfigError:
+    """The same error, pointing at the line of the setting it names (when it came from YAML)."""
+    import re
+
+    file = source.split(" [")[0]
+    for key in re.findall(r"`([^`]+)`", error.message):
+        dotted = re.sub(r"\[\d+\]$", "", key)
+        if dotted in lines:
+            message = error.message.removeprefix(f"{source}: ").removeprefix(f"{file}: ")
+            return ConfigError(message, error.hint, path=file, line=lines[dotted])
+    return error
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
