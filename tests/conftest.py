@@ -19,6 +19,15 @@ from pathlib import Path
 
 import pytest
 
+# Tests commit in throw-away repositories: a new machine has no git identity configured.
+for _var, _value in (
+    ("GIT_AUTHOR_NAME", "dataops tests"),
+    ("GIT_AUTHOR_EMAIL", "tests@dataops.invalid"),
+    ("GIT_COMMITTER_NAME", "dataops tests"),
+    ("GIT_COMMITTER_EMAIL", "tests@dataops.invalid"),
+):
+    os.environ.setdefault(_var, _value)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PROJECT = REPO_ROOT / "sample_project"
 PG_HOST = os.environ.get("DATAOPS_PG_HOST", "/var/run/postgresql")
