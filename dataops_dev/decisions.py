@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from dataops_dev.atomic import write_text_atomic
 from dataops_dev.errors import ConfigError, UsageError
 from dataops_dev.report.model import (
     Approval,
@@ -125,9 +126,7 @@ def _save(project_dir: Path, decisions: Iterable[RecordedDecision]) -> Path:
         "# branch: an approval applies only to the exact finding (fingerprint) it was made for.\n"
     )
     body = yaml.safe_dump({"version": 1, "decisions": entries}, sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(header + body, "utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, header + body)
     return path
 
 

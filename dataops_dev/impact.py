@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from dataops_dev.atomic import write_bytes_atomic
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.errors import ProjectError
 from dataops_dev.lineage import (
@@ -791,10 +792,7 @@ def read_yaml_models(
             fresh[str(path)] = (stamp, entries)
             result.update(entries)
     if cache_file is not None and fresh != cache:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(fresh))
-        os.replace(tmp, cache_file)
+        write_bytes_atomic(cache_file, pickle.dumps(fresh))
     return result
 
 

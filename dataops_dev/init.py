@@ -6,7 +6,6 @@ the anchors and every column's masking decision with its reason, for a person to
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dataops_dev.atomic import write_text_atomic
 from dataops_dev.config import CONFIG_FILE, LoadedConfig
 from dataops_dev.fkgraph import GRAPH_VERSION, graph_to_dict
 from dataops_dev.masking import MASKING_VERSION, ColumnClass
@@ -136,12 +136,6 @@ _LOCK_HEADER = """\
 """
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def run_init(
     loaded: LoadedConfig, *, force: bool = False, reporter: Reporter = NULL_REPORTER
 ) -> InitResult:
@@ -160,11 +154,11 @@ def run_init(
     )
     written = False
     if loaded.source == "defaults" and not config_path.exists():
-        _write_atomic(config_path, config_text(inspection, loaded.config.production.target))
+        write_text_atomic(config_path, config_text(inspection, loaded.config.production.target))
         written = True
     target = lock_path(loaded)
     body = yaml.safe_dump(lock_document(inspection), sort_keys=False, width=100)
-    _write_atomic(target, _LOCK_HEADER + body)
+    write_text_atomic(target, _LOCK_HEADER + body)
     for column in inspection.new_columns:
         reporter.message("info", f"new column {column}: classified, review it in {LOCK_FILE}")
     return InitResult(

@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 from sqlglot import exp
 
+from dataops_dev.atomic import write_json_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
+from dataops_dev.dbt.project import load_profile_target
 from dataops_dev.engines.base import Column, Engine, Relation
 from dataops_dev.errors import ConfigError, DataopsError, EngineError, LockedError, ProjectError
 from dataops_dev.fkgraph import GRAPH_VERSION, FkGraph, build_graph, parse_edge_text
@@ -167,12 +169,6 @@ class Production:
         return self.engine.columns(Relation(relation.schema, relation.name, self.catalog))
 
 
-def _production_output(loaded: LoadedConfig) -> dict[str, Any]:
-    from dataops_dev.dbt.project import load_profile_target
-
-    return load_profile_target(loaded, loaded.config.production.target)
-
-
 def _duckdb_production_path(loaded: LoadedConfig, output: Mapping[str, Any]) -> Path:
     from dataops_dev.dbt.project import duckdb_path
 
@@ -230,7 +226,7 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
     under `PRODUCTION_ALIAS`; without, production itself is opened read-only. PostgreSQL: one
     REPEATABLE READ transaction, rolled back at the end (its temporary tables vanish with it).
     """
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     backend = _backend(loaded, output)
     if backend == "duckdb":
         from dataops_dev.engines.duckdb import DuckDBEngine
@@ -575,12 +571,6 @@ def _sample_id(loaded: LoadedConfig, salt: Salt, production_identity: str) -> st
     return "s" + hashlib.sha256(text.encode()).hexdigest()[:15]
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 @contextlib.contextmanager
 def _sample_lock(loaded: LoadedConfig) -> Iterator[None]:
     from filelock import FileLock, Timeout
@@ -601,7 +591,7 @@ def _sample_lock(loaded: LoadedConfig) -> Iterator[None]:
 
 
 def _current_identity(loaded: LoadedConfig) -> str:
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     if _backend(loaded, output) == "duckdb":
         return _file_identity(_duckdb_production_path(loaded, output))
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
@@ -654,7 +644,7 @@ def _build(loaded: LoadedConfig, salt: Salt, sample_id: str, reporter: Reporter)
     lock = read_lock(loaded)
     directory = samples_dir(loaded)
     directory.mkdir(parents=True, exist_ok=True)
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     if _backend(loaded, output) == "duckdb":
         return _build_duckdb(loaded, salt, sample_id, manifest, lock, reporter)
     return _build_warehouse(loaded, salt, sample_id, manifest, lock, reporter)
@@ -782,7 +772,7 @@ def _build_duckdb(
     record = _record(
         loaded, salt, sample_id, "duckdb", str(final), production, inspection, outcome, relations
     )
-    _write_json(directory / f"{sample_id}.json", record.to_json())
+    write_json_atomic(directory / f"{sample_id}.json", record.to_json())
     return record
 
 
@@ -826,7 +816,7 @@ def _build_warehouse(
     lock: Mapping[str, Any] | None,
     reporter: Reporter,
 ) -> SampleRecord:
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     sandbox_name = sandbox_database(loaded, output)
     sandbox = _sandbox_engine(loaded, output, sandbox_name)
     try:
@@ -857,8 +847,8 @@ def _build_warehouse(
         relations,
     )
     directory = samples_dir(loaded)
-    _write_json(directory / f"{sample_id}.json", record.to_json())
-    _write_json(directory / "warehouse-current.json", {"sample_id": sample_id})
+    write_json_atomic(directory / f"{sample_id}.json", record.to_json())
+    write_json_atomic(directory / "warehouse-current.json", {"sample_id": sample_id})
     return record
 
 
