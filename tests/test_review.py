@@ -159,7 +159,7 @@ def test_outputs_never_contain_raw_pii(project: Path, first_review: tuple[int, d
 
     from rich.console import Console
 
-    from dataops_dev.cli.review import render
+    from dataops_dev.cli.report import render_string
     from dataops_dev.report.model import Report
     from dataops_dev.report.text import render_text
 
@@ -172,7 +172,7 @@ def test_outputs_never_contain_raw_pii(project: Path, first_review: tuple[int, d
     texts = {
         **files,
         "text": console.file.getvalue(),  # type: ignore[attr-defined]
-        **{fmt: render(saved, fmt) for fmt in ("json", "markdown", "html")},
+        **{fmt: render_string(saved, fmt) for fmt in ("json", "markdown", "html")},
     }
     for name, text in texts.items():
         assert text, name

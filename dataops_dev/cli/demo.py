@@ -44,7 +44,8 @@ def demo(
         result = run_demo(directory, scale=scale, fresh=fresh, reporter=reporter)
     finally:
         reporter.close()
-    from dataops_dev.cli.review import print_text, write_artifacts
+    from dataops_dev.cli.report import print_text
+    from dataops_dev.cli.review import write_artifacts
 
     assert result.report is not None
     paths = write_artifacts(app.loaded_for(result.directory), result.report)

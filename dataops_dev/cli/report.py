@@ -109,17 +109,25 @@ def report(
         from dataops_dev.errors import UsageError
 
         raise UsageError("--budget below 2,000 characters leaves no room for the verdict")
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(render_string(loaded_report, fmt, budget=budget), "utf-8")
-        tmp.replace(output)
-        click.echo(f"wrote {output}", err=True)
-        return
-    if fmt == "text":
-        from dataops_dev.cli.console import stdout_console
-        from dataops_dev.report.text import render_text
+    emit(loaded_report, fmt, output, budget=budget)
 
-        render_text(loaded_report, stdout_console())
-        return
-    click.echo(render_string(loaded_report, fmt, budget=budget), nl=False)
+
+def print_text(report: Any) -> None:
+    """The text report on stdout, in colour when it is a terminal."""
+    from dataops_dev.cli.console import stdout_console
+    from dataops_dev.report.text import render_text
+
+    render_text(report, stdout_console())
+
+
+def emit(report: Any, fmt: str, output: Path | None, *, budget: int | None = None) -> None:
+    """The report in `fmt` to `output` (atomically) or to stdout."""
+    if output is not None:
+        from dataops_dev.atomic import write_text_atomic
+
+        write_text_atomic(output, render_string(report, fmt, budget=budget))
+        click.echo(f"wrote {output}", err=True)
+    elif fmt == "text":
+        print_text(report)
+    else:
+        click.echo(render_string(report, fmt, budget=budget), nl=False)

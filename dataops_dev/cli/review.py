@@ -12,58 +12,19 @@ from dataops_dev.cli import AppContext, emit_json, format_options, resolve_forma
 FORMATS = ("text", "json", "markdown", "html")
 
 
-def render(report: Any, fmt: str) -> str:
-    """The report in `fmt` (text is rendered by rich, the others are plain strings)."""
-    if fmt == "json":
-        return str(report.to_json())
-    if fmt == "markdown":
-        from dataops_dev.report.markdown import render_markdown
-
-        return str(render_markdown(report))
-    if fmt == "html":
-        from dataops_dev.report.html import render_html
-
-        return str(render_html(report))
-    raise ValueError(fmt)
-
-
-def print_text(report: Any) -> None:
-    from dataops_dev.cli.console import stdout_console
-    from dataops_dev.report.text import render_text
-
-    render_text(report, stdout_console())
-
-
 def write_artifacts(loaded: Any, report: Any) -> dict[str, Path]:
     """report.json, report.md and report.html next to each other in the reports directory."""
+    from dataops_dev.atomic import write_text_atomic
+    from dataops_dev.cli.report import render_string
     from dataops_dev.review import save_report
 
     json_path = save_report(loaded, report)
     paths = {"json": json_path}
     for fmt, suffix in (("markdown", "md"), ("html", "html")):
-        try:
-            text = render(report, fmt)
-        except ImportError:
-            continue
         path = json_path.with_suffix(f".{suffix}")
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, "utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, render_string(report, fmt))
         paths[fmt] = path
     return paths
-
-
-def emit(report: Any, fmt: str, output: Path | None) -> None:
-    if output is not None:
-        text = render(report, "json" if fmt == "text" else fmt)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, "utf-8")
-        click.echo(f"wrote {output}", err=True)
-        return
-    if fmt == "text":
-        print_text(report)
-    else:
-        click.echo(render(report, fmt))
 
 
 def exit_for(report: Any) -> None:
@@ -98,6 +59,7 @@ def review(
     as_json: bool,
 ) -> None:
     """The main job: build base and branch on the sample, compare, judge. Exit 3 when blocked."""
+    from dataops_dev.cli.report import emit
     from dataops_dev.review import run_review
 
     reporter = app.reporter()
@@ -132,20 +94,15 @@ def _last(app: AppContext) -> Any:
 
 
 def _lookup(app: AppContext, prefix: str) -> Any:
+    """The finding `prefix` names: in the last review, else among the pre-commit guard's
+    findings (those can be acknowledged before any review exists)."""
     from dataops_dev.decisions import find_finding
-    from dataops_dev.errors import UsageError
+    from dataops_dev.errors import ProjectError, UsageError
+    from dataops_dev.hooks import find_static_finding
 
     try:
         return find_finding(_last(app), prefix)
-    except (UsageError, Exception) as review_error:
-        # Findings of the pre-commit impact guard can be acknowledged before any review.
-        try:
-            from dataops_dev import hooks
-        except ImportError:
-            raise review_error from None
-        find_static_finding = getattr(hooks, "find_static_finding", None)
-        if find_static_finding is None:
-            raise review_error from None
+    except (UsageError, ProjectError) as review_error:
         finding = find_static_finding(app.loaded, prefix)
         if finding is None:
             raise review_error from None
