@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dataops_dev.atomic import write_bytes_atomic, write_json_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
-from dataops_dev.environments import write_json_atomic
+from dataops_dev.dbt.project import load_profile_target
+from dataops_dev.environments import write_profile
 from dataops_dev.errors import BlockingFindings, BuildError, ProjectError, UsageError
 from dataops_dev.report.model import Finding, ModelStatus, Report
 from dataops_dev.reporting import NULL_REPORTER, Reporter
@@ -92,12 +94,6 @@ class DeployResult:
     timings: Mapping[str, float] = field(default_factory=dict)
 
 
-def _production_output(loaded: LoadedConfig) -> dict[str, Any]:
-    from dataops_dev.dbt.project import load_profile_target
-
-    return load_profile_target(loaded, loaded.config.production.target)
-
-
 def production_manifest_path(loaded: LoadedConfig) -> Path:
     """Production's manifest: the last deploy's (or demo's), else `dbt parse` of the main branch
     with the production target (parsing reads no data)."""
@@ -110,10 +106,10 @@ def production_manifest_path(loaded: LoadedConfig) -> Path:
         return path
     from dataops_dev import gitrepo
     from dataops_dev.dbt.runner import run_dbt
-    from dataops_dev.review import _export_code
+    from dataops_dev.review import export_code
 
     commit = gitrepo.resolve(loaded.project_dir, loaded.config.production.main_branch)
-    code = _export_code(loaded, commit)
+    code = export_code(loaded, commit)
     target = loaded.state_dir / "production" / "target"
     run = run_dbt(
         "parse",
@@ -134,7 +130,7 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
     """What deploy would do for this (reviewed) branch, and whether it may."""
     from dataops_dev import gitrepo
 
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     git_state = gitrepo.state(loaded.project_dir)
     stale = None
     from dataops_dev.decisions import APPROVALS_FILE
@@ -221,11 +217,10 @@ def deploy(
         target = _deploy_postgres(loaded, plan, state, work, reporter, timings)
     else:
         raise UsageError(f"deploy to {plan.target_type} targets is not supported yet")
-    production_dir = loaded.state_dir / "production"
-    production_dir.mkdir(parents=True, exist_ok=True)
-    tmp = production_dir / ".manifest.json.tmp"
-    shutil.copy(target / "manifest.json", tmp)
-    os.replace(tmp, production_dir / "manifest.json")
+    write_bytes_atomic(
+        loaded.state_dir / "production" / "manifest.json",
+        (target / "manifest.json").read_bytes(),
+    )
     timings["total"] = round(time.perf_counter() - started, 3)
     deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
     record = loaded.state_dir / "deployments" / f"{deployed_at.replace(':', '')}.json"
@@ -252,13 +247,6 @@ def _selection(plan: DeployPlan) -> list[str]:
     """Each changed model and everything downstream of it: a child that lineage calls unaffected
     is rebuilt too, because its relation depends on the replaced one."""
     return [f"{m.name}+" for m in plan.models if m.action == "build"]
-
-
-def _write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
-    from dataops_dev.environments import _write_profile as write
-
-    clean = {k: v for k, v in output.items() if not k.startswith("_")}
-    return write(loaded, directory, clean)
 
 
 def _run(
@@ -298,7 +286,7 @@ def _deploy_duckdb(
 
     from dataops_dev.dbt.project import duckdb_path
 
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     production = duckdb_path(loaded, output)
     staging = work / production.name
     # A read-only connection holds DuckDB's shared lock: no other process can write production
@@ -308,7 +296,7 @@ def _deploy_duckdb(
         start = time.perf_counter()
         shutil.copy2(production, staging)
         timings["copy"] = round(time.perf_counter() - start, 3)
-        profile = _write_profile(
+        profile = write_profile(
             loaded,
             work / "profile",
             {**output, "path": str(staging), "attach": output.get("attach") or []},
@@ -383,11 +371,11 @@ def _deploy_postgres(
     from dataops_dev.engines.base import quote
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
 
-    output = _production_output(loaded)
+    output = load_profile_target(loaded)
     schema = str(output.get("schema"))
     staging_schema = schema + STAGING_SUFFIX
     select = _selection(plan)
-    profile = _write_profile(loaded, work / "profile", {**output, "schema": staging_schema})
+    profile = write_profile(loaded, work / "profile", {**output, "schema": staging_schema})
     target = work / "target"
     engine = PostgresEngine(conninfo_from_credentials(output))
     try:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.engines.base import Relation, quote
 from dataops_dev.errors import (
@@ -152,13 +153,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
-    os.replace(tmp, path)
-
-
 def _record_from_dict(data: Mapping[str, Any] | None) -> BuildRecord | None:
     if not data:
         return None
@@ -250,13 +244,19 @@ class Environments:
                 infos.append(_info_from_dict(json.loads(path.read_text("utf-8"))))
         return infos
 
+    @contextlib.contextmanager
+    def sandbox_engine(self) -> Iterator[Any]:
+        """A connection to the warehouse sandbox database (warehouse backend only)."""
+        with _WarehouseBackend(self.loaded, self).engine() as engine:
+            yield engine
+
     def size_bytes(self, info: EnvironmentInfo) -> int | None:
         if info.backend == "duckdb":
             path = self.database_path(info.name)
             return path.stat().st_size if path.exists() else 0
         if not info.schemas:
             return 0
-        with _WarehouseBackend(self.loaded).engine() as engine:
+        with self.sandbox_engine() as engine:
             rows = engine.fetchall(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -307,7 +307,7 @@ class Environments:
                     ):
                         Path(str(path) + suffix).unlink(missing_ok=True)
             else:
-                _WarehouseBackend(self.loaded).drop_schemas(_all_schemas(info))
+                _WarehouseBackend(self.loaded).drop_schemas(sorted(set(info.schemas)))
             shutil.rmtree(self.work_dir(name), ignore_errors=True)
             self.meta_path(name).unlink(missing_ok=True)
         return info
@@ -510,25 +510,22 @@ class Environments:
                 result = record("success", None)
                 self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
                 return result
-            except KeyboardInterrupt:
+            except BaseException as exc:
+                # Whatever stopped the build, the previous good state stays and the attempt is
+                # recorded; Ctrl-C and SIGTERM still propagate as they are.
                 backend.abort()
-                self._save(
-                    replace(self.get(info.name), last_attempt=record("interrupted", "interrupted"))
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                reason = (
+                    exc.message if isinstance(exc, BuildError) else str(exc) or type(exc).__name__
                 )
-                raise
-            except BuildError as exc:
-                backend.abort()
-                self._save(replace(self.get(info.name), last_attempt=record("failed", exc.message)))
+                attempt = record("interrupted" if interrupted else "failed", reason)
+                self._save(replace(self.get(info.name), last_attempt=attempt))
                 kept = self.get(info.name).last_build
-                if kept is not None:
+                if isinstance(exc, BuildError) and kept is not None:
                     exc.message += (
                         f"; the previous build (commit {kept.commit[:8]}, {kept.finished_at}) "
                         "is still in place"
                     )
-                raise
-            except Exception as exc:
-                backend.abort()
-                self._save(replace(self.get(info.name), last_attempt=record("failed", str(exc))))
                 raise
 
     def recover(self) -> list[str]:
@@ -570,13 +567,7 @@ def _keep_compiled_code(target: Path, compiled: Mapping[str, str]) -> None:
         if node is not None and not node.get("compiled_code"):
             node["compiled_code"] = code
             node["compiled"] = True
-    tmp = path.with_name(".manifest.json.tmp")
-    tmp.write_text(json.dumps(data), "utf-8")
-    os.replace(tmp, path)
-
-
-def _all_schemas(info: EnvironmentInfo) -> list[str]:
-    return sorted(set(info.schemas))
+    write_text_atomic(path, json.dumps(data))
 
 
 class _Backend:
@@ -600,15 +591,16 @@ def _production_output(loaded: LoadedConfig) -> dict[str, Any]:
     return load_profile_target(loaded, loaded.config.backend.target or None)
 
 
-def _write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
+def write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
+    """A profiles.yml in `directory` whose target `dataops` is `output`, under the project's
+    profile name (so the user's dbt_project.yml works unchanged)."""
     from dataops_dev.dbt.project import read_project
 
     profile_name = loaded.config.profile or read_project(loaded.project_dir).profile
-    directory.mkdir(parents=True, exist_ok=True)
-    document = {profile_name: {"target": "dataops", "outputs": {"dataops": dict(output)}}}
-    tmp = directory / ".profiles.yml.tmp"
-    tmp.write_text(yaml.safe_dump(document, sort_keys=True), "utf-8")
-    os.replace(tmp, directory / "profiles.yml")
+    # Keys starting with "_" are our annotations (e.g. `_target_name`), not dbt settings.
+    clean = {k: v for k, v in output.items() if not k.startswith("_")}
+    document = {profile_name: {"target": "dataops", "outputs": {"dataops": clean}}}
+    write_text_atomic(directory / "profiles.yml", yaml.safe_dump(document, sort_keys=True))
     return directory
 
 
@@ -686,7 +678,7 @@ class _DuckDBBackend(_Backend):
             "threads": self.envs.loaded.config.environments.threads,
             "attach": attach,
         }
-        return _write_profile(
+        return write_profile(
             self.envs.loaded, self.envs.work_dir(self.info.name) / "profile", output
         )
 
@@ -811,13 +803,13 @@ class _WarehouseBackend(_Backend):
     def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
         assert self.info is not None and self.envs is not None
         output = {
-            **{k: v for k, v in self.production().items() if not k.startswith("_")},
+            **self.production(),
             "dbname": self.sandbox_database(),
             "schema": self.info.name,
             "threads": self.loaded.config.environments.threads,
         }
         output.pop("database", None)
-        return _write_profile(self.loaded, self.envs.work_dir(self.info.name) / "profile", output)
+        return write_profile(self.loaded, self.envs.work_dir(self.info.name) / "profile", output)
 
     def publish(self, staging_target: Path) -> tuple[str, ...]:
         assert self.info is not None

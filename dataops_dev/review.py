@@ -8,6 +8,7 @@ differ -> dbt test results -> policy -> Report.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dataops_dev.atomic import write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.engines.base import Engine, Relation
@@ -28,7 +30,6 @@ from dataops_dev.environments import (
     Environments,
     baseline_name,
     environment_name,
-    write_json_atomic,
 )
 from dataops_dev.errors import BuildError, ProjectError
 from dataops_dev.report.model import (
@@ -72,7 +73,7 @@ class Baseline:
     reused: bool
 
 
-def _export_code(loaded: LoadedConfig, commit: str) -> Path:
+def export_code(loaded: LoadedConfig, commit: str) -> Path:
     """Production's code at `commit`, exported once under `<state_dir>/code/<sha12>`."""
     from dataops_dev import gitrepo
 
@@ -106,7 +107,7 @@ def ensure_baseline(
     ):
         return Baseline(info=info, commit=commit, ref=ref, reused=True)
     info = envs.create(ref, kind="baseline", name=name)
-    code_dir = _export_code(loaded, commit)
+    code_dir = export_code(loaded, commit)
     record = envs.build(
         info, BuildRequest(code_dir=code_dir, commit=commit), source, reporter=reporter
     )
@@ -138,9 +139,7 @@ def open_pair(
         finally:
             engine.close()
         return
-    from dataops_dev.environments import _WarehouseBackend
-
-    with _WarehouseBackend(loaded, envs).engine() as engine:
+    with envs.sandbox_engine() as engine:
         yield engine
 
 
@@ -423,7 +422,8 @@ def save_report(loaded: LoadedConfig, report: Report) -> Path:
     """Write the report as `<state_dir>/reports/<environment>/report.json` (atomically)."""
     environment = report.head.environment or "unknown"
     path = reports_dir(loaded, environment) / "report.json"
-    write_json_atomic(path, report.to_dict())
+    # The report's own JSON (contract key order), not the sorted state-file form.
+    write_text_atomic(path, report.to_json() + "\n")
     return path
 
 
@@ -524,39 +524,38 @@ def run_review(
     }
     head_tests = _tests_by_model(head_record, head_manifest)
     models: list[ModelReport] = []
-    with watch.measure("diffs"), task(reporter, "diffs", "data diffs", total=len(diff_targets)):
-        engine_cm = (
-            open_pair(loaded, envs, baseline.info.name, head_info.name, source)
+    with (
+        watch.measure("diffs"),
+        task(reporter, "diffs", "data diffs", total=len(diff_targets)),
+        contextlib.ExitStack() as stack,
+    ):
+        engine = (
+            stack.enter_context(open_pair(loaded, envs, baseline.info.name, head_info.name, source))
             if error is None
             else None
         )
-        engine = engine_cm.__enter__() if engine_cm is not None else None
-        try:
-            for name in [*changes, *impacted_only]:
-                reporter.task_advanced("diffs", 0, f"diff {name}")
-                models.append(
-                    _model_report(
-                        loaded,
-                        name,
-                        changes.get(name),
-                        impacted_by=impacted_only.get(name),
-                        base_manifest=base_manifest,
-                        head_manifest=head_manifest,
-                        engine=engine,
-                        backend=envs.backend,
-                        base_env=baseline.info.name,
-                        head_env=head_info.name,
-                        diff=name in diff_targets,
-                        head_tests=head_tests,
-                        base_tests=base_tests,
-                        head_target=envs.target_dir(head_info.name),
-                    )
+        for name in [*changes, *impacted_only]:
+            reporter.task_advanced("diffs", 0, f"diff {name}")
+            models.append(
+                _model_report(
+                    loaded,
+                    name,
+                    changes.get(name),
+                    impacted_by=impacted_only.get(name),
+                    base_manifest=base_manifest,
+                    head_manifest=head_manifest,
+                    engine=engine,
+                    backend=envs.backend,
+                    base_env=baseline.info.name,
+                    head_env=head_info.name,
+                    diff=name in diff_targets,
+                    head_tests=head_tests,
+                    base_tests=base_tests,
+                    head_target=envs.target_dir(head_info.name),
                 )
-                if name in diff_targets:
-                    reporter.task_advanced("diffs", 1)
-        finally:
-            if engine_cm is not None:
-                engine_cm.__exit__(None, None, None)
+            )
+            if name in diff_targets:
+                reporter.task_advanced("diffs", 1)
     models = [dataclasses.replace(m, findings=evaluate(m, loaded.config.policy)) for m in models]
     if error is not None:
         from dataops_dev.decisions import fingerprint

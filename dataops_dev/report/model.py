@@ -9,9 +9,13 @@ are masked sample values; raw production values never reach a Report.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import json
+import math
 import types
 import typing
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -370,11 +374,6 @@ class Report:
 
 
 def _jsonable_scalar(value: Any) -> Any:
-    import datetime
-    import decimal
-    import math
-    import uuid
-
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return str(value)
     if isinstance(value, decimal.Decimal):
@@ -383,8 +382,10 @@ def _jsonable_scalar(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
-    if isinstance(value, uuid.UUID | bytes):
-        return value.hex() if isinstance(value, bytes) else str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
     return value
 
 
@@ -406,13 +407,10 @@ _HINTS: dict[type, dict[str, Any]] = {}
 def from_jsonable(tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if tp is Any or value is None and (origin in (typing.Union, types.UnionType) or tp is Any):
+    if tp is Any or value is None:
         return value
     if origin in (typing.Union, types.UnionType):
-        options = [a for a in args if a is not type(None)]
-        if value is None:
-            return None
-        for option in options:
+        for option in (a for a in args if a is not type(None)):
             try:
                 return from_jsonable(option, value)
             except (TypeError, ValueError, KeyError):
