@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from dataops_dev.errors import ConfigError, SaltError
 
-MASKING_VERSION = "mask-1"
+MASKING_VERSION = "mask-2"
 """Bumped whenever a transformer's output for the same salt and value changes."""
 
 DEFAULT_SALT_ENV = "DATAOPS_SALT"
@@ -90,21 +90,21 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         "hmac": "sha256(unhex(:o) || unhex(sha256(unhex(:i) || encode(:v))))",
         "hex_int": "('0x' || substr(:h, :start, 15))::BIGINT",
         "xor": "xor(:a, :b)",
-        "digits": "translate(:h, 'abcdef', '012345')",
+        # translate() is several times slower than a chain of replace() here.
+        "digits": (
+            "replace(replace(replace(replace(replace(replace(:h,"
+            " 'a', '0'), 'b', '1'), 'c', '2'), 'd', '3'), 'e', '4'), 'f', '5')"
+        ),
         "letters": "translate(:h, '0123456789abcdef', 'abcdefghijklmnop')",
+        # One pass over the characters (1-based index), no substring of :v per position.
         "scramble": (
-            "array_to_string(list_transform(range(1, length(:v) + 1), i -> CASE"
-            " WHEN substr(:v, i, 1) BETWEEN '0' AND '9' THEN substr(:d, i, 1)"
-            " WHEN substr(:v, i, 1) BETWEEN 'a' AND 'z' THEN substr(:l, i, 1)"
-            " WHEN substr(:v, i, 1) BETWEEN 'A' AND 'Z' THEN upper(substr(:l, i, 1))"
-            " ELSE substr(:v, i, 1) END), '')"
+            "array_to_string(list_transform(string_split(:v, ''), (c, i) -> CASE"
+            " WHEN c BETWEEN '0' AND '9' THEN substr(:d, i, 1)"
+            " WHEN c BETWEEN 'a' AND 'z' THEN substr(:l, i, 1)"
+            " WHEN c BETWEEN 'A' AND 'Z' THEN upper(substr(:l, i, 1))"
+            " ELSE c END), '')"
         ),
-        "luhn_sum": (
-            "list_sum(list_transform(range(1, length(:b) + 1), j -> CASE WHEN j % 2 = 1"
-            " THEN 2 * substr(:b, length(:b) + 1 - j, 1)::INTEGER"
-            " - CASE WHEN substr(:b, length(:b) + 1 - j, 1)::INTEGER >= 5 THEN 9 ELSE 0 END"
-            " ELSE substr(:b, length(:b) + 1 - j, 1)::INTEGER END))"
-        ),
+        "idiv": ":a // :b",
         "only_digits": "regexp_replace(:v, '[^0-9]', '', 'g')",
         "phone_prefix": "regexp_extract(:v, '^[+][0-9]{1,3}[ .-]')",
         "add_days": ":v + to_days(:n)",
@@ -129,13 +129,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
             " ELSE substr(:v, i, 1) END FROM generate_series(1, length(:v)) AS g(i) ORDER BY i),"
             " '')"
         ),
-        "luhn_sum": (
-            "(SELECT coalesce(sum(CASE WHEN j % 2 = 1"
-            " THEN 2 * substr(:b, length(:b) + 1 - j, 1)::INTEGER"
-            " - CASE WHEN substr(:b, length(:b) + 1 - j, 1)::INTEGER >= 5 THEN 9 ELSE 0 END"
-            " ELSE substr(:b, length(:b) + 1 - j, 1)::INTEGER END), 0)"
-            " FROM generate_series(1, length(:b)) AS g(j))"
-        ),
+        "idiv": ":a / :b",
         "only_digits": "regexp_replace(:v, '[^0-9]', '', 'g')",
         "phone_prefix": "substring(:v from '^[+][0-9]{1,3}[ .-]')",
         "add_days": ":v + make_interval(days => :n)",
@@ -549,50 +543,94 @@ def map_query(rule: MaskRule, values: exp.Query, salt: Salt, dialect: str) -> ex
     query = exp.select(*stage1).from_(values.subquery("v0"))
     names = [e.alias_or_name for e in stage1]
     stage2: list[exp.Expr] = [_col(n) for n in names]
-    if t in (Transformer.PHONE, Transformer.CARD, Transformer.SCRAMBLE):
-        stage2.append(template(dialect, "digits", h=_col("h")).as_("d"))
+    if t is Transformer.CARD:
+        stage2.append(_keyed_digits(_col("h"), dialect, 2).as_("d"))
     if t is Transformer.SCRAMBLE:
+        stage2.append(template(dialect, "digits", h=_col("h")).as_("d"))
         stage2.append(template(dialect, "letters", h=_col("h")).as_("l"))
     if t is Transformer.PHONE:
         rest = exp.Substring(
             this=raw, start=exp.Add(this=_length(_col("pre")), expression=exp.Literal.number(1))
         )
         stage2.append(rest.as_("rest"))
+        stage2.append(_keyed_digits(_col("h"), dialect, 2).as_("d"))
+    if t is Transformer.IP:
+        stage2.append(hex_int(_col("h"), dialect).as_("x"))
     query = exp.select(*stage2).from_(query.subquery("v1"))
     names = [e.alias_or_name for e in stage2]
     stage3: list[exp.Expr] = [_col(n) for n in names]
     if t is Transformer.SCRAMBLE:
         # Longer values reuse the digest cyclically: 64 keyed characters per value are plenty.
-        stage3.append(
-            exp.func("repeat", _col("d"), exp.Literal.number(64), dialect=dialect).as_("dd")
-        )
-        stage3.append(
-            exp.func("repeat", _col("l"), exp.Literal.number(64), dialect=dialect).as_("ll")
-        )
+        stage3.append(_cycled(_col("d"), raw, 64, dialect).as_("dd"))
+        stage3.append(_cycled(_col("l"), raw, 64, dialect).as_("ll"))
+    if t is Transformer.PHONE:
+        stage3.append(_cycled(_col("d"), _col("rest"), 30, dialect).as_("dd"))
     if t is Transformer.CARD:
         stage3.append(_card_body(rule).as_("b"))
     query = exp.select(*stage3).from_(query.subquery("v2"))
+    if t is Transformer.CARD:
+        # The body as a number, for the arithmetic Luhn check digit (at most 18 digits).
+        number = exp.cast(
+            exp.Nullif(this=_col("b"), expression=_lit("")), exp.DataType.build("BIGINT")
+        )
+        query = exp.select(
+            raw, _col("b"), exp.Coalesce(this=number, expressions=[_num(0)]).as_("x")
+        ).from_(query.subquery("v3n"))
     masked = _masked_value(rule, salt, dialect)
     return exp.select(raw, masked.as_("masked")).from_(query.subquery("v3"))
 
 
+def _num(n: int) -> exp.Expr:
+    # Typed BIGINT: DuckDB would otherwise multiply small literals as INT32 and overflow.
+    return exp.cast(exp.Literal.number(n), exp.DataType.build("BIGINT"))
+
+
+def _keyed_digits(h: exp.Expr, dialect: str, slices: int) -> exp.Expr:
+    """15 keyed decimal digits per 60-bit slice of the digest (at most 4): no per-character work."""
+    chunks = []
+    for i in range(slices):
+        value = exp.Mod(this=hex_int(h, dialect, 1 + 15 * i), expression=_num(10**15))
+        chunks.append(
+            exp.func(
+                "lpad",
+                as_text(exp.paren(value, copy=False), dialect),
+                exp.Literal.number(15),
+                _lit("0"),
+                dialect=dialect,
+            )
+        )
+    return _concat(*chunks)
+
+
+def _cycled(keyed: exp.Expr, value: exp.Expr, width: int, dialect: str) -> exp.Expr:
+    """`keyed` (`width` characters) repeated until it is at least as long as `value`."""
+    times = exp.Add(
+        this=template(dialect, "idiv", a=_length(value), b=exp.Literal.number(width)),
+        expression=exp.Literal.number(1),
+    )
+    return exp.func("repeat", keyed, times, dialect=dialect)
+
+
+_CARD_BODY = 18
+"""Card bodies keep at most 18 digits (cards have 12-19 with the check digit): one BIGINT."""
+
+
 def _card_body(rule: MaskRule) -> exp.Expr:
     """All digits but the check digit: keyed digits, optionally after the real 6-digit BIN."""
-    n = _col("n")
+    n = exp.Least(
+        this=exp.Sub(this=_col("n"), expression=exp.Literal.number(1)),
+        expressions=[exp.Literal.number(_CARD_BODY)],
+    )
     if rule.opt("keep_bin", False):
         return _concat(
             _substr(_col("od"), 1, 6),
             exp.Substring(
                 this=_col("d"),
                 start=exp.Literal.number(1),
-                length=_at_least_zero(exp.Sub(this=n, expression=exp.Literal.number(7))),
+                length=_at_least_zero(exp.Sub(this=n, expression=exp.Literal.number(6))),
             ),
         )
-    return exp.Substring(
-        this=_col("d"),
-        start=exp.Literal.number(1),
-        length=_at_least_zero(exp.Sub(this=n, expression=exp.Literal.number(1))),
-    )
+    return exp.Substring(this=_col("d"), start=exp.Literal.number(1), length=_at_least_zero(n))
 
 
 def _at_least_zero(value: exp.Expr) -> exp.Expr:
@@ -600,56 +638,34 @@ def _at_least_zero(value: exp.Expr) -> exp.Expr:
     return exp.Greatest(this=value, expressions=[exp.Literal.number(0)])
 
 
-def _luhn_check(body: exp.Expr, dialect: str) -> exp.Expr:
-    """The Luhn check digit of `body` (card bodies have at most 18 digits), unrolled: no lambda."""
-    terms: list[exp.Expr] = []
-    length = _length(body)
-    for j in range(1, 20):
-        position = exp.Add(
-            this=exp.Sub(this=length, expression=exp.Literal.number(j)),
-            expression=exp.Literal.number(1),
-        )
-        digit = exp.cast(
-            exp.Substring(this=body, start=position, length=exp.Literal.number(1)),
-            exp.DataType.build("INT"),
-        )
-        if j % 2 == 1:
-            value: exp.Expr = exp.Sub(
-                this=exp.Mul(this=exp.Literal.number(2), expression=digit),
-                expression=exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=exp.GTE(this=digit.copy(), expression=exp.Literal.number(5)),
-                            true=exp.Literal.number(9),
-                        )
-                    ],
-                    default=exp.Literal.number(0),
-                ),
+def _luhn_check(number: exp.Expr, dialect: str) -> exp.Expr:
+    """The Luhn check digit of a body of at most 18 digits held as a BIGINT: integer arithmetic."""
+    total: exp.Expr | None = None
+    for k in range(_CARD_BODY):
+        shifted = template(dialect, "idiv", a=number.copy(), b=_num(10**k)) if k else number.copy()
+        digit = exp.paren(exp.Mod(this=exp.paren(shifted), expression=_num(10)))
+        term: exp.Expr = digit
+        if k % 2 == 0:  # the rightmost digit of the body is doubled, then every other one
+            # 2d, minus 9 when that exceeds 9 (d >= 5)
+            term = exp.paren(
+                exp.Sub(
+                    this=exp.Mul(this=_num(2), expression=digit),
+                    expression=exp.Mul(
+                        this=_num(9),
+                        expression=exp.paren(template(dialect, "idiv", a=digit.copy(), b=_num(5))),
+                    ),
+                )
             )
-        else:
-            value = digit
-        terms.append(
-            exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.LTE(this=exp.Literal.number(j), expression=length.copy()),
-                        true=value,
-                    )
-                ],
-                default=exp.Literal.number(0),
-            )
-        )
-    total = terms[0]
-    for term in terms[1:]:
-        total = exp.Add(this=total, expression=term)
+        total = term if total is None else exp.Add(this=total, expression=term)
+    assert total is not None
     return exp.Mod(
         this=exp.paren(
             exp.Sub(
-                this=exp.Literal.number(10),
-                expression=exp.Mod(this=exp.paren(total), expression=exp.Literal.number(10)),
+                this=_num(10),
+                expression=exp.Mod(this=exp.paren(total), expression=_num(10)),
             )
         ),
-        expression=exp.Literal.number(10),
+        expression=_num(10),
     )
 
 
@@ -686,27 +702,29 @@ def _masked_value(rule: MaskRule, salt: Salt, dialect: str) -> exp.Expr:
             domain = _lit(str(rule.opt("domain", "example.invalid")))
         return _concat(local, _lit("@"), domain)
     if t is Transformer.PHONE:
-        scrambled = template(dialect, "scramble", v=_col("rest"), d=_col("d"), l=_col("d"))
+        # Letters become digits too ("1-800-FLOWERS" names a business, or a person).
+        scrambled = template(dialect, "scramble", v=_col("rest"), d=_col("dd"), l=_col("dd"))
         return _concat(_col("pre"), scrambled)
     if t is Transformer.CARD:
-        return _concat(_col("b"), as_text(_luhn_check(_col("b"), dialect), dialect))
+        return _concat(_col("b"), as_text(_luhn_check(_col("x"), dialect), dialect))
     if t is Transformer.IP:
-        octets = [
-            exp.Mod(this=hex_int(h, dialect, 1 + 15 * i), expression=exp.Literal.number(256))
-            for i in range(4)
-        ]
-        # 240.0.0.0/4 is reserved: a masked address is never a real host.
-        parts: list[exp.Expr] = [
-            as_text(
-                exp.Add(
-                    this=exp.Literal.number(240),
-                    expression=exp.Mod(this=octets[0], expression=exp.Literal.number(16)),
-                ),
-                dialect,
+        # Four bit fields of one 60-bit slice; 240.0.0.0/4 is reserved, so a masked address is
+        # never a real host.
+        x = _col("x")
+
+        def bits(shift: int, mask: int) -> exp.Expr:
+            shifted = (
+                exp.paren(
+                    exp.BitwiseRightShift(this=x.copy(), expression=exp.Literal.number(shift))
+                )
+                if shift
+                else x.copy()
             )
-        ]
-        for octet in octets[1:]:
-            parts.extend([_lit("."), as_text(octet, dialect)])
+            return exp.paren(exp.BitwiseAnd(this=shifted, expression=_num(mask)))
+
+        parts: list[exp.Expr] = [as_text(exp.Add(this=_num(240), expression=bits(0, 15)), dialect)]
+        for shift in (4, 12, 20):
+            parts.extend([_lit("."), as_text(bits(shift, 255), dialect)])
         return _concat(*parts)
     if t is Transformer.SCRAMBLE:
         return template(dialect, "scramble", v=raw, d=_col("dd"), l=_col("ll"))

@@ -161,6 +161,40 @@ def test_value_transformers_keep_format(engine: tuple[str, str | None]) -> None:
     assert all(re.fullmatch(r"c_[0-9a-f]{10}", v) for v in ids.values())
 
 
+def test_digit_masks_at_every_length(engine: tuple[str, str | None]) -> None:
+    """Cards of 12-19 digits stay Luhn-valid; no digit of a long phone survives."""
+    dialect, conninfo = engine
+    import random
+
+    rng = random.Random(7)
+    raw_cards = [
+        "".join(rng.choice("0123456789") for _ in range(rng.randint(12, 19))) for _ in range(300)
+    ]
+    for rule in (
+        m.MaskRule(m.Transformer.CARD),
+        m.MaskRule(m.Transformer.CARD, {"keep_bin": True}),
+    ):
+        cards = _masked(rule, raw_cards + ["4111 1111 1111 1111", "n/a"], dialect, conninfo)
+        for raw in raw_cards:
+            masked = cards[raw]
+            assert len(masked) == len(raw) and m.luhn_valid(masked), (raw, masked)
+            if rule.opt("keep_bin", False):
+                assert masked[:6] == raw[:6]
+        assert len(cards["4111 1111 1111 1111"]) == 16 and m.luhn_valid(
+            cards["4111 1111 1111 1111"]
+        )
+        assert cards["n/a"].isdigit()
+    # 25 digits: the body is capped at 18 keyed digits, plus the check digit
+    long_card = _masked(m.MaskRule(m.Transformer.CARD), ["1" * 25], dialect, conninfo)["1" * 25]
+    assert len(long_card) == 19 and m.luhn_valid(long_card)
+
+    long_phone = "+44 " + "-".join(["0123456789"] * 9) + " ext 42"
+    masked = _masked(m.MaskRule(m.Transformer.PHONE), [long_phone], dialect, conninfo)[long_phone]
+    assert masked.startswith("+44 ") and len(masked) == len(long_phone)
+    assert re.sub(r"[0-9A-Za-z]", "9", long_phone) == re.sub(r"[0-9]", "9", masked)
+    assert "0123456789" not in masked and "ext" not in masked
+
+
 def test_same_masks_on_duckdb_and_postgres(postgres_server: str) -> None:
     """One salt, one value -> one masked value, whatever the engine (the sample can move)."""
     conninfo = f"host={postgres_server} user=root dbname=postgres"
