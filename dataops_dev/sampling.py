@@ -389,6 +389,19 @@ def _map_name(index: int) -> exp.Table:
     return exp.table_(f"__dataops_m{index}", quoted=True)
 
 
+def _masked_name(index: int) -> exp.Table:
+    return exp.table_(f"__dataops_k{index}", quoted=True)
+
+
+def _create_temp(table: exp.Table, query: exp.Query) -> exp.Create:
+    return exp.Create(
+        this=table.copy(),
+        kind="TABLE",
+        expression=query,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+
+
 def _drop(table: exp.Table, *, cascade: bool = False) -> exp.Drop:
     return exp.Drop(tables=[table.copy()], kind="TABLE", exists=True, cascade=cascade)
 
@@ -486,21 +499,15 @@ def run_sample(
     sampling_key = Salt.from_secret(plan.seed, "sample.seed")
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
-    total_steps = 2 * len(plan.tables) + 1
+    masked_tables = sum(1 for p in plan.tables if any(m.masked for m in p.masks))
+    total_steps = 2 * len(plan.tables) + 1 + masked_tables
     reporter.task_started("sample", "sampling production", total_steps)
     try:
         with watch.measure("select"):
             for table_plan in plan.tables:
                 query = _select_rows(table_plan, sampling_key, dialect, names)
                 work.execute(_drop(names[table_plan.name]))
-                work.execute(
-                    exp.Create(
-                        this=names[table_plan.name].copy(),
-                        kind="TABLE",
-                        expression=query,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                    )
-                )
+                work.execute(_create_temp(names[table_plan.name], query))
                 reporter.task_advanced("sample", description=f"selected {table_plan.name}")
         with watch.measure("closure"):
             rounds = _close(plan, work, names, dialect)
@@ -516,28 +523,37 @@ def run_sample(
                 f"the sample of {name} has {rows:,} rows, above sample.max_rows={plan.max_rows:,}",
                 "lower sample.rate (or an anchor's rate/rows), add a filter, or raise max_rows",
             )
+        # "mask": the mapping tables, then each table with masked columns is rewritten in the
+        # work session (its raw rows dropped as soon as they are masked): the masking
+        # throughput. "write": storing every table, masked or not, where the sample lives.
+        stored = dict(names)
         masked_rows = 0
-        # "mask": mapping tables plus writing the tables that have masked columns (the
-        # masking throughput); "write": copying the tables that have none.
         with watch.measure("mask"):
             maps = _build_maps(plan, work, names, salt, dialect)
-        for table_plan in plan.tables:
-            is_masked = any(m.masked for m in table_plan.masks)
-            with watch.measure("mask" if is_masked else "write"):
+            for index, table_plan in enumerate(plan.tables):
+                if not any(m.masked for m in table_plan.masks):
+                    continue
+                target = _masked_name(index)
                 query = _masked_select(table_plan, names[table_plan.name], maps, dialect)
-                writer.write(table_plan, query)
-            if is_masked:
+                work.execute(_drop(target))
+                work.execute(_create_temp(target, query))
+                work.execute(_drop(names[table_plan.name]))
+                stored[table_plan.name] = target
                 masked_rows += counts[table_plan.name]
-            reporter.task_advanced("sample", description=f"masked {table_plan.name}")
+                reporter.task_advanced("sample", description=f"masked {table_plan.name}")
+            for index in maps.values():
+                work.execute(_drop(_map_name(index)))
+        with watch.measure("write"):
+            for table_plan in plan.tables:
+                writer.write(table_plan, _copy_select(table_plan, stored[table_plan.name]))
+                reporter.task_advanced("sample", description=f"wrote {table_plan.name}")
         with watch.measure("verify"):
             orphans: dict[str, int] = {}
             for edge in plan.graph.edges:
                 orphans[edge.child] = orphans.get(edge.child, 0) + writer.orphans(edge)
             written = {p.name: writer.count(p) for p in plan.tables}
-        for index in range(len(plan.tables)):
-            work.execute(_drop(_work_name(index)))
-        for index in maps.values():
-            work.execute(_drop(_map_name(index)))
+        for table in stored.values():
+            work.execute(_drop(table))
     except BaseException:
         reporter.task_finished("sample", "failed")
         raise
@@ -634,14 +650,7 @@ def _build_maps(
         rule = rules[domain]
         body = map_query(rule, union, salt, dialect)
         work.execute(_drop(_map_name(index)))
-        work.execute(
-            exp.Create(
-                this=_map_name(index),
-                kind="TABLE",
-                expression=body,
-                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-            )
-        )
+        work.execute(_create_temp(_map_name(index), body))
         maps[domain] = index
     return maps
 
@@ -659,6 +668,11 @@ def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
     if plan.key and len(plan.key) == 1:
         return plan.key[0]
     return mask.column
+
+
+def _copy_select(plan: TablePlan, table: exp.Table) -> exp.Select:
+    """Every column of `plan`, in its order, from a work table."""
+    return exp.select(*(_t(c.name) for c in plan.columns)).from_(table.copy().as_("t"))
 
 
 def _masked_select(
