@@ -464,9 +464,7 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
         for r in range(4)
     ]
 
-    def num(n: int) -> exp.Expr:
-        # Typed BIGINT: DuckDB would otherwise multiply small literals as INT32 and overflow.
-        return exp.cast(exp.Literal.number(n), exp.DataType.build("BIGINT"))
+    num = _num
 
     def band(a: exp.Expr, m: int) -> exp.Expr:
         return exp.paren(exp.BitwiseAnd(this=a, expression=num(m)), copy=False)
