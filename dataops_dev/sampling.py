@@ -499,8 +499,7 @@ def run_sample(
     sampling_key = Salt.from_secret(plan.seed, "sample.seed")
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
-    masked_tables = sum(1 for p in plan.tables if any(m.masked for m in p.masks))
-    total_steps = 2 * len(plan.tables) + 1 + masked_tables
+    total_steps = 2 * len(plan.tables) + 1 + sum(1 for p in plan.tables if _has_masks(p))
     reporter.task_started("sample", "sampling production", total_steps)
     try:
         with watch.measure("select"):
@@ -523,37 +522,43 @@ def run_sample(
                 f"the sample of {name} has {rows:,} rows, above sample.max_rows={plan.max_rows:,}",
                 "lower sample.rate (or an anchor's rate/rows), add a filter, or raise max_rows",
             )
-        # "mask": the mapping tables, then each table with masked columns is rewritten in the
-        # work session (its raw rows dropped as soon as they are masked): the masking
-        # throughput. "write": storing every table, masked or not, where the sample lives.
+        # "write": storing a table where the sample lives, masked or not; a stored table's
+        # work copy is dropped at once, so the session holds less while masking. "mask": the
+        # mapping tables, then each table with masked columns rewritten in the work session
+        # (its raw rows dropped as soon as they are masked): the masking throughput.
+        masked = [p for p in plan.tables if _has_masks(p)]
         stored = dict(names)
-        masked_rows = 0
+
+        def store(table_plan: TablePlan) -> None:
+            writer.write(table_plan, _copy_select(table_plan, stored[table_plan.name]))
+            work.execute(_drop(stored.pop(table_plan.name)))
+            reporter.task_advanced("sample", description=f"wrote {table_plan.name}")
+
+        with watch.measure("write"):
+            for table_plan in plan.tables:
+                if table_plan not in masked:
+                    store(table_plan)
         with watch.measure("mask"):
             maps = _build_maps(plan, work, names, salt, dialect)
-            for index, table_plan in enumerate(plan.tables):
-                if not any(m.masked for m in table_plan.masks):
-                    continue
-                target = _masked_name(index)
+            for table_plan in masked:
+                target = _masked_name(plan.tables.index(table_plan))
                 query = _masked_select(table_plan, names[table_plan.name], maps, dialect)
                 work.execute(_drop(target))
                 work.execute(_create_temp(target, query))
                 work.execute(_drop(names[table_plan.name]))
                 stored[table_plan.name] = target
-                masked_rows += counts[table_plan.name]
                 reporter.task_advanced("sample", description=f"masked {table_plan.name}")
             for index in maps.values():
                 work.execute(_drop(_map_name(index)))
+        masked_rows = sum(counts[p.name] for p in masked)
         with watch.measure("write"):
-            for table_plan in plan.tables:
-                writer.write(table_plan, _copy_select(table_plan, stored[table_plan.name]))
-                reporter.task_advanced("sample", description=f"wrote {table_plan.name}")
+            for table_plan in masked:
+                store(table_plan)
         with watch.measure("verify"):
             orphans: dict[str, int] = {}
             for edge in plan.graph.edges:
                 orphans[edge.child] = orphans.get(edge.child, 0) + writer.orphans(edge)
             written = {p.name: writer.count(p) for p in plan.tables}
-        for table in stored.values():
-            work.execute(_drop(table))
     except BaseException:
         reporter.task_finished("sample", "failed")
         raise
@@ -668,6 +673,10 @@ def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
     if plan.key and len(plan.key) == 1:
         return plan.key[0]
     return mask.column
+
+
+def _has_masks(plan: TablePlan) -> bool:
+    return any(m.masked for m in plan.masks)
 
 
 def _copy_select(plan: TablePlan, table: exp.Table) -> exp.Select:
