@@ -464,10 +464,8 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
         for r in range(4)
     ]
 
-    num = _num
-
     def band(a: exp.Expr, m: int) -> exp.Expr:
-        return exp.paren(exp.BitwiseAnd(this=a, expression=num(m)), copy=False)
+        return exp.paren(exp.BitwiseAnd(this=a, expression=_num(m)), copy=False)
 
     value = exp.cast(value, exp.DataType.build("BIGINT"))
     shift = exp.Literal.number  # shift counts stay INTEGER (PostgreSQL has no bigint >> bigint)
@@ -475,8 +473,8 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     right: exp.Expr = band(value, mask)
     for r in range(4):
         # F(R) = ((R xor k) * m  mod 2^half) xor (R >> 3): products stay below 2^(2*half) <= 2^62.
-        mixed = template(dialect, "xor", a=exp.paren(right, copy=False), b=num(keys[r]))
-        product = band(exp.Mul(this=exp.paren(mixed, copy=False), expression=num(mult[r])), mask)
+        mixed = template(dialect, "xor", a=exp.paren(right, copy=False), b=_num(keys[r]))
+        product = band(exp.Mul(this=exp.paren(mixed, copy=False), expression=_num(mult[r])), mask)
         f = template(
             dialect,
             "xor",
@@ -491,7 +489,7 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
         expression=exp.paren(right, copy=False),
     )
     in_range = exp.and_(
-        exp.GTE(this=value, expression=num(0)), exp.LT(this=value, expression=num(1 << bits))
+        exp.GTE(this=value, expression=_num(0)), exp.LT(this=value, expression=_num(1 << bits))
     )
     return exp.Case(ifs=[exp.If(this=in_range, true=combined)], default=value)
 

@@ -526,7 +526,7 @@ def run_sample(
         # work copy is dropped at once, so the session holds less while masking. "mask": the
         # mapping tables, then each table with masked columns rewritten in the work session
         # (its raw rows dropped as soon as they are masked): the masking throughput.
-        masked = [p for p in plan.tables if _has_masks(p)]
+        masked = [(i, p) for i, p in enumerate(plan.tables) if _has_masks(p)]
         stored = dict(names)
 
         def store(table_plan: TablePlan) -> None:
@@ -536,12 +536,12 @@ def run_sample(
 
         with watch.measure("write"):
             for table_plan in plan.tables:
-                if table_plan not in masked:
+                if not _has_masks(table_plan):
                     store(table_plan)
         with watch.measure("mask"):
             maps = _build_maps(plan, work, names, salt, dialect)
-            for table_plan in masked:
-                target = _masked_name(plan.tables.index(table_plan))
+            for index, table_plan in masked:
+                target = _masked_name(index)
                 query = _masked_select(table_plan, names[table_plan.name], maps, dialect)
                 work.execute(_drop(target))
                 work.execute(_create_temp(target, query))
@@ -550,9 +550,9 @@ def run_sample(
                 reporter.task_advanced("sample", description=f"masked {table_plan.name}")
             for index in maps.values():
                 work.execute(_drop(_map_name(index)))
-        masked_rows = sum(counts[p.name] for p in masked)
+        masked_rows = sum(counts[p.name] for _, p in masked)
         with watch.measure("write"):
-            for table_plan in masked:
+            for _, table_plan in masked:
                 store(table_plan)
         with watch.measure("verify"):
             orphans: dict[str, int] = {}

@@ -96,6 +96,12 @@ class SampleRecord:
     def orphans(self) -> int:
         return sum(t.orphans for t in self.tables)
 
+    @property
+    def mask_rows_per_s(self) -> float | None:
+        """Masked rows (rows of tables with masked columns) per second of the mask step."""
+        seconds = self.timings.get("mask", 0.0)
+        return self.masked_rows / seconds if self.masked_rows and seconds > 0 else None
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("reused")

@@ -27,16 +27,6 @@ def _coverage_rows(record: Any) -> list[list[str]]:
     return rows
 
 
-def _mask_rate(record: Any) -> str:
-    """ "; masked 2,726,172 rows at 1.0M rows/s" when anything was masked."""
-    seconds = record.timings.get("mask", 0.0)
-    if not record.masked_rows or seconds <= 0:
-        return ""
-    return (
-        f"; masked {record.masked_rows:,} rows at {record.masked_rows / seconds / 1e6:.2f}M rows/s"
-    )
-
-
 _HEADERS = ["table", "role", "production", "sampled", "%", "orphans", "masked (transformer)"]
 
 
@@ -68,8 +58,10 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
         + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
     ]
     if not record.reused and record.timings:
-        steps = ", ".join(f"{k} {v:.1f}s" for k, v in record.timings.items())
-        footer.append(f"{steps}{_mask_rate(record)}")
+        line = ", ".join(f"{k} {v:.1f}s" for k, v in record.timings.items())
+        if record.mask_rows_per_s is not None:
+            line += f"; masked {record.masked_rows:,} rows at {record.mask_rows_per_s / 1e6:.2f}M rows/s"
+        footer.append(line)
     if record.new_columns:
         footer.append(
             f"{len(record.new_columns)} column(s) not in the lock file: run `dataops-dev init`"
