@@ -7,6 +7,7 @@ histogram bins for every column together.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from dataops_dev.errors import UsageError
 QUANTILES = (0.25, 0.5, 0.75)
 BINS = 10
 TOP_VALUES = 5
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
 
 def _orderable(family: str, dialect: str) -> bool:
@@ -175,12 +177,17 @@ def distribution_sql(
 
 
 def _to_float(value: Any) -> float | None:
+    """A min/max on the scale of the SQL bucket expression (seconds since the epoch for
+    temporal values, which SQL's EPOCH reads as UTC for timestamps without a time zone)."""
     if value is None:
         return None
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    if hasattr(value, "toordinal"):
-        return float((value.toordinal() - 719163) * 86400)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            # `.timestamp()` would read a naive value as local time and shift every bin.
+            value = value.replace(tzinfo=datetime.UTC)
+        return value.timestamp()
+    if isinstance(value, datetime.date):
+        return float((value.toordinal() - _EPOCH_ORDINAL) * 86400)
     try:
         return float(value)
     except (TypeError, ValueError):
