@@ -83,7 +83,8 @@ class ComparePlan:
 def parse_type(data_type: str, dialect: str) -> exp.DataType | None:
     try:
         return exp.DataType.build(data_type, dialect=dialect)
-    except (ParseError, ValueError):
+    except (ParseError, ValueError, TypeError):
+        # TypeError: text that parses, but not as one type (`int; drop table t`).
         return None
 
 
@@ -184,7 +185,7 @@ def plan_comparison(
     """Compare the two column lists and decide how each shared column is compared."""
     left_by_name = {c.name: c for c in left}
     right_by_name = {c.name: c for c in right}
-    _check_options(options, right_by_name)
+    _check_options(options, right_by_name, dialect)
     declared = {new: old for new, old in options.renames.items()}
     for new, old in declared.items():
         if new not in right_by_name or old not in left_by_name:
@@ -301,16 +302,20 @@ def _rule_problem(
     return None
 
 
-def _check_options(options: DiffOptions, right: dict[str, Column]) -> None:
+def _check_options(options: DiffOptions, right: dict[str, Column], dialect: str) -> None:
     # Tolerance and precision may come from `*.column` config entries, so names missing here are
     # simply not applicable; a declared cast on a missing column is a mistake.
-    for label, names in (("cast", options.casts),):
-        for name in names:
-            if name not in right:
-                raise UsageError(
-                    f"{label} set for column {name!r}, which the right relation does not have",
-                    "name columns as they are called in the head (right) relation",
-                )
+    for name, data_type in options.casts.items():
+        if name not in right:
+            raise UsageError(
+                f"cast set for column {name!r}, which the right relation does not have",
+                "name columns as they are called in the head (right) relation",
+            )
+        if parse_type(data_type, dialect) is None:
+            raise UsageError(
+                f"cast for column {name!r}: {data_type!r} is not a {dialect} type",
+                f"name a SQL type, e.g. --cast {name}=DECIMAL(18,2) or --cast {name}=VARCHAR",
+            )
     for name, unit in options.timestamp_precision.items():
         if unit not in TIMESTAMP_PRECISIONS:
             raise UsageError(

@@ -11,6 +11,7 @@ import pytest
 from dataops_dev.diffing import DiffOptions, Tolerance, diff_relations
 from dataops_dev.diffing.model import RowChange
 from dataops_dev.engines import Relation
+from dataops_dev.errors import UsageError
 
 from .conftest import load
 
@@ -347,6 +348,17 @@ def test_declared_cast_for_a_type_change(engine: Any) -> None:
     assert declared.schema.type_changed[0].compared_as == "BIGINT"
     assert declared.column("code").changed == 1
     assert declared.column("code").examples[0].after == "7"
+
+
+@pytest.mark.parametrize("bogus", ["bogus", "decimal(18", "int; drop table s.a", ""])
+def test_a_declared_cast_to_no_type_is_a_usage_error(engine: Any, bogus: str) -> None:
+    load(engine, "a", "id INTEGER, code INTEGER", ["(1, 5)"])
+    load(engine, "b", "id INTEGER, code INTEGER", ["(1, 5)"])
+    with pytest.raises(UsageError) as error:
+        diff_relations(engine, A, B, key=["id"], options=DiffOptions(casts={"code": bogus}))
+    assert "'code'" in error.value.message and engine.dialect in error.value.message
+    assert "--cast code=" in (error.value.hint or "")
+    assert engine.fetchall("SELECT count(*) FROM s.a") == [(1,)]
 
 
 def test_non_strict_runs_fall_back_and_note_it(engine: Any) -> None:
