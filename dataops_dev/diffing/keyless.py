@@ -7,7 +7,6 @@ NULL on both sides.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -16,17 +15,12 @@ from sqlglot import exp
 
 from dataops_dev.diffing import sql
 from dataops_dev.diffing.model import DiffMode, DiffOptions, RowDiff, TableDiff
-from dataops_dev.diffing.schema import CompareColumn, ComparePlan, type_family
+from dataops_dev.diffing.schema import CompareColumn, ComparePlan, parse_type, type_family
 from dataops_dev.engines.base import Column, Engine, Relation
-from dataops_dev.errors import DataopsError, UsageError
+from dataops_dev.errors import UsageError
 from dataops_dev.reporting import Stopwatch
 
-_N_LEFT, _N_RIGHT = "__n_l", "__n_r"
 MAX_KEY_PROBE_COLUMNS = 30
-
-
-def _value_alias(index: int) -> str:
-    return f"__v{index}"
 
 
 def _side(
@@ -36,8 +30,8 @@ def _side(
     for index, column in enumerate(columns):
         name = column.left_name if side == "left" else column.name
         value = sql.cast(sql.col(name), column.cast, dialect)
-        projections.append(sql.alias(value, _value_alias(index)))
-    projections.append(sql.alias(sql.lit(marker), "__s"))
+        projections.append(sql.alias(value, sql.value_alias(index)))
+    projections.append(sql.alias(sql.lit(marker), sql.SIDE))
     return exp.select(*projections).from_(relation.to_table())
 
 
@@ -54,8 +48,8 @@ def keyless_groups_sql(
         _side(dialect, right, columns, "right", 1),
         distinct=False,
     )
-    values = [sql.col(_value_alias(i)) for i in range(len(columns))]
-    n, n_right = sql.count_star(), exp.Sum(this=sql.col("__s"))
+    values = [sql.col(sql.value_alias(i)) for i in range(len(columns))]
+    n, n_right = sql.count_star(), exp.Sum(this=sql.col(sql.SIDE))
     one_each = exp.and_(
         exp.EQ(this=n.copy(), expression=sql.lit(2)),
         exp.EQ(this=n_right.copy(), expression=sql.lit(1)),
@@ -63,8 +57,8 @@ def keyless_groups_sql(
     query = (
         exp.select(
             *values,
-            sql.alias(exp.Sub(this=n.copy(), expression=n_right.copy()), _N_LEFT),
-            sql.alias(n_right.copy(), _N_RIGHT),
+            sql.alias(exp.Sub(this=n.copy(), expression=n_right.copy()), sql.N_LEFT),
+            sql.alias(n_right.copy(), sql.N_RIGHT),
         )
         .from_(union.subquery(sql.ident("__u")))
         .group_by(*[v.copy() for v in values])
@@ -74,7 +68,7 @@ def keyless_groups_sql(
 
 
 def keyless_counts_sql(table: str) -> exp.Select:
-    n_left, n_right = sql.col(_N_LEFT), sql.col(_N_RIGHT)
+    n_left, n_right = sql.col(sql.N_LEFT), sql.col(sql.N_RIGHT)
     gap_left = exp.Sub(this=n_left.copy(), expression=n_right.copy())
     gap_right = exp.Sub(this=n_right.copy(), expression=n_left.copy())
     return exp.select(
@@ -103,8 +97,8 @@ def keyless_counts_sql(table: str) -> exp.Select:
 
 
 def keyless_examples_sql(table: str, width: int, side: str, limit: int) -> exp.Select:
-    more, less = (_N_LEFT, _N_RIGHT) if side == "left" else (_N_RIGHT, _N_LEFT)
-    values = [sql.col(_value_alias(i)) for i in range(width)]
+    more, less = (sql.N_LEFT, sql.N_RIGHT) if side == "left" else (sql.N_RIGHT, sql.N_LEFT)
+    values = [sql.col(sql.value_alias(i)) for i in range(width)]
     return (
         exp.select(*values)
         .from_(exp.table_(sql.ident(table)))
@@ -128,7 +122,12 @@ def keyless_diff(
     plan: ComparePlan,
     options: DiffOptions,
     watch: Stopwatch,
+    *,
+    left_columns: Sequence[Column],
+    right_columns: Sequence[Column],
 ) -> TableDiff:
+    """The multiset comparison of `plan`'s columns, plus candidate keys among the relations'
+    columns (`left_columns`, `right_columns`, as the caller read them for the plan)."""
     columns = plan.columns
     if not columns:
         raise UsageError(
@@ -157,10 +156,11 @@ def keyless_diff(
                     for row in fetched
                 )
     finally:
-        with contextlib.suppress(DataopsError):
-            engine.execute(sql.drop_table(table))
+        sql.drop_temp_tables(engine, (table,))
     with watch.measure("candidate_keys"):
-        candidates = suggest_keys(engine, left, right)
+        candidates = suggest_keys(
+            engine, left, right, left_columns=left_columns, right_columns=right_columns
+        )
     return TableDiff(
         left=str(left),
         right=str(right),
@@ -194,13 +194,25 @@ def uniqueness_sql(relation: Relation, columns: Sequence[str]) -> exp.Select:
 
 
 def suggest_keys(
-    engine: Engine, left: Relation, right: Relation, *, limit: int = 5
+    engine: Engine,
+    left: Relation,
+    right: Relation,
+    *,
+    limit: int = 5,
+    left_columns: Sequence[Column] | None = None,
+    right_columns: Sequence[Column] | None = None,
 ) -> tuple[tuple[str, ...], ...]:
-    """Columns that are unique and never NULL on both sides (single columns, table order)."""
-    left_names = {c.name for c in engine.columns(left)}
+    """Columns that are unique and never NULL on both sides (single columns, table order).
+
+    `left_columns`/`right_columns` are the relations' columns, read from the engine if omitted."""
+    if left_columns is None:
+        left_columns = engine.columns(left)
+    if right_columns is None:
+        right_columns = engine.columns(right)
+    left_names = {c.name for c in left_columns}
     probe = [
         c.name
-        for c in engine.columns(right)
+        for c in right_columns
         if c.name in left_names
         and type_family(c.data_type, engine.dialect) in ("numeric", "text", "temporal", "other")
         and not _is_float(c, engine.dialect)
@@ -224,7 +236,5 @@ def suggest_keys(
 
 
 def _is_float(column: Column, dialect: str) -> bool:
-    from dataops_dev.diffing.schema import parse_type
-
     parsed = parse_type(column.data_type, dialect)
     return parsed is not None and parsed.this in (exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE)

@@ -6,7 +6,6 @@ multiset comparison (`diffing.keyless`).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,7 +29,7 @@ from dataops_dev.diffing.model import (
 )
 from dataops_dev.diffing.schema import CompareColumn, ComparePlan, plan_comparison
 from dataops_dev.engines.base import Engine, Relation
-from dataops_dev.errors import DataopsError, UsageError
+from dataops_dev.errors import UsageError
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
 
 
@@ -62,7 +61,16 @@ def diff_relations(
                     )
             plan = plan_comparison(left_columns, right_columns, key, options, engine.dialect)
         if not plan.key:
-            result = keyless_diff(engine, left, right, plan, options, watch)
+            result = keyless_diff(
+                engine,
+                left,
+                right,
+                plan,
+                options,
+                watch,
+                left_columns=left_columns,
+                right_columns=right_columns,
+            )
         else:
             result = _keyed(engine, left, right, plan, options, watch)
     return replace(result, notes=plan.notes) if plan.notes else result
@@ -116,7 +124,7 @@ def _keyed(
             columns = _column_diffs(engine, spec, detail, mismatch, options)
             examples = _row_examples(engine, spec, options)
     finally:
-        drop_temp_tables(engine, spec.temp_tables)
+        sql.drop_temp_tables(engine, spec.temp_tables)
 
     left_rows, right_rows = int(sides["left_rows"]), int(sides["right_rows"])
     null_left, null_right = int(sides["left_null_keys"]), int(sides["right_null_keys"])
@@ -152,19 +160,7 @@ def _keyed(
         rows=rows_diff,
         key=keys.columns,
         keys=keys,
-        columns=tuple(
-            ColumnDiff(
-                name=c.name,
-                changed=c.changed,
-                compared=rows_diff.compared,
-                examples=c.examples,
-                left_name=c.left_name,
-                compared_as=c.compared_as,
-                tolerance=c.tolerance,
-                timestamp_precision=c.timestamp_precision,
-            )
-            for c in columns
-        ),
+        columns=tuple(replace(c, compared=rows_diff.compared) for c in columns),
         examples=examples,
         timings=dict(watch.timings),
     )
@@ -184,13 +180,6 @@ def _has_duplicates(mismatch: dict[str, int], left_keyed: int, right_keyed: int)
         or mismatch["pairs_left"] != left_keyed
         or mismatch["pairs_right"] != right_keyed
     )
-
-
-def drop_temp_tables(engine: Engine, tables: Sequence[str]) -> None:
-    """Drop our temp tables; a failure here must not hide the error that got us here."""
-    for table in tables:
-        with contextlib.suppress(DataopsError):
-            engine.execute(sql.drop_table(table))
 
 
 def _detect_renames(
@@ -214,23 +203,13 @@ def _detect_renames(
         extra.append(CompareColumn(name=new.name, left_name=old.name, data_type=new.data_type))
     if not renames:
         return schema, spec
-    schema = SchemaDiff(
+    schema = replace(
+        schema,
         added=tuple(c for c in schema.added if c.name not in taken_new),
         removed=tuple(c for c in schema.removed if c.name not in taken_old),
-        type_changed=schema.type_changed,
         renamed=schema.renamed + tuple(renames),
-        reordered=schema.reordered,
     )
-    spec = sql.DiffSpec(
-        dialect=spec.dialect,
-        left=spec.left,
-        right=spec.right,
-        key=spec.key,
-        columns=spec.columns + tuple(extra),
-        example_rows=spec.example_rows,
-        prefix=spec.prefix,
-    )
-    return schema, spec
+    return schema, replace(spec, columns=spec.columns + tuple(extra))
 
 
 def _column_diffs(

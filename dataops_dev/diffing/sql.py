@@ -16,16 +16,20 @@ row text on PostgreSQL's duplicate-key path) could hide a change.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from dataops_dev.diffing.schema import CompareColumn, KeyColumn
-from dataops_dev.engines.base import Relation
+from dataops_dev.engines.base import Engine, Relation
+from dataops_dev.errors import DataopsError
 
 CHANGED, ADDED, REMOVED, DUPLICATE, SAME = "changed", "added", "removed", "duplicate", "same"
-_SIDE, _HASH, _N_LEFT, _N_RIGHT, _KIND, _RN = "__s", "__h", "__n_l", "__n_r", "__kind", "__rn"
+_HASH, _KIND, _RN = "__h", "__kind", "__rn"
+# Shared with the keyless diff: which side a row comes from, and rows per side in a group.
+SIDE, N_LEFT, N_RIGHT = "__s", "__n_l", "__n_r"
 
 
 def ident(name: str) -> exp.Identifier:
@@ -85,6 +89,13 @@ def create_temp(name: str, query: exp.Expr) -> exp.Create:
 
 def drop_table(name: str) -> exp.Drop:
     return exp.Drop(tables=[exp.table_(ident(name))], kind="TABLE", exists=True)
+
+
+def drop_temp_tables(engine: Engine, tables: Sequence[str]) -> None:
+    """Drop our temp tables; a failure here must not hide the error that got us here."""
+    for table in tables:
+        with contextlib.suppress(DataopsError):
+            engine.execute(drop_table(table))
 
 
 def key_alias(index: int) -> str:
@@ -177,7 +188,7 @@ def _side_rows(spec: DiffSpec, relation: Relation, side: str, marker: int) -> ex
     projections: list[exp.Expr] = [
         alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
     ]
-    projections += [alias(lit(marker), _SIDE), alias(row_hash(spec, table, side), _HASH)]
+    projections += [alias(lit(marker), SIDE), alias(row_hash(spec, table, side), _HASH)]
     return (
         exp.select(*projections)
         .from_(exp.alias_(relation.to_table(), ident(table), table=True))
@@ -300,8 +311,8 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
     query = (
         exp.select(
             *[col(key_alias(i)) for i in keys],
-            alias(n_left.copy(), _N_LEFT),
-            alias(n_right.copy(), _N_RIGHT),
+            alias(n_left.copy(), N_LEFT),
+            alias(n_right.copy(), N_RIGHT),
             alias(kind, _KIND),
         )
         .from_(joined.subquery(ident("__j")))
@@ -318,7 +329,7 @@ def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
         distinct=False,
     )
     n = count_star()
-    right = exp.Sum(this=col(_SIDE))
+    right = exp.Sum(this=col(SIDE))
     one_each = exp.and_(
         exp.EQ(this=n.copy(), expression=lit(2)), exp.EQ(this=right, expression=lit(1))
     )
@@ -328,8 +339,8 @@ def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
     query = (
         exp.select(
             *keys,
-            alias(exp.Sub(this=n.copy(), expression=right.copy()), _N_LEFT),
-            alias(right.copy(), _N_RIGHT),
+            alias(exp.Sub(this=n.copy(), expression=right.copy()), N_LEFT),
+            alias(right.copy(), N_RIGHT),
             alias(kind, _KIND),
         )
         .from_(union.subquery(ident("__u")))
@@ -340,7 +351,7 @@ def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
 
 
 def mismatch_counts_sql(spec: DiffSpec) -> exp.Select:
-    n_left, n_right, kind = col(_N_LEFT), col(_N_RIGHT), col(_KIND)
+    n_left, n_right, kind = col(N_LEFT), col(N_RIGHT), col(_KIND)
 
     def is_kind(value: str) -> exp.Expr:
         return exp.EQ(this=kind.copy(), expression=lit(value))
