@@ -54,10 +54,7 @@ class LenientRenderer(Renderer):
             declared = self._yaml_sources.get((source_name, table_name))
             if declared is None:
                 raise
-        database, schema, identifier = declared
-        parts = [p for p in (database, schema, identifier) if p]
-        text = ".".join('"' + p.replace('"', '""') + '"' for p in parts)
-        return RelationName(text, database, schema, identifier)
+        return self._relation_text(*declared)
 
 
 def yaml_sources(
@@ -149,13 +146,9 @@ def is_author_error(exc: RenderError, *, has_packages: bool) -> bool:
     """Would dbt reject this too (a Jinja syntax error, a ref to no model, an undeclared source,
     an undefined macro in a project without packages)? Otherwise the static renderer only lacks
     something dbt has (packages, a database, command-line vars) and the model is skipped."""
-    cause = exc.__cause__
-    if isinstance(cause, jinja2.TemplateSyntaxError):
+    if exc.author_error:
         return True
-    message = exc.message
-    if "names no model" in message or ("source(" in message and "is not declared" in message):
-        return True
-    if isinstance(cause, jinja2.UndefinedError):
+    if isinstance(exc.__cause__, jinja2.UndefinedError):
         return not has_packages
     return False
 
@@ -269,14 +262,13 @@ def renderer_for(
     sources: Mapping[tuple[str, str], tuple[str | None, str | None, str]],
 ) -> LenientRenderer:
     """A renderer over the production manifest (when there is one) plus the working tree."""
-    from dataops_dev.dbt.render import context_for
-
-    context = context_for(
+    return LenientRenderer.for_project(
         project_dir,
         manifest,
         project_name=project_name,
         vars=vars,
         macro_paths=macro_paths,
         adapter=adapter,
+        extra_models=working_models,
+        yaml_sources=sources,
     )
-    return LenientRenderer(context, manifest, extra_models=working_models, yaml_sources=sources)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import jinja2
 import jinja2.ext
@@ -24,7 +24,17 @@ from dataops_dev.errors import ProjectError
 
 
 class RenderError(ProjectError):
-    """The model uses Jinja this renderer does not support; its change is `unknown`."""
+    """The model uses Jinja this renderer does not support; its change is `unknown`.
+
+    `author_error` marks failures dbt would report too (a Jinja syntax error, a ref to no model,
+    an undeclared source), as opposed to what only this renderer lacks (packages, a database)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, author_error: bool = False):
+        super().__init__(message, hint)
+        self.author_error = author_error
+
+
+_NO_DEFAULT: Any = object()
 
 
 class _Return(Exception):  # noqa: N818 - control flow, not an error
@@ -83,10 +93,18 @@ class RenderContext:
     default_schema: str | None = None
 
 
-def _quote(part: str, adapter: str) -> str:
-    if adapter in ("bigquery", "databricks", "spark"):
-        return f"`{part}`"
-    return '"' + part.replace('"', '""') + '"'
+def _quoting_dialect(adapter: str) -> str:
+    """The sqlglot dialect that quotes identifiers as the adapter does (ANSI when unknown)."""
+    from sqlglot.dialects.dialect import Dialect
+
+    from dataops_dev.lineage import ADAPTER_DIALECTS
+
+    dialect = ADAPTER_DIALECTS.get(adapter, adapter)
+    try:
+        Dialect.get_or_raise(dialect)
+    except ValueError:
+        return "postgres"
+    return dialect
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,6 +255,7 @@ class Renderer:
             for node in manifest.sources.values():
                 self._sources[(node.source_name or "", node.name)] = node
         self._extra = set(extra_models)
+        self._dialect = _quoting_dialect(context.adapter)
         self.environment = jinja2.sandbox.SandboxedEnvironment(
             undefined=jinja2.StrictUndefined, extensions=[jinja2.ext.do, jinja2.ext.loopcontrols]
         )
@@ -246,20 +265,53 @@ class Renderer:
         self._namespace: dict[str, Any] = {}
         self._build_namespace()
 
+    @classmethod
+    def for_project(
+        cls,
+        project_dir: Path,
+        manifest: Manifest | None,
+        *,
+        project_name: str,
+        vars: Mapping[str, Any],
+        macro_paths: Iterable[str],
+        adapter: str | None = None,
+        extra_models: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> Self:
+        """A renderer for the project in `project_dir` over `manifest`'s relations: its macros
+        loaded, defaults (database, schema, adapter) taken from the manifest (`context_for`)."""
+        context = context_for(
+            project_dir,
+            manifest,
+            project_name=project_name,
+            vars=vars,
+            macro_paths=macro_paths,
+            adapter=adapter,
+        )
+        return cls(context, manifest, extra_models=extra_models, **kwargs)
+
     # relations ------------------------------------------------------------------------------
 
+    def quote(self, identifier: str) -> str:
+        """One identifier quoted (and escaped) as the project's adapter quotes it."""
+        from dataops_dev.engines.base import quote
+
+        return quote(identifier, self._dialect)
+
+    def _relation_text(
+        self, database: str | None, schema: str | None, identifier: str
+    ) -> RelationName:
+        text = ".".join(self.quote(p) for p in (database, schema, identifier) if p)
+        return RelationName(text, database, schema, identifier)
+
     def _relation(self, node: Node) -> RelationName:
-        text = node.relation_name or ".".join(
-            _quote(p, self.context.adapter)
-            for p in (node.database, node.schema, node.identifier)
-            if p
-        )
-        return RelationName(text, node.database, node.schema, node.identifier)
+        if node.relation_name:
+            return RelationName(node.relation_name, node.database, node.schema, node.identifier)
+        return self._relation_text(node.database, node.schema, node.identifier)
 
     def _new_relation(self, name: str) -> RelationName:
-        parts = [p for p in (self.context.default_database, self.context.default_schema) if p]
-        text = ".".join(_quote(p, self.context.adapter) for p in (*parts, name))
-        return RelationName(text, self.context.default_database, self.context.default_schema, name)
+        context = self.context
+        return self._relation_text(context.default_database, context.default_schema, name)
 
     def ref(self, *args: str, **kwargs: Any) -> RelationName:
         if not args:
@@ -272,24 +324,29 @@ class Renderer:
         if name in self._extra:
             self._used.append(f"model.{self.context.project_name}.{name}")
             return self._new_relation(name)
-        raise RenderError(f"ref({name!r}) names no model in the base manifest or working tree")
+        raise RenderError(
+            f"ref({name!r}) names no model in the base manifest or working tree",
+            author_error=True,
+        )
 
     def source(self, source_name: str, table_name: str) -> RelationName:
         node = self._sources.get((source_name, table_name))
         if node is None:
-            raise RenderError(f"source({source_name!r}, {table_name!r}) is not declared")
+            raise RenderError(
+                f"source({source_name!r}, {table_name!r}) is not declared", author_error=True
+            )
         self._used.append(node.unique_id)
         return self._relation(node)
 
-    def var(self, name: str, default: Any = None) -> Any:
+    def var(self, name: str, default: Any = _NO_DEFAULT) -> Any:
         values = self.context.vars
         scoped = values.get(self.context.project_name)
         if isinstance(scoped, Mapping) and name in scoped:
             return scoped[name]
         if name in values:
             return values[name]
-        if default is not None:
-            return default
+        if default is not _NO_DEFAULT:
+            return default  # `var('x', none)` is None in dbt, not an error
         raise RenderError(f"var({name!r}) is not defined in dbt_project.yml and has no default")
 
     # namespace ------------------------------------------------------------------------------
@@ -340,7 +397,7 @@ class Renderer:
                 "target": target,
                 "dbt": _Namespace(cross),
                 "adapter": _Namespace(
-                    {"dispatch": dispatch, "quote": lambda s: _quote(str(s), adapter)}
+                    {"dispatch": dispatch, "quote": lambda s: self.quote(str(s))}
                 ),
                 "return": raise_return,
                 "log": lambda *a, **k: "",
@@ -364,7 +421,10 @@ class Renderer:
                 template = self.environment.from_string(text)
                 module = template.make_module(vars=ns, shared=True)
             except jinja2.TemplateError as exc:
-                raise RenderError(f"cannot load macros from {path}: {exc}") from exc
+                raise RenderError(
+                    f"cannot load macros from {path}: {exc}",
+                    author_error=isinstance(exc, jinja2.TemplateSyntaxError),
+                ) from exc
             for name in dir(module):
                 macro = getattr(module, name)
                 if isinstance(macro, jinja2.runtime.Macro):
@@ -390,7 +450,10 @@ class Renderer:
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{model_name}: {exc.message} (a package macro?)") from exc
         except jinja2.TemplateError as exc:
-            raise RenderError(f"{model_name}: cannot render: {exc}") from exc
+            raise RenderError(
+                f"{model_name}: cannot render: {exc}",
+                author_error=isinstance(exc, jinja2.TemplateSyntaxError),
+            ) from exc
         return RenderedModel(
             sql=sql, depends_on=tuple(dict.fromkeys(self._used)), config=dict(self._config.values)
         )

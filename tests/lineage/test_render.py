@@ -135,3 +135,66 @@ def test_relations_come_from_the_base_manifest(tmp_path: Path) -> None:
 def test_what_needs_dbt_or_a_database_is_a_render_error(code: str) -> None:
     with pytest.raises(RenderError):
         _renderer().render(code, model_name="x")
+
+
+@pytest.mark.parametrize(
+    ("code", "author_error"),
+    [
+        ("select * from {{ ref('nope') }}", True),
+        ("select * from {{ source('shop', 'nope') }}", True),
+        ("select {{ 1 + }}", True),
+        ("{% set r = run_query('select 1') %}select 1", False),
+        ("select {{ dbt_utils.star(ref('stg_orders')) }} from t", False),
+        ("select '{{ var('undefined_var') }}'", False),
+    ],
+)
+def test_render_errors_say_whether_dbt_would_reject_the_model_too(
+    code: str, author_error: bool
+) -> None:
+    with pytest.raises(RenderError) as caught:
+        _renderer().render(code, model_name="x")
+    assert caught.value.author_error is author_error
+
+
+def test_var_with_a_none_default_is_none() -> None:
+    rendered = _renderer().render(
+        "select {{ var('missing', none) is none }} as a, '{{ var('missing', 'd') }}' as b",
+        model_name="x",
+    )
+    assert rendered.sql == "select True as a, 'd' as b"
+
+
+@pytest.mark.parametrize(
+    ("adapter", "expected"),
+    [
+        ("duckdb", '"prod"."ma""in"."stg_orders"'),
+        ("bigquery", '`prod`.`ma"in`.`stg_orders`'),
+        ("databricks", '`prod`.`ma"in`.`stg_orders`'),
+    ],
+)
+def test_new_relations_and_yaml_sources_quote_as_the_adapter(adapter: str, expected: str) -> None:
+    from dataops_dev.hooks_sql import LenientRenderer
+
+    context = RenderContext(
+        project_name="p", adapter=adapter, default_database="prod", default_schema='ma"in'
+    )
+    renderer = LenientRenderer(
+        context,
+        None,
+        extra_models=["stg_orders"],
+        yaml_sources={("shop", "orders"): ("prod", 'ma"in', "stg_orders")},
+    )
+    rendered = renderer.render(
+        "select * from {{ ref('stg_orders') }} join {{ source('shop', 'orders') }} using (id)",
+        model_name="x",
+    )
+    assert rendered.sql == f"select * from {expected} join {expected} using (id)"
+
+
+def test_backticks_in_names_are_escaped_for_backtick_adapters() -> None:
+    context = RenderContext(project_name="p", adapter="databricks", default_schema="s")
+    rendered = Renderer(context, None, extra_models=["we`ird"]).render(
+        "select * from {{ ref('we`ird') }} -- {{ adapter.quote('a`b') }}", model_name="x"
+    )
+    assert rendered.sql == "select * from `s`.`we``ird` -- `a``b`"
+    sqlglot.parse_one(rendered.sql, read="databricks")
