@@ -265,6 +265,32 @@ class Manifest:
                 children.setdefault(parent, []).append(uid)
         return {k: tuple(v) for k, v in children.items()}
 
+    @cached_property
+    def dependency_order(self) -> tuple[Node, ...]:
+        """Models and snapshots in dependency order (parents first); cycles are broken by name
+        order. Computed once per manifest: impact, lineage and deploy all walk it."""
+        models = {
+            n.unique_id: n for n in self.nodes.values() if n.resource_type in ("model", "snapshot")
+        }
+        order: list[Node] = []
+        state: dict[str, int] = {}
+        for start in sorted(models):
+            if state.get(start):
+                continue
+            stack: list[tuple[str, Iterator[str]]] = [(start, iter(models[start].depends_on_nodes))]
+            state[start] = 1
+            while stack:
+                uid, parents = stack[-1]
+                parent = next(parents, None)
+                if parent is None:
+                    stack.pop()
+                    state[uid] = 2
+                    order.append(models[uid])
+                elif parent in models and not state.get(parent):
+                    state[parent] = 1
+                    stack.append((parent, iter(models[parent].depends_on_nodes)))
+        return tuple(order)
+
     def descendants(self, unique_ids: Iterable[str]) -> set[str]:
         """All nodes downstream of `unique_ids` (exclusive), exposures included."""
         seen: set[str] = set()
@@ -276,8 +302,17 @@ class Manifest:
                     stack.append(child)
         return seen
 
+    @cached_property
+    def _tests_by_node(self) -> dict[str, tuple[GenericTest, ...]]:
+        index: dict[str, list[GenericTest]] = {}
+        for test in self.tests:
+            if test.attached_node:
+                index.setdefault(test.attached_node, []).append(test)
+        return {uid: tuple(tests) for uid, tests in index.items()}
+
     def tests_on(self, unique_id: str) -> list[GenericTest]:
-        return [t for t in self.tests if t.attached_node == unique_id]
+        """The generic tests attached to a node (an index built once per manifest)."""
+        return list(self._tests_by_node.get(unique_id, ()))
 
     def primary_key(self, unique_id: str) -> tuple[str, ...] | None:
         """The node's key, in discovery order: `primary_key` constraint, `meta`, tests.
