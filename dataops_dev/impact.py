@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from dataops_dev.atomic import write_bytes_atomic
 from dataops_dev.dbt.manifest import Manifest, Node
-from dataops_dev.errors import ProjectError
+from dataops_dev.errors import GitError, ProjectError
 from dataops_dev.lineage import (
     STAR,
     EdgeKind,
@@ -35,10 +35,11 @@ from dataops_dev.lineage import (
     dialect_for,
     first_select,
     has_aggregate,
+    is_outer_join,
     lineage_of_prepared,
+    outer_join,
     output_index,
     prepare,
-    topological_models,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
 
@@ -100,9 +101,7 @@ def find_base_manifest(
 
     try:
         commit = gitrepo.resolve(loaded.project_dir, ref)
-    except ProjectError:
-        raise
-    except Exception:  # noqa: BLE001 - no git or unknown ref: fall through to the hint below
+    except GitError:  # no git or an unknown ref: fall through to the hint below
         commit = ""
     if commit:
         baseline = loaded.state_dir / "envs" / f"base_{commit[:12]}" / "target" / "manifest.json"
@@ -306,16 +305,10 @@ class _Signer:
     def _outer_join(self, scope: Scope, alias: str) -> str:
         """For a source that is LEFT/FULL-joined, the join's signature: its condition and the
         source's rows decide the column's values (but not the row count of the query)."""
-        select = scope.expression
-        if not isinstance(select, exp.Select):
+        join = outer_join(scope, alias)
+        if join is None:
             return ""
-        for join in select.args.get("joins") or ():
-            if join.alias_or_name != alias:
-                continue
-            side = (join.side or "").upper()
-            if side in ("LEFT", "FULL") and not join.kind:
-                return f"{side}({self._join_sig(scope, join)})"
-        return ""
+        return f"{(join.side or '').upper()}({self._join_sig(scope, join)})"
 
     def _join_sig(self, scope: Scope, join: exp.Join) -> str:
         source = scope.sources.get(join.alias_or_name)
@@ -325,12 +318,7 @@ class _Signer:
             target = "q" + self.rows(source)
         else:
             target = "?"
-        on = join.args.get("on")
-        using = join.args.get("using")
-        condition = self.expr(scope, on, in_join=True) if on is not None else ""
-        if using:
-            condition += "using:" + ",".join(sorted(u.name for u in using))
-        return f"{target}|{condition}"
+        return f"{target}|{self._join_condition(scope, join)}"
 
     # rows -------------------------------------------------------------------------------
 
@@ -367,7 +355,7 @@ class _Signer:
             kind = (join.kind or "").upper()
             if kind in ("INNER", "OUTER"):
                 kind = ""
-            if side == "LEFT" and not kind:
+            if side == "LEFT" and is_outer_join(join):
                 # An outer join keeps every left row: it changes values, not the row set
                 # (fan-out aside), so it is part of the joined columns' signatures instead.
                 continue
@@ -642,7 +630,6 @@ class ModelMeta:
     tests: frozenset[tuple[str, str]]
     """(column or "", test name)."""
     contract_enforced: bool
-    config: Mapping[str, Any]
 
 
 def _doc_text(text: Any) -> str | None:
@@ -653,22 +640,8 @@ def _doc_text(text: Any) -> str | None:
     return None if "{{" in text else text
 
 
-def _tests_by_node(manifest: Manifest) -> dict[str, set[tuple[str, str]]]:
-    index: dict[str, set[tuple[str, str]]] = {}
-    for test in manifest.tests:
-        if test.attached_node:
-            index.setdefault(test.attached_node, set()).add(
-                (test.column_name or "", test.test_name)
-            )
-    return index
-
-
-def meta_from_manifest(
-    manifest: Manifest, node: Node, tests_index: Mapping[str, set[tuple[str, str]]] | None = None
-) -> ModelMeta:
-    if tests_index is None:
-        tests_index = _tests_by_node(manifest)
-    tests = frozenset(tests_index.get(node.unique_id, ()))
+def meta_from_manifest(manifest: Manifest, node: Node) -> ModelMeta:
+    tests = frozenset((t.column_name or "", t.test_name) for t in manifest.tests_on(node.unique_id))
     columns = {
         name.lower(): (_doc_text(info.description), (info.data_type or "").lower() or None)
         for name, info in node.columns.items()
@@ -678,7 +651,6 @@ def meta_from_manifest(
         columns=columns,
         tests=tests,
         contract_enforced=node.contract_enforced,
-        config={},
     )
 
 
@@ -717,7 +689,6 @@ def meta_from_yaml(entry: Mapping[str, Any]) -> ModelMeta:
         contract_enforced=bool(contract.get("enforced"))
         if isinstance(contract, Mapping)
         else False,
-        config={},
     )
 
 
@@ -856,12 +827,10 @@ def scan_models(project_dir: Path, model_paths: Iterable[str]) -> dict[str, Work
 
 @dataclass
 class _Version:
-    """One side of a changed model: its SQL (or why there is none) and metadata."""
+    """One side of a changed model: its SQL, or why there is none."""
 
     sql: str | None
     error: str | None
-    meta: ModelMeta | None
-    depends_on: tuple[str, ...] = ()
 
 
 def _exposure_names(manifest: Manifest) -> dict[str, tuple[str, ...]]:
@@ -877,16 +846,19 @@ def impact_radius(
     manifest: Manifest,
     lineage: ProjectLineage,
     changes: Mapping[str, tuple[set[str], bool]],
+    *,
+    exposures: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Impacted]:
     """Downstream impact of each changed model.
 
     `changes` maps a changed model to (its changed/removed columns, rows_affected). A value
     edge carries a changed column to its targets; a row edge (filter/join/group key) from a
     changed column, or any edge from a row-affected model, makes the whole target row-affected.
+    `exposures` (model -> exposure names, `_exposure_names`) when the caller has it already.
     """
-    order = [n.unique_id for n in topological_models(manifest)]
-    position = {uid: i for i, uid in enumerate(order)}
-    exposures = _exposure_names(manifest)
+    position = {n.unique_id: i for i, n in enumerate(manifest.dependency_order)}
+    if exposures is None:
+        exposures = _exposure_names(manifest)
     results: dict[str, Impacted] = {}
     for uid, (columns, rows) in changes.items():
         value_cols: dict[str, set[str]] = {uid: set(columns)}
@@ -965,7 +937,7 @@ def analyze_impact(
 ) -> ImpactReport:
     """The static path: base manifest vs the working tree, without dbt or a database."""
     from dataops_dev.dbt.project import read_project
-    from dataops_dev.dbt.render import Renderer, RenderError, context_for
+    from dataops_dev.dbt.render import Renderer, RenderError
 
     watch = Stopwatch()
     started = time.perf_counter()
@@ -980,7 +952,6 @@ def analyze_impact(
             project.model_paths,
             cache_file=state_dir / "cache" / "impact_yaml.pickle" if state_dir else None,
         )
-        tests_index = _tests_by_node(manifest)
     base_models = {n.name: n for n in manifest.models()}
     # Files are matched by name: a moved file is the same model.
     changed: list[str] = []
@@ -992,36 +963,39 @@ def analyze_impact(
         elif node.checksum != model.checksum:
             changed.append(name)
     removed = sorted(n for n in base_models if n not in working)
-    meta_changed = []
+    # (metadata differences, contract breaks) of every YAML-described model of the base.
+    meta_diffs: dict[str, tuple[list[str], list[str]]] = {}
     for name, meta in yaml_meta.items():
         node = base_models.get(name)
-        if node is None or name in changed:
-            continue
-        if meta_from_manifest(manifest, node, tests_index) != meta and any(
-            _meta_differences(meta_from_manifest(manifest, node, tests_index), meta)
-        ):
-            meta_changed.append(name)
+        if node is not None:
+            base_meta = meta_from_manifest(manifest, node)
+            meta_diffs[name] = ([], []) if base_meta == meta else _meta_differences(base_meta, meta)
+    meta_changed = sorted(
+        name
+        for name, (diff, breaks) in meta_diffs.items()
+        if name not in changed and (diff or breaks)
+    )
     renderer: Renderer | None = None
     if changed or added:
         with watch.measure("render_setup"):
-            context = context_for(
+            renderer = Renderer.for_project(
                 project_dir,
                 manifest,
                 project_name=project.name,
                 vars=project.vars,
                 macro_paths=project.macro_paths,
+                extra_models=added,
             )
-            renderer = Renderer(context, manifest, extra_models=added)
 
     def render(name: str, raw_code: str, language: str) -> _Version:
         if language != "sql":
-            return _Version(None, "Python model", None)
+            return _Version(None, "Python model")
         assert renderer is not None
         try:
             rendered = renderer.render(raw_code, model_name=name)
         except RenderError as exc:
-            return _Version(None, exc.message, None)
-        return _Version(rendered.sql, None, None, rendered.depends_on)
+            return _Version(None, exc.message)
+        return _Version(rendered.sql, None)
 
     base_versions: dict[str, _Version] = {}
     head_versions: dict[str, _Version] = {}
@@ -1032,7 +1006,7 @@ def analyze_impact(
             head_versions[name] = render(name, model.raw_code, model.language)
             base = render(name, node.raw_code, node.language)
             if base.sql is None and node.compiled_code:
-                base = _Version(node.compiled_code, None, None, node.depends_on_nodes)
+                base = _Version(node.compiled_code, None)
             base_versions[name] = base
         for name in added:
             model = working[name]
@@ -1060,16 +1034,11 @@ def analyze_impact(
     head_schemas: dict[str, tuple[str, ...] | None] = dict(lineage.schemas)
     pending: dict[str, ModelChange] = {}
     with watch.measure("classify"):
-        order = {n.name: i for i, n in enumerate(topological_models(manifest))}
+        order = {n.name: i for i, n in enumerate(manifest.dependency_order)}
         for name in sorted(changed, key=lambda n: order.get(n, 0)):
             node = base_models[name]
             base_v, head_v = base_versions[name], head_versions[name]
-            yaml_entry = yaml_meta.get(name)
-            meta_diff, contract_breaks = (
-                _meta_differences(meta_from_manifest(manifest, node, tests_index), yaml_entry)
-                if yaml_entry is not None
-                else ([], [])
-            )
+            meta_diff, contract_breaks = meta_diffs.get(name, ([], []))
             if base_v.sql is None or head_v.sql is None:
                 reason = head_v.error or base_v.error or "cannot render"
                 pending[node.unique_id] = ModelChange(
@@ -1145,14 +1114,9 @@ def analyze_impact(
                 contract_enforced=node.contract_enforced,
                 contract_broken=contract_broken,
             )
-        for name in sorted(meta_changed):
+        for name in meta_changed:
             node = base_models[name]
-            yaml_entry = yaml_meta[name]
-            meta_diff, contract_breaks = _meta_differences(
-                meta_from_manifest(manifest, node, tests_index), yaml_entry
-            )
-            if not meta_diff and not contract_breaks:
-                continue
+            meta_diff, contract_breaks = meta_diffs[name]
             kind = ChangeKind.BREAKING if contract_breaks else ChangeKind.METADATA
             pending[node.unique_id] = ModelChange(
                 name,
@@ -1199,7 +1163,7 @@ def analyze_impact(
                 reasons=tuple(reasons),
             )
     with watch.measure("radius"):
-        radius = impact_radius(manifest, lineage, radius_input)
+        radius = impact_radius(manifest, lineage, radius_input, exposures=exposures)
         origins = [
             uid
             for uid, change in pending.items()
@@ -1218,7 +1182,7 @@ def analyze_impact(
         impacted = radius.get(uid, Impacted())
         direct = exposures.get(uid, ())
         feeding = tuple(sorted(set(direct) | set(impacted.exposures)))
-        report_models.append(_replace(change, impacted=impacted, exposures=feeding))
+        report_models.append(dataclasses.replace(change, impacted=impacted, exposures=feeding))
         if change.change is not ChangeKind.METADATA and change.status is not ModelStatus.REMOVED:
             diff_needed.add(change.name)
         diff_needed.update(impacted.models)
@@ -1255,7 +1219,7 @@ def _propagate_column_sets(
 ) -> dict[str, dict[str, tuple[str, ...]]]:
     """Children whose own output columns change because a parent's did (`SELECT *` chains):
     origin -> {child: columns added or removed there}. Walks only while column sets change."""
-    order = {n.unique_id: i for i, n in enumerate(topological_models(manifest))}
+    order = {n.unique_id: i for i, n in enumerate(manifest.dependency_order)}
     result: dict[str, dict[str, tuple[str, ...]]] = {}
     for origin in origins:
         reshaped: dict[str, tuple[str, ...]] = {}
@@ -1334,9 +1298,3 @@ _ORDER = {
 
 def order_key(kind: ChangeKind) -> int:
     return _ORDER[kind]
-
-
-def _replace(change: ModelChange, **kwargs: Any) -> ModelChange:
-    import dataclasses
-
-    return dataclasses.replace(change, **kwargs)

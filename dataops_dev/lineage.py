@@ -537,7 +537,7 @@ class _Walker:
             }
         else:
             result = dict(self.value(source, column))
-        join = None if plain else _outer_join(scope, alias)
+        join = None if plain else outer_join(scope, alias)
         if join is not None:
             # Through a LEFT/FULL JOIN, the join condition and the joined rows decide this
             # column's values, not the row set of the query.
@@ -593,7 +593,7 @@ class _Walker:
                 self._clause(scope, clause, kind, result)
         outer = set()
         for join in expression.args.get("joins") or ():
-            if _is_outer(join):
+            if is_outer_join(join):
                 outer.add(join.alias_or_name)
                 continue
             for arg in ("on", "match_condition"):
@@ -631,7 +631,9 @@ class _Walker:
             for branch in scope.set_operation_scopes:
                 found |= self.row_sources(branch)
         elif isinstance(expression, exp.Select):
-            outer = {j.alias_or_name for j in expression.args.get("joins") or () if _is_outer(j)}
+            outer = {
+                j.alias_or_name for j in expression.args.get("joins") or () if is_outer_join(j)
+            }
             for alias, source in scope.sources.items():
                 if alias in outer or not _is_selected(scope, alias):
                     continue
@@ -660,18 +662,20 @@ class _Walker:
                 _merge(result, self.rows(sub))
 
 
-def _is_outer(join: exp.Join) -> bool:
+def is_outer_join(join: exp.Join) -> bool:
+    """LEFT or FULL join, with or without the OUTER keyword (sqlglot keeps it as the kind)."""
     side = (join.side or "").upper()
     kind = (join.kind or "").upper()
     return side in ("LEFT", "FULL") and kind in ("", "OUTER")
 
 
-def _outer_join(scope: Scope, alias: str) -> exp.Join | None:
+def outer_join(scope: Scope, alias: str) -> exp.Join | None:
+    """The LEFT/FULL join that brings source `alias` into the scope's SELECT, if any."""
     select = scope.expression
     if not isinstance(select, exp.Select):
         return None
     for join in select.args.get("joins") or ():
-        if join.alias_or_name == alias and _is_outer(join):
+        if join.alias_or_name == alias and is_outer_join(join):
             return join
     return None
 
@@ -862,27 +866,7 @@ def load_catalog(path: Path) -> dict[str, tuple[str, ...]]:
 
 def topological_models(manifest: Manifest) -> list[Node]:
     """Models in dependency order (parents first); cycles are broken by name order."""
-    models = {
-        n.unique_id: n for n in manifest.nodes.values() if n.resource_type in ("model", "snapshot")
-    }
-    order: list[Node] = []
-    state: dict[str, int] = {}
-    for start in sorted(models):
-        if state.get(start):
-            continue
-        stack: list[tuple[str, Iterator[str]]] = [(start, iter(models[start].depends_on_nodes))]
-        state[start] = 1
-        while stack:
-            uid, parents = stack[-1]
-            parent = next(parents, None)
-            if parent is None:
-                stack.pop()
-                state[uid] = 2
-                order.append(models[uid])
-            elif parent in models and not state.get(parent):
-                state[parent] = 1
-                stack.append((parent, iter(models[parent].depends_on_nodes)))
-    return order
+    return list(manifest.dependency_order)
 
 
 def cache_key_for(
@@ -1037,18 +1021,15 @@ def load_project_lineage(
         not n.compiled_code for n in manifest.models() if n.language == "sql"
     ):
         from dataops_dev.dbt.project import read_project
-        from dataops_dev.dbt.render import Renderer, context_for
+        from dataops_dev.dbt.render import Renderer
 
         project = read_project(project_dir)
-        renderer = Renderer(
-            context_for(
-                project_dir,
-                manifest,
-                project_name=project.name,
-                vars=project.vars,
-                macro_paths=project.macro_paths,
-            ),
+        renderer = Renderer.for_project(
+            project_dir,
             manifest,
+            project_name=project.name,
+            vars=project.vars,
+            macro_paths=project.macro_paths,
         )
 
     def sql_for(node: Node) -> str | None:

@@ -167,6 +167,21 @@ def test_find_base_manifest_order(small_project: Path, tmp_path: Path) -> None:
         find_base_manifest(loaded, tmp_path / "missing.json")
 
 
+def test_find_base_manifest_without_git_or_with_an_unknown_ref_gives_the_hint(
+    small_project: Path,
+) -> None:
+    loaded = load_config(project_dir=small_project)
+    with pytest.raises(ProjectError) as error:
+        find_base_manifest(loaded, None)  # not a git repository
+    assert "dataops-dev review" in (error.value.hint or "")
+    _git(small_project, "init", "-q", "-b", "main")
+    _git(small_project, "add", "-A")
+    _git(small_project, "commit", "-q", "-m", "init")
+    with pytest.raises(ProjectError) as error:
+        find_base_manifest(loaded, None, base_ref="no-such-branch")
+    assert "dataops-dev review" in (error.value.hint or "")
+
+
 def test_new_column_flows_through_select_star_children(small_project: Path) -> None:
     import hashlib
 
