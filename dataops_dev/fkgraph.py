@@ -1,24 +1,37 @@
 """The foreign-key graph between a dbt project's sources, read from `manifest.json`.
 
 Edges come from `relationships` tests and contract `foreign_key` constraints; edges declared on
-models are mapped back to the source columns they pass through (sqlglot lineage).
+models are mapped back to the source columns they pass through (the project's column lineage).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from dataops_dev.dbt.manifest import Manifest, Node
+from dataops_dev.dbt.render import Renderer, RenderError, context_for
 from dataops_dev.engines.base import Relation
+from dataops_dev.lineage import (
+    STAR,
+    EdgeKind,
+    LineageError,
+    ModelLineage,
+    RelationIndex,
+    lineage_of_prepared,
+    node_columns,
+    prepare,
+    topological_models,
+)
 
-GRAPH_VERSION = "fkgraph-1"
+# Part of every sample id: bump when the same project can give a different graph.
+GRAPH_VERSION = "fkgraph-2"
 
 
 class EdgeOrigin(str, Enum):
@@ -324,125 +337,160 @@ def _constraint_target(
 
 # -- mapping model columns back to source columns ------------------------------------------------
 
-_JINJA_BLOCK = re.compile(r"{%.*?%}", re.S)
-_JINJA_COMMENT = re.compile(r"{#.*?#}", re.S)
-_JINJA_EXPR = re.compile(r"{{(.*?)}}", re.S)
+# A key keeps its identity through these steps only: anything computed is another value.
+_CARRIED = frozenset({EdgeKind.PASS_THROUGH, EdgeKind.RENAMED})
 
 
-def _placeholder(kind: str, *names: str) -> str:
-    return "__dataops_" + kind + "__" + "__".join(re.sub(r"\W", "_", n) for n in names)
+class _ManifestSql:
+    """A model's SQL: its compiled code, else its Jinja rendered by the light renderer with the
+    project's own macros from the manifest (a `dbt parse` manifest has no compiled code)."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self._renderer: Renderer | None = None
+
+    def __call__(self, node: Node) -> str | None:
+        if node.compiled_code:
+            return node.compiled_code
+        if self._renderer is None:
+            self._renderer = self._new_renderer()
+        return self._renderer.render(node.raw_code, model_name=node.name).sql
+
+    def _new_renderer(self) -> Renderer:
+        project = self.manifest.project_name
+        macros = tuple(
+            (str(raw.get("original_file_path") or uid), str(raw.get("macro_sql") or ""))
+            for uid, raw in sorted((self.manifest.data.get("macros") or {}).items())
+            if raw.get("package_name") == project
+        )
+        # No project directory here: macros come from the manifest, vars only from defaults.
+        context = context_for(Path(), self.manifest, project_name=project, vars={}, macro_paths=())
+        return Renderer(replace(context, macro_files=macros), self.manifest)
 
 
-def _render_for_lineage(node: Node) -> tuple[str, dict[str, str]]:
-    """The node's SQL with `source()`/`ref()` replaced by placeholder tables (no Jinja run)."""
-    if node.compiled_code:
-        return node.compiled_code, {}
-    tables: dict[str, str] = {}
-
-    def replace(match: re.Match[str]) -> str:
-        body = match.group(1).strip()
-        source = _SOURCE_CALL.fullmatch(body)
-        if source:
-            name = _placeholder("source", source.group(1), source.group(2))
-            tables[name] = f"source:{source.group(1)}.{source.group(2)}"
-            return name
-        ref = _REF_CALL.fullmatch(body)
-        if ref:
-            name = _placeholder("ref", ref.group(1))
-            tables[name] = f"ref:{ref.group(1)}"
-            return name
-        if body.startswith("config("):
-            return ""
-        return "NULL"
-
-    text = _JINJA_COMMENT.sub("", node.raw_code)
-    text = _JINJA_BLOCK.sub("", text)
-    return _JINJA_EXPR.sub(replace, text), tables
+def _see_through_casts(expression: exp.Expr) -> None:
+    """Replace `cast(col as t)` and `(col)` by `col`: a cast key is still the same key."""
+    for node in list(expression.find_all(exp.Cast, exp.Paren)):
+        inner = node.this
+        while isinstance(inner, exp.Cast | exp.Paren):
+            inner = inner.this
+        if isinstance(inner, exp.Column) and node.parent is not None:
+            node.replace(inner)
 
 
-class _Lineage:
-    """Follows a model column through pass-through selects (aliases, casts) to a source column."""
+class _KeyLineage:
+    """Follows model columns upstream along pass-through and renamed edges to a source column.
+
+    Each model needed is prepared (parsed, qualified, scoped) once with the shared lineage module,
+    in dependency order so `select *` expands over its parents' columns.
+    """
 
     def __init__(
-        self, manifest: Manifest, source_columns: Mapping[str, Sequence[str]], dialect: str
+        self,
+        manifest: Manifest,
+        models: Iterable[str],
+        source_columns: Mapping[str, Sequence[str]],
+        dialect: str,
+        sql_for: Callable[[Node], str | None],
     ) -> None:
         self.manifest = manifest
         self.source_columns = source_columns
-        self.dialect = dialect
-        self._memo: dict[tuple[str, str], tuple[str, str] | None] = {}
-
-    def origin(self, uid: str, column: str, depth: int = 0) -> tuple[str, str] | None:
-        """(source unique id, column) the model column passes through from, or None."""
-        node = self.manifest.get(uid)
-        if node is None or depth > 20:
-            return None
-        if node.resource_type == "source":
-            return uid, column
-        memo_key = (uid, column.lower())
-        if memo_key not in self._memo:
-            self._memo[memo_key] = None  # guards against cycles while resolving
-            self._memo[memo_key] = self._resolve(node, column, depth)
-        return self._memo[memo_key]
-
-    def _columns_of(self, kind_name: str) -> list[str]:
-        kind, _, name = kind_name.partition(":")
-        if kind == "source":
-            for node in self.manifest.sources.values():
-                if node.display_name == name:
-                    return list(self.source_columns.get(node.display_name) or node.columns)
-            return []
-        for node in self.manifest.nodes.values():
-            if node.name == name and node.resource_type in ("model", "seed", "snapshot"):
-                return list(node.columns)
-        return []
-
-    def _uid_of(self, kind_name: str) -> str | None:
-        kind, _, name = kind_name.partition(":")
-        if kind == "source":
-            for uid, node in self.manifest.sources.items():
-                if node.display_name == name:
-                    return uid
-            return None
-        for node in self.manifest.nodes.values():
-            if node.name == name and node.resource_type in ("model", "seed", "snapshot"):
-                return node.unique_id
-        return None
-
-    def _resolve(self, node: Node, column: str, depth: int) -> tuple[str, str] | None:
-        from sqlglot.lineage import lineage
-
-        sql, tables = _render_for_lineage(node)
-        if not tables:
-            return None
-        schema = {
-            placeholder: {c: "TEXT" for c in self._columns_of(kind_name)}
-            for placeholder, kind_name in tables.items()
+        self.models: dict[str, ModelLineage] = {}
+        wanted = _with_ancestors(manifest, models)
+        if not wanted:
+            return
+        relations = RelationIndex.from_manifest(manifest)
+        catalog = {
+            node.unique_id: tuple(c.lower() for c in source_columns[node.display_name])
+            for node in manifest.sources.values()
+            if source_columns.get(node.display_name)
         }
-        try:
-            root = lineage(column, sql, schema=schema, dialect=self.dialect)
-        except (sqlglot.errors.SqlglotError, KeyError, ValueError, AttributeError):
-            return None
-        leaves = []
-        for item in root.walk():
-            projected = item.expression
-            if isinstance(projected, exp.Alias):
-                projected = projected.this
-            while isinstance(projected, exp.Cast | exp.Paren):
-                projected = projected.this
-            if not item.downstream:
-                leaves.append(item)
-            elif not isinstance(projected, exp.Column | exp.Star):
-                return None  # a computed value is not the same key any more
-        if len(leaves) != 1 or not isinstance(leaves[0].source, exp.Table):
-            return None
-        leaf = leaves[0]
-        table_name = leaf.source.name
-        if table_name not in tables:
-            return None
-        parent_uid = self._uid_of(tables[table_name])
-        if parent_uid is None:
-            return None
-        return self.origin(parent_uid, leaf.name.split(".")[-1], depth + 1)
+        schemas: dict[str, tuple[str, ...] | None] = {}
+        types: dict[str, dict[str, str]] = {}
+        for node in (*manifest.nodes.values(), *manifest.sources.values()):
+            if node.resource_type in ("seed", "source"):
+                schemas[node.unique_id] = node_columns(node, catalog)
+            declared = {c.lower(): str(i.data_type) for c, i in node.columns.items() if i.data_type}
+            if declared:
+                types[node.unique_id] = declared
+        for node in topological_models(manifest):
+            if node.unique_id in wanted:
+                result = _model_lineage(node, dialect, relations, schemas, types, sql_for)
+                self.models[node.unique_id] = result
+                schemas[node.unique_id] = result.columns
+
+    def origin(self, uid: str, column: str) -> tuple[str, str] | str:
+        """(source unique id, column) that `uid.column` carries unchanged, or why there is none."""
+        seen: set[tuple[str, str]] = set()
+        while uid not in self.manifest.sources:
+            node = self.manifest.get(uid)
+            name = node.name if node is not None else uid
+            model = self.models.get(uid)
+            if model is None:
+                return f"{name} is not a SQL model that reads from sources"
+            if model.columns is None:
+                return f"{name}: columns unknown ({model.unknown_reason or 'unexpanded *'})"
+            out = _column_named(model.columns, column)
+            if out is None:
+                return f"{name} has no column {column}"
+            values = [
+                e for e in model.edges if e.target_column in (out, STAR) and not e.kind.affects_rows
+            ]
+            if len(values) != 1 or values[0].kind not in _CARRIED:
+                return f"{name}.{out} is computed, not passed through from one source column"
+            uid, column = values[0].source_node, values[0].source_column
+            if (uid, column) in seen:
+                return f"{name}.{out} is part of a dependency cycle"
+            seen.add((uid, column))
+        return uid, self._source_column(uid, column)
+
+    def _source_column(self, uid: str, column: str) -> str:
+        """The column as production (or the source's YAML) spells it."""
+        source = self.manifest.sources[uid]
+        names = self.source_columns.get(source.display_name) or list(source.columns)
+        return _column_named(names, column) or column
+
+
+def _column_named(columns: Iterable[str], name: str) -> str | None:
+    columns = list(columns)
+    if name in columns:
+        return name
+    wanted = _unquote(name).lower()
+    return next((c for c in columns if c.lower() == wanted), None)
+
+
+def _model_lineage(
+    node: Node,
+    dialect: str,
+    relations: RelationIndex,
+    schemas: Mapping[str, tuple[str, ...] | None],
+    types: Mapping[str, Mapping[str, str]],
+    sql_for: Callable[[Node], str | None],
+) -> ModelLineage:
+    if node.language != "sql":
+        return ModelLineage(node.unique_id, None, (), "Python model")
+    try:
+        sql = sql_for(node)
+        if sql is None:
+            return ModelLineage(node.unique_id, None, (), "no SQL for the model")
+        prepared = prepare(sql, dialect, relations, schemas, types)
+    except (RenderError, LineageError) as exc:
+        return ModelLineage(node.unique_id, None, (), str(exc))
+    _see_through_casts(prepared.expression)
+    return lineage_of_prepared(node.unique_id, prepared)
+
+
+def _with_ancestors(manifest: Manifest, uids: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(uids)
+    while stack:
+        uid = stack.pop()
+        node = manifest.get(uid)
+        if uid in seen or node is None:
+            continue
+        seen.add(uid)
+        stack.extend(node.depends_on_nodes)
+    return seen
 
 
 def build_graph(
@@ -452,6 +500,7 @@ def build_graph(
     dialect: str = "duckdb",
     extra_edges: Sequence[ForeignKey] = (),
     primary_keys: Mapping[str, Sequence[str]] | None = None,
+    sql_for: Callable[[Node], str | None] | None = None,
 ) -> FkGraph:
     """The FK graph between source tables.
 
@@ -460,6 +509,8 @@ def build_graph(
             `select *` when sources declare no columns).
         extra_edges: edges written in the config (`sample.foreign_keys`).
         primary_keys: `source.table` -> key columns from the config (win over the manifest).
+        sql_for: a model's SQL, None when there is none (default: its compiled code, else its
+            Jinja rendered with the manifest's macros); may raise `RenderError`.
     """
     tables = _source_tables(manifest)
     for name, columns in (primary_keys or {}).items():
@@ -474,15 +525,25 @@ def build_graph(
                 table.event_time,
             )
     raw_edges, unmapped = _declared_edges(manifest)
-    tracer = _Lineage(manifest, source_columns or {}, dialect)
+    tracer = _KeyLineage(
+        manifest,
+        {
+            uid
+            for raw in raw_edges
+            for uid in (raw.child_uid, raw.parent_uid)
+            if uid not in manifest.sources
+        },
+        source_columns or {},
+        dialect,
+        sql_for or _ManifestSql(manifest),
+    )
     edges: dict[tuple[str, tuple[str, ...], str, tuple[str, ...]], ForeignKey] = {}
     for raw in raw_edges:
         child = _map_columns(tracer, raw.child_uid, raw.child_columns)
         parent = _map_columns(tracer, raw.parent_uid, raw.parent_columns)
-        if child is None or parent is None:
-            unmapped.append(
-                UnmappedEdge(raw.declared_on, "its columns do not pass through from one source")
-            )
+        if isinstance(child, str) or isinstance(parent, str):
+            reason = child if isinstance(child, str) else parent
+            unmapped.append(UnmappedEdge(raw.declared_on, str(reason)))
             continue
         (child_uid, child_cols), (parent_uid, parent_cols) = child, parent
         if child_uid == parent_uid and child_cols == parent_cols:
@@ -536,15 +597,18 @@ def build_graph(
 
 
 def _map_columns(
-    tracer: _Lineage, uid: str, columns: tuple[str, ...]
-) -> tuple[str, tuple[str, ...]] | None:
-    mapped = [tracer.origin(uid, column) for column in columns]
-    if any(m is None for m in mapped):
-        return None
-    uids = {m[0] for m in mapped if m}
-    if len(uids) != 1:
-        return None
-    return uids.pop(), tuple(m[1] for m in mapped if m)
+    tracer: _KeyLineage, uid: str, columns: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]] | str:
+    """(source unique id, its columns) the columns pass through from, or why they do not."""
+    mapped: list[tuple[str, str]] = []
+    for column in columns:
+        origin = tracer.origin(uid, column)
+        if isinstance(origin, str):
+            return origin
+        mapped.append(origin)
+    if len({source for source, _ in mapped}) != 1:
+        return "its columns pass through from different sources"
+    return mapped[0][0], tuple(column for _, column in mapped)
 
 
 def graph_to_dict(graph: FkGraph) -> dict[str, Any]:
