@@ -529,17 +529,25 @@ def _guard_reasons(change: ModelChange, loaded: LoadedConfig) -> list[str]:
     return reasons
 
 
-def _allowed(name: str, loaded: LoadedConfig) -> str | None:
-    hooks = loaded.config.hooks
-    if _matches(name, hooks.allow_breaking):
+def _allowed(change: ModelChange, loaded: LoadedConfig) -> str | None:
+    """Why a guarded change does not fail the hook without an approval (None: it fails)."""
+    from dataops_dev.policy import policy_for
+
+    name = change.name
+    if _matches(name, loaded.config.hooks.allow_breaking):
         return "allowed by hooks.allow_breaking"
-    # The review policy's per-model allowance counts too (same intent, one place to say it).
-    policy = getattr(loaded.config, "policy", None)
-    models = getattr(policy, "models", None) or {}
-    for pattern, rules in models.items():
-        if fnmatch.fnmatchcase(name, pattern) and getattr(rules, "allow_breaking", False):
-            return f"allowed by policy.models.{pattern}.allow_breaking"
-    return None
+    # The review policy's allowance counts too, resolved exactly as the review resolves it, so
+    # the hook and the review agree; like the review, it never covers a broken contract.
+    if change.contract_broken:
+        return None
+    policy = loaded.config.policy
+    rules = policy_for(policy, name)
+    if not rules.allow_breaking:
+        return None
+    if rules is policy.default:
+        return "allowed by policy.default.allow_breaking"
+    key = next(k for k, v in policy.models.items() if v is rules)
+    return f"allowed by policy.models.{key}.allow_breaking"
 
 
 class _HeadSql:
@@ -594,8 +602,9 @@ def guard_finding(change: ModelChange, head_sql: str, guarded_because: Sequence[
     value = fingerprint(
         "hook", kind.value, change.name, change.change.value, sql_hash(head_sql), reasons
     )
-    what = "breaking" if change.change.value == "breaking" else change.change.value
-    title = f"{what} change to {change.name}: " + "; ".join(change.reasons or ("changed",))
+    title = f"{change.change.value} change to {change.name}: " + "; ".join(
+        change.reasons or ("changed",)
+    )
     return Finding(
         fingerprint=value,
         kind=kind,
@@ -750,7 +759,7 @@ def impact_guard(
         change, finding = item.change, item.finding
         where, line = _locate(change.name, tree, files, loaded.project_dir)
         decision = decisions.get(finding.fingerprint)
-        allowance = _allowed(change.name, loaded)
+        allowance = _allowed(change, loaded)
         by = None
         if decision is not None and decision.decision is Decision.APPROVED:
             by = f"approved by {decision.by}" + (f": {decision.note}" if decision.note else "")
@@ -789,9 +798,9 @@ def _locate(
     file is part of the change, else its schema YAML entry (a contract edit), else the file."""
     path = tree.model_files.get(name)
     passed = {f.resolve() for f in files or ()}
-    entry = tree.entry(name)
     if path is not None and (files is None or path in passed):
         return path, first_changed_line(path)
+    entry = tree.entry(name)
     if entry is not None:
         return entry.path, entry.line
     return (path, 1) if path is not None else (project_dir / "dbt_project.yml", 1)
@@ -1000,15 +1009,11 @@ def review_hook(
     loaded: LoadedConfig, *, cwd: Path | None = None, reporter: Reporter = NULL_REPORTER
 ) -> HookResult:
     """Run the full review on the sample; its blocking findings (unapproved) fail the hook."""
-    from dataops_dev import review
-    from dataops_dev.decisions import apply_decisions, load_decisions
+    from dataops_dev.review import run_review, save_report
 
     cwd = cwd or Path.cwd()
-    report = review.run_review(loaded, reporter=reporter)
-    report = apply_decisions(report, load_decisions(loaded.project_dir))
-    save = getattr(review, "save_report", None)
-    if save is not None:
-        save(loaded, report)
+    report = run_review(loaded, reporter=reporter)  # recorded decisions already applied
+    save_report(loaded, report)
     tree = ProjectFiles.read(loaded)
     command = cli_command(loaded.project_dir, cwd)
     problems = []
@@ -1090,6 +1095,7 @@ def run_hook(
     `all_models` (or no files with an explicit `project_dir`) checks the whole project."""
     cwd = (cwd or Path.cwd()).resolve()
     groups: dict[Path, list[Path]]
+    configs: dict[Path, LoadedConfig] = {}
     if hook is HookId.REVIEW or all_models or (project_dir is not None and not files):
         directory = (project_dir or cwd).resolve()
         found = (
@@ -1102,7 +1108,7 @@ def run_hook(
                 f"no dbt project at {directory}",
                 "pass --project-dir PATH (in .pre-commit-config.yaml: `args: [--project-dir, PATH]`)",
             )
-        loaded = load_project_config(found, config_file, overrides)
+        loaded = configs[found] = load_project_config(found, config_file, overrides)
         if hook is HookId.REVIEW:
             return review_hook(loaded, cwd=cwd, reporter=reporter)
         if all_models and hook is not HookId.IMPACT_GUARD:
@@ -1117,7 +1123,7 @@ def run_hook(
             groups = {p: fs for p, fs in groups.items() if p == wanted}
     results = []
     for directory, group in sorted(groups.items()):
-        loaded = load_project_config(directory, config_file, overrides)
+        loaded = configs.get(directory) or load_project_config(directory, config_file, overrides)
         if hook is HookId.SQL_CHECK:
             results.append(sql_check(loaded, group, cwd=cwd))
         elif hook is HookId.IMPACT_GUARD:
