@@ -9,6 +9,7 @@ field (with a docstring in `FIELD_DOCS` for `config show` and `init`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -342,7 +343,7 @@ def load_config(
     try:
         config = _build(Config, values, "", source)
     except ConfigError as exc:
-        raise _located(exc, lines, source) from None
+        raise _located(exc, lines, source, provenance) from None
     _fill_defaults(Config, "", provenance)
     if config.version != 1:
         raise ConfigError(
@@ -360,17 +361,41 @@ def load_config(
     return loaded
 
 
-def _located(error: ConfigError, lines: Mapping[str, int], source: str) -> ConfigError:
-    """The same error, pointing at the line of the setting it names (when it came from YAML)."""
+def _located(
+    error: ConfigError, lines: Mapping[str, int], source: str, provenance: Mapping[str, str]
+) -> ConfigError:
+    """The same error, pointing at where the setting it names was set: the environment
+    variable, or the line of the config file."""
     import re
 
     file = source.split(" [")[0]
     for key in re.findall(r"`([^`]+)`", error.message):
         dotted = re.sub(r"\[\d+\]$", "", key)
+        message = error.message.removeprefix(f"{source}: ").removeprefix(f"{file}: ")
+        origin = _origin(dotted, provenance)
+        if origin is not None and origin.startswith("env "):
+            return ConfigError(message, error.hint, path=origin)
         if dotted in lines:
-            message = error.message.removeprefix(f"{source}: ").removeprefix(f"{file}: ")
             return ConfigError(message, error.hint, path=file, line=lines[dotted])
     return error
+
+
+def _origin(dotted: str, provenance: Mapping[str, str]) -> str | None:
+    """Where `dotted` (or the nearest enclosing setting that was set whole) came from."""
+    if dotted in provenance:
+        return provenance[dotted]
+    # A setting that is not a section, given a key below it (`..._STATE_DIR__X`).
+    below = [
+        v for k, v in provenance.items() if k.startswith(dotted + ".") and v.startswith("env ")
+    ]
+    if below:
+        return below[0]
+    parts = dotted.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        origin = provenance.get(".".join(parts[:end]))
+        if origin is not None:
+            return origin
+    return None
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -410,7 +435,7 @@ def _merge_layers(
     overrides: Mapping[str, Any],
     provenance: dict[str, str],
 ) -> dict[str, Any]:
-    values = _deep_copy(raw)
+    values = copy.deepcopy(raw)
     file_label = source.split(" [")[0]
     for key in _leaf_keys(values):
         provenance[key] = f"{file_label}:{lines[key]}" if key in lines else file_label
@@ -418,7 +443,10 @@ def _merge_layers(
         if not var.startswith(ENV_PREFIX) or not text:
             continue
         dotted = var[len(ENV_PREFIX) :].lower().replace("__", ".")
-        _set_dotted(values, dotted, yaml.safe_load(text))
+        try:
+            _set_dotted(values, dotted, _env_value(var, dotted, text))
+        except ConfigError as exc:
+            raise ConfigError(exc.message, exc.hint, path=f"env {var}") from None
         provenance[dotted] = f"env {var}"
     for dotted, value in overrides.items():
         if value is None:
@@ -428,12 +456,58 @@ def _merge_layers(
     return values
 
 
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
+def _env_value(var: str, dotted: str, text: str) -> Any:
+    """An environment variable's value: its text as is for a text setting (a branch `1.10` or
+    `no` stays what was typed), else YAML (numbers, booleans, lists, mappings)."""
+    tp = _setting_type(dotted)
+    if _is_text(tp):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"invalid YAML for `{dotted}`: {problem}",
+            f"set {var} to a YAML value: true, 3, [a, b], {{key: value}}",
+        ) from exc
+    if typing.get_origin(tp) is tuple and _is_text(typing.get_args(tp)[0]):
+        # One item of a list of text: the text as typed, not YAML's reading of it.
+        return value if isinstance(value, list) else text
     return value
+
+
+def _setting_type(dotted: str) -> Any:
+    """The declared type of a dotted setting (a key inside a mapping setting takes the
+    mapping's value type); None when no such setting exists (validation says so later)."""
+    tp: Any = Config
+    for part in dotted.split("."):
+        tp = _without_none(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            if part not in hints:
+                return None
+            tp = hints[part]
+        elif typing.get_origin(tp) in (dict, Mapping, typing.get_origin(Mapping[str, int])):
+            args = typing.get_args(tp)
+            tp = args[1] if len(args) == 2 else Any
+        else:
+            return None
+    return tp
+
+
+def _without_none(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(options) == 1:
+            return options[0]
+    return tp
+
+
+def _is_text(tp: Any) -> bool:
+    tp = _without_none(tp)
+    if tp is str:
+        return True
+    return typing.get_origin(tp) is Literal and all(isinstance(a, str) for a in typing.get_args(tp))
 
 
 def _leaf_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:

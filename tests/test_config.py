@@ -92,3 +92,80 @@ def test_config_show_json_reports_origins(project: Path) -> None:
     failed = run_cli("config", "show", cwd=project)
     assert failed.returncode == 2
     assert "did you mean `sample`" in failed.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Environment overrides: text stays text, errors name the variable
+
+
+def test_env_text_settings_keep_the_text_as_typed(project: Path) -> None:
+    loaded = load_config(
+        project,
+        environ={
+            "DATAOPS_DEV_PRODUCTION__MAIN_BRANCH": "1.10",
+            "DATAOPS_DEV_PRODUCTION__TARGET": "no",
+            "DATAOPS_DEV_BACKEND__STATE_DIR": "[x",
+            "DATAOPS_DEV_ENVIRONMENTS__KEEP": "1.10",
+            "DATAOPS_DEV_DIFF__KEYS__ORDERS": "order_id",
+        },
+    )
+    assert loaded.config.production.main_branch == "1.10"
+    assert loaded.config.production.target == "no"
+    assert loaded.config.backend.state_dir == "[x"
+    assert loaded.config.environments.keep == ("1.10",)
+    assert loaded.config.diff.keys["orders"] == ("order_id",)
+    assert loaded.provenance["backend.state_dir"] == "env DATAOPS_DEV_BACKEND__STATE_DIR"
+
+
+def test_env_values_other_than_text_are_yaml(project: Path) -> None:
+    loaded = load_config(
+        project,
+        environ={
+            "DATAOPS_DEV_MASKING__STRICT": "true",
+            "DATAOPS_DEV_ENVIRONMENTS__THREADS": "3",
+            "DATAOPS_DEV_ENVIRONMENTS__KEEP": "[release, hotfix]",
+            "DATAOPS_DEV_POLICY__MODELS": "{fct_*: {allow_breaking: true}}",
+        },
+    )
+    assert loaded.config.masking.strict is True
+    assert loaded.config.environments.threads == 3
+    assert loaded.config.environments.keep == ("release", "hotfix")
+    assert loaded.config.policy.models["fct_*"].allow_breaking is True
+
+
+@pytest.mark.parametrize(
+    ("var", "text", "fragment"),
+    [
+        ("DATAOPS_DEV_ENVIRONMENTS__KEEP", "[x", "invalid YAML for `environments.keep`"),
+        ("DATAOPS_DEV_POLICY__MODELS", "{a: [", "invalid YAML for `policy.models`"),
+        ("DATAOPS_DEV_ENVIRONMENTS__TTL_DAYS", "soon", "`environments.ttl_days` must be a number"),
+        ("DATAOPS_DEV_MASKING__STRICT", "maybe", "`masking.strict` must be true or false"),
+        ("DATAOPS_DEV_BACKEND__STAET_DIR", "x", "unknown setting `backend.staet_dir`"),
+        (
+            "DATAOPS_DEV_POLICY__MODELS",
+            "{fct_*: {unchanged: maybe}}",
+            "`policy.models.fct_*.unchanged` must be true or false",
+        ),
+        ("DATAOPS_DEV_BACKEND__STATE_DIR__X", "1", "`backend.state_dir` must be text"),
+    ],
+)
+def test_env_errors_are_config_errors_located_at_the_variable(
+    project: Path, var: str, text: str, fragment: str
+) -> None:
+    # A config file elsewhere must not be blamed for the environment's value.
+    (project / "dataops_dev.yml").write_text("version: 1\nbackend:\n  type: duckdb\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(project, environ={var: text})
+    assert error.value.path == f"env {var}"
+    assert error.value.message.startswith(f"env {var}: ")
+    assert fragment in error.value.message
+    assert "dataops_dev.yml" not in error.value.message
+
+
+def test_env_error_without_a_config_file_does_not_blame_defaults(project: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(project, environ={"DATAOPS_DEV_ENVIRONMENTS__THREADS": "many"})
+    assert error.value.message == (
+        "env DATAOPS_DEV_ENVIRONMENTS__THREADS: `environments.threads` must be an integer, "
+        "got 'many'"
+    )
