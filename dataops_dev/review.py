@@ -32,6 +32,7 @@ from dataops_dev.environments import (
     environment_name,
 )
 from dataops_dev.errors import BuildError, ProjectError
+from dataops_dev.report._summary import next_commands
 from dataops_dev.report.model import (
     SCHEMA_VERSION,
     ChangeKind,
@@ -284,6 +285,10 @@ def paired_histograms(
         left, right = pair.left, pair.right
         if left is None or right is None or left.family not in ("numeric", "temporal"):
             continue
+        if right.family != left.family:
+            # The type family changed (date -> int, numeric -> text): both sides cannot share
+            # bins, and casting the head side to the base side's type can fail.
+            continue
         if left.min is None or right.min is None:
             continue
         temporal = left.family == "temporal"
@@ -369,9 +374,9 @@ def _test_results(
     base_status: Mapping[str, str],
     head_manifest: Manifest,
     head_target: Path,
+    messages: Mapping[str, tuple[str | None, int | None]],
 ) -> tuple[TestResult, ...]:
     results = []
-    messages = _run_messages(head_target)
     for test_uid, status in sorted(head_tests.get(uid, ())):
         node = head_manifest.nodes.get(test_uid)
         failed = status in ("fail", "error")
@@ -393,6 +398,7 @@ def _test_results(
 
 
 def _run_messages(target: Path) -> dict[str, tuple[str | None, int | None]]:
+    """test unique_id -> (message, failures) from the build's run_results.json (read once)."""
     path = target / "run_results.json"
     if not path.exists():
         return {}
@@ -439,7 +445,7 @@ def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
             f"no review report for branch {branch!r} yet", "run `dataops-dev review` first"
         )
     report = apply_decisions(Report.load(path), load_decisions(loaded.project_dir))
-    return dataclasses.replace(report, next_commands=_next_commands(report))
+    return dataclasses.replace(report, next_commands=next_commands(report))
 
 
 def run_review(
@@ -523,6 +529,8 @@ def run_review(
         if n.unique_id.startswith("test.")
     }
     head_tests = _tests_by_model(head_record, head_manifest)
+    head_target = envs.target_dir(head_info.name)
+    test_messages = _run_messages(head_target) if head_manifest is not None else {}
     models: list[ModelReport] = []
     with (
         watch.measure("diffs"),
@@ -551,7 +559,8 @@ def run_review(
                     diff=name in diff_targets,
                     head_tests=head_tests,
                     base_tests=base_tests,
-                    head_target=envs.target_dir(head_info.name),
+                    head_target=head_target,
+                    test_messages=test_messages,
                 )
             )
             if name in diff_targets:
@@ -589,18 +598,22 @@ def run_review(
     exposures = _exposures(base_manifest, head_manifest, models)
     timings = {k: round(v, 3) for k, v in watch.timings.items()}
     timings["total"] = round(time.perf_counter() - started, 3)
-    timings["baseline_reused"] = 1.0 if baseline.reused else 0.0
-    timings["branch_reused"] = 1.0 if branch_reused else 0.0
     report = Report(
         schema_version=SCHEMA_VERSION,
         project=base_manifest.project_name,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        base=Side(ref=base_ref, commit=base_commit, environment=baseline.info.name),
+        base=Side(
+            ref=base_ref,
+            commit=base_commit,
+            environment=baseline.info.name,
+            reused=baseline.reused,
+        ),
         head=Side(
             ref=git_state.branch,
             commit=git_state.commit,
             environment=head_info.name,
             dirty=git_state.dirty,
+            reused=branch_reused,
         ),
         verdict=Verdict.PASS,
         models=tuple(models),
@@ -611,7 +624,7 @@ def run_review(
         error=error,
     )
     report = apply_decisions(report, load_decisions(loaded.project_dir))
-    return dataclasses.replace(report, next_commands=_next_commands(report))
+    return dataclasses.replace(report, next_commands=next_commands(report))
 
 
 def _reusable_branch_build(
@@ -624,9 +637,6 @@ def _reusable_branch_build(
 ) -> BuildRecord | None:
     """The branch's last build when it is still exactly what a new build would produce: same
     commit, nothing changed in the project since (decisions aside), same sample, same baseline."""
-    from dataops_dev import gitrepo
-    from dataops_dev.decisions import APPROVALS_FILE
-
     last = info.last_build
     if (
         last is None
@@ -637,9 +647,23 @@ def _reusable_branch_build(
         or not envs.manifest_path(info.name).exists()
     ):
         return None
-    if gitrepo.changed_since(loaded.project_dir, commit) - {APPROVALS_FILE}:
+    if project_changes_since(loaded, commit):
         return None
     return last
+
+
+def project_changes_since(loaded: LoadedConfig, commit: str) -> set[str]:
+    """Files of the dbt project (relative to it) that differ from `commit`, untracked ones
+    included, less what dataops-dev writes itself: the state directory and the approvals file.
+    A project that does not git-ignore `.dataops/` would otherwise always look changed."""
+    from dataops_dev import gitrepo
+    from dataops_dev.decisions import APPROVALS_FILE
+
+    changed = gitrepo.changed_since(loaded.project_dir, commit) - {APPROVALS_FILE}
+    state = Path(os.path.relpath(loaded.state_dir, loaded.project_dir)).as_posix()
+    if state in (".", "..") or state.startswith("../"):
+        return changed
+    return {path for path in changed if path != state and not path.startswith(state + "/")}
 
 
 def _model_report(
@@ -658,6 +682,7 @@ def _model_report(
     head_tests: Mapping[str, list[tuple[str, str]]],
     base_tests: Mapping[str, str],
     head_target: Path,
+    test_messages: Mapping[str, tuple[str | None, int | None]],
 ) -> ModelReport:
     from dataops_dev.diffing import diff_relations, discover_key, options_for_model, profile_diff
 
@@ -671,7 +696,7 @@ def _model_report(
     else:
         status, kind = ModelStatus.IMPACTED, ChangeKind.NONE
     tests = (
-        _test_results(uid, head_tests, base_tests, head_manifest, head_target)
+        _test_results(uid, head_tests, base_tests, head_manifest, head_target, test_messages)
         if head_manifest is not None
         else ()
     )
@@ -761,12 +786,19 @@ def _model_report(
 
 
 def _find(manifest: Manifest | None, name: str) -> Node | None:
+    """The model called `name` (the manifest's name index), None when it has none."""
     if manifest is None:
         return None
-    for node in manifest.models():
-        if node.name == name:
-            return node
-    return None
+    try:
+        node = manifest.find(name)
+    except ProjectError:
+        return None
+    if node.resource_type != "model":
+        return None
+    if manifest.project_name and node.package_name != manifest.project_name:
+        # The index keeps one node per name: a package's model may shadow the project's own.
+        return next((n for n in manifest.models() if n.name == name), None)
+    return node
 
 
 def _lineage_edges(
@@ -820,14 +852,3 @@ def _exposures(
                 )
             )
     return tuple(sorted(out, key=lambda e: e.name))
-
-
-def _next_commands(report: Report) -> tuple[str, ...]:
-    commands = [
-        f'dataops-dev decide approve {f.fingerprint} --note "why this is expected"'
-        for f in report.blocking
-    ]
-    if report.verdict is Verdict.PASS:
-        commands.append("dataops-dev deploy --dry-run")
-    commands.append("dataops-dev tui")
-    return tuple(commands)
