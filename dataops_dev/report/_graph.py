@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+from dataops_dev.report._summary import change_label
 from dataops_dev.report.model import ModelReport, ModelStatus, Report
 
 MORE_ID = "__more__"
@@ -72,14 +73,6 @@ def _kind(model: ModelReport) -> NodeKind:
     return NodeKind.IMPACTED if model.status is ModelStatus.IMPACTED else NodeKind.CHANGED
 
 
-def _detail(model: ModelReport) -> str:
-    if model.status is ModelStatus.IMPACTED:
-        return "impacted"
-    if model.status is ModelStatus.MODIFIED:
-        return model.change.value
-    return model.status.value
-
-
 def impact_graph(report: Report, max_nodes: int = 60, max_edges: int = 400) -> ImpactGraph:
     """Changed models first, then exposures, then impacted models nearest to a change."""
     edges = model_edges(report)
@@ -118,7 +111,7 @@ def impact_graph(report: Report, max_nodes: int = 60, max_edges: int = 400) -> I
             )
         else:
             model = by_name[name]
-            nodes.append(GraphNode(name, name, _kind(model), _detail(model)))
+            nodes.append(GraphNode(name, name, _kind(model), change_label(model)))
     omitted = total - len(kept)
     out: dict[tuple[str, str], None] = {}
     for source, target in edges:

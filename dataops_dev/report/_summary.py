@@ -212,34 +212,40 @@ def verdict_plain(report: Report) -> str:
     return "".join(s.text for s in verdict_spans(report))
 
 
-_APPROVE = "dataops-dev decide approve "
+APPROVE_PREFIX = "dataops-dev decide approve "
 
 
 def approve_command(finding: Finding) -> str:
-    return f'dataops-dev decide approve {finding.fingerprint[:12]} --note "…"'
+    return f'{APPROVE_PREFIX}{finding.fingerprint[:12]} --note "…"'
 
 
 def next_commands(report: Report) -> tuple[str, ...]:
-    """The report's own next commands, or the ones its blocking findings call for.
+    """What to run next, from the report as it stands (approvals applied): an approval for
+    each blocking finding, then the deploy dry run and the TUI; after an error, review again.
 
-    Approve commands for findings approved since the report was written are left out (the
-    saved report is re-read with the approvals file applied).
+    The one place these are decided: the review stores its result in `Report.next_commands`
+    and every renderer calls this, so a saved report read back with newer approvals applied
+    never offers to approve what is approved already.
     """
-    if report.next_commands:
-        blocking = [f.fingerprint for f in report.blocking]
-        kept = []
-        for command in report.next_commands:
-            if command.startswith(_APPROVE):
-                target = command[len(_APPROVE) :].split(" ", 1)[0]
-                if not any(fp.startswith(target) for fp in blocking):
-                    continue
-            kept.append(command)
-        return tuple(kept)
     if report.verdict is Verdict.ERROR:
-        return ("dataops-dev review",)
-    commands = [approve_command(f) for f in report.blocking]
-    commands.append("dataops-dev deploy --dry-run")
-    return tuple(commands)
+        return ("dataops-dev review", "dataops-dev tui")
+    approvals = {f.fingerprint: approve_command(f) for f in report.blocking}
+    return (*approvals.values(), "dataops-dev deploy --dry-run", "dataops-dev tui")
+
+
+def reuse_words(report: Report) -> str:
+    """The environments this review reused instead of building, in words ("" when none)."""
+    reused = [
+        f"{name} reused"
+        for name, side in (("baseline", report.base), ("branch build", report.head))
+        if side.reused
+    ]
+    return ", ".join(reused)
+
+
+def timing_words(report: Report) -> str:
+    """`name 1.2s, ...` from the report's timings (seconds)."""
+    return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.timings.items())
 
 
 def change_label(model: ModelReport) -> str:

@@ -25,8 +25,10 @@ from dataops_dev.report._summary import (
     model_order,
     next_commands,
     plural,
+    reuse_words,
     rows_differing,
     short_sha,
+    timing_words,
     verdict_spans,
 )
 from dataops_dev.report.model import ModelReport, Report
@@ -212,6 +214,7 @@ def _summary_table(report: Report, detailed: int) -> str:
     rows = []
     for i, m in enumerate(model_order(report)):
         d = m.diff
+        blocking = sum(1 for f in m.findings if f.blocking)
         rows.append(
             [
                 f'<a href="#m-{esc(m.name)}">{esc(m.name)}</a>' if i < detailed else esc(m.name),
@@ -221,7 +224,7 @@ def _summary_table(report: Report, detailed: int) -> str:
                 fmt_pct(d.rows.delta_pct) if d else "–",
                 fmt_int(rows_differing(d.rows)) if d else "–",
                 esc(", ".join(c.name for c in d.changed_columns)) if d else "–",
-                str(sum(1 for f in m.findings if f.blocking) or "") or "–",
+                str(blocking) if blocking else "–",
             ]
         )
     return "<h2>Models</h2>" + _table(
@@ -477,9 +480,11 @@ def render_html(
     commands = next_commands(report)
     if commands:
         parts.append("<h2>Next</h2><pre>" + esc("\n".join(commands)) + "</pre>")
-    timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items())
+    facts = "".join(
+        f" · {esc(words)}" for words in (reuse_words(report), timing_words(report)) if words
+    )
     parts.append(
-        f"<footer>dataops-dev · report schema v{report.schema_version}"
-        f"{' · ' + esc(timings) if timings else ''}</footer></main></body></html>"
+        f"<footer>dataops-dev · report schema v{report.schema_version}{facts}"
+        "</footer></main></body></html>"
     )
     return "\n".join(p for p in parts if p) + "\n"

@@ -15,6 +15,7 @@ from typing import Any
 
 from dataops_dev.report._graph import MORE_ID, ImpactGraph, NodeKind, impact_graph
 from dataops_dev.report._summary import (
+    APPROVE_PREFIX,
     MARKER,
     VERDICT_ICON,
     VERDICT_LABEL,
@@ -31,8 +32,10 @@ from dataops_dev.report._summary import (
     model_order,
     next_commands,
     plural,
+    reuse_words,
     rows_differing,
     short_sha,
+    timing_words,
     verdict_spans,
 )
 from dataops_dev.report.model import Finding, ModelReport, ProfileStats, Report, Severity
@@ -607,11 +610,15 @@ def _next(report: Report) -> list[str]:
     if not commands:
         return []
     if len(commands) > MAX_COMMANDS:
-        more = len(commands) - MAX_COMMANDS + 1
+        # Too many approvals to list: keep the first ones and every other command.
+        approvals = [c for c in commands if c.startswith(APPROVE_PREFIX)]
+        others = [c for c in commands if not c.startswith(APPROVE_PREFIX)]
+        kept = max(0, MAX_COMMANDS - len(others) - 1)
+        more = len(approvals) - kept
         commands = [
-            *commands[: MAX_COMMANDS - 2],
+            *approvals[:kept],
             f"# … {more:,} more approvals: dataops-dev decide list",
-            commands[-1],
+            *others,
         ]
     # A fenced block shows the commands verbatim (no escaping needed), ready to copy.
     fence = "````" if any("```" in c for c in commands) else "```"
@@ -619,9 +626,10 @@ def _next(report: Report) -> list[str]:
 
 
 def _footer(report: Report) -> list[str]:
-    parts = [f"{k} {v:.1f}s" for k, v in report.timings.items()]
-    timing = f" · {text(', '.join(parts))}" if parts else ""
-    return [f"<sub>dataops-dev · report schema v{report.schema_version}{timing}</sub>"]
+    facts = "".join(
+        f" · {text(words)}" for words in (reuse_words(report), timing_words(report)) if words
+    )
+    return [f"<sub>dataops-dev · report schema v{report.schema_version}{facts}</sub>"]
 
 
 class _Assembler:

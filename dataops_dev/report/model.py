@@ -9,13 +9,10 @@ are masked sample values; raw production values never reach a Report.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import decimal
 import json
 import math
 import types
 import typing
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -107,6 +104,8 @@ class Side:
     commit: str
     environment: str | None = None
     dirty: bool = False
+    reused: bool = False
+    """The environment's last build was reused for this report (nothing it depends on changed)."""
 
 
 @dataclass(frozen=True)
@@ -360,7 +359,7 @@ class Report:
                 f"report schema_version {version} is not {SCHEMA_VERSION}",
                 "run `dataops-dev review` again to write a current report",
             )
-        report = from_jsonable(cls, data)
+        report = from_jsonable(cls, _upgrade(data))
         assert isinstance(report, Report)
         return report
 
@@ -369,24 +368,37 @@ class Report:
         return cls.from_dict(json.loads(Path(path).read_text("utf-8")))
 
 
+_LEGACY_REUSE_TIMINGS = {"baseline_reused": "base", "branch_reused": "head"}
+
+
+def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Earlier reports kept the reuse flags in `timings` as 1.0/0.0 "seconds": move them to
+    `base.reused`/`head.reused`, so timings hold seconds only whatever wrote the file."""
+    timings = data.get("timings")
+    if not isinstance(timings, Mapping) or not _LEGACY_REUSE_TIMINGS.keys() & timings.keys():
+        return data
+    upgraded = dict(data)
+    upgraded["timings"] = {k: v for k, v in timings.items() if k not in _LEGACY_REUSE_TIMINGS}
+    for key, side in _LEGACY_REUSE_TIMINGS.items():
+        if key in timings and isinstance(data.get(side), Mapping):
+            upgraded[side] = {"reused": bool(timings[key]), **data[side]}
+    return upgraded
+
+
 # ----------------------------------------------------------------------------------------------
 # A generic codec over these frozen dataclasses (field order = key order).
 
 
 def _jsonable_scalar(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    # The diff engine's encoding (NaN, Decimal as text, ...), so a value reads the same in a
+    # report as in `dataops-dev diff --json`. Imported here: it loads the whole diff engine.
+    from dataops_dev.diffing.model import json_value
+
+    return json_value(value)
 
 
 def to_jsonable(value: Any) -> Any:
