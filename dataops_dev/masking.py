@@ -387,6 +387,11 @@ class MaskRule:
                 isinstance(option, bool) and allowed[key] in (int, (int, float))
             ):
                 raise ConfigError(f"{where}: option {key!r} has the wrong type ({option!r})")
+        bits = options.get("bits") if transformer is Transformer.HMAC_INT else None
+        if bits is not None and not (2 <= bits <= 62 and bits % 2 == 0):
+            # The Feistel network permutes two equal halves: an odd width would not be a
+            # bijection, and the products must stay inside a BIGINT.
+            raise ConfigError(f"{where}: hmac_int bits must be an even number from 2 to 62")
         return cls(transformer, dict(options))
 
     @property
@@ -450,6 +455,16 @@ def _pick(dictionary: str, h: exp.Expr, dialect: str, start: int) -> exp.Expr:
     return template(dialect, "pick", arr=array, i=index)
 
 
+def _feistel_keys(salt: Salt, bits: int) -> tuple[list[int], list[int]]:
+    """The round keys and (odd) round multipliers of the `bits`-wide Feistel network."""
+    mask = (1 << (bits // 2)) - 1
+
+    def draw(purpose: str) -> int:
+        return int.from_bytes(salt.subkey(f"hmac_int/{bits}/{purpose}")[:8], "big") & mask
+
+    return [draw(str(r)) for r in range(4)], [draw(f"m{r}") | 1 for r in range(4)]
+
+
 def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     """A keyed permutation of [0, 2^bits): a 4-round balanced Feistel network in integer SQL.
 
@@ -458,11 +473,7 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     """
     half = bits // 2
     mask = (1 << half) - 1
-    keys = [int.from_bytes(salt.subkey(f"hmac_int/{bits}/{r}")[:8], "big") & mask for r in range(4)]
-    mult = [
-        (int.from_bytes(salt.subkey(f"hmac_int/{bits}/m{r}")[:8], "big") & mask) | 1
-        for r in range(4)
-    ]
+    keys, mult = _feistel_keys(salt, bits)
 
     def band(a: exp.Expr, m: int) -> exp.Expr:
         return exp.paren(exp.BitwiseAnd(this=a, expression=_num(m)), copy=False)
@@ -500,11 +511,7 @@ def python_feistel(value: int, salt: Salt, bits: int) -> int:
         return value
     half = bits // 2
     mask = (1 << half) - 1
-    keys = [int.from_bytes(salt.subkey(f"hmac_int/{bits}/{r}")[:8], "big") & mask for r in range(4)]
-    mult = [
-        (int.from_bytes(salt.subkey(f"hmac_int/{bits}/m{r}")[:8], "big") & mask) | 1
-        for r in range(4)
-    ]
+    keys, mult = _feistel_keys(salt, bits)
     left, right = (value >> half) & mask, value & mask
     for r in range(4):
         f = (((right ^ keys[r]) * mult[r]) & mask) ^ (right >> 3)
@@ -920,7 +927,8 @@ _NAME_PATTERNS: tuple[tuple[PiiKind, re.Pattern[str]], ...] = tuple(
     )
 )
 
-_IDENTIFIER_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$")
+IDENTIFIER_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.IGNORECASE)
+"""Column names of surrogate identifiers (`id`, `order_id`, `event_uuid`): they name rows."""
 _EMAIL_VALUE = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[a-z]{2,}\s*$", re.IGNORECASE)
 _PHONE_VALUE = re.compile(r"^\s*\+?[0-9][0-9 ().-]{6,18}[0-9]\s*$")
 _IP_VALUE = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
@@ -1112,7 +1120,7 @@ def classify_column(
         return result(by_name, _rule_for(by_name, facts.data_type), Reason.NAME, "column name")
     if facts.is_key:
         return result(None, PASSTHROUGH, Reason.KEY, "primary or foreign key of the FK graph")
-    if _IDENTIFIER_NAME.search(facts.column.lower()):
+    if IDENTIFIER_NAME.search(facts.column):
         # Surrogate identifiers (UUIDs, event ids) name rows, not people; joins need them kept.
         return result(None, PASSTHROUGH, Reason.KEY, "identifier column name")
     if not is_text_type(facts.data_type):

@@ -17,9 +17,10 @@ from sqlglot import exp
 
 from dataops_dev.config import SampleConfig
 from dataops_dev.engines.base import Column, Engine
-from dataops_dev.errors import ConfigError, UsageError
+from dataops_dev.errors import ConfigError, EngineError, UsageError
 from dataops_dev.fkgraph import FkGraph, ForeignKey
 from dataops_dev.masking import (
+    IDENTIFIER_NAME,
     ColumnClass,
     MaskRule,
     MaskStrategy,
@@ -30,7 +31,7 @@ from dataops_dev.masking import (
     canonical,
     map_query,
 )
-from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
+from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
 
 SAMPLING_VERSION = "sample-1"
 """Bumped whenever the same seed, rate and data would select different rows."""
@@ -259,14 +260,11 @@ def plan_sample(
     )
 
 
-_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.IGNORECASE)
-
-
 def _fallback_key(columns: Sequence[Column], foreign: set[str]) -> tuple[str, ...]:
     """What parentless rows of a keyless table are hashed on: its own id column if it has one
     (so at-least-once duplicates of an event stay together), else every column."""
     for column in columns:
-        if _ID_NAME.search(column.name) and column.name not in foreign:
+        if IDENTIFIER_NAME.search(column.name) and column.name not in foreign:
             return (column.name,)
     return tuple(c.name for c in columns)
 
@@ -312,13 +310,29 @@ def _filter_condition(
     return exp.and_(*parts) if parts else None
 
 
-def _bits_for(data_type: str) -> int:
-    upper = data_type.upper()
-    if upper.startswith(("SMALLINT", "INT2", "TINYINT")):
-        return 14
-    if upper.startswith(("INTEGER", "INT4", "INT ")) or upper == "INT":
-        return 30
-    return 62
+# Signed value bits of the integer types `hmac_int` can mask, rounded down to an even number (the
+# Feistel network splits a value into two equal halves). Values in [0, 2^bits) are permuted, the
+# rest pass unchanged, so the map stays a bijection on the whole type. UBIGINT and HUGEINT are
+# left out: their values do not all fit the BIGINT the permutation computes in.
+_INTEGER_BITS = {
+    "TINYINT": 6,
+    "INT1": 6,
+    "UTINYINT": 8,
+    "SMALLINT": 14,
+    "INT2": 14,
+    "USMALLINT": 16,
+    "INTEGER": 30,
+    "INT": 30,
+    "INT4": 30,
+    "UINTEGER": 32,
+    "BIGINT": 62,
+    "INT8": 62,
+}
+
+
+def _bits_for(data_type: str) -> int | None:
+    """How many low bits `hmac_int` may permute in a column of this type; None: not an integer."""
+    return _INTEGER_BITS.get(data_type.strip().upper())
 
 
 def _propagate_key_rules(
@@ -328,7 +342,9 @@ def _propagate_key_rules(
 ) -> dict[str, list[ColumnClass]]:
     """An `hmac_int` rule on a key applies to every column joined to it, with one bit width.
 
-    Otherwise a masked primary key would no longer match its (unmasked) foreign keys.
+    Otherwise a masked primary key would no longer match its (unmasked) foreign keys. Every
+    column of such a component must be an integer: the permutation casts to BIGINT, and a cast
+    of text would fail with the row's value in the engine's message.
     """
     result = {t: list(items) for t, items in by_table.items()}
     links: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -336,32 +352,82 @@ def _propagate_key_rules(
         for c, p in zip(edge.child_columns, edge.parent_columns, strict=True):
             links.setdefault((edge.child, c), set()).add((edge.parent, p))
             links.setdefault((edge.parent, p), set()).add((edge.child, c))
+    types = {(t, c.name): c.data_type for t, cols in columns.items() for c in cols}
+    configured = {
+        (t, item.column): item
+        for t, items in by_table.items()
+        for item in items
+        if item.rule.transformer is Transformer.HMAC_INT
+    }
     seen: set[tuple[str, str]] = set()
-    for table, items in by_table.items():
-        for item in items:
-            start = (table, item.column)
-            if item.rule.transformer is not Transformer.HMAC_INT or start in seen:
-                continue
-            component = {start}
-            stack = [start]
-            while stack:
-                for other in links.get(stack.pop(), ()):
-                    if other not in component:
-                        component.add(other)
-                        stack.append(other)
-            seen |= component
-            types = {
-                c.data_type for t, col in component for c in columns.get(t, ()) if c.name == col
-            }
-            bits = min((_bits_for(t) for t in types), default=62)
-            rule = MaskRule(Transformer.HMAC_INT, {"bits": bits})
-            for t, col in component:
-                entries = result.setdefault(t, [])
-                entries[:] = [e for e in entries if e.column != col]
-                entries.append(
-                    ColumnClass(t, col, None, rule, item.reason, f"joined to {table}.{item.column}")
-                )
+    for start, item in configured.items():
+        if start in seen:
+            continue
+        component = {start}
+        stack = [start]
+        while stack:
+            for other in links.get(stack.pop(), ()):
+                if other not in component:
+                    component.add(other)
+                    stack.append(other)
+        seen |= component
+        bits = _component_bits(start, component, types, configured)
+        rule = MaskRule(Transformer.HMAC_INT, {"bits": bits})
+        table, column = start
+        for t, col in component:
+            entries = result.setdefault(t, [])
+            entries[:] = [e for e in entries if e.column != col]
+            entries.append(
+                ColumnClass(t, col, None, rule, item.reason, f"joined to {table}.{column}")
+            )
     return result
+
+
+def _component_bits(
+    start: tuple[str, str],
+    component: set[tuple[str, str]],
+    types: Mapping[tuple[str, str], str],
+    configured: Mapping[tuple[str, str], ColumnClass],
+) -> int:
+    """The one bit width of a component of joined key columns masked with `hmac_int`."""
+    where = f"masking of {start[0]}.{start[1]} (hmac_int)"
+    widths: dict[tuple[str, str], int] = {}
+    for member in sorted(component):
+        data_type = types.get(member)
+        if data_type is None:
+            continue
+        width = _bits_for(data_type)
+        if width is None:
+            joined = "" if member == start else ", which is joined to it"
+            raise ConfigError(
+                f"{where}: {member[0]}.{member[1]}{joined} is {data_type}, not an integer column",
+                "hmac_int masks integer keys; mask a text key with hmac_id on every column "
+                "joined to it (masking.columns)",
+            )
+        widths[member] = width
+    fits = min(widths.values(), default=62)
+    explicit = sorted(
+        {
+            int(configured[m].rule.options["bits"])
+            for m in component
+            if m in configured and "bits" in configured[m].rule.options
+        }
+    )
+    if len(explicit) > 1:
+        raise ConfigError(
+            f"{where}: joined key columns ask for different bits ({', '.join(map(str, explicit))})",
+            "joined keys are masked with one permutation: give them one `bits` value",
+        )
+    if explicit:
+        if explicit[0] > fits:
+            narrowest = min(widths, key=lambda m: widths[m])
+            raise ConfigError(
+                f"{where}: bits={explicit[0]} does not fit {narrowest[0]}.{narrowest[1]} "
+                f"({types[narrowest]}, at most {fits})",
+                f"set bits to {fits} or less, or leave it out",
+            )
+        return explicit[0]
+    return fits
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,8 +566,7 @@ def run_sample(
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
     total_steps = 2 * len(plan.tables) + 1 + sum(1 for p in plan.tables if _has_masks(p))
-    reporter.task_started("sample", "sampling production", total_steps)
-    try:
+    with task(reporter, "sample", "sampling production", total_steps):
         with watch.measure("select"):
             for table_plan in plan.tables:
                 query = _select_rows(table_plan, sampling_key, dialect, names)
@@ -509,12 +574,11 @@ def run_sample(
                 work.execute(_create_temp(names[table_plan.name], query))
                 reporter.task_advanced("sample", description=f"selected {table_plan.name}")
         with watch.measure("closure"):
-            rounds = _close(plan, work, names, dialect)
+            rounds, counts = _close(plan, work, names)
             reporter.message(
                 "info", f"foreign-key closure reached a fixed point in {rounds} rounds"
             )
             reporter.task_advanced("sample", description="closed over foreign keys")
-        counts = {p.name: _count(work, names[p.name]) for p in plan.tables}
         over = {n: c for n, c in counts.items() if c > plan.max_rows}
         if over:
             name, rows = max(over.items(), key=lambda item: item[1])
@@ -559,10 +623,6 @@ def run_sample(
             for edge in plan.graph.edges:
                 orphans[edge.child] = orphans.get(edge.child, 0) + writer.orphans(edge)
             written = {p.name: writer.count(p) for p in plan.tables}
-    except BaseException:
-        reporter.task_finished("sample", "failed")
-        raise
-    reporter.task_finished("sample", "ok")
     coverage = tuple(
         TableCoverage(
             table=p.name,
@@ -577,8 +637,13 @@ def run_sample(
     return SampleOutcome(tables=coverage, timings=dict(watch.timings), masked_rows=masked_rows)
 
 
-def _close(plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], dialect: str) -> int:
-    """Pull in every parent a sampled row references until nothing changes (a fixed point)."""
+def _close(
+    plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table]
+) -> tuple[int, dict[str, int]]:
+    """Pull in every parent a sampled row references until nothing changes (a fixed point).
+
+    Returns the rounds it took and every work table's row count at the fixed point.
+    """
     sizes = {p.name: _count(work, names[p.name]) for p in plan.tables}
     # Semi-naive: an edge is followed again only when its child table grew since last time.
     seen: dict[ForeignKey, int] = {}
@@ -615,7 +680,7 @@ def _close(plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], diale
                 sizes[edge.parent] = size
                 changed = True
         if not changed:
-            return rounds
+            return rounds, sizes
     raise UsageError(  # pragma: no cover - a fixed point is reached in at most |rows| rounds
         f"the foreign-key closure did not converge in {_MAX_CLOSURE_ROUNDS} rounds"
     )
@@ -668,8 +733,6 @@ def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
                 f"masking of {plan.name}.{mask.column}: key column {key!r} does not exist"
             )
         return str(key)
-    if plan.key and len(plan.key) == 1 and plan.role is not Role.CHILD:
-        return plan.key[0]
     if plan.key and len(plan.key) == 1:
         return plan.key[0]
     return mask.column
@@ -803,6 +866,10 @@ class PostgresSampleWriter(SampleWriter):
         return exp.table_(relation.name, db=relation.schema, quoted=True)
 
     def write(self, plan: TablePlan, query: exp.Select) -> None:
+        import psycopg
+
+        from dataops_dev.engines.postgres import error_text
+
         columns = [
             exp.ColumnDef(
                 this=exp.to_identifier(c.name, quoted=True),
@@ -816,14 +883,20 @@ class PostgresSampleWriter(SampleWriter):
         )
         source_sql = f"COPY ({query.sql('postgres')}) TO STDOUT (FORMAT binary)"
         target_sql = f"COPY {staged.sql('postgres')} FROM STDIN (FORMAT binary)"
-        with (
-            self.work.connection.cursor() as out_cursor,
-            self.sandbox.connection.cursor() as in_cursor,
-            out_cursor.copy(source_sql) as reader,
-            in_cursor.copy(target_sql) as writer,
-        ):
-            for chunk in reader:
-                writer.write(chunk)
+        try:
+            with (
+                self.work.connection.cursor() as out_cursor,
+                self.sandbox.connection.cursor() as in_cursor,
+                out_cursor.copy(source_sql) as reader,
+                in_cursor.copy(target_sql) as writer,
+            ):
+                for chunk in reader:
+                    writer.write(chunk)
+        except psycopg.Error as exc:
+            # Masking runs in the reading session: an error there may quote a raw value.
+            raise EngineError(
+                f"PostgreSQL: copying the sample of {plan.name} failed: {error_text(exc)}"
+            ) from exc
 
     def count(self, plan: TablePlan) -> int:
         return _count(self.sandbox, self._staged(plan.name))

@@ -6,6 +6,7 @@ Identifiers reach SQL through `Relation.sql()` / `quote()` (sqlglot), never by s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -93,3 +94,44 @@ class Engine(Protocol):
 
 def render(sql: str | exp.Expression, dialect: str) -> str:
     return sql if isinstance(sql, str) else sql.sql(dialect=dialect)
+
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.])", re.IGNORECASE)
+
+
+def _redact_quoted(text: str, quotes: str) -> str:
+    """Each quoted part of `text` as `'…'`: from an opening quote to the last quote of the same
+    kind (a value may hold that quote itself), or to the end of the line when it is unclosed."""
+    # An apostrophe inside a word ("can't") opens nothing; anything else does.
+    opening = re.compile(f"(?<!\\w)[{quotes}]|[{quotes}](?!\\w)")
+    out: list[str] = []
+    position = 0
+    while True:
+        match = opening.search(text, position)
+        if match is None:
+            out.append(text[position:])
+            return "".join(out)
+        start, quote_char = match.start(), match.group()
+        end = text.rfind(quote_char)
+        closed = end > start
+        out.append(f"{text[position:start]}{quote_char}…{quote_char if closed else ''}")
+        if not closed:
+            return "".join(out)
+        position = end + 1
+
+
+def redact_error(text: str, *, keep_identifiers: bool) -> str:
+    """The first line of an engine's error message with the data values it may quote taken out.
+
+    Engines quote the offending value in data errors ("Could not convert string 'alice@…' to
+    INT64", `invalid input syntax for type bigint: "…"`, `duplicate key "5"`): production values
+    must not reach terminals and CI logs that way. String literals are always redacted; with
+    `keep_identifiers` (errors about names: unknown table, syntax) double-quoted identifiers
+    stay readable, otherwise they go too, and so do bare numbers. Later lines (SQL context,
+    PostgreSQL's DETAIL `Key (email)=(…)`) are dropped.
+    """
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
+    if keep_identifiers:
+        return _redact_quoted(line, "'")
+    return _NUMBER.sub("…", _redact_quoted(line, "'\""))

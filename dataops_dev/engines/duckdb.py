@@ -10,10 +10,22 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from dataops_dev.engines.base import Column, Relation, quote, render
+from dataops_dev.engines.base import Column, Relation, quote, redact_error, render
 from dataops_dev.errors import EngineError, LockedError
 
 _LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.IGNORECASE)
+
+# Errors about names and statements (unknown table, syntax, files), which quote identifiers, not
+# data: their identifiers stay readable. Every other error may quote a row's value.
+_NAME_ERRORS = (
+    duckdb.CatalogException,
+    duckdb.BinderException,
+    duckdb.ParserException,
+    duckdb.IOException,
+    duckdb.TransactionException,
+    duckdb.NotImplementedException,
+    duckdb.PermissionException,
+)
 
 
 def _translate(exc: duckdb.Error, path: str) -> Exception:
@@ -25,7 +37,10 @@ def _translate(exc: duckdb.Error, path: str) -> Exception:
             f"database file {path} is in use by another process{holder}",
             "wait for the other dataops-dev/dbt command to finish, then retry",
         )
-    return EngineError(f"DuckDB: {text.splitlines()[0] if text else exc!r}")
+    about_names = isinstance(exc, _NAME_ERRORS)
+    return EngineError(
+        f"DuckDB: {redact_error(text, keep_identifiers=about_names) or type(exc).__name__}"
+    )
 
 
 class DuckDBEngine:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from dataops_dev.engines.base import Column, Relation, render
+from dataops_dev.engines.base import Column, Relation, redact_error, render
 from dataops_dev.errors import EngineError
 
 
@@ -24,6 +24,19 @@ def conninfo_from_credentials(credentials: Mapping[str, Any], database: str | No
         "sslmode": credentials.get("sslmode"),
     }
     return make_conninfo(**{k: str(v) for k, v in params.items() if v not in (None, "")})
+
+
+# SQLSTATE classes of errors about names, sessions and resources: their double-quoted parts are
+# identifiers, kept readable. Data exceptions (22), constraint violations (23) and anything else
+# may quote a row's value.
+_NAME_CLASSES = frozenset({"08", "25", "3D", "3F", "40", "42", "53", "55", "57"})
+
+
+def error_text(exc: Exception) -> str:
+    """A psycopg error as one line with no data value in it (see `redact_error`)."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    about_names = sqlstate[:2] in _NAME_CLASSES
+    return redact_error(str(exc), keep_identifiers=about_names) or type(exc).__name__
 
 
 class PostgresEngine:
@@ -48,7 +61,7 @@ class PostgresEngine:
         try:
             cursor = self.connection.execute(text.replace("?", "%s") if params else text, params)
         except psycopg.Error as exc:
-            raise EngineError(f"PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
+            raise EngineError(f"PostgreSQL: {error_text(exc)}") from exc
         return cursor
 
     def execute(self, sql: str | exp.Expression, params: Sequence[Any] | None = None) -> None:

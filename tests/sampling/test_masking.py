@@ -305,6 +305,10 @@ def test_rule_parsing_is_strict() -> None:
         m.MaskRule.parse({"transformer": "email", "keep_domian": True}, "x")
     with pytest.raises(ConfigError):
         m.MaskRule.parse({"transformer": "noise", "ratio": True}, "x")
+    assert m.MaskRule.parse({"transformer": "hmac_int", "bits": 20}, "x").options == {"bits": 20}
+    for bits in (21, 0, 64):  # odd widths are no bijection; 64 overflows the BIGINT products
+        with pytest.raises(ConfigError, match="even number from 2 to 62"):
+            m.MaskRule.parse({"transformer": "hmac_int", "bits": bits}, "x")
 
 
 def _facts(column: str, data_type: str = "VARCHAR", **kwargs: Any) -> m.ColumnFacts:

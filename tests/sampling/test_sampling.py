@@ -293,3 +293,91 @@ def test_masked_integer_keys_stay_joinable(production: Path, tmp_path: Path) -> 
     assert masked["app.orders"]["customer_id"].startswith("hmac_int")
     assert masked["app.events"]["customer_id"] == masked["app.customers"]["customer_id"]
     engine.close()
+
+
+def _hmac_int(table: str, column: str, **options: Any) -> ColumnClass:
+    return ColumnClass(table, column, None, MaskRule(Transformer.HMAC_INT, options), Reason.CONFIG)
+
+
+def test_hmac_int_on_text_columns_is_a_config_error(production: Path, tmp_path: Path) -> None:
+    """A text column cast to BIGINT would fail with its value in DuckDB's message: refused first."""
+    for mask, named in (
+        (_hmac_int("app.customers", "email"), "app.customers.email is VARCHAR"),
+        # countries.code (text) is joined to stores.country: the rule would reach it too
+        (_hmac_int("app.stores", "country"), "app.countries.code, which is joined to it"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            _sample(production, tmp_path / "text.duckdb", CONFIG, (mask,))
+        assert named in caught.value.message and "not an integer" in caught.value.message
+        assert "@mail.test" not in caught.value.message and "hmac_id" in str(caught.value.hint)
+
+
+def test_hmac_int_keeps_configured_bits_that_fit(production: Path, tmp_path: Path) -> None:
+    masks = (_hmac_int("app.customers", "customer_id", bits=20),)
+    outcome, engine = _sample(production, tmp_path / "bits.duckdb", CONFIG, masks)
+    masked = {t.table: dict(t.masked) for t in outcome.tables}
+    assert masked["app.orders"]["customer_id"] == "hmac_int(bits=20)"
+    assert masked["app.customers"]["customer_id"] == "hmac_int(bits=20)"
+    ids = [r[0] for r in engine.fetchall("select customer_id from app.customers")]
+    assert ids and all(0 <= i < 1 << 20 for i in ids) and len(set(ids)) == len(ids)
+    assert _orphans(engine) == 0
+    engine.close()
+    with pytest.raises(ConfigError) as caught:
+        _sample(
+            production,
+            tmp_path / "wide.duckdb",
+            CONFIG,
+            (_hmac_int("app.stores", "store_no", bits=40),),
+        )
+    assert "bits=40 does not fit" in caught.value.message and "INTEGER" in caught.value.message
+    with pytest.raises(ConfigError, match="different bits"):
+        _sample(
+            production,
+            tmp_path / "clash.duckdb",
+            CONFIG,
+            (
+                _hmac_int("app.customers", "customer_id", bits=20),
+                _hmac_int("app.orders", "customer_id", bits=22),
+            ),
+        )
+
+
+def test_hmac_int_stays_inside_small_integer_types(tmp_path: Path) -> None:
+    """Masked keys cast back to TINYINT / UTINYINT / SMALLINT without overflow, still unique."""
+    path = tmp_path / "small.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema app")
+    con.execute(
+        "create table app.small as select i::tinyint as t, i::utinyint as u, i::smallint as s"
+        " from range(0, 128) r(i)"
+    )
+    con.close()
+    graph = FkGraph(
+        tables={
+            "app.small": SourceTable("app.small", "app.small", Relation("app", "small"), ("t",))
+        },
+        edges=(),
+    )
+    engine = DuckDBEngine(tmp_path / "out.duckdb")
+    engine.attach(path, "prod")
+    source = exp.table_("small", db="app", catalog="prod", quoted=True)
+    plan = plan_sample(
+        graph,
+        columns={"app.small": tuple(engine.columns(Relation("app", "small", "prod")))},
+        sources={"app.small": source},
+        config=SampleConfig(rate=1.0),
+        masks=tuple(_hmac_int("app.small", c) for c in ("t", "u", "s")),
+        production_rows={"app.small": 128},
+    )
+    run_sample(
+        plan,
+        work=engine,
+        writer=DuckDBSampleWriter(engine, {"app.small": Relation("app", "small")}),
+        salt=SALT,
+        production_rows={"app.small": 128},
+    )
+    for column in ("t", "u", "s"):
+        values = [r[0] for r in engine.fetchall(f"select {column} from app.small")]
+        assert len(values) == 128 and len(set(values)) == 128
+        assert values != list(range(128))
+    engine.close()
