@@ -34,7 +34,7 @@ from dataops_dev.errors import (
     ProjectError,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter
-from dataops_dev.sources import SOURCE_ALIAS, SourceData
+from dataops_dev.sources import SOURCE_ALIAS, SourceData, sandbox_database, utc_now
 
 NAME_SLUG_MAX = 40
 BASELINE_PREFIX = "base_"
@@ -147,10 +147,6 @@ class EnvironmentInfo:
         data = asdict(self)
         data["status"] = self.status
         return data
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _record_from_dict(data: Mapping[str, Any] | None) -> BuildRecord | None:
@@ -288,7 +284,7 @@ class Environments:
             branch=branch,
             kind=kind,
             backend=self.backend,
-            created_at=_now(),
+            created_at=utc_now(),
             database=database,
         )
         with self.lock(name):
@@ -369,7 +365,7 @@ class Environments:
                 "wait for it to finish (or stop it), then run the command again",
             ) from None
         try:
-            holder_file.write_text(f"pid {os.getpid()} since {_now()}", "utf-8")
+            write_text_atomic(holder_file, f"pid {os.getpid()} since {utc_now()}")
             yield
         finally:
             holder_file.unlink(missing_ok=True)
@@ -396,7 +392,7 @@ class Environments:
                 if info.backend == "duckdb"
                 else _WarehouseBackend(self.loaded, self, info)
             )
-            started = _now()
+            started = utc_now()
             timings: dict[str, float] = {}
             nodes: tuple[NodeStatus, ...] = ()
             t0 = time.perf_counter()
@@ -408,7 +404,7 @@ class Environments:
                     commit=request.commit,
                     dirty=request.dirty,
                     started_at=started,
-                    finished_at=_now(),
+                    finished_at=utc_now(),
                     status=status,
                     timings={**timings, "total": round(time.perf_counter() - t0, 3)},
                     nodes=nodes,
@@ -627,25 +623,21 @@ class _DuckDBBackend(_Backend):
         self.staging = envs.root / f"{info.name}.building.duckdb"
 
     def prepare(self, source: SourceData, request: BuildRequest) -> None:
-        import duckdb
+        from dataops_dev.engines.duckdb import DuckDBEngine
 
         if source.duckdb_file is None:
             raise ProjectError("DuckDB environments need source data in a DuckDB file")
         self.abort()
         self.staging.parent.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(str(self.staging))
-        try:
-            literal = str(source.duckdb_file).replace("'", "''")
-            connection.execute(f"ATTACH '{literal}' AS {quote(SOURCE_ALIAS, 'duckdb')} (READ_ONLY)")
+        with DuckDBEngine(self.staging) as engine:
+            engine.attach(source.duckdb_file, SOURCE_ALIAS, read_only=True)
             for schema in sorted({r.schema for r in source.relations}):
-                connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, 'duckdb')}")
+                engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, 'duckdb')}")
             for relation in source.relations:
                 target = Relation(schema=relation.schema, name=relation.name).sql("duckdb")
                 origin = Relation(relation.schema, relation.name, SOURCE_ALIAS).sql("duckdb")
-                connection.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {origin}")
-            connection.execute("CHECKPOINT")
-        finally:
-            connection.close()
+                engine.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {origin}")
+            engine.execute("CHECKPOINT")
 
     def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
         production = _production_output(self.envs.loaded)
@@ -683,13 +675,10 @@ class _DuckDBBackend(_Backend):
         )
 
     def publish(self, staging_target: Path) -> tuple[str, ...]:
-        import duckdb
+        from dataops_dev.engines.duckdb import DuckDBEngine
 
-        connection = duckdb.connect(str(self.staging))
-        try:
-            connection.execute("CHECKPOINT")
-        finally:
-            connection.close()
+        with DuckDBEngine(self.staging) as engine:
+            engine.execute("CHECKPOINT")
         Path(str(self.final) + ".wal").unlink(missing_ok=True)
         os.replace(self.staging, self.final)
         return _manifest_schemas(staging_target)
@@ -729,15 +718,8 @@ class _WarehouseBackend(_Backend):
         return output
 
     def sandbox_database(self) -> str:
-        production = self.production()
-        prod_db = str(production.get("dbname") or production.get("database"))
-        sandbox = self.loaded.config.backend.sandbox_database or f"{prod_db}_dataops"
-        if sandbox == prod_db:
-            raise ConfigError(
-                "backend.sandbox_database is production's database",
-                "environments must never live in production: name another database",
-            )
-        return sandbox
+        self.production()  # the warehouse backend speaks PostgreSQL
+        return sandbox_database(self.loaded)
 
     @contextlib.contextmanager
     def engine(self) -> Iterator[Any]:

@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from sqlglot import exp
 
-from dataops_dev.atomic import write_json_atomic
+from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
-from dataops_dev.dbt.project import load_profile_target
+from dataops_dev.dbt.project import database_name_of, load_profile_target
 from dataops_dev.engines.base import Column, Engine, Relation
 from dataops_dev.errors import ConfigError, DataopsError, EngineError, LockedError, ProjectError
 from dataops_dev.fkgraph import GRAPH_VERSION, FkGraph, build_graph, parse_edge_text
@@ -196,7 +196,7 @@ def _file_identity(path: Path) -> str:
     return "duckdb:" + str(path) + ":" + ",".join(parts)
 
 
-def _backend(loaded: LoadedConfig, output: Mapping[str, Any]) -> Literal["duckdb", "warehouse"]:
+def _backend(output: Mapping[str, Any]) -> Literal["duckdb", "warehouse"]:
     if output.get("type") == "duckdb":
         return "duckdb"
     if output.get("type") == "postgres":
@@ -207,7 +207,8 @@ def _backend(loaded: LoadedConfig, output: Mapping[str, Any]) -> Literal["duckdb
     )
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now in UTC, to the second: the timestamps of sample records and environment metadata."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -233,7 +234,7 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
     REPEATABLE READ transaction, rolled back at the end (its temporary tables vanish with it).
     """
     output = load_profile_target(loaded)
-    backend = _backend(loaded, output)
+    backend = _backend(output)
     if backend == "duckdb":
         from dataops_dev.engines.duckdb import DuckDBEngine
 
@@ -246,10 +247,8 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
             engine = DuckDBEngine(work_file)
             engine.attach(path, PRODUCTION_ALIAS, read_only=True)
             catalog = PRODUCTION_ALIAS
-        # DuckDB draws its own progress bar on stdout for long queries: stdout carries data only.
-        engine.execute("SET enable_progress_bar = false")
         try:
-            yield Production(engine, "duckdb", "duckdb", identity, _now(), catalog, output)
+            yield Production(engine, "duckdb", "duckdb", identity, utc_now(), catalog, output)
         finally:
             engine.close()
         return
@@ -259,7 +258,7 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
     try:
         identity = _postgres_identity(engine_pg, output)
         engine_pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        snapshot = _now()
+        snapshot = utc_now()
         engine_pg.fetchall("SELECT 1")  # the snapshot is taken by the first statement
         try:
             yield Production(engine_pg, "postgres", "warehouse", identity, snapshot, None, output)
@@ -535,8 +534,7 @@ def load_manifest(loaded: LoadedConfig, reporter: Reporter = NULL_REPORTER) -> M
     if fresh and stamp.read_text(encoding="utf-8") == f"{key}:{path.stat().st_mtime_ns}":
         return Manifest.load(path)
     manifest = parse_project(loaded, reporter=reporter)
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(f"{key}:{path.stat().st_mtime_ns}", encoding="utf-8")
+    write_text_atomic(stamp, f"{key}:{path.stat().st_mtime_ns}")
     return manifest
 
 
@@ -598,7 +596,7 @@ def _sample_lock(loaded: LoadedConfig) -> Iterator[None]:
 
 def _current_identity(loaded: LoadedConfig) -> str:
     output = load_profile_target(loaded)
-    if _backend(loaded, output) == "duckdb":
+    if _backend(output) == "duckdb":
         return _file_identity(_duckdb_production_path(loaded, output))
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
 
@@ -651,7 +649,7 @@ def _build(loaded: LoadedConfig, salt: Salt, sample_id: str, reporter: Reporter)
     directory = samples_dir(loaded)
     directory.mkdir(parents=True, exist_ok=True)
     output = load_profile_target(loaded)
-    if _backend(loaded, output) == "duckdb":
+    if _backend(output) == "duckdb":
         return _build_duckdb(loaded, salt, sample_id, manifest, lock, reporter)
     return _build_warehouse(loaded, salt, sample_id, manifest, lock, reporter)
 
@@ -728,7 +726,7 @@ def _record(
         sample_id=sample_id,
         backend=backend,
         location=location,
-        created_at=_now(),
+        created_at=utc_now(),
         snapshot_time=production.snapshot_time,
         salt_env=salt.variable,
         salt_fingerprint=salt.fingerprint,
@@ -782,22 +780,32 @@ def _build_duckdb(
     return record
 
 
-def sandbox_database(loaded: LoadedConfig, output: Mapping[str, Any]) -> str:
-    """The warehouse sandbox (same rule as environments): never production's database."""
-    prod_db = str(output.get("dbname") or output.get("database") or "")
-    sandbox = loaded.config.backend.sandbox_database or f"{prod_db}_dataops"
-    if sandbox == prod_db:
+def sandbox_database(loaded: LoadedConfig) -> str:
+    """The warehouse sandbox database, where the sample and every environment live.
+
+    `backend.sandbox_database`, else `<production database>_dataops`; always compared with the
+    production target's database (not `backend.target`'s), which it must never be.
+    """
+    production = database_name_of(load_profile_target(loaded))
+    configured = loaded.config.backend.sandbox_database
+    if not configured and not production:
+        raise ConfigError(
+            f"the `{loaded.config.production.target}` target names no database",
+            "set backend.sandbox_database in dataops_dev.yml",
+        )
+    sandbox = configured or f"{production}_dataops"
+    if sandbox == production:
         raise ConfigError(
             "backend.sandbox_database is production's database",
-            "the sample must never be written into production: name another database",
+            "the sample and environments must never be written into production: "
+            "name another database",
         )
     return sandbox
 
 
-def _sandbox_engine(loaded: LoadedConfig, output: Mapping[str, Any], name: str) -> Any:
+def _sandbox_engine(loaded: LoadedConfig, name: str) -> Any:
     from psycopg import sql
 
-    from dataops_dev.dbt.project import load_profile_target
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
 
     credentials = load_profile_target(loaded, loaded.config.backend.target or None)
@@ -822,9 +830,8 @@ def _build_warehouse(
     lock: Mapping[str, Any] | None,
     reporter: Reporter,
 ) -> SampleRecord:
-    output = load_profile_target(loaded)
-    sandbox_name = sandbox_database(loaded, output)
-    sandbox = _sandbox_engine(loaded, output, sandbox_name)
+    sandbox_name = sandbox_database(loaded)
+    sandbox = _sandbox_engine(loaded, sandbox_name)
     try:
         with open_production(loaded) as production:
             writers: list[PostgresSampleWriter] = []

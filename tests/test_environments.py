@@ -239,3 +239,43 @@ def test_gc_drops_gone_branches_and_keeps_main_baseline(sample_project_copy: Pat
     assert dropped == {kept_branch.name}
     remaining = {e.name for e in envs.all()}
     assert remaining == {environment_name("main"), baseline_name(main_sha)}
+
+
+# -- the warehouse sandbox database ------------------------------------------------------------
+
+
+def _warehouse_config(tmp_path: Path, prod_dbname: str, config: str = "") -> Path:
+    (tmp_path / "dbt_project.yml").write_text("name: p\nversion: '1'\nprofile: p\n")
+    prod = f"      dbname: {prod_dbname}\n" if prod_dbname else ""
+    (tmp_path / "profiles.yml").write_text(
+        "p:\n  target: prod\n  outputs:\n"
+        f"    prod:\n      type: postgres\n      host: h\n      user: u\n{prod}"
+        "    conn:\n      type: postgres\n      host: h\n      user: u\n      dbname: postgres\n"
+    )
+    (tmp_path / "dataops_dev.yml").write_text(
+        f"version: 1\nbackend:\n  type: warehouse\n  target: conn\n{config}"
+    )
+    return tmp_path
+
+
+def test_sample_and_environments_agree_on_the_sandbox(tmp_path: Path) -> None:
+    """One rule: named after (and never equal to) the production target's database, even when
+    `backend.target` connects through another target."""
+    from dataops_dev.environments import _WarehouseBackend
+    from dataops_dev.sources import sandbox_database
+
+    loaded = load_config(_warehouse_config(tmp_path, "shop"))
+    assert sandbox_database(loaded) == "shop_dataops"
+    assert _WarehouseBackend(loaded).sandbox_database() == "shop_dataops"
+    assert Environments(loaded).create("main").database == "shop_dataops"
+
+    clash = load_config(_warehouse_config(tmp_path, "shop", "  sandbox_database: shop\n"))
+    with pytest.raises(ConfigError, match="production's database"):
+        sandbox_database(clash)
+
+    nameless = load_config(_warehouse_config(tmp_path, ""))
+    with pytest.raises(ConfigError, match="names no database") as caught:
+        _WarehouseBackend(nameless).sandbox_database()
+    assert "None" not in caught.value.message
+    named = load_config(_warehouse_config(tmp_path, "", "  sandbox_database: box\n"))
+    assert sandbox_database(named) == "box"
