@@ -97,25 +97,45 @@ def branches(path: Path) -> set[str]:
 
 
 def export_tree(path: Path, commit: str, subdir: str, destination: Path) -> Path:
-    """Write the files of `subdir` at `commit` into `destination` (replaced atomically).
+    """Write the files of `subdir` at `commit` into `destination`, replacing it as a whole.
 
-    Returns the directory that corresponds to `subdir` inside `destination`.
+    The tree is extracted beside it first; then the previous tree is renamed aside, the new one
+    renamed in, and only then the old one removed, so `destination` is never half-written and
+    is missing only between two renames. Staging names carry the process id (no two processes
+    share one). Returns the directory that corresponds to `subdir` inside `destination`.
     """
     repo = _repo(path)
     archive = io.BytesIO()
-    args = [commit] + ([subdir] if subdir not in ("", ".") else [])
+    # `path` by keyword: the third positional argument of `archive` is the name prefix.
+    only = {"path": subdir} if subdir not in ("", ".") else {}
     try:
-        repo.archive(archive, *args, format="tar")
+        repo.archive(archive, commit, format="tar", **only)
     except Exception as exc:  # noqa: BLE001 - GitPython raises several types here
         raise GitError(f"cannot read {subdir or 'the project'} at {commit[:12]}: {exc}") from exc
-    staging = destination.with_name(destination.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    archive.seek(0)
-    with tarfile.open(fileobj=archive) as tar:
-        tar.extractall(staging, filter="data")
-    shutil.rmtree(destination, ignore_errors=True)
-    os.replace(staging, destination)
+    pid = os.getpid()
+    staging = destination.with_name(f"{destination.name}.tmp-{pid}")
+    aside = destination.with_name(f"{destination.name}.old-{pid}")
+    for leftover in (staging, aside):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        archive.seek(0)
+        with tarfile.open(fileobj=archive) as tar:
+            tar.extractall(staging, filter="data")
+        try:
+            os.replace(destination, aside)
+            moved = True
+        except FileNotFoundError:
+            moved = False
+        try:
+            os.replace(staging, destination)
+        except OSError:
+            if moved and not destination.exists():
+                os.replace(aside, destination)  # the previous tree goes back
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
     return destination / subdir if subdir not in ("", ".") else destination
 
 
