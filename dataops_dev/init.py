@@ -147,10 +147,12 @@ def run_init(
     lock = None if force else read_lock(loaded)
     with open_production(loaded) as production:
         inspection = inspect_production(loaded, production, manifest, lock=lock, reporter=reporter)
+    # `source` is the file the config came from ("<path> [tool.dataops_dev]" for pyproject.toml);
+    # only without one does init propose a dataops_dev.yml.
     config_path = (
-        Path(loaded.source)
-        if loaded.source.endswith(CONFIG_FILE)
-        else loaded.project_dir / CONFIG_FILE
+        loaded.project_dir / CONFIG_FILE
+        if loaded.source == "defaults"
+        else Path(loaded.source.removesuffix(" [tool.dataops_dev]"))
     )
     written = False
     if loaded.source == "defaults" and not config_path.exists():

@@ -381,3 +381,17 @@ def test_postgres_sample_matches_duckdb_and_never_writes_production(
         os.environ.pop("DATAOPS_PG_DATABASE", None)
         with psycopg.connect(pg_conninfo("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{sandbox}" WITH (FORCE)')
+
+
+def test_init_reports_the_pyproject_it_read(tmp_path: Path, sample_project_prod: Path) -> None:
+    """Config in pyproject.toml: init names that file and proposes no dataops_dev.yml."""
+    from dataops_dev.init import run_init
+
+    project = _copy_project(tmp_path / "project", sample_project_prod)
+    (project / "dataops_dev.yml").unlink()
+    (project / "pyproject.toml").write_text("[tool.dataops_dev]\nversion = 1\n", encoding="utf-8")
+    loaded = load_config(project)
+    result = run_init(loaded)
+    assert result.config_path == project / "pyproject.toml"
+    assert result.config_written is False
+    assert not (project / "dataops_dev.yml").exists()
