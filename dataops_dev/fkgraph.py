@@ -345,8 +345,9 @@ class _ManifestSql:
     """A model's SQL: its compiled code, else its Jinja rendered by the light renderer with the
     project's own macros from the manifest (a `dbt parse` manifest has no compiled code)."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, project_vars: Mapping[str, Any] | None = None) -> None:
         self.manifest = manifest
+        self.project_vars = dict(project_vars or {})
         self._renderer: Renderer | None = None
 
     def __call__(self, node: Node) -> str | None:
@@ -363,8 +364,10 @@ class _ManifestSql:
             for uid, raw in sorted((self.manifest.data.get("macros") or {}).items())
             if raw.get("package_name") == project
         )
-        # No project directory here: macros come from the manifest, vars only from defaults.
-        context = context_for(Path(), self.manifest, project_name=project, vars={}, macro_paths=())
+        # No project directory here: macros come from the manifest, vars from the caller.
+        context = context_for(
+            Path(), self.manifest, project_name=project, vars=self.project_vars, macro_paths=()
+        )
         return Renderer(replace(context, macro_files=macros), self.manifest)
 
 
@@ -501,6 +504,7 @@ def build_graph(
     extra_edges: Sequence[ForeignKey] = (),
     primary_keys: Mapping[str, Sequence[str]] | None = None,
     sql_for: Callable[[Node], str | None] | None = None,
+    project_vars: Mapping[str, Any] | None = None,
 ) -> FkGraph:
     """The FK graph between source tables.
 
@@ -511,6 +515,7 @@ def build_graph(
         primary_keys: `source.table` -> key columns from the config (win over the manifest).
         sql_for: a model's SQL, None when there is none (default: its compiled code, else its
             Jinja rendered with the manifest's macros); may raise `RenderError`.
+        project_vars: `vars:` of dbt_project.yml, for the default renderer's `var()`.
     """
     tables = _source_tables(manifest)
     for name, columns in (primary_keys or {}).items():
@@ -535,7 +540,7 @@ def build_graph(
         },
         source_columns or {},
         dialect,
-        sql_for or _ManifestSql(manifest),
+        sql_for or _ManifestSql(manifest, project_vars),
     )
     edges: dict[tuple[str, tuple[str, ...], str, tuple[str, ...]], ForeignKey] = {}
     for raw in raw_edges:

@@ -21,7 +21,7 @@ from sqlglot import exp
 from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
-from dataops_dev.dbt.project import database_name_of, load_profile_target
+from dataops_dev.dbt.project import database_name_of, load_profile_target, read_project
 from dataops_dev.engines.base import Column, Engine, Relation
 from dataops_dev.errors import ConfigError, DataopsError, EngineError, LockedError, ProjectError
 from dataops_dev.fkgraph import GRAPH_VERSION, FkGraph, build_graph, parse_edge_text
@@ -355,6 +355,7 @@ def inspect_production(
             dialect=production.dialect,
             extra_edges=extra,
             primary_keys=config.sample.primary_keys,
+            project_vars=read_project(loaded.project_dir).vars,
         )
         if graph.unmapped:
             reporter.message(

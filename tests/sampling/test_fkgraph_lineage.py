@@ -115,6 +115,9 @@ def test_a_model_that_cannot_be_rendered_is_reported_with_the_reason() -> None:
         sql_for=lambda node: "select cust as customer_id from raw.orders where region = 'eu'",
     )
     assert labels == {"shop.orders(cust) -> shop.customers(customer_id)"} and not unmapped
+    # or just the project's vars (dbt_project.yml), for the default renderer
+    labels, unmapped = _labels(manifest, project_vars={"region": "eu"})
+    assert labels == {"shop.orders(cust) -> shop.customers(customer_id)"} and not unmapped
 
 
 def test_python_models_and_missing_sql_do_not_map() -> None:
