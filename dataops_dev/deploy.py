@@ -17,16 +17,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataops_dev.atomic import write_bytes_atomic, write_json_atomic
 from dataops_dev.config import LoadedConfig
-from dataops_dev.dbt.manifest import Manifest
+from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.dbt.project import load_profile_target
 from dataops_dev.environments import write_profile
 from dataops_dev.errors import BlockingFindings, BuildError, ProjectError, UsageError
-from dataops_dev.report.model import Finding, ModelStatus, Report
+from dataops_dev.report.model import Finding, ModelStatus, Report, Verdict
 from dataops_dev.reporting import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:
+    from dataops_dev.dbt.runner import DbtRun
 
 STAGING_SUFFIX = "__dataops_deploy"
 
@@ -52,10 +55,13 @@ class DeployPlan:
     blocked_by: tuple[Finding, ...] = ()
     stale: str | None = None
     """Why the review does not describe the code being deployed, if it does not."""
+    error: str | None = None
+    """Why the review did not finish (the branch did not build), if it did not: nothing it
+    reports was checked, so no approval can stand in for it."""
 
     @property
     def allowed(self) -> bool:
-        return not self.blocked_by and self.stale is None
+        return not self.blocked_by and self.stale is None and self.error is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +70,7 @@ class DeployPlan:
             "commit": self.commit,
             "allowed": self.allowed,
             "stale": self.stale,
+            "error": self.error,
             "blocked_by": [
                 {
                     "fingerprint": f.fingerprint,
@@ -100,7 +107,13 @@ def production_manifest_path(loaded: LoadedConfig) -> Path:
     configured = loaded.config.production.manifest
     if configured:
         path = Path(configured)
-        return path if path.is_absolute() else loaded.root / path
+        path = path if path.is_absolute() else loaded.root / path
+        if not path.is_file():
+            raise ProjectError(
+                f"production.manifest points to {path}, which does not exist",
+                "fix `production.manifest` in dataops_dev.yml, or remove it to parse the main branch",
+            )
+        return path
     path = loaded.state_dir / "production" / "manifest.json"
     if path.exists():
         return path
@@ -122,7 +135,7 @@ def production_manifest_path(loaded: LoadedConfig) -> Path:
     )
     if not run.success:
         raise ProjectError(f"cannot parse production's code at {commit[:8]}: {run.error}")
-    shutil.copy(target / "manifest.json", path)
+    write_bytes_atomic(path, (target / "manifest.json").read_bytes())
     return path
 
 
@@ -167,6 +180,9 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
                 row_change=change,
             )
         )
+    error = None
+    if report.error or report.verdict is Verdict.ERROR:
+        error = f"the review did not finish: {report.error or 'its verdict is error'}"
     return DeployPlan(
         target=str(output.get("_target_name")),
         target_type=str(output.get("type")),
@@ -174,6 +190,7 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
         models=tuple(models),
         blocked_by=report.blocking,
         stale=stale,
+        error=error,
     )
 
 
@@ -198,6 +215,11 @@ def deploy(
 ) -> DeployResult:
     """Promote the reviewed branch to production, atomically, or raise and change nothing."""
     plan = plan_deploy(loaded, report)
+    if plan.error:
+        raise BuildError(
+            f"deploy refused: {plan.error}",
+            "fix the build, then run `dataops-dev review` and deploy",
+        )
     if plan.stale:
         raise UsageError(f"deploy refused: {plan.stale}", "run `dataops-dev review` first")
     if plan.blocked_by:
@@ -257,10 +279,15 @@ def _run(
     target: Path,
     reporter: Reporter,
     label: str,
-) -> Any:
+) -> DbtRun:
+    """dbt against production's staging area; raises (production untouched) unless it succeeded.
+
+    The error names the failed models and tests only: dbt's messages come from the production
+    database and can quote its values, so they are withheld (and its log goes with `work`).
+    """
     from dataops_dev.dbt.runner import run_dbt
 
-    return run_dbt(
+    run = run_dbt(
         command,
         args,
         project_dir=loaded.project_dir,
@@ -271,7 +298,19 @@ def _run(
         task_key=f"deploy-{command}",
         cwd=loaded.project_dir,
         label=label,
+        redact_errors=True,
     )
+    if not run.success:
+        raise BuildError(
+            f"deploy aborted, production is unchanged: dbt {command} failed: {run.error}",
+            "dbt's own message is withheld (it can quote production values): reproduce it on "
+            "the masked sample with `dataops-dev review`; fix, review again, then deploy",
+        )
+    return run
+
+
+def _wal(database: Path) -> Path:
+    return database.with_name(database.name + ".wal")
 
 
 def _deploy_duckdb(
@@ -290,51 +329,61 @@ def _deploy_duckdb(
     production = duckdb_path(loaded, output)
     staging = work / production.name
     # A read-only connection holds DuckDB's shared lock: no other process can write production
-    # while we build its replacement.
+    # while we build its replacement, and it is held until the replacement is in place, so no
+    # write can land in the file we are about to replace.
     guard = duckdb.connect(str(production), read_only=True)
     try:
-        start = time.perf_counter()
-        shutil.copy2(production, staging)
-        timings["copy"] = round(time.perf_counter() - start, 3)
-        profile = write_profile(
-            loaded,
-            work / "profile",
-            {**output, "path": str(staging), "attach": output.get("attach") or []},
-        )
-        select = _selection(plan)
-        target = work / "target"
-        start = time.perf_counter()
-        if select:
-            run = _run(
-                loaded,
-                "build",
-                ["--select", *select],
-                profile,
-                target,
-                reporter,
-                "dbt build into production's staging copy",
-            )
-            if not run.success:
-                raise BuildError(
-                    f"deploy aborted, production is unchanged: {run.error}",
-                    "fix the failure, review again, then deploy",
-                )
-        else:
-            _run(loaded, "parse", [], profile, target, reporter, "dbt parse")
-        _drop_removed_duckdb(staging, plan, state)
-        timings["build"] = round(time.perf_counter() - start, 3)
-        check = duckdb.connect(str(staging))
         try:
-            check.execute("CHECKPOINT")
-        finally:
-            check.close()
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+            start = time.perf_counter()
+            shutil.copy2(production, staging)
+            # Committed transactions not yet checkpointed live only in the WAL: copied along,
+            # the staging connection replays them and the CHECKPOINT below folds them in.
+            if _wal(production).exists():
+                shutil.copy2(_wal(production), _wal(staging))
+            timings["copy"] = round(time.perf_counter() - start, 3)
+            profile = write_profile(
+                loaded,
+                work / "profile",
+                {**output, "path": str(staging), "attach": output.get("attach") or []},
+            )
+            select = _selection(plan)
+            target = work / "target"
+            start = time.perf_counter()
+            if select:
+                _run(
+                    loaded,
+                    "build",
+                    ["--select", *select],
+                    profile,
+                    target,
+                    reporter,
+                    "dbt build into production's staging copy",
+                )
+            else:
+                _run(loaded, "parse", [], profile, target, reporter, "dbt parse")
+            _drop_removed_duckdb(staging, plan, state)
+            timings["build"] = round(time.perf_counter() - start, 3)
+            check = duckdb.connect(str(staging))
+            try:
+                check.execute("CHECKPOINT")
+            finally:
+                check.close()
+            if _wal(staging).exists():
+                raise BuildError(
+                    "deploy aborted, production is unchanged: the staging copy kept a WAL "
+                    "after its checkpoint",
+                    "retry the deploy; report it if it persists",
+                )
+            os.replace(staging, production)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        # Only now: production's WAL belongs to the file just replaced (its rows are in the new
+        # one). Removed first, a crash before the rename would lose them; left behind, DuckDB
+        # refuses it (its checkpoint iteration does not match) and production would not open.
+        _wal(production).unlink(missing_ok=True)
     finally:
         guard.close()
-    Path(str(production) + ".wal").unlink(missing_ok=True)
-    os.replace(staging, production)
     return target
 
 
@@ -349,15 +398,29 @@ def _drop_removed_duckdb(staging: Path, plan: DeployPlan, state: Path) -> None:
     manifest = Manifest.load(state)
     connection = duckdb.connect(str(staging))
     try:
-        for model in removed:
-            node = manifest.nodes.get(model.unique_id)
-            if node is None or node.materialized == "ephemeral":
+        for node in _children_first(manifest, {m.unique_id for m in removed}):
+            if node.materialized == "ephemeral":
                 continue
             relation = Relation(schema=node.schema or "main", name=node.identifier).sql("duckdb")
             kind = "VIEW" if node.materialized == "view" else "TABLE"
             connection.execute(f"DROP {kind} IF EXISTS {relation}")
     finally:
         connection.close()
+
+
+def _children_first(manifest: Manifest, unique_ids: set[str]) -> list[Node]:
+    """The manifest's models among `unique_ids`, each before the models it selects from: an
+    old relation can only be dropped once the views that read it are gone."""
+    from dataops_dev.lineage import topological_models
+
+    return [n for n in reversed(topological_models(manifest)) if n.unique_id in unique_ids]
+
+
+def _staging_schemas(engine: Any, prefix: str) -> list[str]:
+    """Every schema of the production database that a deploy's staging build created: the
+    target's staging schema and dbt's custom schemas derived from it (`<prefix>_<custom>`)."""
+    names = [str(name) for (name,) in engine.fetchall("SELECT nspname FROM pg_namespace")]
+    return sorted(n for n in names if n == prefix or n.startswith(prefix + "_"))
 
 
 def _deploy_postgres(
@@ -383,7 +446,7 @@ def _deploy_postgres(
         staged: list[tuple[str, str, str, str]] = []
         try:
             if select:
-                run = _run(
+                _run(
                     loaded,
                     "build",
                     ["--select", *select, "--defer", "--state", str(state.parent), "--favor-state"],
@@ -392,15 +455,13 @@ def _deploy_postgres(
                     reporter,
                     "dbt build into production's staging schemas",
                 )
-                if not run.success:
-                    raise BuildError(
-                        f"deploy aborted, production is unchanged: {run.error}",
-                        "fix the failure, review again, then deploy",
-                    )
                 staged = _staged_relations(target, state)
+            else:
+                _run(loaded, "parse", [], profile, target, reporter, "dbt parse")
             timings["build"] = round(time.perf_counter() - start, 3)
             start = time.perf_counter()
             production_manifest = Manifest.load(state)
+            removed = {m.unique_id for m in plan.models if m.action == "drop"}
             with engine.connection.transaction():
                 for staging_schema_name, production_schema, name, kind in staged:
                     src = f"{quote(staging_schema_name, 'postgres')}.{quote(name, 'postgres')}"
@@ -414,15 +475,13 @@ def _deploy_postgres(
                     if existing:
                         old_kind = "VIEW" if existing[0][0] == "v" else "TABLE"
                         # No CASCADE: a view outside this deploy that depends on the old relation
-                        # makes the transaction fail and production stays as it was.
+                        # makes the transaction fail and production stays as it was. The views
+                        # of this deploy are swapped before their parents, so they never do.
                         engine.execute(f"DROP {old_kind} {dst_schema}.{quote(name, 'postgres')}")
                     alter = "VIEW" if kind == "view" else "TABLE"
                     engine.execute(f"ALTER {alter} {src} SET SCHEMA {dst_schema}")
-                for model in plan.models:
-                    if model.action != "drop":
-                        continue
-                    node = production_manifest.nodes.get(model.unique_id)
-                    if node is None or node.materialized == "ephemeral":
+                for node in _children_first(production_manifest, removed):
+                    if node.materialized == "ephemeral":
                         continue
                     kind = "VIEW" if node.materialized == "view" else "TABLE"
                     engine.execute(
@@ -431,8 +490,13 @@ def _deploy_postgres(
                     )
             timings["publish"] = round(time.perf_counter() - start, 3)
         finally:
-            for staged_schema in {s for s, _, _, _ in staged} | {staging_schema}:
-                engine.execute(f"DROP SCHEMA IF EXISTS {quote(staged_schema, 'postgres')} CASCADE")
+            # By prefix, not from the manifest: a failed build leaves no list of what it made.
+            for leftover in _staging_schemas(engine, staging_schema):
+                engine.execute(f"DROP SCHEMA IF EXISTS {quote(leftover, 'postgres')} CASCADE")
+    except BaseException:
+        # Run results and dbt's log can quote production values; the profile holds credentials.
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         engine.close()
     # The staging manifest names staging schemas: rewrite relation names to production's.
@@ -442,14 +506,15 @@ def _deploy_postgres(
 
 def _staged_relations(target: Path, production_state: Path) -> list[tuple[str, str, str, str]]:
     """(staging schema, production schema, relation name, materialization) of each model the
-    staging build created, read from its run_results.json."""
+    staging build created, read from its run_results.json, children before their parents."""
     staged_manifest = Manifest.load(target / "manifest.json")
     production = Manifest.load(production_state)
     results = json.loads((target / "run_results.json").read_text("utf-8")).get("results") or ()
     built = {r["unique_id"] for r in results if r.get("status") == "success"}
+    own_models = {n.unique_id for n in staged_manifest.models()}
     out = []
-    for node in staged_manifest.models():
-        if node.unique_id not in built or node.materialized == "ephemeral":
+    for node in _children_first(staged_manifest, built & own_models):
+        if node.materialized == "ephemeral":
             continue
         prod_node = production.nodes.get(node.unique_id)
         production_schema = prod_node.schema if prod_node is not None else None

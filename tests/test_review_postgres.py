@@ -112,7 +112,7 @@ def test_review_decide_deploy_on_postgres(pg_project: tuple[Path, str, str]) -> 
     assert approved.returncode == 0, approved.stderr
     second = run_cli("review", "--json", cwd=project, env=env)
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["timings"]["baseline_reused"] == 1.0
+    assert json.loads(second.stdout)["base"]["reused"] is True
 
     deployed = run_cli("deploy", "--json", cwd=project, env=env)
     assert deployed.returncode == 0, deployed.stderr
