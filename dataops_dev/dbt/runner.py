@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,11 @@ class DbtRun:
     def failed(self) -> tuple[NodeResult, ...]:
         return tuple(n for n in self.nodes if not n.ok)
 
+    @property
+    def log_file(self) -> Path:
+        """dbt's own log of the run, with its full messages."""
+        return self.target_path.parent / "logs" / "dbt.log"
+
 
 def _release_duckdb() -> None:
     """dbt-duckdb keeps its database open between invocations; close it so files unlock."""
@@ -97,11 +102,15 @@ def run_dbt(
     task_key: str = "dbt",
     cwd: Path | None = None,
     label: str | None = None,
+    redact_errors: bool = False,
 ) -> DbtRun:
     """Invoke `dbt COMMAND ARGS` in-process and summarise it from its artifacts.
 
     KeyboardInterrupt propagates (after dbt released its connections). dbt's own log file goes
-    to `<target_path>/../logs`.
+    to `<target_path>/../logs` (`DbtRun.log_file`). `redact_errors`: dbt's error texts (a
+    database error can quote the values it choked on) reach neither the reporter nor `DbtRun`,
+    which name the failed nodes and their status only; the log file keeps the texts. Use it
+    whenever dbt runs on production data.
     """
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -130,7 +139,12 @@ def run_dbt(
             )
             reporter.task_advanced(task_key, 1, f"{command}: {node.node_name} {node.node_status}")
         elif name in ("MainEncounteredError", "RunResultError") and hasattr(event.data, "msg"):
-            reporter.message("error", str(event.data.msg))
+            if redact_errors:
+                node = getattr(event.data, "node_info", None)
+                where = f"{node.node_name}: " if node is not None and node.node_name else ""
+                reporter.message("error", f"{where}dbt reported an error (message withheld)")
+            else:
+                reporter.message("error", str(event.data.msg))
 
     cli_args = [
         command,
@@ -155,6 +169,9 @@ def run_dbt(
     reporter.task_started(task_key, label or f"dbt {command}", total)
     previous_cwd = Path.cwd()
     with _DBT_LOCK:
+        # A command that fails before writing results would otherwise leave us reading the
+        # previous invocation's (e.g. a build's results read back as a test's).
+        (target_path / "run_results.json").unlink(missing_ok=True)
         try:
             if cwd is not None:
                 os.chdir(cwd)
@@ -173,12 +190,15 @@ def run_dbt(
     elif "first_node" in marks:
         timings["parse"] = marks["first_node"] - started
     nodes = _read_run_results(target_path) if command in ("build", "run", "test", "seed") else ()
+    if redact_errors:
+        nodes = tuple(replace(n, message=None) for n in nodes)
     error = None
+    failed = "; ".join([f"{n.name}: {n.status}" for n in nodes if not n.ok][:5])
     if result.exception is not None:
-        error = str(result.exception).strip() or type(result.exception).__name__
+        text = "" if redact_errors else str(result.exception).strip()
+        error = text or failed or type(result.exception).__name__
     elif not result.success:
-        failed = [n for n in nodes if not n.ok]
-        error = "; ".join(f"{n.name}: {n.status}" for n in failed[:5]) or "dbt reported failure"
+        error = failed or "dbt reported failure"
     reporter.task_finished(task_key, "ok" if result.success else "failed")
     return DbtRun(
         command=command,
