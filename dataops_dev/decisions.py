@@ -26,6 +26,7 @@ from dataops_dev.report.model import (
     Approval,
     Decision,
     Finding,
+    FindingKind,
     ModelReport,
     Report,
     Verdict,
@@ -154,6 +155,12 @@ def record_decision(
     by: str | None = None,
 ) -> RecordedDecision:
     """Write (or replace) the decision on `finding` in the approvals file."""
+    if decision is Decision.APPROVED and finding.kind is FindingKind.BUILD_FAILED:
+        # Nothing of the branch was checked: approving it would wave through unreviewed code.
+        raise UsageError(
+            "a failed build cannot be approved: the review checked nothing of the branch",
+            "fix the build, then run `dataops-dev review` again",
+        )
     if decision is Decision.APPROVED and finding.severity.value == "blocking" and not note.strip():
         raise UsageError(
             "approving a blocking finding needs a note saying why it is acceptable",
