@@ -113,14 +113,16 @@ def evaluate(report: ModelReport, config: PolicyConfig) -> tuple[Finding, ...]:
     findings.extend(_test_findings(report.name, report.tests, config, code))
     if report.diff is not None:
         findings.extend(_diff_findings(report, report.diff, rules, code, numbers))
-    if report.diff is None and report.diff_note and "no key" in report.diff_note:
+    if report.diff is not None and report.diff.rows.keyless:
+        # Rows were compared as a multiset: changed rows show up as removed + added.
         findings.append(
             _finding(
                 FindingKind.NO_KEY,
                 Severity.WARNING,
                 report.name,
                 f"{report.name} has no primary key",
-                report.diff_note,
+                report.diff_note
+                or "rows compared as a multiset (add unique + not_null tests or diff.keys)",
                 "no_key",
             )
         )
