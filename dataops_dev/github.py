@@ -116,6 +116,11 @@ _HINTS = {
 }
 
 
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class GitHubClient:
     """The few issue-comment endpoints we need, with a timeout and errors that say what to do."""
 
@@ -165,6 +170,15 @@ class GitHubClient:
             ) from exc
         return (json.loads(payload) if payload else None), headers
 
+    def _same_api(self, url: str) -> bool:
+        """`url` is under our API base: same scheme, host and port, and below its path."""
+        base = urllib.parse.urlsplit(self.api_url)
+        other = urllib.parse.urlsplit(url)
+        prefix = base.path.rstrip("/") + "/"
+        return (other.scheme, other.netloc.lower()) == (base.scheme, base.netloc.lower()) and (
+            other.path + "/"
+        ).startswith(prefix)
+
     def _issue_url(self, pr: PullRequest, suffix: str) -> str:
         owner, name = pr.repository.split("/", 1)
         return (
@@ -186,6 +200,12 @@ class GitHubClient:
             match = _NEXT.search(headers.get("link", ""))
             # Guard against a server that loops its Link header forever.
             url = match.group(1) if match and pages < 1000 else None
+            if url is not None and not self._same_api(url):
+                # The token goes with every request: never to a host the Link header names.
+                raise GitHubError(
+                    f"GitHub's next-page link leaves {self.api_url}: {_origin(url)}",
+                    "check GITHUB_API_URL (GitHub Enterprise: set it to the API's base URL)",
+                )
         return comments
 
     def create_comment(self, pr: PullRequest, body: str) -> dict[str, Any]:

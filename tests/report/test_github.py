@@ -42,6 +42,8 @@ class FakeGitHub:
     fail_with: int | None = None
     next_id: int = 1000
     base_url: str = ""
+    link_base: str | None = None
+    """Where the next-page links point (default: this server)."""
 
     def add(self, body: str, user: str = "someone") -> int:
         self.next_id += 1
@@ -93,7 +95,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             chunk = fake.comments[(page - 1) * per_page : page * per_page]
             headers = {}
             if page * per_page < len(fake.comments):
-                nxt = f"{fake.base_url}/repos/{REPO}/issues/{PR}/comments?per_page={per_page}&page={page + 1}"
+                nxt = f"{fake.link_base or fake.base_url}/repos/{REPO}/issues/{PR}/comments?per_page={per_page}&page={page + 1}"
                 headers["Link"] = f'<{nxt}>; rel="next", <{nxt}>; rel="last"'
             self._send(200, chunk, headers)
 
@@ -122,8 +124,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
+def _serve() -> Iterator[FakeGitHub]:
     fake = FakeGitHub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -134,6 +135,17 @@ def github() -> Iterator[FakeGitHub]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    yield from _serve()
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[FakeGitHub]:
+    """A second server: somewhere a Link header could point that is not our API."""
+    yield from _serve()
 
 
 def _methods(fake: FakeGitHub) -> list[str]:
@@ -184,6 +196,30 @@ def test_finds_the_marker_beyond_the_first_page(github: FakeGitHub) -> None:
         f"/repos/{REPO}/issues/{PR}/comments?per_page=100&page=2",
         f"/repos/{REPO}/issues/{PR}/comments?per_page=100&page=3",
     ]
+
+
+def test_the_token_never_follows_a_next_link_off_the_api(
+    github: FakeGitHub, elsewhere: FakeGitHub
+) -> None:
+    for i in range(150):
+        github.add(f"comment {i}")
+    github.link_base = elsewhere.base_url
+    client = GitHubClient("t0ken", github.base_url, timeout=10)
+    with pytest.raises(GitHubError, match="next-page link leaves") as error:
+        plan_comment(client, PullRequest(REPO, PR), MARKER + "\nnew review")
+    assert elsewhere.base_url in error.value.message
+    assert elsewhere.requests == []
+    assert len(github.requests) == 1
+
+
+def test_next_links_must_stay_under_the_api_url() -> None:
+    client = GitHubClient("t0ken", "https://ghe.example/api/v3/", timeout=10)
+    assert client._same_api("https://ghe.example/api/v3/repositories/1/issues/7/comments?page=2")
+    assert client._same_api("https://GHE.example/api/v3?page=2")
+    assert not client._same_api("https://ghe.example/api/v30/x")
+    assert not client._same_api("https://ghe.example.evil/api/v3/x")
+    assert not client._same_api("https://ghe.example@evil/api/v3/x")
+    assert not client._same_api("http://ghe.example/api/v3/x")
 
 
 @pytest.mark.parametrize(
