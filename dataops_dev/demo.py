@@ -16,8 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dataops_dev.atomic import write_bytes_atomic
 from dataops_dev.config import LoadedConfig
-from dataops_dev.errors import DataopsError, ProjectError
+from dataops_dev.errors import GitError, ProjectError
 from dataops_dev.report.model import Report
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
@@ -110,7 +111,10 @@ def _git(cwd: Path, *args: str) -> str:
     }
     result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise DataopsError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+        raise GitError(
+            f"git {' '.join(args)} failed: {result.stderr.strip()}",
+            f"fix the repository at {cwd}, or rerun the demo with --fresh",
+        )
     return result.stdout.strip()
 
 
@@ -166,7 +170,10 @@ def build_production(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER
     )
     if not run.success:
         raise ProjectError(f"building production failed: {run.error}")
-    shutil.copy(production_dir / "target" / "manifest.json", production_dir / "manifest.json")
+    write_bytes_atomic(
+        production_dir / "manifest.json",
+        (production_dir / "target" / "manifest.json").read_bytes(),
+    )
     return production_dir / "manifest.json"
 
 
