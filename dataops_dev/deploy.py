@@ -146,10 +146,10 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
     output = load_profile_target(loaded)
     git_state = gitrepo.state(loaded.project_dir)
     stale = None
-    from dataops_dev.decisions import APPROVALS_FILE
+    from dataops_dev.review import project_changes_since
 
-    # Recording decisions (and committing them) must not make the review stale.
-    changed = gitrepo.changed_since(loaded.project_dir, report.head.commit) - {APPROVALS_FILE}
+    # Recording decisions (and committing them) or our own state must not make the review stale.
+    changed = project_changes_since(loaded, report.head.commit)
     if changed:
         listing = ", ".join(sorted(changed)[:5]) + ("..." if len(changed) > 5 else "")
         stale = f"the project changed since the review (commit {report.head.commit[:8]}): {listing}"
