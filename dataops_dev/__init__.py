@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS: dict[str, str] = {
     "BuildRequest": "dataops_dev.environments",
     "DataopsError": "dataops_dev.errors",
@@ -54,6 +52,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # From the installed distribution (pyproject.toml is the one place it is written);
+        # read on first use, so start-up does not pay for importlib.metadata.
+        from importlib.metadata import version
+
+        globals()[name] = value = version("dataops-dev")
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'dataops_dev' has no attribute {name!r}")
@@ -63,6 +68,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    __version__: str
+
     from dataops_dev.config import load_config
     from dataops_dev.dbt.manifest import Manifest
     from dataops_dev.deploy import deploy, plan_deploy

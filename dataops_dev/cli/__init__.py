@@ -7,10 +7,11 @@ exit code (`dataops_dev.exit_codes`); `--debug` shows tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,17 @@ class AppContext:
 
         return load_config(project_dir, overrides=self.overrides)
 
-    def reporter(self) -> Any:
+    @contextlib.contextmanager
+    def reporter(self) -> Iterator[Any]:
+        """Progress on stderr for the `with` block; the bars are gone when it ends (also on
+        errors, so the error line is not drawn under a live bar)."""
         from dataops_dev.cli.console import TerminalReporter
 
-        return TerminalReporter(quiet=self.quiet)
+        reporter = TerminalReporter(quiet=self.quiet)
+        try:
+            yield reporter
+        finally:
+            reporter.close()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,22 +174,31 @@ def emit_json(data: Any) -> None:
 
 
 def _report_error(error: BaseException, debug: bool) -> None:
+    from rich.text import Text
+
     from dataops_dev.cli.console import stderr_console
     from dataops_dev.errors import DataopsError
+
+    def line(label: str, style: str, message: str) -> Text:
+        # The message is data (model names, paths, SQL), never rich markup: `stg[orders]`
+        # must print as written and `[/tmp/a]` must not raise inside the error handler.
+        return Text.assemble((label, style), " ", message)
 
     console = stderr_console()
     if debug:
         console.print_exception()
     if isinstance(error, DataopsError):
-        console.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+        console.print(line("error:", "bold red", error.message))
         if error.hint:
-            console.print(f"[dim]hint:[/] {error.hint}")
+            console.print(line("hint:", "dim", error.hint))
     elif isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
-        console.print("[yellow]interrupted[/]")
+        console.print(Text("interrupted", "yellow"))
     else:
-        console.print(f"[bold red]unexpected error:[/] {type(error).__name__}: {error}")
+        console.print(line("unexpected error:", "bold red", f"{type(error).__name__}: {error}"))
         if not debug:
-            console.print("[dim]hint:[/] run again with --debug for the traceback, and report it")
+            console.print(
+                line("hint:", "dim", "run again with --debug for the traceback, and report it")
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,9 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="dataops-dev", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        # Outside standalone mode click returns the code of `ctx.exit(n)` (and of --help and
+        # --version) instead of raising Exit; otherwise the command's return value.
+        code = cli.main(args=args, prog_name="dataops-dev", standalone_mode=False)
     except click.UsageError as exc:
         exc.show()
         sys.exit(ExitCode.USAGE_ERROR)
@@ -204,4 +221,4 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
         _report_error(exc, debug)
         sys.exit(exit_code_for(exc))
-    sys.exit(ExitCode.OK)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)

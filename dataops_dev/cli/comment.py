@@ -44,6 +44,7 @@ def comment(
     as_json: bool,
 ) -> None:
     """Create or update the sticky review comment on the pull request."""
+    from dataops_dev.cli.report import check_budget
     from dataops_dev.errors import UsageError
     from dataops_dev.github import (
         DEFAULT_API_URL,
@@ -56,7 +57,11 @@ def comment(
     )
 
     if body_file is not None and report_path is not None:
-        raise UsageError("give --report or --body-file, not both")
+        raise UsageError(
+            "give --report or --body-file, not both",
+            "--body-file posts a rendered body as is; --report renders one",
+        )
+    check_budget(budget)
     if body_file is not None:
         body = body_file.read_text("utf-8")
         if MARKER not in body:
@@ -64,12 +69,17 @@ def comment(
                 f"{body_file} lacks the review marker {MARKER}",
                 "render it with `dataops-dev review --format markdown -o FILE`",
             )
+        if budget is not None and len(body) > budget:
+            raise UsageError(
+                f"{body_file} has {len(body):,} characters, over --budget {budget:,}",
+                f"render a shorter one with `dataops-dev report --format markdown --budget "
+                f"{budget} -o {body_file}`",
+            )
     else:
         from dataops_dev.cli.report import load_report, render_string
 
+        # render_markdown degrades the body to fit the budget.
         body = render_string(load_report(app, report_path), "markdown", budget=budget)
-    if budget is not None and len(body) > budget:
-        raise UsageError(f"the body has {len(body):,} characters, over --budget {budget:,}")
 
     environ = dict(os.environ)
     token = environ.get("GITHUB_TOKEN", "")

@@ -23,8 +23,16 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 _color_choice = "auto"
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
 
 
 def set_color(choice: str) -> None:
@@ -66,7 +74,11 @@ class TerminalReporter:
     def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
         self.console = console or stderr_console()
         self.quiet = quiet
-        self.interactive = self.console.is_terminal and not quiet
+        # Bars redraw with cursor codes: only on a real terminal. `--color always` and
+        # FORCE_COLOR make the console a "terminal" for colour, which a CI log is not.
+        self.interactive = (
+            not quiet and _isatty(self.console.file) and not self.console.is_dumb_terminal
+        )
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
         self._started: dict[str, float] = {}
@@ -77,7 +89,8 @@ class TerminalReporter:
         if self._progress is None:
             self._progress = Progress(
                 SpinnerColumn(),
-                TextColumn("[progress.description]{task.description}"),
+                # Descriptions name models and paths (`stg[orders]`): data, not markup.
+                TextColumn("{task.description}", style="progress.description", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -112,15 +125,18 @@ class TerminalReporter:
                     self._progress.stop()
                     self._progress = None
             if not self.quiet:
-                mark = "[green]✓[/]" if status == "ok" else f"[red]✗ {status}[/]"
-                self.console.print(f"{mark} {label} [dim]({elapsed:.1f}s)[/]")
+                mark = ("✓", "green") if status == "ok" else (f"✗ {status}", "red")
+                self.console.print(
+                    Text.assemble(mark, " ", label, " ", (f"({elapsed:.1f}s)", "dim"))
+                )
 
     def message(self, level: str, text: str) -> None:
         if self.quiet and level == "info":
             return
         style = {"warning": "yellow", "error": "red"}.get(level, "dim")
         with self._lock:
-            self.console.print(f"[{style}]{level}:[/] {text}" if level != "info" else text)
+            line = Text(text) if level == "info" else Text.assemble((f"{level}:", style), " ", text)
+            self.console.print(line)
 
     def close(self) -> None:
         with self._lock:

@@ -39,11 +39,8 @@ def demo(
     """Generate sample_project's production, build it, and build a demo branch's environment."""
     from dataops_dev.demo import DEMO_SALT, run_demo
 
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         result = run_demo(directory, scale=scale, fresh=fresh, reporter=reporter)
-    finally:
-        reporter.close()
     from dataops_dev.cli.report import print_text
     from dataops_dev.cli.review import write_artifacts
 

@@ -123,8 +123,7 @@ def diff_tables(
         casts=_pairs(cast, "--cast"),
     )
     key_columns = [k.strip() for k in key.split(",") if k.strip()] if key else None
-    engine = open_engine(database)
-    try:
+    with open_engine(database) as engine, app.reporter() as reporter:
         for alias, path in _pairs(attach, "--attach").items():
             if engine.dialect != "duckdb":
                 from dataops_dev.errors import UsageError
@@ -137,15 +136,13 @@ def diff_tables(
             Relation.parse(right),
             key=key_columns,
             options=options,
-            reporter=app.reporter(),
+            reporter=reporter,
         )
         profile = (
             profile_diff(engine, Relation.parse(left), Relation.parse(right))
             if with_profile
             else None
         )
-    finally:
-        engine.close()
     data = result.to_dict()
     if profile is not None:
         data["profile"] = profile.to_dict()

@@ -140,7 +140,9 @@ def gc(
 
     loaded = app.loaded
     envs = Environments(loaded)
-    recovered = envs.recover()
+    # Recovery undoes killed builds (deletes staging files, renames schemas back): a dry run
+    # must change nothing, so it only runs for real.
+    recovered = [] if dry_run else envs.recover()
     dropped = envs.gc(
         existing_branches=gitrepo.branches(loaded.project_dir),
         protected_baseline=main_baseline_name(loaded),
@@ -156,6 +158,8 @@ def gc(
             }
         )
         return
+    for name in recovered:
+        click.echo(f"recovered {name} (removed what an interrupted build left)")
     verb = "would drop" if dry_run else "dropped"
     for info, reason in dropped:
         click.echo(f"{verb} {info.name} ({reason})")
@@ -181,12 +185,10 @@ def build(
     """
     from dataops_dev.environments import build_branch
     from dataops_dev.errors import BlockingFindings
+    from dataops_dev.report._summary import short_sha
 
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         info, record = build_branch(app.loaded, branch=branch, select=select, reporter=reporter)
-    finally:
-        reporter.close()
     failed_tests = [
         n.unique_id
         for n in record.nodes
@@ -198,7 +200,7 @@ def build(
         nodes = len([n for n in record.nodes if not n.unique_id.startswith("test.")])
         tests = len(record.nodes) - nodes
         click.echo(
-            f"built {info.name} (branch {info.branch!r}, commit {record.commit[:8]}"
+            f"built {info.name} (branch {info.branch!r}, commit {short_sha(record.commit)}"
             f"{' + uncommitted changes' if record.dirty else ''}): {nodes} nodes, {tests} tests "
             f"in {record.timings.get('total', 0):.1f}s "
             f"(parse {record.timings.get('parse', 0):.1f}s, run {record.timings.get('run', 0):.1f}s, "

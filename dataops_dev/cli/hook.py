@@ -3,27 +3,16 @@ entry points (`.pre-commit-hooks.yaml`). Silent on success; `path:line:col: mess
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dataops_dev.cli import AppContext, emit_json
+from dataops_dev.cli import AppContext, emit_json, format_options, resolve_format
 
-
-def _format_options(function: Any) -> Any:
-    function = click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")(
-        function
-    )
-    return click.option(
-        "--format",
-        "output_format",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="Output format on stdout.",
-    )(function)
+_format_options = format_options(choices=("text", "json"))
 
 
 def render_text(result: Any) -> str:
@@ -57,18 +46,22 @@ def _run(
 ) -> None:
     from dataops_dev.errors import BlockingFindings
     from dataops_dev.hooks import HookId, run_hook
+    from dataops_dev.report._summary import plural
     from dataops_dev.reporting import NULL_REPORTER
 
-    result = run_hook(
-        HookId(hook_id),
-        list(files),
-        config_file=app.config_file,
-        project_dir=app.project_dir,
-        all_models=all_models,
-        overrides=app.overrides,
-        base_manifest=base_manifest,
-        reporter=app.reporter() if hook_id == "review" else NULL_REPORTER,
-    )
+    # Only the full review is slow enough for progress; the pre-commit checks stay silent.
+    reporting = app.reporter() if hook_id == "review" else contextlib.nullcontext(NULL_REPORTER)
+    with reporting as reporter:
+        result = run_hook(
+            HookId(hook_id),
+            list(files),
+            config_file=app.config_file,
+            project_dir=app.project_dir,
+            all_models=all_models,
+            overrides=app.overrides,
+            base_manifest=base_manifest,
+            reporter=reporter,
+        )
     if fmt == "json":
         emit_json(result.to_dict())
     elif result.problems or result.acknowledged:
@@ -76,8 +69,7 @@ def _run(
     if result.problems:
         sys.stdout.flush()
         # The findings above are the message: the error line only names the hook.
-        count = len(result.problems)
-        raise BlockingFindings(f"{hook_id}: {count} problem{'s' if count != 1 else ''}", None)
+        raise BlockingFindings(f"{hook_id}: {plural(len(result.problems), 'problem')}", None)
 
 
 @click.group()
@@ -105,7 +97,8 @@ def _files_command(name: str, help_text: str) -> click.Command:
     ) -> None:
         if missing_manifest:
             app.overrides["hooks.missing_manifest"] = missing_manifest
-        _run(app, name, files, "json" if as_json else output_format, all_models, base_manifest)
+        fmt = resolve_format(output_format, as_json)
+        _run(app, name, files, fmt, all_models, base_manifest)
 
     return command
 
@@ -160,4 +153,4 @@ def review(app: AppContext, project_dir: Path | None, output_format: str, as_jso
     """Run the full review (sample, environments, diffs, tests); fail on blocking findings."""
     if project_dir is not None:
         app.project_dir = project_dir
-    _run(app, "review", (), "json" if as_json else output_format, False)
+    _run(app, "review", (), resolve_format(output_format, as_json), False)

@@ -55,13 +55,13 @@ def lineage(
     if manifest_path is None:
         local = loaded.project_dir / "target" / "manifest.json"
         manifest_path = local if local.is_file() else find_base_manifest(loaded, None)
-    reporter = app.reporter()
-    manifest, project_lineage = load_project_lineage(
-        manifest_path, project_dir=loaded.project_dir, state_dir=loaded.state_dir, reporter=reporter
-    )
-    close = getattr(reporter, "close", None)
-    if close is not None:
-        close()
+    with app.reporter() as reporter:
+        manifest, project_lineage = load_project_lineage(
+            manifest_path,
+            project_dir=loaded.project_dir,
+            state_dir=loaded.state_dir,
+            reporter=reporter,
+        )
     node, column = _split_target(manifest, target)
     from dataops_dev.errors import UsageError
 
@@ -140,15 +140,10 @@ def impact(
 
     loaded = app.loaded
     path = find_base_manifest(loaded, base_manifest, base_ref=base_ref)
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         report = analyze_impact(
             loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter
         )
-    finally:
-        close = getattr(reporter, "close", None)
-        if close is not None:
-            close()
     fmt = resolve_format(output_format, as_json)
     if fmt == "json":
         emit_json(report.to_dict())
@@ -157,11 +152,27 @@ def impact(
     else:
         click.echo(render_text(report))
     blocking = {ChangeKind.BREAKING} | ({ChangeKind.UNKNOWN} if fail_on == "unknown" else set())
-    if fail_on != "never" and any(m.change in blocking for m in report.models):
-        raise BlockingFindings(
-            "the change set has breaking changes",
-            "review them with `dataops-dev impact`, then `dataops-dev review`",
-        )
+    flagged = [m for m in report.models if m.change in blocking] if fail_on != "never" else []
+    if flagged:
+        raise BlockingFindings(*_fail_on_message(flagged))
+
+
+def _fail_on_message(flagged: list[Any]) -> tuple[str, str]:
+    """What `--fail-on` found (by kind, with the models) and what to run next."""
+    from dataops_dev.impact import ChangeKind
+
+    parts = []
+    for kind in (ChangeKind.BREAKING, ChangeKind.UNKNOWN):
+        names = [m.name for m in flagged if m.change is kind]
+        if names:
+            parts.append(f"{kind.value}: {_columns(names, 5)}")
+    message = "the change set has " + "; ".join(parts)
+    if any(m.change is ChangeKind.UNKNOWN for m in flagged):
+        # Unknown: the SQL could not be classified statically; only the data diff tells.
+        hint = "`dataops-dev review` diffs their data; each model's reasons say why it is unknown"
+    else:
+        hint = "`dataops-dev review` diffs their data and lists the findings to approve"
+    return message, hint
 
 
 def _columns(values: Any, limit: int = 8) -> str:

@@ -15,6 +15,19 @@ import click
 from dataops_dev.cli import AppContext, format_options, resolve_format
 
 FORMATS = ("text", "json", "markdown", "html")
+MIN_BUDGET = 2_000
+"""Below this a markdown body has no room for the verdict and the next commands."""
+
+
+def check_budget(budget: int | None) -> None:
+    """`--budget` of `report` and `comment`: a UsageError when too small to say anything."""
+    if budget is not None and budget < MIN_BUDGET:
+        from dataops_dev.errors import UsageError
+
+        raise UsageError(
+            f"--budget {budget:,} leaves no room for the verdict (the minimum is {MIN_BUDGET:,})",
+            f"pass --budget {MIN_BUDGET} or more, or leave it out (60,000 by default)",
+        )
 
 
 def load_report(app: AppContext, report_path: Path | None) -> Any:
@@ -103,13 +116,9 @@ def report(
     as_json: bool,
 ) -> None:
     """Show the last review report again, as text, json, markdown or html."""
+    check_budget(budget)
     fmt = resolve_format(output_format, as_json)
-    loaded_report = load_report(app, report_path)
-    if budget is not None and budget < 2_000:
-        from dataops_dev.errors import UsageError
-
-        raise UsageError("--budget below 2,000 characters leaves no room for the verdict")
-    emit(loaded_report, fmt, output, budget=budget)
+    emit(load_report(app, report_path), fmt, output, budget=budget)
 
 
 def print_text(report: Any) -> None:

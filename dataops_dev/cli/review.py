@@ -27,16 +27,33 @@ def write_artifacts(loaded: Any, report: Any) -> dict[str, Path]:
     return paths
 
 
+def approve_hint(findings: Any) -> str:
+    """The exact `decide approve` commands of `findings` (the first three)."""
+    from dataops_dev.report._summary import approve_command
+
+    commands = [f"`{approve_command(f)}`" for f in findings]
+    more = len(commands) - 3
+    listed = "; ".join(commands[:3]) + (
+        f" (and {more} more: `dataops-dev decide list`)" if more > 0 else ""
+    )
+    return f"if expected, approve with a note: {listed}; otherwise fix the branch"
+
+
 def exit_for(report: Any) -> None:
     from dataops_dev.errors import BlockingFindings, BuildError
+    from dataops_dev.report._summary import plural
     from dataops_dev.report.model import Verdict
 
     if report.verdict is Verdict.ERROR:
-        raise BuildError(f"review incomplete: {report.error}", "fix the build and review again")
+        raise BuildError(
+            f"review incomplete: {report.error}",
+            "fix the build (`dataops-dev build` shows dbt's errors), then `dataops-dev review`",
+        )
     if report.verdict is Verdict.BLOCKED:
+        count = len(report.blocking)
         raise BlockingFindings(
-            f"{len(report.blocking)} blocking finding(s) need a decision",
-            "see the report; approve with `dataops-dev decide approve FINGERPRINT --note ...`",
+            f"{plural(count, 'blocking finding')} {'needs' if count == 1 else 'need'} a decision",
+            approve_hint(report.blocking),
         )
 
 
@@ -62,8 +79,7 @@ def review(
     from dataops_dev.cli.report import emit
     from dataops_dev.review import run_review
 
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         report = run_review(
             app.loaded,
             base_ref=base_ref,
@@ -71,8 +87,6 @@ def review(
             reporter=reporter,
             refresh_sample=refresh_sample,
         )
-    finally:
-        reporter.close()
     paths = write_artifacts(app.loaded, report)
     click.echo(
         "report: " + ", ".join(f"{k} {v}" for k, v in paths.items()),
@@ -187,6 +201,7 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
     from dataops_dev.deploy import deploy as run_deploy
     from dataops_dev.deploy import plan_deploy
     from dataops_dev.errors import BlockingFindings, UsageError
+    from dataops_dev.report._summary import plural, short_sha
 
     report = _last(app)
     plan = plan_deploy(app.loaded, report)
@@ -195,7 +210,9 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
         if fmt == "json":
             emit_json(plan.to_dict())
         else:
-            click.echo(f"deploy plan for {plan.target} ({plan.target_type}) at {plan.commit[:8]}:")
+            click.echo(
+                f"deploy plan for {plan.target} ({plan.target_type}) at {short_sha(plan.commit)}:"
+            )
             for i, model in enumerate(plan.models, 1):
                 click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {model.row_change or ''}")
             if plan.stale:
@@ -210,15 +227,12 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
             raise UsageError(f"deploy would be refused: {plan.stale}", "run `dataops-dev review`")
         if plan.blocked_by:
             raise BlockingFindings(
-                f"deploy would be refused: {len(plan.blocked_by)} blocking finding(s)",
-                "approve them with `dataops-dev decide approve FINGERPRINT --note ...`",
+                f"deploy would be refused: {plural(len(plan.blocked_by), 'blocking finding')}",
+                approve_hint(plan.blocked_by),
             )
         return
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         result = run_deploy(app.loaded, report, reporter=reporter)
-    finally:
-        reporter.close()
     if fmt == "json":
         emit_json(
             {

@@ -42,11 +42,8 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
     """
     from dataops_dev.sources import ensure_sample
 
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         record = ensure_sample(app.loaded, refresh=refresh, reporter=reporter)
-    finally:
-        reporter.close()
     fmt = resolve_format(output_format, as_json)
     if fmt == "json":
         emit_json({**record.to_json(), "reused": record.reused})
@@ -106,11 +103,8 @@ def init(app: AppContext, force: bool, output_format: str, as_json: bool) -> Non
     """
     from dataops_dev.init import run_init
 
-    reporter = app.reporter()
-    try:
+    with app.reporter() as reporter:
         result = run_init(app.loaded, force=force, reporter=reporter)
-    finally:
-        reporter.close()
     fmt = resolve_format(output_format, as_json)
     data = result.to_dict()
     if fmt == "json":
