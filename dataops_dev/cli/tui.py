@@ -7,10 +7,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dataops_dev.cli import AppContext
+
+if TYPE_CHECKING:
+    from dataops_dev.tui.session import ReviewSession
+
+
+def make_session(app: AppContext, report_path: Path | None) -> ReviewSession:
+    """The TUI's session over the CLI's own configuration loader: it honours --config and the
+    flags' overrides, and loads when first needed (browsing a --report needs none; a bare
+    --report outside a project still browses)."""
+    from dataops_dev.tui.session import ReviewSession
+
+    return ReviewSession(
+        project_dir=app.project_dir, report_path=report_path, load=lambda: app.loaded
+    )
 
 
 @click.command()
@@ -38,25 +53,14 @@ def tui(
     headless: bool,
 ) -> None:
     """Review the last report in a terminal UI: browse, decide, re-run, see the deploy plan."""
-    from dataops_dev.errors import DataopsError
     from dataops_dev.tui.app import DataopsApp
-    from dataops_dev.tui.session import ReviewSession
 
-    project_dir = app.project_dir
-    if report_path is None or project_dir is None:
-        # A project is needed to find the last report and to record decisions; a bare
-        # --report outside a project still browses (decisions then say where to run).
-        try:
-            loaded = app.loaded
-        except DataopsError:
-            if report_path is None:
-                raise
-            loaded = None
-    else:
-        loaded = None
-    session = ReviewSession(project_dir=project_dir, report_path=report_path, loaded=loaded)
+    if report_path is None:
+        # The last report is found through the project: a missing one fails here, as a
+        # command error, rather than inside the app.
+        app.loaded  # noqa: B018
     tui_app = DataopsApp(
-        session,
+        make_session(app, report_path),
         theme=f"textual-{theme}",
         exit_after_first_paint=exit_after_first_paint,
     )

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from dataops_dev.errors import DataopsError
+from dataops_dev.report._summary import short_sha
 from dataops_dev.report.model import Decision, Finding, ModelReport, Report
 from dataops_dev.tui.panes import (
     ColumnsPane,
@@ -69,8 +70,8 @@ def header_text(report: Report | None, problem: str | None = None) -> Text:
     if report is None:
         return Text(problem or "no report", "bold red")
     text = Text(report.project, "bold")
-    text.append(f"  {report.base.ref}@{report.base.commit[:8]} → ", "dim")
-    text.append(f"{report.head.ref}@{report.head.commit[:8]}")
+    text.append(f"  {report.base.ref}@{short_sha(report.base.commit)} → ", "dim")
+    text.append(f"{report.head.ref}@{short_sha(report.head.commit)}")
     if report.head.dirty:
         text.append("+dirty", "yellow")
     text.append("  ")
@@ -318,7 +319,7 @@ class DataopsApp(App[None]):
         def done(recorded: bool | None) -> None:
             if recorded:
                 self.refresh_view()
-                self.notify(f"{decision} {finding.title}")
+                self.notify(f"{decision} {finding.title}", markup=False)
 
         self.push_screen(DecideScreen(finding, Decision(decision), submit), done)
 
@@ -381,12 +382,16 @@ class DataopsApp(App[None]):
         except DataopsError as error:
             self.call_from_thread(self._job_failed, error.message, error.hint)
             return
+        except Exception as error:  # noqa: BLE001 - shown in the UI instead of killing it
+            self.call_from_thread(self._job_failed, f"{type(error).__name__}: {error}", None)
+            return
         self.call_from_thread(self._job_finished_message, "deploy finished")
 
     def _job_finished_message(self, message: str) -> None:
         self.query_one(JobStatus).stop()
         self.say(message)
-        self.notify(message)
+        # Job text names models and paths (`stg[orders]`): data, not markup.
+        self.notify(message, markup=False)
 
     def _job_done(self, result: JobResult) -> None:
         self.last_job = result
@@ -399,7 +404,7 @@ class DataopsApp(App[None]):
     def _job_failed(self, message: str, hint: str | None) -> None:
         self.query_one(JobStatus).stop()
         self.say(message, hint)
-        self.notify(message, severity="error", timeout=8)
+        self.notify(message, severity="error", timeout=8, markup=False)
 
     def on_job_progress(self, event: JobProgress) -> None:
         self.job_events.append((event.event, event.key, event.text))

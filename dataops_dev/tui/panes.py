@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
+from dataops_dev.report._summary import fmt_int, fmt_key, fmt_match, fmt_value, plural
 from dataops_dev.report.model import (
     ColumnProfileChange,
     Finding,
@@ -39,19 +40,18 @@ CHANGE_STYLE = {
 }
 
 
+CELL_LIMIT = 200
+"""Longer values are cut (with …): a cell is one line, the full value is in the report."""
+
+
 def cell(value: Any, style: str = "") -> Text:
-    """A table cell that shows `value` literally (report values are data, not markup)."""
+    """A table cell that shows `value` literally (report values are data, not markup), written
+    as every renderer writes it (`report._summary`); ∅ is the TUI's NULL."""
     if value is None:
         return Text("∅", style="dim")
-    if isinstance(value, float):
-        return Text(f"{value:,.6g}", style=style)
     if isinstance(value, int) and not isinstance(value, bool):
-        return Text(f"{value:,}", style=style)
-    return Text(str(value), style=style)
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}%"
+        return Text(fmt_int(value), style=style)
+    return Text(fmt_value(value, CELL_LIMIT), style=style)
 
 
 def before_after(before: Any, after: Any) -> Text:
@@ -70,18 +70,12 @@ def sparkline(values: Sequence[int], peak: int) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, round(v / peak * (len(SPARK) - 1)))] for v in values)
 
 
-def key_text(key: Any) -> str:
-    if isinstance(key, dict):
-        return ", ".join(f"{k}={v}" for k, v in key.items())
-    return str(key)
-
-
 def verdict_text(report: Report) -> Text:
     style = {"pass": "bold green", "blocked": "bold red", "error": "bold magenta"}
     text = Text(report.verdict.value.upper(), style=style.get(report.verdict.value, "bold"))
     blocking = len(report.blocking)
     if blocking:
-        text.append(f"  {blocking} blocking finding{'s' if blocking != 1 else ''}", "red")
+        text.append(f"  {plural(blocking, 'blocking finding')}", "red")
     return text
 
 
@@ -284,7 +278,7 @@ class RowsPane(Pane):
                     values.append(Text(""))
             table.add_row(
                 Text(sample.change, styles.get(sample.change, "")),
-                cell(key_text(sample.key)),
+                cell(fmt_key(sample.key)),
                 *values,
             )
         table.display = bool(diff.row_samples)
@@ -331,7 +325,7 @@ class ColumnsPane(Pane):
                     change.changed if change else None,
                     "yellow" if change and change.changed else "",
                 ),
-                cell(pct(change.match_pct) if change else "—"),
+                cell(fmt_match(change.match_pct) if change else "—"),
                 Text(sparkline([b.base for b in bins], peak), "cyan"),
                 Text(sparkline([b.head for b in bins], peak), "magenta"),
                 *(
@@ -362,7 +356,7 @@ class ColumnsPane(Pane):
         text = Text(f"{change.name}: {change.changed:,} of {change.compared:,} changed", "bold")
         text.append("  (masked examples)\n", "dim")
         for example in change.examples:
-            text.append(f"  {key_text(example.key)}  ", "dim")
+            text.append(f"  {fmt_key(example.key)}  ", "dim")
             text.append_text(before_after(example.before, example.after))
             text.append("\n")
         examples.update(text)
@@ -416,14 +410,14 @@ class LineagePane(Pane):
         text.append(f"  {len(upstream)} upstream · {len(downstream)} downstream edges", "dim")
         text.append("\nenter: go to the other column", "dim")
         title.update(text)
-        cursor = 0
+        cursor: int | None = None
         for arrow, edges, mine, other in (
             ("←", upstream, "target", "source"),
             ("→", downstream, "source", "target"),
         ):
             for edge in sorted(edges, key=lambda e: (getattr(e, mine), getattr(e, other))):
                 local = split_column(getattr(edge, mine))[1]
-                if column is not None and local == column and not cursor:
+                if column is not None and local == column and cursor is None:
                     cursor = len(self._rows)
                 self._rows.append(split_column(getattr(edge, other)))
                 table.add_row(
@@ -436,7 +430,7 @@ class LineagePane(Pane):
         table.display = bool(self._rows)
         if not self._rows:
             title.update(text.append("\nno column lineage for this node in the report", "dim"))
-        elif cursor:
+        elif cursor is not None:
             table.move_cursor(row=cursor)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
@@ -70,7 +71,7 @@ class JobStatus(Horizontal):
 
     def start(self, title: str) -> None:
         self._title = title
-        self.query_one("#job-label", Label).update(f"{title}: starting…")
+        self.query_one("#job-label", Label).update(Text(f"{title}: starting…"))
         bar = self._bar()
         if bar is None:
             # Mounted on the first job, not at start-up (first paint stays cheap).
@@ -86,14 +87,14 @@ class JobStatus(Horizontal):
         if event.event == "started":
             if bar is not None:
                 bar.update(total=event.total, progress=0)
-            label.update(f"{title}: {event.text}")
+            label.update(Text(f"{title}: {event.text}"))
         elif event.event == "advanced":
             if bar is not None:
                 bar.advance(event.advance)
             if event.text:
-                label.update(f"{title}: {event.text}")
+                label.update(Text(f"{title}: {event.text}"))
         elif event.event == "message":
-            label.update(f"{title}: {event.text}")
+            label.update(Text(f"{title}: {event.text}"))
 
     def stop(self) -> None:
         self.remove_class("-running")

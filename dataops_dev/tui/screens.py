@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from dataops_dev.errors import DataopsError
+from dataops_dev.report._summary import plural, short_sha
 from dataops_dev.report.model import Decision, Finding
 
 if TYPE_CHECKING:
@@ -127,8 +128,8 @@ def plan_text(plan: DeployPlan) -> tuple[Text, bool]:
     """The plan as text and whether it may proceed (`DeployPlan.allowed`)."""
     text = Text("Deploy plan ", "bold")
     text.append("(dry run: nothing is written until you confirm)\n", "dim")
-    text.append(f"target {plan.target} ({plan.target_type}) at commit {plan.commit[:8]}\n")
-    text.append(f"{len(plan.models)} model{'s' if len(plan.models) != 1 else ''} in build order:\n")
+    text.append(f"target {plan.target} ({plan.target_type}) at commit {short_sha(plan.commit)}\n")
+    text.append(f"{plural(len(plan.models), 'model')} in build order:\n")
     styles = {"build": "green", "rebuild": "yellow", "drop": "red"}
     for index, model in enumerate(plan.models, 1):
         text.append(f"  {index:>2}. ")
@@ -144,7 +145,7 @@ def plan_text(plan: DeployPlan) -> tuple[Text, bool]:
         text.append("run `dataops-dev review` again (r)\n", "dim")
     if plan.blocked_by:
         count = len(plan.blocked_by)
-        text.append(f"\nblocked by {count} finding(s) without approval:\n", "bold red")
+        text.append(f"\nblocked by {plural(count, 'finding')} without approval:\n", "bold red")
         for finding in plan.blocked_by:
             text.append(
                 f"  ✗ {finding.model + ': ' if finding.model else ''}{finding.title}\n", "red"
@@ -192,6 +193,9 @@ class DeployPlanScreen(ModalScreen[bool]):
             text = Text(error.message, "bold red")
             if error.hint:
                 text.append(f"\nhint: {error.hint}", "dim")
+            allowed = False
+        except Exception as error:  # noqa: BLE001 - shown in the screen instead of killing the app
+            text = Text(f"{type(error).__name__}: {error}", "bold red")
             allowed = False
         self.app.call_from_thread(self._show, text, allowed)
 

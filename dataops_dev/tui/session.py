@@ -8,12 +8,13 @@ first paint never waits for dbt or sqlglot.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dataops_dev.report._summary import plural
 from dataops_dev.report.model import (
     ChangeKind,
     Decision,
@@ -57,23 +58,34 @@ class ReviewSession:
         *,
         project_dir: Path | None = None,
         report_path: Path | None = None,
-        loaded: LoadedConfig | None = None,
+        load: Callable[[], LoadedConfig] | None = None,
     ) -> None:
-        self._loaded = loaded
+        """`load` returns the project's configuration (the CLI passes its own, which honours
+        --config and overrides); by default it is found from `project_dir` or the cwd."""
+        self._load = load or (lambda: _load_config(project_dir))
+        self._loaded: LoadedConfig | None = None
         self.report_path = report_path
-        self.project_dir = (
-            project_dir if project_dir is not None else loaded.project_dir if loaded else None
-        )
+        self.project_dir = project_dir
 
     @property
     def loaded(self) -> LoadedConfig:
         """The project's configuration (loaded on first use: browsing a report needs none)."""
         if self._loaded is None:
-            from dataops_dev.config import load_config
-
-            self._loaded = load_config(project_dir=self.project_dir)
+            self._loaded = self._load()
             self.project_dir = self._loaded.project_dir
         return self._loaded
+
+    def _project(self) -> Path | None:
+        """The project whose approvals file holds the decisions; None when a bare report is
+        browsed outside any project (decisions then say where to run)."""
+        if self.project_dir is None:
+            from dataops_dev.errors import DataopsError
+
+            try:
+                self.loaded  # noqa: B018 - sets project_dir
+            except DataopsError:
+                return None
+        return self.project_dir
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -87,19 +99,18 @@ class ReviewSession:
                 raise ProjectError(
                     f"no report at {self.report_path}", "run `dataops-dev review` to write one"
                 )
-            report = Report.load(self.report_path)
-        else:
-            from dataops_dev import review
+            return self.with_decisions(Report.load(self.report_path))
+        from dataops_dev import review
 
-            report = review.load_last_report(self.loaded)
-        return self.with_decisions(report)
+        return review.load_last_report(self.loaded)  # decisions applied there
 
     def with_decisions(self, report: Report) -> Report:
-        if self.project_dir is None:
+        project_dir = self._project()
+        if project_dir is None:
             return report
         from dataops_dev.decisions import apply_decisions, load_decisions
 
-        return apply_decisions(report, load_decisions(self.project_dir))
+        return apply_decisions(report, load_decisions(project_dir))
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -108,11 +119,12 @@ class ReviewSession:
         from dataops_dev.decisions import record_decision
         from dataops_dev.errors import UsageError
 
-        if self.project_dir is None:
+        project_dir = self._project()
+        if project_dir is None:
             raise UsageError(
                 "no project to record the decision in", "start the TUI inside the dbt project"
             )
-        record_decision(self.project_dir, finding, decision, note=note)
+        record_decision(project_dir, finding, decision, note=note)
         return self.with_decisions(report)
 
     def plan_deploy(self, report: Report) -> DeployPlan:
@@ -148,9 +160,9 @@ class ReviewSession:
     def _review(self, reporter: Reporter) -> JobResult:
         from dataops_dev import review
 
+        # run_review applies the approvals file itself.
         report = review.run_review(self.loaded, reporter=reporter)
         review.save_report(self.loaded, report)
-        report = self.with_decisions(report)
         return JobResult(Job.REVIEW, report, f"review finished: {report.verdict.value}")
 
     def _diff(self, current: Report | None, model: str | None, reporter: Reporter) -> JobResult:
@@ -160,7 +172,7 @@ class ReviewSession:
         selected: Sequence[str] = (model,) if model else ()
         fresh = review.run_review(self.loaded, select=selected, reporter=reporter)
         if current is None or not model:
-            return JobResult(Job.DIFF, self.with_decisions(fresh), "diff finished")
+            return JobResult(Job.DIFF, fresh, "diff finished")
         # `select` limits the data diffs to the model (impact still covers every model): take
         # only that model from the fresh report and keep the rest as last reviewed.
         updated = next((m for m in fresh.models if m.name == model), None)
@@ -171,7 +183,8 @@ class ReviewSession:
         models += () if model in names else (updated,)
         verdict = verdict_of(models, current.error)
         merged = dataclasses.replace(current, models=models, verdict=verdict)
-        return JobResult(Job.DIFF, self.with_decisions(merged), f"diff of {model} finished")
+        # Both sides already carry the approvals file's decisions (load_report, run_review).
+        return JobResult(Job.DIFF, merged, f"diff of {model} finished")
 
     def _build(self, reporter: Reporter) -> JobResult:
         from dataops_dev.environments import build_branch
@@ -200,7 +213,7 @@ class ReviewSession:
         return JobResult(
             Job.IMPACT,
             self.with_decisions(report) if report is not None else None,
-            f"impact: {changed} changed model{'s' if changed != 1 else ''} in the working tree",
+            f"impact: {plural(changed, 'changed model')} in the working tree",
         )
 
 
@@ -229,3 +242,9 @@ def static_overlay(report: Report, impact: ImpactReport) -> Report:
         else:
             models[change.name] = dataclasses.replace(existing, **fields)
     return dataclasses.replace(report, models=tuple(models.values()))
+
+
+def _load_config(project_dir: Path | None) -> LoadedConfig:
+    from dataops_dev.config import load_config
+
+    return load_config(project_dir=project_dir)
