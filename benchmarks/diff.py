@@ -197,11 +197,15 @@ def generate_edge(path: Path) -> dict[str, Any]:
 def write_v1_copy(path: Path, target: Path) -> None:
     """A copy in DuckDB's v1.4 storage format, readable by duckdb<2 (sqlmesh's pin)."""
     import duckdb
+    from sqlglot import exp
+
+    def literal(file: Path) -> str:  # a path with a quote must not end the string
+        return exp.Literal.string(str(file)).sql("duckdb")
 
     target.unlink(missing_ok=True)
     con = duckdb.connect()
-    con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
-    con.execute(f"ATTACH '{target}' AS v1 (STORAGE_VERSION 'v1.4.0')")
+    con.execute(f"ATTACH {literal(path)} AS src (READ_ONLY)")
+    con.execute(f"ATTACH {literal(target)} AS v1 (STORAGE_VERSION 'v1.4.0')")
     con.execute("CREATE TABLE v1.prod AS SELECT * FROM src.prod")
     con.execute("CREATE TABLE v1.dev AS SELECT * FROM src.dev")
     con.execute("DETACH v1")

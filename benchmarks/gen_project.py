@@ -4,7 +4,8 @@ directly (no dbt run), so `impact`/`lineage` can be timed on 500 models in secon
 
     from benchmarks.gen_project import generate_project
     project = generate_project(tmp_path / "bench", n_models=500, n_columns=20, seed=0)
-    # project/target/manifest.json is the production manifest; edit models/*.sql to make a change.
+    # project/target/manifest.json is the production manifest; edit models/*.sql to make a
+    # change, or apply_edits(project, 500) for the benchmarks' three-model change.
 
 The manifest follows dbt 1.11's v12 layout for the keys dataops_dev reads (nodes, sources,
 exposures, parent/child maps, tests with test_metadata). `dbt parse`/`dbt compile` on the project
@@ -365,6 +366,35 @@ def generate_project(path: Path, n_models: int = 500, n_columns: int = 20, seed:
     }
     _write(path / "target" / "manifest.json", json.dumps(manifest))
     return path
+
+
+EDITS = (
+    # (old, new): a partial change, an additive change and a filter (breaking) change
+    ("base.fk as fk", "base.fk + 1 as fk"),
+    ("select * from shaped", "select *, 1 as new_flag from shaped"),
+    ("is not null", "is null"),
+)
+"""The change the benchmarks time: one edit each at 1/5, 1/2 and 3/5 of the models."""
+
+
+def apply_edits(project: Path, n_models: int) -> list[Path]:
+    """Apply `EDITS` to a project of `generate_project`; the edited model files.
+
+    Each edit goes to the first model from its position on whose SQL holds the pattern.
+    """
+    edited: list[Path] = []
+    picks = [n_models // 5, n_models // 2, (n_models * 3) // 5]
+    for (old, new), index in zip(EDITS, picks, strict=True):
+        for offset in range(40):
+            path = next(project.glob(f"models/*/m_{index + offset:04d}.sql"), None)
+            if path is None:
+                continue
+            text = path.read_text(encoding="utf-8")
+            if old in text:
+                path.write_text(text.replace(old, new, 1), encoding="utf-8")
+                edited.append(path)
+                break
+    return edited
 
 
 if __name__ == "__main__":

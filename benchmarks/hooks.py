@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.gen_project import generate_project  # noqa: E402
+from benchmarks.gen_project import apply_edits, generate_project  # noqa: E402
 
 FAST_HOOKS = ("sql-check", "impact-guard", "keys-and-tests")
 
@@ -47,12 +47,6 @@ SAMPLE_EDITS = (
         "    count(*) as item_count,\n",
         "",
     ),
-)
-
-GENERATED_EDITS = (
-    ("base.fk as fk", "base.fk + 1 as fk"),
-    ("select * from shaped", "select *, 1 as new_flag from shaped"),
-    ("is not null", "is null"),
 )
 
 
@@ -157,18 +151,7 @@ def _generated_project(work: Path, n_models: int) -> tuple[Path, list[str]]:
     shutil.copy(project / "target" / "manifest.json", production / "manifest.json")
     shutil.rmtree(project / "target")
     _prepare_repo(project)
-    files: list[str] = []
-    picks = [n_models // 5, n_models // 2, (n_models * 3) // 5]
-    for (old, new), index in zip(GENERATED_EDITS, picks, strict=True):
-        for offset in range(40):
-            path = next(project.glob(f"models/*/m_{index + offset:04d}.sql"), None)
-            if path is None:
-                continue
-            text = path.read_text(encoding="utf-8")
-            if old in text:
-                path.write_text(text.replace(old, new, 1), encoding="utf-8")
-                files.append(path.relative_to(project).as_posix())
-                break
+    files = [path.relative_to(project).as_posix() for path in apply_edits(project, n_models)]
     return project, files
 
 

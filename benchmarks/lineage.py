@@ -26,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.gen_project import DATABASE, generate_project  # noqa: E402
+from benchmarks.gen_project import DATABASE, apply_edits, generate_project  # noqa: E402
 
 # Runs inside Recce's venv: per model, recce.util.cll.cll(sql, schema, dialect), the function
 # Recce's dbt adapter calls for each node; tables are named as Recce names them (unique ids
@@ -86,13 +86,6 @@ RECCE_EQUIVALENT = {
     "unknown": "unknown",
 }
 
-THREE_EDITS = (
-    # (old, new): a partial change, an additive change and a filter (breaking) change
-    ("base.fk as fk", "base.fk + 1 as fk"),
-    ("select * from shaped", "select *, 1 as new_flag from shaped"),
-    ("is not null", "is null"),
-)
-
 
 def _time(fn: Any) -> tuple[float, Any]:
     start = time.perf_counter()
@@ -104,23 +97,6 @@ def _fresh_lineage(manifest_path: Path, state: Path, project: Path) -> tuple[flo
     from dataops_dev.lineage import load_project_lineage
 
     return _time(lambda: load_project_lineage(manifest_path, project_dir=project, state_dir=state))
-
-
-def _apply_edits(project: Path, n_models: int) -> list[str]:
-    names = []
-    picks = [n_models // 5, n_models // 2, (n_models * 3) // 5]
-    for (old, new), index in zip(THREE_EDITS, picks, strict=True):
-        for offset in range(40):  # the first model from `index` on whose SQL has the pattern
-            name = f"m_{index + offset:04d}"
-            path = next(project.glob(f"models/*/{name}.sql"), None)
-            if path is None:
-                continue
-            text = path.read_text()
-            if old in text:
-                path.write_text(text.replace(old, new, 1))
-                names.append(name)
-                break
-    return names
 
 
 def _naive_sqlglot(manifest: Any, lineage: Any, count: int) -> dict[str, Any]:
@@ -293,11 +269,6 @@ def _compare_classification(recce_python: Path, work: Path) -> dict[str, Any]:
     return {"cases": len(cases), "recce_disagrees": len(wrong), "disagreements": wrong}
 
 
-def print_results(path: Path) -> None:
-    """Print the table of a saved results file."""
-    _print_table(json.loads(path.read_text()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=500)
@@ -347,7 +318,7 @@ def main() -> None:
             "unknown_models": lineage.stats.unknown,
         }
 
-        edited = _apply_edits(project, args.models)
+        edited = [path.stem for path in apply_edits(project, args.models)]
         from dataops_dev.impact import analyze_impact
 
         timings = []

@@ -19,7 +19,6 @@ and benchmarks/results/sample.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -36,21 +35,13 @@ DEFAULT_FAKER_PYTHON = "/tmp/dataops-bench-faker/bin/python"
 FAKER_ROWS = 20_000
 
 
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "sample_project_generator", ROOT / "sample_project" / "generator" / "generate.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _production(scale: float) -> Path:
     path = RESULTS / f"prod-scale{scale:g}.duckdb"
     if not path.exists():
+        from dataops_dev.demo import load_generator
+
         started = time.perf_counter()
-        _generator().generate(path, scale=scale, seed=42)
+        load_generator(ROOT / "sample_project").generate(path, scale=scale, seed=42)
         print(f"generated scale {scale:g} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return path
 

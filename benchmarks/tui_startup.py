@@ -155,7 +155,8 @@ def main() -> None:
     }
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-    print(f"\nwrote {options.output.relative_to(REPO)}")
+    shown = options.output.resolve()
+    print(f"\nwrote {shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown}")
 
 
 if __name__ == "__main__":
