@@ -8,6 +8,7 @@ hand-made Report of it: the review itself is covered by test_review*.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -286,6 +287,23 @@ def test_a_review_that_did_not_build_cannot_deploy(
     with pytest.raises(BuildError, match="deploy refused: the review did not finish") as raised:
         deploy(loaded, report)
     assert "dataops-dev review" in (raised.value.hint or "")
+    assert sha256(production) == before
+
+    # `deploy --dry-run` says so too, and exits with the build error's code
+    from click.testing import CliRunner
+
+    from dataops_dev.cli import cli
+    from dataops_dev.environments import environment_name
+    from dataops_dev.exit_codes import ExitCode
+    from dataops_dev.gitrepo import state
+    from dataops_dev.review import save_report
+
+    branch = state(project).branch or "main"
+    head = dataclasses.replace(report.head, environment=environment_name(branch))
+    save_report(loaded, dataclasses.replace(report, head=head))
+    shown = CliRunner().invoke(cli, ["--project-dir", str(project), "deploy", "--dry-run"])
+    assert "refused: the review did not finish" in shown.stdout
+    assert shown.exit_code == ExitCode.RUNTIME_ERROR
     assert sha256(production) == before
 
 

@@ -200,7 +200,7 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
     """Promote the reviewed branch to production (write, audit, publish). Refuses when blocked."""
     from dataops_dev.deploy import deploy as run_deploy
     from dataops_dev.deploy import plan_deploy
-    from dataops_dev.errors import BlockingFindings, UsageError
+    from dataops_dev.errors import BlockingFindings, BuildError, UsageError
     from dataops_dev.report._summary import plural, short_sha
 
     report = _last(app)
@@ -215,6 +215,8 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
             )
             for i, model in enumerate(plan.models, 1):
                 click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {model.row_change or ''}")
+            if plan.error:
+                click.echo(f"refused: {plan.error}")
             if plan.stale:
                 click.echo(f"refused: {plan.stale}")
             for finding in plan.blocked_by:
@@ -223,6 +225,11 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
                 )
             if plan.allowed:
                 click.echo("allowed: run `dataops-dev deploy` to apply")
+        if plan.error:
+            raise BuildError(
+                f"deploy would be refused: {plan.error}",
+                "fix the build, then run `dataops-dev review`",
+            )
         if plan.stale:
             raise UsageError(f"deploy would be refused: {plan.stale}", "run `dataops-dev review`")
         if plan.blocked_by:
