@@ -274,7 +274,7 @@ def find_config_file(start: Path) -> tuple[Path | None, str]:
 
 def _pyproject_section(path: Path) -> dict[str, Any] | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot parse {path.name}: {exc}", path=str(path)) from exc
     section = data.get("tool", {}).get("dataops_dev")
@@ -305,13 +305,13 @@ def load_config(
     """Find and validate the configuration.
 
     Args:
-        start: directory to search from (default: cwd).
+        start: directory to search from (default: `project_dir` when given, else cwd).
         config_file: an explicit config file (`--config`).
         project_dir: an explicit dbt project directory (`--project-dir`); wins over the file.
         overrides: dotted keys set by flags, e.g. {"backend.type": "warehouse"}.
         environ: environment to read `DATAOPS_DEV_*` overrides from (default: os.environ).
     """
-    start = (start or Path.cwd()).resolve()
+    start = (start or project_dir or Path.cwd()).resolve()
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     lines: dict[str, int] = {}
@@ -398,8 +398,15 @@ def _origin(dotted: str, provenance: Mapping[str, str]) -> str | None:
     return None
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path.name} is not UTF-8 text: {exc.reason}", path=str(path)) from exc
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:

@@ -169,3 +169,21 @@ def test_env_error_without_a_config_file_does_not_blame_defaults(project: Path) 
         "env DATAOPS_DEV_ENVIRONMENTS__THREADS: `environments.threads` must be an integer, "
         "got 'many'"
     )
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(project: Path) -> None:
+    (project / "dataops_dev.yml").write_bytes(b"version: 1\n# \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8") as raised:
+        load_config(project)
+    assert raised.value.path == str(project / "dataops_dev.yml")
+
+
+def test_project_dir_finds_the_config_file_of_that_project(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dataops-dev --project-dir X` run from elsewhere reads X's dataops_dev.yml
+    (project / "dataops_dev.yml").write_text("version: 1\nproduction:\n  target: live\n")
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    loaded = load_config(project_dir=project)
+    assert loaded.config.production.target == "live"
+    assert loaded.source == str(project / "dataops_dev.yml")
