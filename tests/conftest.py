@@ -45,41 +45,75 @@ def _pg_ready() -> bool:
         return False
 
 
+def _as_postgres(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command as the `postgres` OS user with no shell in between: arguments reach psql
+    verbatim (a `$$` in SQL passed through `su -c` is expanded to a process id)."""
+    runner = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else None
+    if runner is None:
+        import shlex
+
+        runner = ["su", "postgres", "-s", "/bin/sh", "-c"]
+        argv = (shlex.join(argv),)
+    return subprocess.run(
+        [*runner, *argv], input=stdin, capture_output=True, text=True, check=False
+    )
+
+
+def _server_accepts() -> bool:
+    """The server answers its own superuser over the socket (whatever roles exist)."""
+    return _as_postgres("psql", "-h", PG_HOST, "-tAc", "select 1").returncode == 0
+
+
+def _create_role(name: str) -> str:
+    """Create the login superuser `name` unless it exists; returns psql's error text, if any."""
+    if not name.replace("_", "").isalnum():
+        return f"refusing to create role {name!r}: letters, digits and _ only"
+    # psql substitutes :'role' as a quoted literal and %I quotes the identifier; variables
+    # and \\gexec work only in a script, so the SQL goes through stdin.
+    sql = (
+        "SELECT format('CREATE ROLE %I SUPERUSER LOGIN', :'role')\n"
+        "WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec\n"
+    )
+    result = _as_postgres(
+        "psql", "-h", PG_HOST, "-v", "ON_ERROR_STOP=1", "-v", f"role={name}", "-f", "-", stdin=sql
+    )
+    return "" if result.returncode == 0 else (result.stderr or result.stdout).strip()
+
+
 def start_postgres() -> None:
-    """Start the local PostgreSQL cluster and create the `root` role when needed."""
+    """Start the local PostgreSQL cluster if it is down and create the test role if it is
+    missing; fail with what actually went wrong (server down, or role missing) otherwise."""
     if _pg_ready():
         return
+    problem = ""
     if shutil.which("pg_ctlcluster") and os.geteuid() == 0:
-        clusters = subprocess.run(
-            ["pg_lsclusters", "-h"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        version = clusters[0] if clusters else "15"
-        subprocess.run(["pg_ctlcluster", version, "main", "start"], check=False)
-        for _ in range(50):
-            probe = subprocess.run(
-                ["su", "postgres", "-c", "psql -tAc 'select 1'"], capture_output=True, check=False
-            )
-            if probe.returncode == 0:
-                break
-            time.sleep(0.2)
-        subprocess.run(
-            [
-                "su",
-                "postgres",
-                "-c",
-                f'psql -c "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '
-                f"'{PG_USER}') THEN CREATE ROLE {PG_USER} SUPERUSER LOGIN; END IF; END$$\"",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        if not _server_accepts():
+            clusters = subprocess.run(
+                ["pg_lsclusters", "-h"], capture_output=True, text=True, check=False
+            ).stdout.split()
+            version = clusters[0] if clusters else "15"
+            subprocess.run(["pg_ctlcluster", version, "main", "start"], check=False)
+            for _ in range(100):
+                if _server_accepts():
+                    break
+                time.sleep(0.2)
+        if _server_accepts():
+            problem = _create_role(PG_USER)
+        else:
+            problem = "the server did not start: see /var/log/postgresql/"
     for _ in range(50):
         if _pg_ready():
             return
         time.sleep(0.2)
+    if _server_accepts() or problem.startswith("refusing"):
+        pytest.fail(
+            f"PostgreSQL is running but role {PG_USER!r} cannot connect "
+            f"({problem or 'peer authentication needs the OS user of the same name'}): "
+            f"create it with `runuser -u postgres -- createuser --superuser {PG_USER}`"
+        )
     pytest.fail(
         "PostgreSQL is not reachable and could not be started: warehouse tests must run "
-        "(start it with `pg_ctlcluster 15 main start` as root)"
+        f"({problem or 'not root, or no pg_ctlcluster'}; as root: `pg_ctlcluster 15 main start`)"
     )
 
 
