@@ -24,31 +24,36 @@ if TYPE_CHECKING:
 HELP = """\
 dataops-dev review — keyboard first (the mouse works too)
 
-  ↑ ↓ / j k     move through the change tree        enter   expand / collapse
-  tab           move between tree, tabs and tables  1–7     switch tab
-  /             filter models by name               esc     back to the tree
-  a  /  x       approve / reject the highlighted finding (with a note)
-  r             re-run `review` in the background   i       re-run static `impact`
-  b             `build` the branch into its environment
-  d             re-diff the selected model only
-  p             deploy plan (`deploy --dry-run`) and confirmation
-  s             SQL tab: unified / side-by-side diff
-  t             light / dark theme                  ctrl+p  command palette
-  ?             this help                           q       quit
+  ↑ ↓ / j k   move through the change tree    enter   expand / collapse
+  tab         tree, tabs and tables           1–7     switch tab
+  /           filter models by name           esc     back to the tree
+  a  /  x     approve / reject the highlighted finding (with a note)
+  r           re-run `review` in the background
+  i           re-run static `impact`
+  b           `build` the branch into its environment
+  d           re-diff the selected model only
+  p           deploy plan (`deploy --dry-run`) and confirmation
+  s           SQL tab: unified / side-by-side diff
+  t           light / dark theme              ctrl+p  command palette
+  ?           this help                       q       quit
 
-Tabs: Summary (verdict, findings) · Schema · Rows · Columns · Lineage · Tests · SQL
-Decisions are written to dataops.approvals.yml, the same file `dataops-dev decide` writes.
+Tabs: Summary (verdict, findings) · Schema · Rows · Columns · Lineage ·
+Tests · SQL. Decisions go to dataops.approvals.yml, as with `decide`.
 """
 
 
 class HelpScreen(ModalScreen[None]):
+    """The key bindings. A scroll container sized `auto` in both directions collapses to
+    nothing in textual, so the box has a fixed width and grows with its text."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: auto; max-width: 90%; height: auto; max-height: 90%;
+        width: 82; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; padding: 0 1; background: $surface;
     }
+    HelpScreen Static { width: 100%; height: auto; }
     """
 
     def compose(self) -> ComposeResult:

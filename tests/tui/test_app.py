@@ -322,3 +322,22 @@ def test_renders_hostile_and_large_reports(tmp_path: Path) -> None:
             assert app.selected in {m.name for m in report.models}
 
         drive(app, scenario)
+
+
+def test_help_screen_shows_every_key_binding(make_app: Callable[..., DataopsApp]) -> None:
+    # The help box once collapsed to 0x0 (an `auto`-sized scroll container): the screen was empty.
+    async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        box = app.screen.query_one(Static)
+        assert box.size.width > 40 and box.size.height >= 15
+        shown = str(box.render())
+        keys = {"question_mark": "?", "slash": "/", "escape": "esc"}
+        for binding in app.BINDINGS:
+            key = binding.key if hasattr(binding, "key") else binding[0]  # type: ignore[index]
+            label = keys.get(key, key)
+            if label.isdigit():
+                label = "1–7"
+            assert label in shown, f"the help does not mention {label!r}"
+
+    drive(make_app(), scenario, size=(80, 24))
