@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -35,3 +38,36 @@ def test_gc_dry_run_leaves_what_a_killed_build_left(tmp_path: Path) -> None:
     assert json.loads(real.stdout)["recovered"] == [info.name]
     assert not staging.exists()
     assert envs.find(info.name) is not None  # main's environment is kept
+
+
+def _project_with_env(tmp_path: Path, branch: str) -> tuple[Path, str]:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: shop\nprofile: shop\n", "utf-8")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "initial")
+    return project, Environments(load_config(project)).create(branch).name
+
+
+def test_env_list_into_a_pipe_keeps_whole_names(tmp_path: Path) -> None:
+    # Not a terminal: rich used to lay the table out in 80 columns and cut the names.
+    project, name = _project_with_env(tmp_path, "feature/" + "very-long-branch-name-" * 4)
+    env = {"NO_COLOR": "1"}
+    env_without_columns = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "dataops_dev", "env", "list"],
+        cwd=project,
+        env={**env_without_columns, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if name in line]
+    assert len(rows) == 1, listed.stdout
+    assert "…" not in listed.stdout
+
+    narrow = run_cli("env", "list", cwd=project, env={**env, "COLUMNS": "40"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 40

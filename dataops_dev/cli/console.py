@@ -58,7 +58,16 @@ def stderr_console() -> Console:
     )
 
 
+PIPE_WIDTH = 1000
+"""Width of text written to a pipe or file: tables keep their natural width instead of rich's
+80-column default, which split model names mid-word and truncated `env list`."""
+
+
 def stdout_console(width: int | None = None) -> Console:
+    """The data console. On a terminal it fits the terminal; elsewhere it uses `COLUMNS` when
+    set, else the content's own width (up to PIPE_WIDTH)."""
+    if width is None and not _isatty(sys.stdout) and not os.environ.get("COLUMNS", "").isdigit():
+        width = PIPE_WIDTH
     return Console(
         file=sys.stdout,
         no_color=_no_color(),
