@@ -9,7 +9,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataops_dev.errors import GitError
+from dataops_dev.errors import ConfigError, GitError
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,39 @@ def resolve(path: Path, ref: str) -> str:
         raise GitError(f"unknown git ref {ref!r}", "check the name with `git branch -a`") from exc
 
 
+def default_branch(path: Path) -> str | None:
+    """The repository's main line: what `origin/HEAD` points at (a clone's default branch), else
+    the one of `main` / `master` that exists, else the only local branch; None when unclear."""
+    import git
+
+    repo = _repo(path)
+    for remote in repo.remotes:
+        try:
+            target = repo.git.symbolic_ref(f"refs/remotes/{remote.name}/HEAD", short=True)
+        except git.GitCommandError:
+            continue
+        return str(target).split("/", 1)[1] if "/" in str(target) else str(target)
+    local = [head.name for head in repo.heads]
+    for name in ("main", "master"):
+        if name in local:
+            return name
+    return local[0] if len(local) == 1 else None
+
+
+def _unknown_main_branch(path: Path, name: str) -> ConfigError:
+    detected = default_branch(path)
+    if detected and detected != name:
+        hint = (
+            f"this repository's default branch is {detected!r}: set "
+            f"`production: {{main_branch: {detected}}}` in dataops_dev.yml"
+        )
+    else:
+        hint = (
+            "set production.main_branch in dataops_dev.yml to the branch production is built from"
+        )
+    return ConfigError(f"the base branch {name!r} does not exist in this repository", hint)
+
+
 def merge_base(path: Path, a: str, b: str = "HEAD") -> str:
     import git
 
@@ -77,6 +110,11 @@ def merge_base(path: Path, a: str, b: str = "HEAD") -> str:
     try:
         bases = repo.merge_base(a, b)
     except git.GitCommandError as exc:
+        if a not in branches(path):
+            try:
+                repo.commit(a)
+            except (git.BadName, ValueError, git.GitCommandError):
+                raise _unknown_main_branch(path, a) from exc
         raise GitError(
             f"cannot find the merge-base of {a} and {b}",
             f"is {a!r} the main branch? set production.main_branch in dataops_dev.yml",

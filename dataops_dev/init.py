@@ -15,6 +15,7 @@ import yaml
 
 from dataops_dev.atomic import write_text_atomic
 from dataops_dev.config import CONFIG_FILE, LoadedConfig
+from dataops_dev.errors import ConfigError
 from dataops_dev.fkgraph import GRAPH_VERSION, graph_to_dict
 from dataops_dev.masking import MASKING_VERSION, ColumnClass
 from dataops_dev.reporting import NULL_REPORTER, Reporter
@@ -62,7 +63,7 @@ class InitResult:
         }
 
 
-def config_text(inspection: Inspection, production_target: str) -> str:
+def config_text(inspection: Inspection, production_target: str, main_branch: str = "main") -> str:
     """A commented `dataops_dev.yml` with the proposed anchors filled in."""
     today = datetime.now(UTC).date().isoformat()
     anchors = "\n".join(f"    {name}: {{rate: 0.1}}" for name in inspection.anchors)
@@ -77,6 +78,8 @@ version: 1
 production:
   # The dbt target that is production: read only by `sample`, written only by `deploy`.
   target: {production_target}
+  # The branch production is built from: reviews compare against its merge-base with HEAD.
+  main_branch: {main_branch}
 
 sample:
   # The masking salt is read from this environment variable, never from a file; unset = error.
@@ -126,6 +129,55 @@ def lock_document(inspection: Inspection) -> dict[str, Any]:
     }
 
 
+def _main_branch(loaded: LoadedConfig, reporter: Reporter) -> str:
+    """The configured main branch when it exists, else the repository's default branch (a
+    project whose main line is called `duckdb` or `master` must not fail its first review)."""
+    from dataops_dev import gitrepo
+    from dataops_dev.errors import GitError
+
+    configured = loaded.config.production.main_branch
+    try:
+        if configured in gitrepo.branches(loaded.project_dir):
+            return configured
+        detected = gitrepo.default_branch(loaded.project_dir)
+    except GitError:
+        return configured
+    if detected is None:
+        return configured
+    reporter.message("info", f"main branch: {detected} (the repository's default branch)")
+    return detected
+
+
+def check_production_target(loaded: LoadedConfig) -> None:
+    """Fail with the exact profiles.yml lines to add when the production target is missing."""
+    from dataops_dev.dbt.project import load_profile, read_project
+
+    target = loaded.config.production.target
+    name, profile = load_profile(loaded)
+    outputs = profile["outputs"]
+    if target in outputs:
+        return
+    path = loaded.profiles_dir / "profiles.yml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw_outputs = raw.get(loaded.config.profile or read_project(loaded.project_dir).profile, {})
+    raw_outputs = raw_outputs.get("outputs", {}) if isinstance(raw_outputs, dict) else {}
+    template_name = (
+        profile.get("target") if profile.get("target") in outputs else next(iter(outputs), None)
+    )
+    template = dict(raw_outputs.get(template_name) or {"type": "duckdb", "path": "prod.duckdb"})
+    lines = yaml.safe_dump({target: template}, sort_keys=False, default_flow_style=False)
+    snippet = "\n".join("    " + line for line in lines.splitlines())
+    others = ", ".join(f"`{o}`" for o in outputs) or "none"
+    raise ConfigError(
+        f"the production target {target!r} is not in profile {name!r} ({path}); "
+        f"its targets: {others}",
+        f"add it under `outputs:` (copied from `{template_name}`: point it at production):\n"
+        f"{snippet}\n"
+        f"or, if one of {others} is production, set `production: {{target: NAME}}` in "
+        f"{CONFIG_FILE}",
+    )
+
+
 _LOCK_HEADER = """\
 # dataops.lock.yml, written by `dataops-dev init`: review it and commit it.
 # foreign_keys: the FK graph between dbt sources and where each edge came from (a relationships
@@ -143,6 +195,7 @@ def run_init(
 
     Decisions already in the lock file are kept unless `force` (a fresh proposal).
     """
+    check_production_target(loaded)
     manifest = load_manifest(loaded, reporter)
     lock = None if force else read_lock(loaded)
     with open_production(loaded) as production:
@@ -156,7 +209,9 @@ def run_init(
     )
     written = False
     if loaded.source == "defaults" and not config_path.exists():
-        write_text_atomic(config_path, config_text(inspection, loaded.config.production.target))
+        production = loaded.config.production
+        main_branch = _main_branch(loaded, reporter)
+        write_text_atomic(config_path, config_text(inspection, production.target, main_branch))
         written = True
     target = lock_path(loaded)
     body = yaml.safe_dump(lock_document(inspection), sort_keys=False, width=100)
