@@ -65,6 +65,9 @@ class SourceData:
     """DuckDB backend: the file environments attach read-only as `dataops_source`."""
     sandbox_database: str | None = None
     """Warehouse backend: the database whose source schemas hold the data."""
+    file_sources: tuple[str, ...] = ()
+    """Sources that production reads from files (`source_name.table_name`): environments
+    point them at the sample instead (they never read the files)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,19 @@ class SampleRecord:
     new_columns: tuple[str, ...] = ()
     """Columns classified now that the lock file does not list (review them with `init`)."""
     reused: bool = False
+    files: tuple[str, ...] = ()
+    """The file-backed sources (`source_name.table_name`), sampled like tables."""
+    file_stamps: Mapping[str, str] = field(default_factory=dict)
+    """Each production file read: size and mtime then (a changed file makes the sample stale)."""
+
+    @property
+    def identity(self) -> str:
+        """What environments record as their source data: the sample id, plus the files' state
+        (the id does not cover file contents: a rebuilt sample of changed files gets a new one)."""
+        if not self.file_stamps:
+            return self.sample_id
+        text = json.dumps(dict(self.file_stamps), sort_keys=True)
+        return f"{self.sample_id}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
     @property
     def orphans(self) -> int:
@@ -144,6 +160,8 @@ class SampleRecord:
             masked_rows=int(data.get("masked_rows", 0)),
             new_columns=tuple(data.get("new_columns", ())),
             reused=reused,
+            files=tuple(data.get("files", ())),
+            file_stamps={str(k): str(v) for k, v in (data.get("file_stamps") or {}).items()},
         )
 
 
@@ -167,12 +185,21 @@ class Production:
     catalog: str | None = None
     """DuckDB: the alias production is attached under in the work connection."""
     output: Mapping[str, Any] = field(default_factory=dict)
+    files: dict[Relation, Relation] = field(default_factory=dict)
+    """File-backed sources (sample relation -> their rows read into `FILES_ALIAS`)."""
+    file_stamps: dict[str, str] = field(default_factory=dict)
+    """Each file read: its size and mtime when it was read."""
+
+    def _where(self, relation: Relation) -> Relation:
+        plain = Relation(relation.schema, relation.name)
+        return self.files.get(plain) or Relation(relation.schema, relation.name, self.catalog)
 
     def table(self, relation: Relation) -> exp.Table:
-        return exp.table_(relation.name, db=relation.schema, catalog=self.catalog, quoted=True)
+        where = self._where(relation)
+        return exp.table_(where.name, db=where.schema, catalog=where.database, quoted=True)
 
     def columns(self, relation: Relation) -> list[Column]:
-        return self.engine.columns(Relation(relation.schema, relation.name, self.catalog))
+        return self.engine.columns(self._where(relation))
 
 
 def _duckdb_production_path(loaded: LoadedConfig, output: Mapping[str, Any]) -> Path:
@@ -240,13 +267,11 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
 
         path = _duckdb_production_path(loaded, output)
         identity = _file_identity(path)
-        if work_file is None:
-            engine = DuckDBEngine(path, read_only=True)
-            catalog = None
-        else:
-            engine = DuckDBEngine(work_file)
-            engine.attach(path, PRODUCTION_ALIAS, read_only=True)
-            catalog = PRODUCTION_ALIAS
+        # An in-memory session (not production opened read-only) so that file-backed sources
+        # can be read into it; production itself is attached read-only either way.
+        engine = DuckDBEngine(work_file if work_file is not None else ":memory:")
+        engine.attach(path, PRODUCTION_ALIAS, read_only=True)
+        catalog = PRODUCTION_ALIAS
         try:
             yield Production(engine, "duckdb", "duckdb", identity, utc_now(), catalog, output)
         finally:
@@ -337,6 +362,7 @@ def inspect_production(
     """
     config = loaded.config
     with task(reporter, "inspect", "reading the dbt project's sources and keys"):
+        _read_file_sources(loaded, production, manifest)
         sources = {node.display_name: node for node in manifest.sources.values()}
         relations = {
             name: Relation(node.schema or "main", node.identifier) for name, node in sources.items()
@@ -429,6 +455,27 @@ def inspect_production(
         classes=tuple(classes),
         anchors=anchors,
         new_columns=tuple(new_columns),
+    )
+
+
+def _read_file_sources(loaded: LoadedConfig, production: Production, manifest: Manifest) -> None:
+    """Read the project's file-backed sources into the session, once: from here on they are
+    production tables like the others (same closure, classification and masking)."""
+    from dataops_dev import file_sources
+
+    if production.files:
+        return
+    found = file_sources.discover(manifest, loaded.project_dir)
+    if not found:
+        return
+    if production.dialect != "duckdb":
+        raise ConfigError(
+            f"source(s) {', '.join(sorted(found))} read files, which only dbt-duckdb can",
+            "sample them with a DuckDB production target",
+        )
+    production.files.update(file_sources.load(production.engine, found))
+    production.file_stamps.update(
+        {path: stamp for source in found.values() for path, stamp in source.stamps().items()}
     )
 
 
@@ -615,6 +662,8 @@ def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
         return None
     data = json.loads(record_path.read_text(encoding="utf-8"))
     record = SampleRecord.from_json(data, reused=True)
+    if _files_changed(record):
+        return None
     if record.backend == "duckdb":
         return record if Path(record.location).exists() else None
     current = directory / "warehouse-current.json"
@@ -623,6 +672,21 @@ def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
     if json.loads(current.read_text(encoding="utf-8")).get("sample_id") != sample_id:
         return None
     return record
+
+
+def _files_changed(record: SampleRecord) -> bool:
+    """A production file the sample was read from changed since (a missing one did not: the
+    sample stays usable without production's files)."""
+    from dataops_dev.file_sources import current_stamps
+
+    now = current_stamps(tuple(record.file_stamps))
+    return any(stamp is not None and stamp != record.file_stamps[p] for p, stamp in now.items())
+
+
+def _missing_files(record: SampleRecord) -> tuple[str, ...]:
+    from dataops_dev.file_sources import current_stamps
+
+    return tuple(p for p, stamp in current_stamps(tuple(record.file_stamps)).items() if not stamp)
 
 
 def ensure_sample(
@@ -640,6 +704,13 @@ def ensure_sample(
             existing = _existing(loaded, sample_id)
             if existing is not None:
                 reporter.message("info", f"reusing sample {sample_id} ({existing.created_at})")
+                missing = _missing_files(existing)
+                if missing:
+                    reporter.message(
+                        "warning",
+                        f"{len(missing)} production file(s) the sample was read from are gone "
+                        f"(e.g. {missing[0]}): reusing the sample; `sample --refresh` needs them",
+                    )
                 return existing
         return _build(loaded, salt, sample_id, reporter)
 
@@ -740,6 +811,14 @@ def _record(
         timings=outcome.timings,
         masked_rows=outcome.masked_rows,
         new_columns=inspection.new_columns,
+        files=tuple(
+            sorted(
+                name
+                for name, table in inspection.graph.tables.items()
+                if Relation(table.relation.schema, table.relation.name) in production.files
+            )
+        ),
+        file_stamps=dict(sorted(production.file_stamps.items())),
     )
 
 
@@ -768,6 +847,10 @@ def _build_duckdb(
                 reporter,
             )
             production.engine.execute(f"DETACH {PRODUCTION_ALIAS}")
+            if production.files:
+                from dataops_dev.file_sources import FILES_ALIAS
+
+                production.engine.execute(f"DETACH {FILES_ALIAS}")
             production.engine.execute("CHECKPOINT")
         # Readers only ever see a complete sample: the file appears whole or not at all.
         os.replace(tmp, final)
@@ -885,9 +968,10 @@ def resolve_source_data(
     if record.backend == "duckdb":
         return SourceData(
             kind="sample",
-            identity=record.sample_id,
+            identity=record.identity,
             relations=record.relations,
             duckdb_file=Path(record.location),
+            file_sources=record.files,
         )
     return SourceData(
         kind="sample",
