@@ -65,6 +65,8 @@ class SourceData:
     """DuckDB backend: the file environments attach read-only as `dataops_source`."""
     sandbox_database: str | None = None
     """Warehouse backend: the database whose source schemas hold the data."""
+    masked_columns: int = 0
+    """How many source columns the sample masks."""
     file_sources: tuple[str, ...] = ()
     """Sources that production reads from files (`source_name.table_name`): environments
     point them at the sample instead (they never read the files)."""
@@ -96,6 +98,8 @@ class SampleRecord:
     reused: bool = False
     files: tuple[str, ...] = ()
     """The file-backed sources (`source_name.table_name`), sampled like tables."""
+    seeds: tuple[str, ...] = ()
+    """The project's seeds: committed data, not sampled, never masked."""
     file_stamps: Mapping[str, str] = field(default_factory=dict)
     """Each production file read: size and mtime then (a changed file makes the sample stale)."""
 
@@ -107,6 +111,15 @@ class SampleRecord:
             return self.sample_id
         text = json.dumps(dict(self.file_stamps), sort_keys=True)
         return f"{self.sample_id}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+    @property
+    def masked_columns(self) -> int:
+        return sum(len(t.masked) for t in self.tables)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What is (not) sampled and masked, in words."""
+        return data_notes(len(self.tables), self.masked_columns, self.seeds)
 
     @property
     def orphans(self) -> int:
@@ -161,6 +174,7 @@ class SampleRecord:
             new_columns=tuple(data.get("new_columns", ())),
             reused=reused,
             files=tuple(data.get("files", ())),
+            seeds=tuple(data.get("seeds", ())),
             file_stamps={str(k): str(v) for k, v in (data.get("file_stamps") or {}).items()},
         )
 
@@ -306,6 +320,16 @@ class Inspection:
     anchors: tuple[str, ...]
     new_columns: tuple[str, ...] = ()
     """Columns not in the lock file (classified now, to review)."""
+    seeds: tuple[str, ...] = ()
+    """The project's seeds: committed data, neither sampled nor masked."""
+    files: tuple[str, ...] = ()
+    """Sources read from files (sampled and masked like tables)."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return data_notes(
+            len(self.graph.tables), sum(1 for c in self.classes if c.masked), self.seeds
+        )
 
 
 def _column_facts(
@@ -455,6 +479,14 @@ def inspect_production(
         classes=tuple(classes),
         anchors=anchors,
         new_columns=tuple(new_columns),
+        seeds=project_seeds(manifest),
+        files=tuple(
+            sorted(
+                name
+                for name, rel in relations.items()
+                if Relation(rel.schema, rel.name) in production.files
+            )
+        ),
     )
 
 
@@ -811,13 +843,8 @@ def _record(
         timings=outcome.timings,
         masked_rows=outcome.masked_rows,
         new_columns=inspection.new_columns,
-        files=tuple(
-            sorted(
-                name
-                for name, table in inspection.graph.tables.items()
-                if Relation(table.relation.schema, table.relation.name) in production.files
-            )
-        ),
+        files=inspection.files,
+        seeds=inspection.seeds,
         file_stamps=dict(sorted(production.file_stamps.items())),
     )
 
@@ -950,6 +977,58 @@ def _build_warehouse(
 
 
 # --------------------------------------------------------------------------------------------
+# What is (not) sampled and masked
+
+
+def seeds_upstream(manifest: Manifest, unique_ids: Sequence[str]) -> tuple[str, ...]:
+    """The seeds that the given nodes read, directly or through other models."""
+    nodes = manifest.nodes
+    seen: set[str] = set()
+    stack = list(unique_ids)
+    seeds: set[str] = set()
+    while stack:
+        uid = stack.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        node = nodes.get(uid)
+        if node is None:
+            continue
+        if node.resource_type == "seed":
+            seeds.add(node.name)
+        stack.extend(node.depends_on_nodes)
+    return tuple(sorted(seeds))
+
+
+def data_notes(sources: int, masked_columns: int, seeds: Sequence[str]) -> tuple[str, ...]:
+    """What `init` and `sample` tell about the project's data: what is sampled, what is masked.
+
+    Seeds are committed to the repository (anyone with a clone already has them), so they are
+    not production data: environments load them as they are and they are never masked.
+    """
+    notes = []
+    if sources == 0:
+        notes.append(
+            "the dbt project declares no sources: there is nothing to sample or mask "
+            "(environments build from the project's seeds and code alone)"
+        )
+    elif masked_columns == 0:
+        notes.append(f"{sources} source table(s) sampled; no column needed masking")
+    if seeds:
+        shown = ", ".join(seeds[:8]) + (f" (+{len(seeds) - 8} more)" if len(seeds) > 8 else "")
+        notes.append(
+            f"{len(seeds)} seed(s) ({shown}) are committed data, not sampled or masked: "
+            "environments load them as they are, and examples drawn from them are not "
+            "labelled masked"
+        )
+    return tuple(notes)
+
+
+def project_seeds(manifest: Manifest) -> tuple[str, ...]:
+    return tuple(sorted(n.name for n in manifest.nodes.values() if n.resource_type == "seed"))
+
+
+# --------------------------------------------------------------------------------------------
 # The seam with environments
 
 
@@ -971,6 +1050,7 @@ def resolve_source_data(
             identity=record.identity,
             relations=record.relations,
             duckdb_file=Path(record.location),
+            masked_columns=record.masked_columns,
             file_sources=record.files,
         )
     return SourceData(
@@ -978,6 +1058,7 @@ def resolve_source_data(
         identity=record.sample_id,
         relations=record.relations,
         sandbox_database=record.location,
+        masked_columns=record.masked_columns,
     )
 
 
@@ -988,6 +1069,7 @@ __all__: Sequence[str] = (
     "Production",
     "SampleRecord",
     "SourceData",
+    "data_notes",
     "ensure_sample",
     "inspect_production",
     "lock_path",
@@ -995,4 +1077,5 @@ __all__: Sequence[str] = (
     "read_lock",
     "resolve_source_data",
     "sandbox_database",
+    "seeds_upstream",
 )
