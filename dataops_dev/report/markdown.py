@@ -391,7 +391,11 @@ def _column_lines(
                 )
         if rows:
             lines += [
-                f"<sub>Examples ({label} sample values)</sub>",
+                (
+                    "<sub>Examples (masked sample values)</sub>"
+                    if label == "masked"
+                    else f"<sub>Examples ({label})</sub>"
+                ),
                 "",
                 *table(["column", "key", "before", "after"], rows),
                 "",
