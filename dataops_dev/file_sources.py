@@ -192,6 +192,26 @@ def load(engine: Engine, sources: Mapping[str, FileSource]) -> dict[Relation, Re
     return loaded
 
 
+def _quoted_relation(database: Any, schema: Any, identifier: Any) -> str:
+    parts = (database, schema, identifier)
+    return ".".join('"' + str(p).replace('"', '""') + '"' for p in parts if p)
+
+
+def as_tables(manifest: Manifest) -> Manifest:
+    """`manifest` with its file sources rendered as tables (`"db"."schema"."identifier"`), as
+    environments see them: model SQL rendered from it traces keys back to those sources."""
+    sources = dict(manifest.data.get("sources") or {})
+    changed = False
+    for uid, node in manifest.sources.items():
+        if _is_external(node):
+            relation = _quoted_relation(node.database, node.schema, node.identifier)
+            sources[uid] = {**sources[uid], "relation_name": relation}
+            changed = True
+    if not changed:
+        return manifest
+    return Manifest({**manifest.data, "sources": sources}, manifest.path)
+
+
 def point_sources_at_sample(dbt_manifest: Any) -> int:
     """Remove dbt-duckdb's external location from every source of a parsed dbt `Manifest`
     (dbt's own object, before a build), so `source()` renders `database.schema.identifier`:
@@ -209,8 +229,7 @@ def point_sources_at_sample(dbt_manifest: Any) -> int:
         for holder in holders:
             if isinstance(holder, dict):
                 holder.pop(EXTERNAL_KEY, None)
-        parts = (source.database, source.schema, source.identifier)
-        source.relation_name = ".".join('"' + str(p).replace('"', '""') + '"' for p in parts if p)
+        source.relation_name = _quoted_relation(source.database, source.schema, source.identifier)
         changed += 1
     return changed
 
@@ -218,6 +237,7 @@ def point_sources_at_sample(dbt_manifest: Any) -> int:
 __all__: Sequence[str] = (
     "FILES_ALIAS",
     "FileSource",
+    "as_tables",
     "current_stamps",
     "discover",
     "load",

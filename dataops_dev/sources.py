@@ -399,8 +399,10 @@ def inspect_production(
                 "fix the sources' schema/identifier in the dbt project, or load the tables",
             )
         extra = tuple(parse_edge_text(c, p) for c, p in config.sample.foreign_keys.items())
+        from dataops_dev.file_sources import as_tables
+
         graph = build_graph(
-            manifest,
+            as_tables(manifest),
             source_columns={n: [c.name for c in cols] for n, cols in columns.items()},
             dialect=production.dialect,
             extra_edges=extra,
