@@ -145,6 +145,53 @@ def test_notes_say_what_is_not_sampled_or_masked() -> None:
     assert "no column needed masking" in data_notes(3, 0, ())[0]
 
 
+def _record(tmp_path: Path, stamps: dict[str, str]) -> Any:
+    from dataops_dev.sampling import Role, TableCoverage
+    from dataops_dev.sources import SampleRecord
+
+    return SampleRecord(
+        sample_id="s0",
+        backend="duckdb",
+        location=str(tmp_path / "s0.duckdb"),
+        created_at="",
+        snapshot_time="",
+        salt_env="DATAOPS_SALT",
+        salt_fingerprint="f",
+        versions={},
+        config_hash="c",
+        production_identity="p",
+        anchors=(),
+        tables=(TableCoverage("raw.people", Role.ANCHOR, 2, 1, 0, (("name", "full_name"),)),),
+        relations=(),
+        files=("raw.people",),
+        file_stamps=stamps,
+    )
+
+
+def test_a_changed_file_makes_the_sample_stale_a_missing_one_does_not(tmp_path: Path) -> None:
+    from dataops_dev.file_sources import current_stamps
+    from dataops_dev.sources import SampleRecord, _files_changed, _missing_files
+
+    data = tmp_path / "people.csv"
+    data.write_text("id,name\n1,Ann\n")
+    stamp = current_stamps([str(data)])[str(data)]
+    assert stamp is not None
+    record = _record(tmp_path, {str(data): stamp})
+    assert not _files_changed(record) and _missing_files(record) == ()
+    again = SampleRecord.from_json(json.loads(json.dumps(record.to_json())))
+    assert again.files == record.files and again.file_stamps == record.file_stamps
+    assert again.identity == record.identity != record.sample_id
+
+    data.write_text("id,name\n1,Ann\n2,Bo\n")
+    assert _files_changed(record)
+    changed = _record(tmp_path, {str(data): current_stamps([str(data)])[str(data)] or ""})
+    # Environments built on the old files are not taken for built on the new ones.
+    assert changed.identity != record.identity
+
+    data.unlink()
+    assert not _files_changed(record) and _missing_files(record) == (str(data),)
+
+
 # ------------------------------------------------------------------------------------------
 # Real projects (dbt builds)
 
