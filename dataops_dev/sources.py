@@ -203,6 +203,9 @@ class Production:
     """File-backed sources (sample relation -> their rows read into `FILES_ALIAS`)."""
     file_stamps: dict[str, str] = field(default_factory=dict)
     """Each file read: its size and mtime when it was read."""
+    absent: Path | None = None
+    """DuckDB: production's database file when it does not exist (yet): a project whose
+    sources are all files (or that has none) is sampled without it."""
 
     def _where(self, relation: Relation) -> Relation:
         plain = Relation(relation.schema, relation.name)
@@ -216,16 +219,22 @@ class Production:
         return self.engine.columns(self._where(relation))
 
 
-def _duckdb_production_path(loaded: LoadedConfig, output: Mapping[str, Any]) -> Path:
+def _duckdb_production_path(
+    loaded: LoadedConfig, output: Mapping[str, Any], *, must_exist: bool = True
+) -> Path:
     from dataops_dev.dbt.project import duckdb_path
 
     path = duckdb_path(loaded, output)
-    if not path.exists():
-        raise ProjectError(
-            f"production database {path} does not exist",
-            f"check the `{output.get('_target_name')}` target's path in profiles.yml",
-        )
+    if must_exist and not path.exists():
+        raise _absent_production(path, output)
     return path
+
+
+def _absent_production(path: Path, output: Mapping[str, Any]) -> ProjectError:
+    return ProjectError(
+        f"production database {path} does not exist",
+        f"check the `{output.get('_target_name')}` target's path in profiles.yml",
+    )
 
 
 def _file_identity(path: Path) -> str:
@@ -279,15 +288,25 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
     if backend == "duckdb":
         from dataops_dev.engines.duckdb import DuckDBEngine
 
-        path = _duckdb_production_path(loaded, output)
+        path = _duckdb_production_path(loaded, output, must_exist=False)
         identity = _file_identity(path)
         # An in-memory session (not production opened read-only) so that file-backed sources
         # can be read into it; production itself is attached read-only either way.
         engine = DuckDBEngine(work_file if work_file is not None else ":memory:")
-        engine.attach(path, PRODUCTION_ALIAS, read_only=True)
-        catalog = PRODUCTION_ALIAS
+        exists = path.exists()
+        if exists:
+            engine.attach(path, PRODUCTION_ALIAS, read_only=True)
         try:
-            yield Production(engine, "duckdb", "duckdb", identity, utc_now(), catalog, output)
+            yield Production(
+                engine,
+                "duckdb",
+                "duckdb",
+                identity,
+                utc_now(),
+                PRODUCTION_ALIAS,
+                output,
+                absent=None if exists else path,
+            )
         finally:
             engine.close()
         return
@@ -393,6 +412,8 @@ def inspect_production(
         }
         columns = {name: tuple(production.columns(rel)) for name, rel in relations.items()}
         missing = sorted(name for name, cols in columns.items() if not cols)
+        if missing and production.absent is not None:
+            raise _absent_production(production.absent, production.output)
         if missing:
             raise ProjectError(
                 f"source table(s) {', '.join(missing)} not found in production",
@@ -679,7 +700,7 @@ def _sample_lock(loaded: LoadedConfig) -> Iterator[None]:
 def _current_identity(loaded: LoadedConfig) -> str:
     output = load_profile_target(loaded)
     if _backend(output) == "duckdb":
-        return _file_identity(_duckdb_production_path(loaded, output))
+        return _file_identity(_duckdb_production_path(loaded, output, must_exist=False))
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
 
     engine = PostgresEngine(conninfo_from_credentials(output))
@@ -875,7 +896,8 @@ def _build_duckdb(
                 lambda rels: DuckDBSampleWriter(production.engine, rels),
                 reporter,
             )
-            production.engine.execute(f"DETACH {PRODUCTION_ALIAS}")
+            if production.absent is None:
+                production.engine.execute(f"DETACH {PRODUCTION_ALIAS}")
             if production.files:
                 from dataops_dev.file_sources import FILES_ALIAS
 

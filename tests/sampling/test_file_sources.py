@@ -330,6 +330,7 @@ def test_a_seed_only_project_is_told_and_its_examples_are_not_labelled_masked(
     tmp_path: Path,
 ) -> None:
     repo = make_project_repo("fs_seeds", tmp_path)
+    assert not repo.path("prod.duckdb").exists()  # nothing to sample: not needed
     init = repo.run("init", "--json")
     assert init.returncode == 0, init.stderr
     data = json.loads(init.stdout)
