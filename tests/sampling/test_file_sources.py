@@ -304,6 +304,8 @@ def test_file_sources_are_sampled_masked_and_environments_never_read_them(
     assert "Examples (masked sample values)" in markdown.stdout
     html = repo.run("report", "--format", "html")
     assert "examples (masked)" in html.stdout
+    text = repo.run("report", env={"COLUMNS": "200"})
+    assert "examples (masked)" in text.stdout
 
     for env in (repo.path(".dataops") / "envs").glob("*.duckdb"):
         with duckdb.connect(str(env), read_only=True) as connection:
@@ -313,7 +315,9 @@ def test_file_sources_are_sampled_masked_and_environments_never_read_them(
         assert views and not [v for (v,) in views if "read_csv" in v or ".csv" in v]
 
     leaks = _leaks(
-        repo.path(".dataops"), raw, [review.stdout, markdown.stdout, html.stdout, build.stdout]
+        repo.path(".dataops"),
+        raw,
+        [review.stdout, markdown.stdout, html.stdout, text.stdout, build.stdout],
     )
     assert leaks == []
     # The scan finds what it looks for: in text files and in DuckDB files.
