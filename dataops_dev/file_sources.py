@@ -35,6 +35,11 @@ _READERS = (
     "parquet_scan",
     "read_json",
     "read_json_auto",
+    "read_ndjson",
+    "read_ndjson_auto",
+    "read_xlsx",
+    "delta_scan",
+    "iceberg_scan",
 )
 
 
@@ -127,12 +132,21 @@ def _rewrite_paths(rendered: str, project_dir: Path) -> tuple[str, tuple[str, ..
         ) from exc
     source = query.find(exp.Table)
     call = source.this if source is not None else None
-    if not isinstance(call, exp.Func):
+    if not isinstance(call, exp.Func) or _reader_name(call) not in _READERS:
         raise ProjectError(
             f"the external location {text!r} is not a file reader",
             f"use one of {', '.join(_READERS)} (or a plain path)",
         )
-    first = call.this if call.this is not None else (call.expressions or [None])[0]
+    # Only literals and `option = literal` pairs: what reaches SQL is a file reader, no query.
+    if any(not isinstance(node, _ARGUMENT_NODES) for node in _arguments(call)):
+        raise ProjectError(
+            f"the external location {text!r} holds more than a file reader's arguments",
+            "give the reader literal paths and options only",
+        )
+    arguments = list(call.expressions)
+    if not isinstance(call, exp.Anonymous) and call.this is not None:
+        arguments.insert(0, call.this)
+    first = arguments[0] if arguments else None
     literals: list[exp.Literal] = []
     if isinstance(first, exp.Literal) and first.is_string:
         literals = [first]
@@ -144,6 +158,32 @@ def _rewrite_paths(rendered: str, project_dir: Path) -> tuple[str, tuple[str, ..
         literal.replace(exp.Literal.string(path))
         paths.append(path)
     return call.sql("duckdb"), tuple(paths)
+
+
+_ARGUMENT_NODES = (
+    exp.Literal,
+    exp.Array,
+    exp.EQ,
+    exp.PropertyEQ,
+    exp.Column,
+    exp.Identifier,
+    exp.Boolean,
+    exp.Struct,
+    exp.Tuple,
+    exp.Neg,
+    exp.Null,
+)
+
+
+def _arguments(call: exp.Func) -> list[Any]:
+    """Every expression inside the call's arguments."""
+    return [node for child in call.iter_expressions() for node in child.walk()]
+
+
+def _reader_name(call: exp.Func) -> str:
+    if isinstance(call, exp.Anonymous):
+        return str(call.name).lower()
+    return call.sql_name().lower()
 
 
 def discover(manifest: Manifest, project_dir: Path) -> dict[str, FileSource]:

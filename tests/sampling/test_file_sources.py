@@ -84,6 +84,35 @@ def test_external_locations_resolve_relative_to_the_project(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        "read_csv((select 'x'))",
+        "read_csv('a.csv', sep = (select 1))",
+        "range(10)",
+        "read_text('a')",
+    ],
+)
+def test_an_external_location_is_a_file_reader_with_literal_arguments(
+    tmp_path: Path, location: str
+) -> None:
+    from dataops_dev.errors import ProjectError
+
+    manifest = _manifest(_source("raw", "t", location, meta={"external_location": location}))
+    with pytest.raises(ProjectError, match="external location"):
+        discover(manifest, tmp_path)
+
+
+def test_readers_dbt_duckdb_passes_through(tmp_path: Path) -> None:
+    location = "read_json_auto('events/*.json', format = 'array')"
+    manifest = _manifest(_source("raw", "ev", location, meta={"external_location": location}))
+    (found,) = discover(manifest, tmp_path).values()
+    assert found.paths == (str(tmp_path / "events" / "*.json"),)
+    remote = "read_parquet('s3://bucket/x.parquet')"
+    manifest = _manifest(_source("raw", "x", remote, meta={"external_location": remote}))
+    assert discover(manifest, tmp_path)["raw.x"].paths == ("s3://bucket/x.parquet",)
+
+
 def test_file_sources_are_read_once_into_the_session(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "people.csv").write_text("id,name\n1,Ann\n2,Bo\n")
