@@ -265,8 +265,14 @@ def _leaks(state_dir: Path, raw: set[str], extra_texts: list[str]) -> list[str]:
 
 
 def _with_production_files(repo: ProjectRepo) -> None:
-    """The CSV files are production data, git-ignored: they sit next to the clone."""
-    shutil.copytree(FIXTURES / "fs_files" / "data", repo.path("data"))
+    """The files are production data, git-ignored: they sit next to the clone."""
+    data = repo.path("data")
+    shutil.copytree(FIXTURES / "fs_files" / "data", data)
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * FROM read_csv('{data / 'signups.csv'}')) "
+            f"TO '{data / 'signups.parquet'}' (FORMAT parquet)"
+        )
 
 
 @pytest.mark.slow
@@ -286,6 +292,7 @@ def test_file_sources_are_sampled_masked_and_environments_never_read_them(
         "crm.customers",
         "crm.orders",
         "support.tickets",
+        "web.signups",
     ]
     repo.commit("dataops: config and lock file")
 
@@ -293,7 +300,7 @@ def test_file_sources_are_sampled_masked_and_environments_never_read_them(
     assert sample.returncode == 0, sample.stderr
     record = json.loads(sample.stdout)
     tables = {t["table"]: t for t in record["tables"]}
-    assert sorted(tables) == ["crm.customers", "crm.orders", "support.tickets"]
+    assert sorted(tables) == ["crm.customers", "crm.orders", "support.tickets", "web.signups"]
     assert record["files"] == sorted(tables)
     assert all(t["orphans"] == 0 for t in tables.values())
     assert tables["crm.customers"]["production_rows"] == 200
@@ -301,12 +308,17 @@ def test_file_sources_are_sampled_masked_and_environments_never_read_them(
     masked = {t: {c for c, _ in tables[t]["masked"]} for t in tables}
     assert {"full_name", "email", "phone"} <= masked["crm.customers"]
     assert "contact_email" in masked["support.tickets"]
+    assert {"signup_email", "ip_address"} <= masked["web.signups"]
     text = repo.run("sample")
     assert "crm.customers" in text.stdout and "read from files" in text.stdout
 
     raw = _masked_raw_values(
         repo.path("data"),
-        {"customers": masked["crm.customers"], "support_tickets": masked["support.tickets"]},
+        {
+            "customers": masked["crm.customers"],
+            "support_tickets": masked["support.tickets"],
+            "signups": masked["web.signups"],
+        },
     )
     assert len(raw) > 400
     # Production's files go away: environments build from the sample alone.
@@ -341,7 +353,8 @@ def test_file_sources_are_sampled_masked_and_environments_never_read_them(
             views = connection.execute(
                 "SELECT sql FROM duckdb_views() WHERE NOT internal"
             ).fetchall()
-        assert views and not [v for (v,) in views if "read_csv" in v or ".csv" in v]
+        reading_files = [v for (v,) in views if any(w in v for w in ("read_", ".csv", ".parquet"))]
+        assert views and not reading_files
 
     leaks = _leaks(
         repo.path(".dataops"),
