@@ -2,6 +2,8 @@
 
 DuckDB: environments attach `<state_dir>/samples/<id>.duckdb` read-only as `SOURCE_ALIAS`.
 Warehouse: the sample is published into the sandbox database under production's source schemas.
+Sources that are files (dbt-duckdb `external_location`) are production too: read into the
+sampling session (`file_sources.py`) and sampled like tables. Seeds are committed data, not sampled.
 """
 
 from __future__ import annotations
