@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -436,6 +436,7 @@ class Environments:
 
                 dbt = functools.partial(
                     run_dbt,
+                    prepare_manifest=_sources_from_sample(source),
                     project_dir=request.code_dir,
                     profiles_dir=profiles_dir,
                     target_path=staging_target,
@@ -564,6 +565,16 @@ def _keep_compiled_code(target: Path, compiled: Mapping[str, str]) -> None:
             node["compiled_code"] = code
             node["compiled"] = True
     write_text_atomic(path, json.dumps(data))
+
+
+def _sources_from_sample(source: SourceData) -> Callable[[Any], object] | None:
+    """File-backed sources read their files in production: in an environment, `source()` must
+    render the environment's view of the sample instead (without editing the project)."""
+    if not source.file_sources:
+        return None
+    from dataops_dev.file_sources import point_sources_at_sample
+
+    return point_sources_at_sample
 
 
 class _Backend:

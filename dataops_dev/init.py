@@ -51,6 +51,9 @@ class InitResult:
             "tables": len(self.inspection.graph.tables),
             "foreign_keys": len(self.inspection.graph.edges),
             "unmapped_relationships": len(self.inspection.graph.unmapped),
+            "file_sources": list(self.inspection.files),
+            "seeds": list(self.inspection.seeds),
+            "notes": list(self.inspection.notes),
             "masked_columns": [
                 {
                     "column": c.qualified,

@@ -619,12 +619,32 @@ def run_review(
         models=tuple(models),
         lineage=edges,
         exposures=exposures,
-        sample=SampleInfo(identity=source.identity, kind=source.kind),
+        sample=_sample_info(source, head_manifest or base_manifest, models),
         timings=timings,
         error=error,
     )
     report = apply_decisions(report, load_decisions(loaded.project_dir))
     return dataclasses.replace(report, next_commands=next_commands(report))
+
+
+def _sample_info(source: SourceData, manifest: Manifest, models: list[ModelReport]) -> SampleInfo:
+    """Which sample the report was built on, and whether its examples are masked values: not
+    when the models read committed seeds (never masked) or the sample masked nothing."""
+    from dataops_dev.sources import seeds_upstream
+
+    seeds = seeds_upstream(manifest, [m.unique_id for m in models])
+    masked = source.kind == "sample" and source.masked_columns > 0 and not seeds
+    description = ""
+    if seeds:
+        description = f"examples include committed seed values, not masked ({', '.join(seeds)})"
+    elif not masked:
+        description = "the sample has no masked columns: examples are not masked"
+    return SampleInfo(
+        identity=source.identity,
+        kind=source.kind,
+        description=description,
+        examples_masked=masked,
+    )
 
 
 def _reusable_branch_build(

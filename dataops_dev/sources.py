@@ -2,6 +2,8 @@
 
 DuckDB: environments attach `<state_dir>/samples/<id>.duckdb` read-only as `SOURCE_ALIAS`.
 Warehouse: the sample is published into the sandbox database under production's source schemas.
+Sources that are files (dbt-duckdb `external_location`) are production too: read into the
+sampling session (`file_sources.py`) and sampled like tables. Seeds are committed data, not sampled.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class SourceData:
     """DuckDB backend: the file environments attach read-only as `dataops_source`."""
     sandbox_database: str | None = None
     """Warehouse backend: the database whose source schemas hold the data."""
+    masked_columns: int = 0
+    """How many source columns the sample masks."""
+    file_sources: tuple[str, ...] = ()
+    """Sources that production reads from files (`source_name.table_name`): environments
+    point them at the sample instead (they never read the files)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,30 @@ class SampleRecord:
     new_columns: tuple[str, ...] = ()
     """Columns classified now that the lock file does not list (review them with `init`)."""
     reused: bool = False
+    files: tuple[str, ...] = ()
+    """The file-backed sources (`source_name.table_name`), sampled like tables."""
+    seeds: tuple[str, ...] = ()
+    """The project's seeds: committed data, not sampled, never masked."""
+    file_stamps: Mapping[str, str] = field(default_factory=dict)
+    """Each production file read: size and mtime then (a changed file makes the sample stale)."""
+
+    @property
+    def identity(self) -> str:
+        """What environments record as their source data: the sample id, plus the files' state
+        (the id does not cover file contents: a rebuilt sample of changed files gets a new one)."""
+        if not self.file_stamps:
+            return self.sample_id
+        text = json.dumps(dict(self.file_stamps), sort_keys=True)
+        return f"{self.sample_id}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+    @property
+    def masked_columns(self) -> int:
+        return sum(len(t.masked) for t in self.tables)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What is (not) sampled and masked, in words."""
+        return data_notes(len(self.tables), self.masked_columns, self.seeds)
 
     @property
     def orphans(self) -> int:
@@ -144,6 +175,9 @@ class SampleRecord:
             masked_rows=int(data.get("masked_rows", 0)),
             new_columns=tuple(data.get("new_columns", ())),
             reused=reused,
+            files=tuple(data.get("files", ())),
+            seeds=tuple(data.get("seeds", ())),
+            file_stamps={str(k): str(v) for k, v in (data.get("file_stamps") or {}).items()},
         )
 
 
@@ -167,24 +201,42 @@ class Production:
     catalog: str | None = None
     """DuckDB: the alias production is attached under in the work connection."""
     output: Mapping[str, Any] = field(default_factory=dict)
+    files: dict[Relation, Relation] = field(default_factory=dict)
+    """File-backed sources (sample relation -> their rows read into `FILES_ALIAS`)."""
+    file_stamps: dict[str, str] = field(default_factory=dict)
+    """Each file read: its size and mtime when it was read."""
+    absent: Path | None = None
+    """DuckDB: production's database file when it does not exist (yet): a project whose
+    sources are all files (or that has none) is sampled without it."""
+
+    def _where(self, relation: Relation) -> Relation:
+        plain = Relation(relation.schema, relation.name)
+        return self.files.get(plain) or Relation(relation.schema, relation.name, self.catalog)
 
     def table(self, relation: Relation) -> exp.Table:
-        return exp.table_(relation.name, db=relation.schema, catalog=self.catalog, quoted=True)
+        where = self._where(relation)
+        return exp.table_(where.name, db=where.schema, catalog=where.database, quoted=True)
 
     def columns(self, relation: Relation) -> list[Column]:
-        return self.engine.columns(Relation(relation.schema, relation.name, self.catalog))
+        return self.engine.columns(self._where(relation))
 
 
-def _duckdb_production_path(loaded: LoadedConfig, output: Mapping[str, Any]) -> Path:
+def _duckdb_production_path(
+    loaded: LoadedConfig, output: Mapping[str, Any], *, must_exist: bool = True
+) -> Path:
     from dataops_dev.dbt.project import duckdb_path
 
     path = duckdb_path(loaded, output)
-    if not path.exists():
-        raise ProjectError(
-            f"production database {path} does not exist",
-            f"check the `{output.get('_target_name')}` target's path in profiles.yml",
-        )
+    if must_exist and not path.exists():
+        raise _absent_production(path, output)
     return path
+
+
+def _absent_production(path: Path, output: Mapping[str, Any]) -> ProjectError:
+    return ProjectError(
+        f"production database {path} does not exist",
+        f"check the `{output.get('_target_name')}` target's path in profiles.yml",
+    )
 
 
 def _file_identity(path: Path) -> str:
@@ -238,17 +290,25 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
     if backend == "duckdb":
         from dataops_dev.engines.duckdb import DuckDBEngine
 
-        path = _duckdb_production_path(loaded, output)
+        path = _duckdb_production_path(loaded, output, must_exist=False)
         identity = _file_identity(path)
-        if work_file is None:
-            engine = DuckDBEngine(path, read_only=True)
-            catalog = None
-        else:
-            engine = DuckDBEngine(work_file)
+        # An in-memory session (not production opened read-only) so that file-backed sources
+        # can be read into it; production itself is attached read-only either way.
+        engine = DuckDBEngine(work_file if work_file is not None else ":memory:")
+        exists = path.exists()
+        if exists:
             engine.attach(path, PRODUCTION_ALIAS, read_only=True)
-            catalog = PRODUCTION_ALIAS
         try:
-            yield Production(engine, "duckdb", "duckdb", identity, utc_now(), catalog, output)
+            yield Production(
+                engine,
+                "duckdb",
+                "duckdb",
+                identity,
+                utc_now(),
+                PRODUCTION_ALIAS,
+                output,
+                absent=None if exists else path,
+            )
         finally:
             engine.close()
         return
@@ -281,6 +341,16 @@ class Inspection:
     anchors: tuple[str, ...]
     new_columns: tuple[str, ...] = ()
     """Columns not in the lock file (classified now, to review)."""
+    seeds: tuple[str, ...] = ()
+    """The project's seeds: committed data, neither sampled nor masked."""
+    files: tuple[str, ...] = ()
+    """Sources read from files (sampled and masked like tables)."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return data_notes(
+            len(self.graph.tables), sum(1 for c in self.classes if c.masked), self.seeds
+        )
 
 
 def _column_facts(
@@ -337,20 +407,25 @@ def inspect_production(
     """
     config = loaded.config
     with task(reporter, "inspect", "reading the dbt project's sources and keys"):
+        _read_file_sources(loaded, production, manifest)
         sources = {node.display_name: node for node in manifest.sources.values()}
         relations = {
             name: Relation(node.schema or "main", node.identifier) for name, node in sources.items()
         }
         columns = {name: tuple(production.columns(rel)) for name, rel in relations.items()}
         missing = sorted(name for name, cols in columns.items() if not cols)
+        if missing and production.absent is not None:
+            raise _absent_production(production.absent, production.output)
         if missing:
             raise ProjectError(
                 f"source table(s) {', '.join(missing)} not found in production",
                 "fix the sources' schema/identifier in the dbt project, or load the tables",
             )
         extra = tuple(parse_edge_text(c, p) for c, p in config.sample.foreign_keys.items())
+        from dataops_dev.file_sources import as_tables
+
         graph = build_graph(
-            manifest,
+            as_tables(manifest),
             source_columns={n: [c.name for c in cols] for n, cols in columns.items()},
             dialect=production.dialect,
             extra_edges=extra,
@@ -429,6 +504,35 @@ def inspect_production(
         classes=tuple(classes),
         anchors=anchors,
         new_columns=tuple(new_columns),
+        seeds=project_seeds(manifest),
+        files=tuple(
+            sorted(
+                name
+                for name, rel in relations.items()
+                if Relation(rel.schema, rel.name) in production.files
+            )
+        ),
+    )
+
+
+def _read_file_sources(loaded: LoadedConfig, production: Production, manifest: Manifest) -> None:
+    """Read the project's file-backed sources into the session, once: from here on they are
+    production tables like the others (same closure, classification and masking)."""
+    from dataops_dev import file_sources
+
+    if production.files:
+        return
+    found = file_sources.discover(manifest, loaded.project_dir)
+    if not found:
+        return
+    if production.dialect != "duckdb":
+        raise ConfigError(
+            f"source(s) {', '.join(sorted(found))} read files, which only dbt-duckdb can",
+            "sample them with a DuckDB production target",
+        )
+    production.files.update(file_sources.load(production.engine, found))
+    production.file_stamps.update(
+        {path: stamp for source in found.values() for path, stamp in source.stamps().items()}
     )
 
 
@@ -598,7 +702,7 @@ def _sample_lock(loaded: LoadedConfig) -> Iterator[None]:
 def _current_identity(loaded: LoadedConfig) -> str:
     output = load_profile_target(loaded)
     if _backend(output) == "duckdb":
-        return _file_identity(_duckdb_production_path(loaded, output))
+        return _file_identity(_duckdb_production_path(loaded, output, must_exist=False))
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
 
     engine = PostgresEngine(conninfo_from_credentials(output))
@@ -615,6 +719,8 @@ def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
         return None
     data = json.loads(record_path.read_text(encoding="utf-8"))
     record = SampleRecord.from_json(data, reused=True)
+    if _files_changed(record):
+        return None
     if record.backend == "duckdb":
         return record if Path(record.location).exists() else None
     current = directory / "warehouse-current.json"
@@ -623,6 +729,21 @@ def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
     if json.loads(current.read_text(encoding="utf-8")).get("sample_id") != sample_id:
         return None
     return record
+
+
+def _files_changed(record: SampleRecord) -> bool:
+    """A production file the sample was read from changed since (a missing one did not: the
+    sample stays usable without production's files)."""
+    from dataops_dev.file_sources import current_stamps
+
+    now = current_stamps(tuple(record.file_stamps))
+    return any(stamp is not None and stamp != record.file_stamps[p] for p, stamp in now.items())
+
+
+def _missing_files(record: SampleRecord) -> tuple[str, ...]:
+    from dataops_dev.file_sources import current_stamps
+
+    return tuple(p for p, stamp in current_stamps(tuple(record.file_stamps)).items() if not stamp)
 
 
 def ensure_sample(
@@ -640,6 +761,13 @@ def ensure_sample(
             existing = _existing(loaded, sample_id)
             if existing is not None:
                 reporter.message("info", f"reusing sample {sample_id} ({existing.created_at})")
+                missing = _missing_files(existing)
+                if missing:
+                    reporter.message(
+                        "warning",
+                        f"{len(missing)} production file(s) the sample was read from are gone "
+                        f"(e.g. {missing[0]}): reusing the sample; `sample --refresh` needs them",
+                    )
                 return existing
         return _build(loaded, salt, sample_id, reporter)
 
@@ -740,6 +868,9 @@ def _record(
         timings=outcome.timings,
         masked_rows=outcome.masked_rows,
         new_columns=inspection.new_columns,
+        files=inspection.files,
+        seeds=inspection.seeds,
+        file_stamps=dict(sorted(production.file_stamps.items())),
     )
 
 
@@ -767,7 +898,12 @@ def _build_duckdb(
                 lambda rels: DuckDBSampleWriter(production.engine, rels),
                 reporter,
             )
-            production.engine.execute(f"DETACH {PRODUCTION_ALIAS}")
+            if production.absent is None:
+                production.engine.execute(f"DETACH {PRODUCTION_ALIAS}")
+            if production.files:
+                from dataops_dev.file_sources import FILES_ALIAS
+
+                production.engine.execute(f"DETACH {FILES_ALIAS}")
             production.engine.execute("CHECKPOINT")
         # Readers only ever see a complete sample: the file appears whole or not at all.
         os.replace(tmp, final)
@@ -867,6 +1003,58 @@ def _build_warehouse(
 
 
 # --------------------------------------------------------------------------------------------
+# What is (not) sampled and masked
+
+
+def seeds_upstream(manifest: Manifest, unique_ids: Sequence[str]) -> tuple[str, ...]:
+    """The seeds that the given nodes read, directly or through other models."""
+    nodes = manifest.nodes
+    seen: set[str] = set()
+    stack = list(unique_ids)
+    seeds: set[str] = set()
+    while stack:
+        uid = stack.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        node = nodes.get(uid)
+        if node is None:
+            continue
+        if node.resource_type == "seed":
+            seeds.add(node.name)
+        stack.extend(node.depends_on_nodes)
+    return tuple(sorted(seeds))
+
+
+def data_notes(sources: int, masked_columns: int, seeds: Sequence[str]) -> tuple[str, ...]:
+    """What `init` and `sample` tell about the project's data: what is sampled, what is masked.
+
+    Seeds are committed to the repository (anyone with a clone already has them), so they are
+    not production data: environments load them as they are and they are never masked.
+    """
+    notes = []
+    if sources == 0:
+        notes.append(
+            "the dbt project declares no sources: there is nothing to sample or mask "
+            "(environments build from the project's seeds and code alone)"
+        )
+    elif masked_columns == 0:
+        notes.append(f"{sources} source table(s) sampled; no column needed masking")
+    if seeds:
+        shown = ", ".join(seeds[:8]) + (f" (+{len(seeds) - 8} more)" if len(seeds) > 8 else "")
+        notes.append(
+            f"{len(seeds)} seed(s) ({shown}) are committed data, not sampled or masked: "
+            "environments load them as they are, and examples drawn from them are not "
+            "labelled masked"
+        )
+    return tuple(notes)
+
+
+def project_seeds(manifest: Manifest) -> tuple[str, ...]:
+    return tuple(sorted(n.name for n in manifest.nodes.values() if n.resource_type == "seed"))
+
+
+# --------------------------------------------------------------------------------------------
 # The seam with environments
 
 
@@ -885,15 +1073,18 @@ def resolve_source_data(
     if record.backend == "duckdb":
         return SourceData(
             kind="sample",
-            identity=record.sample_id,
+            identity=record.identity,
             relations=record.relations,
             duckdb_file=Path(record.location),
+            masked_columns=record.masked_columns,
+            file_sources=record.files,
         )
     return SourceData(
         kind="sample",
         identity=record.sample_id,
         relations=record.relations,
         sandbox_database=record.location,
+        masked_columns=record.masked_columns,
     )
 
 
@@ -904,6 +1095,7 @@ __all__: Sequence[str] = (
     "Production",
     "SampleRecord",
     "SourceData",
+    "data_notes",
     "ensure_sample",
     "inspect_production",
     "lock_path",
@@ -911,4 +1103,5 @@ __all__: Sequence[str] = (
     "read_lock",
     "resolve_source_data",
     "sandbox_database",
+    "seeds_upstream",
 )

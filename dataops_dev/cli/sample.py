@@ -46,7 +46,7 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
         record = ensure_sample(app.loaded, refresh=refresh, reporter=reporter)
     fmt = resolve_format(output_format, as_json)
     if fmt == "json":
-        emit_json({**record.to_json(), "reused": record.reused})
+        emit_json({**record.to_json(), "reused": record.reused, "notes": list(record.notes)})
         return
     footer = [
         f"sample {record.sample_id} ({'reused' if record.reused else 'built'}) at {record.location}",
@@ -59,6 +59,9 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
         if record.mask_rows_per_s is not None:
             line += f"; masked {record.masked_rows:,} rows at {record.mask_rows_per_s / 1e6:.2f}M rows/s"
         footer.append(line)
+    if record.files:
+        footer.append(f"read from files and sampled like tables: {', '.join(record.files)}")
+    footer.extend(record.notes)
     if record.new_columns:
         footer.append(
             f"{len(record.new_columns)} column(s) not in the lock file: run `dataops-dev init`"
@@ -115,6 +118,12 @@ def init(app: AppContext, force: bool, output_format: str, as_json: bool) -> Non
         f"{verb} {result.config_path}",
         f"wrote {result.lock_path}: {data['tables']} source tables, "
         f"{data['foreign_keys']} foreign keys, anchors: {', '.join(data['anchors']) or 'none'}",
+        *(
+            [f"read from files and sampled like tables: {', '.join(data['file_sources'])}"]
+            if data["file_sources"]
+            else []
+        ),
+        *data["notes"],
     ]
     if fmt == "markdown":
         for line in lines:

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ def run_dbt(
     cwd: Path | None = None,
     label: str | None = None,
     redact_errors: bool = False,
+    prepare_manifest: Callable[[Any], object] | None = None,
 ) -> DbtRun:
     """Invoke `dbt COMMAND ARGS` in-process and summarise it from its artifacts.
 
@@ -110,7 +111,8 @@ def run_dbt(
     to `<target_path>/../logs` (`DbtRun.log_file`). `redact_errors`: dbt's error texts (a
     database error can quote the values it choked on) reach neither the reporter nor `DbtRun`,
     which name the failed nodes and their status only; the log file keeps the texts. Use it
-    whenever dbt runs on production data.
+    whenever dbt runs on production data. `prepare_manifest`: the project is parsed first and
+    the function may change dbt's parsed manifest in place before COMMAND runs on it.
     """
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -175,7 +177,13 @@ def run_dbt(
         try:
             if cwd is not None:
                 os.chdir(cwd)
-            result = dbtRunner(callbacks=[on_event]).invoke(cli_args)
+            manifest: Any = None
+            if prepare_manifest is not None:
+                parsed = dbtRunner().invoke(["parse", *cli_args[1 + len(args) :]])
+                if parsed.success:
+                    manifest = parsed.result
+                    prepare_manifest(manifest)
+            result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(cli_args)
         finally:
             _release_duckdb()
             _reset_adapters()

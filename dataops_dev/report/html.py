@@ -234,7 +234,7 @@ def _summary_table(report: Report, detailed: int) -> str:
     )
 
 
-def _model(model: ModelReport, examples: int) -> str:
+def _model(model: ModelReport, examples: int, label: str = "masked") -> str:
     blocking = any(f.blocking for f in model.findings)
     out = [
         f'<details class="model" id="m-{esc(model.name)}"{" open" if blocking else ""}>'
@@ -324,7 +324,7 @@ def _model(model: ModelReport, examples: int) -> str:
                         "changed",
                         "compared",
                         "match",
-                        "examples (masked): key before → after",
+                        f"examples ({label}): key before → after",
                     ],
                     rows,
                     numeric=(1, 2, 3),
@@ -343,7 +343,7 @@ def _model(model: ModelReport, examples: int) -> str:
                 for s in diff.row_samples
             ]
             out.append(
-                "<h3>Example rows (masked)</h3>" + _table(["row", "key", "before", "after"], rows)
+                f"<h3>Example rows ({label})</h3>" + _table(["row", "key", "before", "after"], rows)
             )
         out.append(_profiles(model))
     failed = [t for t in model.tests if t.failed]
@@ -455,7 +455,8 @@ def render_html(
     if report.models:
         parts.append(_summary_table(report, max_details))
         ordered = model_order(report)
-        parts.extend(_model(m, examples) for m in ordered[:max_details])
+        label = report.sample.examples_label if report.sample else "masked"
+        parts.extend(_model(m, examples, label) for m in ordered[:max_details])
         if len(ordered) > max_details:
             parts.append(
                 f'<p class="muted">Details of {plural(len(ordered) - max_details, "more model")} '

@@ -357,7 +357,9 @@ def _row_values(values: Mapping[str, Any] | None) -> str:
     return code(", ".join(f"{k}={fmt_value(v, 30)}" for k, v in items))
 
 
-def _column_lines(model: ModelReport, options: MarkdownOptions, examples: bool) -> list[str]:
+def _column_lines(
+    model: ModelReport, options: MarkdownOptions, examples: bool, label: str = "masked"
+) -> list[str]:
     diff = model.diff
     if diff is None or not diff.columns:
         return []
@@ -389,7 +391,11 @@ def _column_lines(model: ModelReport, options: MarkdownOptions, examples: bool) 
                 )
         if rows:
             lines += [
-                "<sub>Examples (masked sample values)</sub>",
+                (
+                    "<sub>Examples (masked sample values)</sub>"
+                    if label == "masked"
+                    else f"<sub>Examples ({label})</sub>"
+                ),
                 "",
                 *table(["column", "key", "before", "after"], rows),
                 "",
@@ -404,7 +410,7 @@ def _column_lines(model: ModelReport, options: MarkdownOptions, examples: bool) 
                 for s in samples
             ]
             lines += [
-                "<sub>Example rows (masked)</sub>",
+                f"<sub>Example rows ({label})</sub>",
                 "",
                 *table(["row", "key", "before", "after"], sample_rows),
                 "",
@@ -493,7 +499,9 @@ def _test_lines(model: ModelReport) -> list[str]:
     ]
 
 
-def _model_details(model: ModelReport, options: MarkdownOptions, examples: bool) -> list[str]:
+def _model_details(
+    model: ModelReport, options: MarkdownOptions, examples: bool, label: str = "masked"
+) -> list[str]:
     blocking = any(f.blocking for f in model.findings)
     cells = _summary_cells(model)
     summary = f"<b>{html.escape(model.name)}</b> · {html.escape(change_label(model))}"
@@ -531,7 +539,7 @@ def _model_details(model: ModelReport, options: MarkdownOptions, examples: bool)
         lines.append("")
     lines += _schema_lines(model)
     lines += _row_lines(model)
-    lines += _column_lines(model, options, examples)
+    lines += _column_lines(model, options, examples, label)
     lines += _profile_lines(model)
     lines += _test_lines(model)
     lines += ["</details>", ""]
@@ -558,7 +566,8 @@ def _models(
     for i, model in enumerate(models[:detailed]):
         # The budget search renders the same details many times: render each once.
         if (i, examples) not in cache:
-            cache[(i, examples)] = _model_details(model, options, examples)
+            label = report.sample.examples_label if report.sample else "masked"
+            cache[(i, examples)] = _model_details(model, options, examples, label)
         lines += cache[(i, examples)]
     notes = []
     shown = models[:detailed]

@@ -113,6 +113,14 @@ class SampleInfo:
     identity: str
     kind: str = "sample"
     description: str = ""
+    examples_masked: bool = True
+    """Every example value comes from masked sample columns. False when the compared models
+    read committed seeds (not production data, never masked) or the sample masked nothing."""
+
+    @property
+    def examples_label(self) -> str:
+        """How renderers label example values: "masked" only when they are."""
+        return "masked" if self.examples_masked else "not masked"
 
 
 @dataclass(frozen=True)

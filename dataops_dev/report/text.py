@@ -102,7 +102,11 @@ def _change_table(report: Report) -> Table:
     return table
 
 
-def _details(model: ModelReport, examples: int) -> RenderableType:
+def _examples_label(report: Report) -> str:
+    return report.sample.examples_label if report.sample else "masked"
+
+
+def _details(model: ModelReport, examples: int, label: str = "masked") -> RenderableType:
     parts: list[RenderableType] = []
     head = Text()
     head.append(model.name, style="bold")
@@ -148,7 +152,7 @@ def _details(model: ModelReport, examples: int) -> RenderableType:
             table.add_column("column", overflow="fold")
             table.add_column("changed", justify="right")
             table.add_column("match", justify="right")
-            table.add_column("examples (masked): key  before → after", overflow="fold")
+            table.add_column(f"examples ({label}): key  before → after", overflow="fold")
             for column in diff.changed_columns:
                 shown = Text()
                 for i, example in enumerate(column.examples[:examples]):
@@ -199,7 +203,7 @@ def render_text(report: Report, console: Console, *, examples: int = 3, details:
         ordered = model_order(report)
         for model in ordered[:details]:
             console.print()
-            console.print(_details(model, examples))
+            console.print(_details(model, examples, _examples_label(report)))
         if len(ordered) > details:
             console.print()
             console.print(

@@ -256,7 +256,8 @@ class RowsPane(Pane):
             if base or head:
                 text.append(f"\n{label}: {base:,} → {head:,}", "magenta")
         if diff.row_samples:
-            text.append(f"\nexamples (masked sample values): {len(diff.row_samples)}", "dim")
+            label = report.sample.examples_label if report.sample else "masked"
+            text.append(f"\nexamples ({label} sample values): {len(diff.row_samples)}", "dim")
         text_widget.update(text)
         value_columns: list[str] = []
         for sample in diff.row_samples:
@@ -296,6 +297,7 @@ class ColumnsPane(Pane):
         examples = self.query_one("#column-examples", Static)
         diff = model.diff if model else None
         self._diff = diff
+        self._label = report.sample.examples_label if report.sample else "masked"
         _table(
             table,
             ("column", "changed", "match", "base", "head", "nulls", "distinct", "mean"),
@@ -354,7 +356,7 @@ class ColumnsPane(Pane):
             examples.update("")
             return
         text = Text(f"{change.name}: {change.changed:,} of {change.compared:,} changed", "bold")
-        text.append("  (masked examples)\n", "dim")
+        text.append(f"  ({getattr(self, '_label', 'masked')} examples)\n", "dim")
         for example in change.examples:
             text.append(f"  {fmt_key(example.key)}  ", "dim")
             text.append_text(before_after(example.before, example.after))
