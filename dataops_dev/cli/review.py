@@ -215,6 +215,8 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
             )
             for i, model in enumerate(plan.models, 1):
                 click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {model.row_change or ''}")
+            if plan.unverified:
+                click.echo(f"refused: {plan.unverified}")
             if plan.error:
                 click.echo(f"refused: {plan.error}")
             if plan.stale:
@@ -223,8 +225,15 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
                 click.echo(
                     f"refused: unapproved {finding.kind.value}: {finding.title} ({finding.fingerprint})"
                 )
+            for invalid in plan.invalid_approvals:
+                click.echo(f"approval of {invalid.fingerprint} does not count: {invalid.reason}")
             if plan.allowed:
                 click.echo("allowed: run `dataops-dev deploy` to apply")
+        if plan.unverified:
+            raise UsageError(
+                f"deploy would be refused: {plan.unverified}",
+                "run `dataops-dev review` to write a new report",
+            )
         if plan.error:
             raise BuildError(
                 f"deploy would be refused: {plan.error}",
