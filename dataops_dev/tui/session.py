@@ -99,10 +99,20 @@ class ReviewSession:
                 raise ProjectError(
                     f"no report at {self.report_path}", "run `dataops-dev review` to write one"
                 )
-            return self.with_decisions(Report.load(self.report_path))
+            return self.with_decisions(self._read(self.report_path))
         from dataops_dev import review
 
         return review.load_last_report(self.loaded)  # decisions applied there
+
+    def _read(self, path: Path) -> Report:
+        """The report at `path`, its integrity tag checked when the project is at hand."""
+        from dataops_dev import review
+
+        try:
+            loaded = self.loaded
+        except Exception:  # noqa: BLE001 - browsing needs no project; deploy reports its error
+            return Report.load(path)  # no project, no salt: read, its tag unchecked
+        return review.load_report_file(loaded, path)
 
     def with_decisions(self, report: Report) -> Report:
         project_dir = self._project()
