@@ -173,4 +173,7 @@ def test_forged_reports_and_approvals_never_reach_production(tmp_path: Path) -> 
         if index == 0:
             real = ok(repo.run("deploy"), 3)
             assert "does not count" in real.stderr and reason in real.stderr
+            listed = json.loads(ok(repo.run("decide", "list", "--json")).stdout)
+            assert listed["verdict"] == "blocked"
+            assert [d["fingerprint"] for d in listed["invalid_decisions"]] == [fingerprint]
     assert sha256(production) == before
