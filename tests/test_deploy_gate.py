@@ -365,3 +365,41 @@ def test_a_model_edited_before_the_review_and_kept_is_not_stale(loaded: LoadedCo
     git(loaded.project_dir, "checkout", "--", "models/orders.sql")
     stale = plan_deploy(loaded, load_last_report(loaded)).stale
     assert stale is not None and "models/orders.sql" in stale
+
+
+def test_a_review_that_did_not_build_stays_refused_whatever_the_approvals_say(
+    loaded: LoadedConfig,
+) -> None:
+    from dataops_dev.decisions import fingerprint as make_fingerprint
+    from dataops_dev.report.model import Finding
+
+    error = "dbt could not build orders"
+    build = ModelReport(
+        name="(build)",
+        unique_id="build",
+        status=ModelStatus.MODIFIED,
+        change=ChangeKind.UNKNOWN,
+        findings=(
+            Finding(
+                fingerprint=make_fingerprint("build_failed", error),
+                kind=FindingKind.BUILD_FAILED,
+                severity=Severity.BLOCKING,
+                model=None,
+                title="the branch did not build",
+                detail=error,
+            ),
+        ),
+    )
+    honest = reviewed(loaded)
+    report = dataclasses.replace(
+        honest, models=(build, *honest.models), error=error, verdict=Verdict.ERROR
+    )
+    save_report(loaded, report)
+    (failed,) = [f for f in report.findings if f.kind is FindingKind.BUILD_FAILED]
+    write_approvals(loaded, failed.fingerprint, by="Ana <ana@example.com>", note="ship it")
+    plan = plan_deploy(loaded, load_last_report(loaded))
+    assert plan.error is not None and "did not finish" in plan.error
+    assert failed.fingerprint in {f.fingerprint for f in plan.blocked_by}
+    assert [d.reason for d in plan.invalid_approvals if d.fingerprint == failed.fingerprint] == [
+        "a failed build cannot be approved: the review checked nothing of the branch"
+    ]
