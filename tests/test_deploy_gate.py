@@ -403,3 +403,22 @@ def test_a_review_that_did_not_build_stays_refused_whatever_the_approvals_say(
     assert [d.reason for d in plan.invalid_approvals if d.fingerprint == failed.fingerprint] == [
         "a failed build cannot be approved: the review checked nothing of the branch"
     ]
+
+
+def test_the_tui_reads_an_edited_report_but_its_deploy_plan_refuses_it(
+    loaded: LoadedConfig,
+) -> None:
+    from dataops_dev.tui.app import header_text
+    from dataops_dev.tui.session import ReviewSession
+
+    path = saved(loaded)
+    edit_report(path, _lower_severity)
+    last = ReviewSession(project_dir=loaded.project_dir)
+    report = last.load_report()
+    assert "unverified: modified after review" in header_text(report).plain
+    assert "modified after the review" in (last.plan_deploy(report).unverified or "")
+    # A report opened by path is browsed unchecked; its tag is checked for the deploy plan.
+    by_path = ReviewSession(project_dir=loaded.project_dir, report_path=path)
+    report = by_path.load_report()
+    assert report.verdict is Verdict.PASS
+    assert "modified after the review" in (by_path.plan_deploy(report).unverified or "")

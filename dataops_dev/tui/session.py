@@ -99,20 +99,11 @@ class ReviewSession:
                 raise ProjectError(
                     f"no report at {self.report_path}", "run `dataops-dev review` to write one"
                 )
-            return self.with_decisions(self._read(self.report_path))
+            # Browsing loads no config; the tag is checked when a deploy is planned.
+            return self.with_decisions(Report.load(self.report_path))
         from dataops_dev import review
 
         return review.load_last_report(self.loaded)  # decisions applied there
-
-    def _read(self, path: Path) -> Report:
-        """The report at `path`, its integrity tag checked when the project is at hand."""
-        from dataops_dev import review
-
-        try:
-            loaded = self.loaded
-        except Exception:  # noqa: BLE001 - browsing needs no project; deploy reports its error
-            return Report.load(path)  # no project, no salt: read, its tag unchecked
-        return review.load_report_file(loaded, path)
 
     def with_decisions(self, report: Report) -> Report:
         project_dir = self._project()
@@ -141,12 +132,23 @@ class ReviewSession:
         """`deploy --dry-run`: the plan (models in build order, blocking findings)."""
         from dataops_dev.deploy import plan_deploy
 
-        return plan_deploy(self.loaded, report)
+        return plan_deploy(self.loaded, self._checked(report))
 
     def deploy(self, report: Report, reporter: Reporter = NULL_REPORTER) -> DeployResult:
         from dataops_dev.deploy import deploy
 
-        return deploy(self.loaded, report, reporter=reporter)
+        return deploy(self.loaded, self._checked(report), reporter=reporter)
+
+    def _checked(self, report: Report) -> Report:
+        """`report` as deploy may judge it: a `--report` file read unchecked is read again with
+        its integrity tag checked (deploy refuses it unless the tag matches)."""
+        from dataops_dev.integrity import IntegrityStatus
+
+        if report.integrity is not IntegrityStatus.UNCHECKED or self.report_path is None:
+            return report
+        from dataops_dev import review
+
+        return self.with_decisions(review.load_report_file(self.loaded, self.report_path))
 
     # -- re-running ---------------------------------------------------------------------------
 
