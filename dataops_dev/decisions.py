@@ -8,9 +8,8 @@ hash), so any later change produces a new fingerprint and the old approval no lo
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import hashlib
-import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from dataops_dev.report.model import (
     FindingKind,
     ModelReport,
     Report,
+    Severity,
     Verdict,
 )
 
@@ -131,19 +131,73 @@ def _save(project_dir: Path, decisions: Iterable[RecordedDecision]) -> Path:
     return path
 
 
-def reviewer_name(project_dir: Path) -> str:
-    """git's user.name, else the login name."""
+IDENTITY = re.compile(r"[^<>\s][^<>]*? <[^<>\s@]+@[^<>\s@]+>")
+"""A git identity as `decide` records it: `Name <email>`."""
+
+
+def reviewer_identity(project_dir: Path) -> str:
+    """The git author identity (`Name <email>`, from git config or GIT_AUTHOR_* variables)."""
     try:
-        name = subprocess.run(
-            ["git", "config", "user.name"],
+        result = subprocess.run(
+            ["git", "var", "GIT_AUTHOR_IDENT"],
             cwd=project_dir,
             capture_output=True,
             text=True,
             check=False,
-        ).stdout.strip()
+        )
     except OSError:
-        name = ""
-    return name or os.environ.get("USER") or getpass.getuser()
+        result = None
+    # `Name <email> <timestamp> <timezone>`: the identity is everything up to the `>`.
+    ident = result.stdout.strip() if result is not None and result.returncode == 0 else ""
+    identity = ident[: ident.rfind(">") + 1] if ">" in ident else ""
+    if not IDENTITY.fullmatch(identity):
+        raise UsageError(
+            "git has no author identity: an approval records who made it as `Name <email>`",
+            'set it with `git config user.name "Your Name"` and '
+            '`git config user.email "you@example.com"`',
+        )
+    return identity
+
+
+def approval_problem(
+    finding: Finding, decision: Decision, *, by: str, note: str
+) -> tuple[str, str] | None:
+    """Why this decision cannot count, with the hint to fix it, or None when it can.
+
+    The one rule set: `decide` refuses to record such a decision, and deploy ignores one found
+    in the approvals file (hand-written or recorded for a finding whose severity changed).
+    """
+    if decision is not Decision.APPROVED:
+        return None  # a rejection keeps the finding blocking: nothing to guard
+    if finding.kind is FindingKind.BUILD_FAILED:
+        # Nothing of the branch was checked: approving it would wave through unreviewed code.
+        return (
+            "a failed build cannot be approved: the review checked nothing of the branch",
+            "fix the build, then run `dataops-dev review` again",
+        )
+    if finding.severity is not Severity.BLOCKING:
+        return None
+    if not note.strip():
+        return (
+            "approving a blocking finding needs a note saying why it is acceptable",
+            'add --note "why this change is expected"',
+        )
+    if not IDENTITY.fullmatch(by.strip()):
+        return (
+            f"approving a blocking finding needs the reviewer's git identity `Name <email>`, "
+            f"not {by.strip()[:60]!r}",
+            'record it with `dataops-dev decide approve FINGERPRINT --note "..."`',
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class InvalidDecision:
+    """A recorded approval that does not count, and why."""
+
+    fingerprint: str
+    title: str
+    reason: str
 
 
 def record_decision(
@@ -155,21 +209,14 @@ def record_decision(
     by: str | None = None,
 ) -> RecordedDecision:
     """Write (or replace) the decision on `finding` in the approvals file."""
-    if decision is Decision.APPROVED and finding.kind is FindingKind.BUILD_FAILED:
-        # Nothing of the branch was checked: approving it would wave through unreviewed code.
-        raise UsageError(
-            "a failed build cannot be approved: the review checked nothing of the branch",
-            "fix the build, then run `dataops-dev review` again",
-        )
-    if decision is Decision.APPROVED and finding.severity.value == "blocking" and not note.strip():
-        raise UsageError(
-            "approving a blocking finding needs a note saying why it is acceptable",
-            'add --note "why this change is expected"',
-        )
+    reviewer = by if by is not None else reviewer_identity(project_dir)
+    problem = approval_problem(finding, decision, by=reviewer, note=note)
+    if problem is not None:
+        raise UsageError(*problem)
     recorded = RecordedDecision(
         fingerprint=finding.fingerprint,
         decision=decision,
-        by=by or reviewer_name(project_dir),
+        by=reviewer,
         at=datetime.now(UTC).isoformat(timespec="seconds"),
         note=note.strip(),
         model=finding.model,
@@ -189,24 +236,42 @@ def verdict_of(models: Iterable[ModelReport], error: str | None = None) -> Verdi
     return Verdict.BLOCKED if blocked else Verdict.PASS
 
 
+def _attach(finding: Finding, decisions: Mapping[str, RecordedDecision]) -> Finding:
+    """`finding` with its recorded decision as approval, if there is one that counts."""
+    decision = decisions.get(finding.fingerprint)
+    if decision is not None and approval_problem(
+        finding, decision.decision, by=decision.by, note=decision.note
+    ):
+        decision = None
+    return dataclasses.replace(finding, approval=decision.approval() if decision else None)
+
+
 def apply_decisions(report: Report, decisions: Mapping[str, RecordedDecision]) -> Report:
-    """The report with recorded decisions attached to its findings and the verdict redone."""
+    """The report with recorded decisions attached to its findings and the verdict redone.
+    A decision that breaks the rules (`approval_problem`) is not attached: it does not count."""
     models = tuple(
         dataclasses.replace(
             model,
-            findings=tuple(
-                dataclasses.replace(
-                    f,
-                    approval=decisions[f.fingerprint].approval()
-                    if f.fingerprint in decisions
-                    else None,
-                )
-                for f in model.findings
-            ),
+            findings=tuple(_attach(f, decisions) for f in model.findings),
         )
         for model in report.models
     )
     return dataclasses.replace(report, models=models, verdict=verdict_of(models, report.error))
+
+
+def invalid_decisions(
+    report: Report, decisions: Mapping[str, RecordedDecision]
+) -> list[InvalidDecision]:
+    """Recorded decisions on the report's findings that do not count, with the reason."""
+    invalid = []
+    for finding in report.findings:
+        decision = decisions.get(finding.fingerprint)
+        if decision is None:
+            continue
+        problem = approval_problem(finding, decision.decision, by=decision.by, note=decision.note)
+        if problem is not None:
+            invalid.append(InvalidDecision(finding.fingerprint, finding.title, problem[0]))
+    return invalid
 
 
 def stale_decisions(

@@ -23,9 +23,16 @@ from dataops_dev.atomic import write_bytes_atomic, write_json_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.dbt.project import load_profile_target
+from dataops_dev.decisions import InvalidDecision
 from dataops_dev.environments import write_profile
-from dataops_dev.errors import BlockingFindings, BuildError, ProjectError, UsageError
-from dataops_dev.report.model import Finding, ModelStatus, Report, Verdict
+from dataops_dev.errors import (
+    BlockingFindings,
+    BuildError,
+    DataopsError,
+    ProjectError,
+    UsageError,
+)
+from dataops_dev.report.model import Decision, Finding, ModelStatus, Report, Verdict
 from dataops_dev.reporting import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:
@@ -53,15 +60,29 @@ class DeployPlan:
     commit: str
     models: tuple[PlannedModel, ...]
     blocked_by: tuple[Finding, ...] = ()
+    """Blocking findings without an approval that counts, as deploy judges them (the policy
+    applied again to the report's evidence), not as the report's file says."""
     stale: str | None = None
     """Why the review does not describe the code being deployed, if it does not."""
     error: str | None = None
     """Why the review did not finish (the branch did not build), if it did not: nothing it
     reports was checked, so no approval can stand in for it."""
+    unverified: str | None = None
+    """Why the report cannot be trusted to be what the review wrote (its integrity tag is
+    missing or does not match), if it cannot."""
+    invalid_approvals: tuple[InvalidDecision, ...] = ()
+    """Recorded approvals that do not count (no note, no reviewer identity...), with why."""
+    approved: tuple[Finding, ...] = ()
+    """The findings whose approval counts (recorded with the deployment)."""
 
     @property
     def allowed(self) -> bool:
-        return not self.blocked_by and self.stale is None and self.error is None
+        return (
+            not self.blocked_by
+            and self.stale is None
+            and self.error is None
+            and self.unverified is None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +92,7 @@ class DeployPlan:
             "allowed": self.allowed,
             "stale": self.stale,
             "error": self.error,
+            "unverified": self.unverified,
             "blocked_by": [
                 {
                     "fingerprint": f.fingerprint,
@@ -79,6 +101,10 @@ class DeployPlan:
                     "title": f.title,
                 }
                 for f in self.blocked_by
+            ],
+            "invalid_approvals": [
+                {"fingerprint": d.fingerprint, "title": d.title, "reason": d.reason}
+                for d in self.invalid_approvals
             ],
             "models": [
                 {
@@ -140,19 +166,79 @@ def production_manifest_path(loaded: LoadedConfig) -> Path:
 
 
 def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
-    """What deploy would do for this (reviewed) branch, and whether it may."""
+    """What deploy would do for this (reviewed) branch, and whether it may.
+
+    Each check is its own function: the report is what the review wrote (integrity), the review
+    finished (error), it saw the project as it is now (stale), and no blocking finding lacks an
+    approval that counts — judged again here from the report's evidence and the approvals file.
+    """
     from dataops_dev import gitrepo
 
     output = load_profile_target(loaded)
-    git_state = gitrepo.state(loaded.project_dir)
-    stale = None
-    from dataops_dev.review import project_changes_since
+    judged, invalid = judge(loaded, report)
+    return DeployPlan(
+        target=str(output.get("_target_name")),
+        target_type=str(output.get("type")),
+        commit=gitrepo.state(loaded.project_dir).commit,
+        models=_planned_models(loaded, report),
+        blocked_by=judged.blocking,
+        stale=check_fresh(loaded, report),
+        error=check_finished(report),
+        unverified=check_integrity(report),
+        invalid_approvals=tuple(invalid),
+        approved=tuple(
+            f
+            for f in judged.findings
+            if f.approval is not None and f.approval.decision is Decision.APPROVED
+        ),
+    )
 
-    # Recording decisions (and committing them) or our own state must not make the review stale.
-    changed = project_changes_since(loaded, report.head.commit)
-    if changed:
-        listing = ", ".join(sorted(changed)[:5]) + ("..." if len(changed) > 5 else "")
-        stale = f"the project changed since the review (commit {report.head.commit[:8]}): {listing}"
+
+def check_integrity(report: Report) -> str | None:
+    """Why the report may not be what the review wrote (None when it is)."""
+    return report.integrity.problem
+
+
+def check_finished(report: Report) -> str | None:
+    """Why the review did not finish (None when it did)."""
+    if report.error or report.verdict is Verdict.ERROR:
+        return f"the review did not finish: {report.error or 'its verdict is error'}"
+    return None
+
+
+def check_fresh(loaded: LoadedConfig, report: Report) -> str | None:
+    """Why the project differs from what the review saw (None when it does not).
+
+    Compared by content with the files the review recorded (`Report.worktree`), not by git
+    cleanliness: a file the tool wrote before the review (an uncommitted `dataops_dev.yml`)
+    does not make it stale, one written after it does until the next review. The approvals file
+    and the state directory never count: approvals are applied again at deploy.
+    """
+    from dataops_dev.review import worktree_state
+
+    now = worktree_state(loaded, report.head.commit)
+    seen = dict(report.worktree)
+    changed = {path for path in now.keys() | seen.keys() if now.get(path) != seen.get(path)}
+    if not changed:
+        return None
+    listing = ", ".join(sorted(changed)[:5]) + ("..." if len(changed) > 5 else "")
+    return f"the project changed since the review (commit {report.head.commit[:8]}): {listing}"
+
+
+def judge(loaded: LoadedConfig, report: Report) -> tuple[Report, list[InvalidDecision]]:
+    """The report judged again: its findings re-derived by the policy from its evidence, the
+    approvals file's decisions re-applied by the rules `decide` enforces, the verdict redone.
+    Also the recorded approvals that do not count, with why."""
+    from dataops_dev.decisions import apply_decisions, invalid_decisions, load_decisions
+    from dataops_dev.policy import rederive
+
+    rederived = rederive(report, loaded.config.policy)
+    decisions = load_decisions(loaded.project_dir)
+    return apply_decisions(rederived, decisions), invalid_decisions(rederived, decisions)
+
+
+def _planned_models(loaded: LoadedConfig, report: Report) -> tuple[PlannedModel, ...]:
+    """The report's models in build order, each with what deploy does to it."""
     order = _build_order(loaded, report)
     models = []
     for model in sorted(report.models, key=lambda m: order.get(m.name, len(order))):
@@ -180,18 +266,35 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
                 row_change=change,
             )
         )
-    error = None
-    if report.error or report.verdict is Verdict.ERROR:
-        error = f"the review did not finish: {report.error or 'its verdict is error'}"
-    return DeployPlan(
-        target=str(output.get("_target_name")),
-        target_type=str(output.get("type")),
-        commit=git_state.commit,
-        models=tuple(models),
-        blocked_by=report.blocking,
-        stale=stale,
-        error=error,
-    )
+    return tuple(models)
+
+
+def refusal(plan: DeployPlan, lead: str = "deploy refused") -> DataopsError | None:
+    """The error a deploy of `plan` stops with (None when it is allowed): the first reason in
+    the order integrity, unfinished review, staleness, unapproved blocking findings."""
+    if plan.unverified:
+        return UsageError(
+            f"{lead}: {plan.unverified}",
+            "run `dataops-dev review` to write a new report, then deploy",
+        )
+    if plan.error:
+        return BuildError(
+            f"{lead}: {plan.error}", "fix the build, then run `dataops-dev review` and deploy"
+        )
+    if plan.stale:
+        return UsageError(f"{lead}: {plan.stale}", "run `dataops-dev review` first")
+    if plan.blocked_by:
+        listing = "; ".join(f"{f.fingerprint[:10]} {f.title}" for f in plan.blocked_by[:5])
+        invalid = "".join(
+            f"; approval of {d.fingerprint[:10]} does not count: {d.reason}"
+            for d in plan.invalid_approvals
+        )
+        return BlockingFindings(
+            f"{lead}: {len(plan.blocked_by)} blocking finding(s) lack approval: {listing}"
+            + invalid,
+            'approve with `dataops-dev decide approve FINGERPRINT --note "..."`, then deploy',
+        )
+    return None
 
 
 def _build_order(loaded: LoadedConfig, report: Report) -> dict[str, int]:
@@ -215,19 +318,9 @@ def deploy(
 ) -> DeployResult:
     """Promote the reviewed branch to production, atomically, or raise and change nothing."""
     plan = plan_deploy(loaded, report)
-    if plan.error:
-        raise BuildError(
-            f"deploy refused: {plan.error}",
-            "fix the build, then run `dataops-dev review` and deploy",
-        )
-    if plan.stale:
-        raise UsageError(f"deploy refused: {plan.stale}", "run `dataops-dev review` first")
-    if plan.blocked_by:
-        listing = "; ".join(f"{f.fingerprint[:10]} {f.title}" for f in plan.blocked_by[:5])
-        raise BlockingFindings(
-            f"deploy refused: {len(plan.blocked_by)} blocking finding(s) lack approval: {listing}",
-            'approve with `dataops-dev decide approve FINGERPRINT --note "..."`, then deploy',
-        )
+    refused = refusal(plan)
+    if refused is not None:
+        raise refused
     state = production_manifest_path(loaded)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -255,7 +348,7 @@ def deploy(
             "plan": plan.to_dict(),
             "approvals": [
                 {"fingerprint": f.fingerprint, "by": f.approval.by, "note": f.approval.note}
-                for f in report.findings
+                for f in plan.approved
                 if f.approval is not None
             ],
             "timings": timings,

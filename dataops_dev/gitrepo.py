@@ -51,12 +51,37 @@ def state(path: Path) -> GitState:
         branch = os.environ.get("GITHUB_HEAD_REF") or f"detached-{commit[:8]}"
     try:
         relative = os.path.relpath(path.resolve(), repo.working_tree_dir)
-        dirty = repo.is_dirty(untracked_files=True, path=None if relative == "." else relative)
+        dirty = bool(_uncommitted(repo, relative) - _tool_files(relative))
     except git.GitCommandError:
         dirty = True
     return GitState(
         root=Path(str(repo.working_tree_dir)), branch=branch, commit=commit, dirty=dirty
     )
+
+
+TOOL_FILES = ("dataops_dev.yml", "dataops.lock.yml", "dataops.approvals.yml")
+"""Files dataops-dev itself writes at the dbt project's root (`init`, `decide`): writing them
+does not make the branch dirty (a review records their content; see `review.worktree_state`)."""
+
+
+def _tool_files(relative: str) -> set[str]:
+    prefix = "" if relative == "." else relative.rstrip("/") + "/"
+    return {prefix + name for name in TOOL_FILES}
+
+
+def _uncommitted(repo, relative: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """Repository-relative paths under `relative` with uncommitted changes, untracked included."""
+    scope = [] if relative == "." else [relative]
+    output = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", *scope)
+    paths: set[str] = set()
+    entries = iter(output.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        paths.add(entry[3:])
+        if entry[0] in "RC":
+            paths.add(next(entries, ""))  # a rename's source follows it
+    return paths
 
 
 def resolve(path: Path, ref: str) -> str:

@@ -6,6 +6,7 @@ head SQL hash), so an approval recorded for one finding does not cover a later, 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from dataops_dev.report.model import (
     FindingKind,
     ModelReport,
     ModelStatus,
+    Report,
     Severity,
     TestResult,
 )
@@ -210,3 +212,43 @@ def _diff_findings(
             "the policy forbids removing keys",
         )
     return findings
+
+
+_STRICTNESS = {Severity.INFO: 0, Severity.WARNING: 1, Severity.BLOCKING: 2}
+
+
+def rederive(report: Report, config: PolicyConfig) -> Report:
+    """The report's findings judged again from its evidence (each model's change, diff and test
+    results) by `config`, approvals cleared and the verdict redone.
+
+    Deploy's verdict comes from here, not from the stored findings. The result never judges
+    less than the stored report did: a stored finding the policy does not produce again (a
+    failed build, a finding made outside `evaluate`) is kept, and where both have the same
+    finding the stricter severity wins.
+    """
+    from dataops_dev.decisions import verdict_of
+
+    models = tuple(
+        dataclasses.replace(model, findings=_merged(model.findings, _recomputed(model, config)))
+        for model in report.models
+    )
+    return dataclasses.replace(report, models=models, verdict=verdict_of(models, report.error))
+
+
+def _recomputed(model: ModelReport, config: PolicyConfig) -> tuple[Finding, ...]:
+    if model.unique_id == "build":
+        return ()  # the review's stand-in for a branch that did not build: no evidence to judge
+    return evaluate(model, config)
+
+
+def _merged(stored: Sequence[Finding], recomputed: Sequence[Finding]) -> tuple[Finding, ...]:
+    by_fingerprint = {f.fingerprint: f for f in stored}
+    merged: dict[str, Finding] = {}
+    for finding in recomputed:
+        old = by_fingerprint.get(finding.fingerprint)
+        if old is not None and _STRICTNESS.get(old.severity, 2) > _STRICTNESS[finding.severity]:
+            finding = dataclasses.replace(finding, severity=old.severity)
+        merged[finding.fingerprint] = dataclasses.replace(finding, approval=None)
+    for finding in stored:
+        merged.setdefault(finding.fingerprint, dataclasses.replace(finding, approval=None))
+    return tuple(merged.values())

@@ -32,6 +32,7 @@ from dataops_dev.environments import (
     environment_name,
 )
 from dataops_dev.errors import BuildError, ProjectError
+from dataops_dev.integrity import IntegrityKey
 from dataops_dev.report._summary import next_commands
 from dataops_dev.report.model import (
     SCHEMA_VERSION,
@@ -425,16 +426,55 @@ def reports_dir(loaded: LoadedConfig, environment: str) -> Path:
 
 
 def save_report(loaded: LoadedConfig, report: Report) -> Path:
-    """Write the report as `<state_dir>/reports/<environment>/report.json` (atomically)."""
+    """Write the report as `<state_dir>/reports/<environment>/report.json` (atomically), with
+    its integrity tag when the masking salt is set (deploy refuses an untagged report)."""
+    from dataops_dev.integrity import signed
+
     environment = report.head.environment or "unknown"
     path = reports_dir(loaded, environment) / "report.json"
+    data = report.to_dict()
+    key = integrity_key(loaded)
+    if key is not None:
+        data = signed(data, key)
     # The report's own JSON (contract key order), not the sorted state-file form.
-    write_text_atomic(path, report.to_json() + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
+def integrity_key(loaded: LoadedConfig) -> IntegrityKey | None:
+    """The report tag's key, derived from the masking salt; None when the salt is not set."""
+    from dataops_dev.errors import SaltError
+    from dataops_dev.integrity import IntegrityKey
+    from dataops_dev.masking import Salt
+
+    try:
+        return IntegrityKey.from_salt(Salt.from_env(loaded.config.sample.salt_env))
+    except SaltError:
+        return None
+
+
+def load_report_file(loaded: LoadedConfig, path: Path) -> Report:
+    """The report saved at `path`, its integrity tag checked (`Report.integrity` says how it
+    went: a tampered or untagged report still reads, deploy refuses it)."""
+    from dataops_dev.integrity import verify
+
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProjectError(
+            f"cannot read the report {path}: {exc}",
+            "run `dataops-dev review` to write a new one",
+        ) from exc
+    if not isinstance(data, dict):
+        raise ProjectError(
+            f"the report {path} is not a JSON object", "run `dataops-dev review` to write a new one"
+        )
+    report = Report.from_dict(data)
+    return dataclasses.replace(report, integrity=verify(data, integrity_key(loaded)))
+
+
 def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
-    """The current branch's last saved report, with the approvals file applied."""
+    """The current branch's last saved report, its tag checked, with the approvals file applied."""
     from dataops_dev import gitrepo
     from dataops_dev.decisions import apply_decisions, load_decisions
 
@@ -444,7 +484,7 @@ def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
         raise ProjectError(
             f"no review report for branch {branch!r} yet", "run `dataops-dev review` first"
         )
-    report = apply_decisions(Report.load(path), load_decisions(loaded.project_dir))
+    report = apply_decisions(load_report_file(loaded, path), load_decisions(loaded.project_dir))
     return dataclasses.replace(report, next_commands=next_commands(report))
 
 
@@ -472,6 +512,7 @@ def run_review(
     watch = Stopwatch()
     started = time.perf_counter()
     git_state = gitrepo.state(loaded.project_dir)
+    worktree = worktree_state(loaded, git_state.commit)
     base_ref = base_ref or loaded.config.production.main_branch
     base_commit = gitrepo.merge_base(loaded.project_dir, base_ref, "HEAD")
     envs = Environments(loaded)
@@ -622,6 +663,7 @@ def run_review(
         sample=_sample_info(source, head_manifest or base_manifest, models),
         timings=timings,
         error=error,
+        worktree=worktree,
     )
     report = apply_decisions(report, load_decisions(loaded.project_dir))
     return dataclasses.replace(report, next_commands=next_commands(report))
@@ -684,6 +726,26 @@ def project_changes_since(loaded: LoadedConfig, commit: str) -> set[str]:
     if state in (".", "..") or state.startswith("../"):
         return changed
     return {path for path in changed if path != state and not path.startswith(state + "/")}
+
+
+def worktree_state(loaded: LoadedConfig, commit: str) -> dict[str, str]:
+    """Path -> content hash of each project file that differs from `commit` (see
+    `project_changes_since`): with the commit, what a review of the working tree reads. Deploy
+    compares it with the review's, so a file written after the review makes it stale, and one
+    written before (an uncommitted `dataops_dev.yml`) does not."""
+    import hashlib
+
+    state: dict[str, str] = {}
+    for relative in sorted(project_changes_since(loaded, commit)):
+        path = loaded.project_dir / relative
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+        except FileNotFoundError:
+            digest = "deleted"
+        except IsADirectoryError:
+            digest = "directory"
+        state[relative] = digest
+    return state
 
 
 def _model_report(

@@ -31,9 +31,8 @@ def check_budget(budget: int | None) -> None:
 
 
 def load_report(app: AppContext, report_path: Path | None) -> Any:
-    """`--report PATH` as written, else the current branch's last review with approvals applied."""
-    from dataops_dev.report.model import Report
-
+    """`--report PATH` as written, else the current branch's last review with approvals applied.
+    Either may be read when its integrity tag is missing or wrong: stderr says it is unverified."""
     if report_path is not None:
         if not report_path.exists():
             from dataops_dev.errors import UsageError
@@ -42,10 +41,31 @@ def load_report(app: AppContext, report_path: Path | None) -> Any:
                 f"no report file {report_path}",
                 "run `dataops-dev review`; it writes .dataops/reports/<env>/report.json",
             )
-        return Report.load(report_path)
-    from dataops_dev.review import load_last_report
+        report = _read_report_file(app, report_path)
+    else:
+        from dataops_dev.review import load_last_report
 
-    return load_last_report(app.loaded)
+        report = load_last_report(app.loaded)
+    if report.integrity.problem:
+        click.echo(
+            f"warning: unverified report: {report.integrity.problem}; "
+            "`dataops-dev deploy` will refuse it (run `dataops-dev review`)",
+            err=True,
+        )
+    return report
+
+
+def _read_report_file(app: AppContext, path: Path) -> Any:
+    """The report at `path`, its tag checked when a project (and its salt) is at hand."""
+    from dataops_dev.errors import DataopsError
+    from dataops_dev.report.model import Report
+    from dataops_dev.review import load_report_file
+
+    try:
+        loaded = app.loaded
+    except DataopsError:
+        return Report.load(path)  # outside a project: read, unchecked
+    return load_report_file(loaded, path)
 
 
 def actions_run_url(environ: dict[str, str] | os._Environ[str]) -> str | None:

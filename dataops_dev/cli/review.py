@@ -128,10 +128,12 @@ def _lookup(app: AppContext, prefix: str) -> Any:
 @click.pass_obj
 def decide_list(app: AppContext, output_format: str, as_json: bool) -> None:
     """Findings of the last review with their decisions; stale decisions are listed too."""
-    from dataops_dev.decisions import load_decisions, stale_decisions
+    from dataops_dev.decisions import invalid_decisions, load_decisions, stale_decisions
 
     report = _last(app)
-    stale = stale_decisions(report, load_decisions(app.loaded.project_dir))
+    decisions = load_decisions(app.loaded.project_dir)
+    stale = stale_decisions(report, decisions)
+    invalid = invalid_decisions(report, decisions)
     if resolve_format(output_format, as_json) == "json":
         emit_json(
             {
@@ -149,6 +151,9 @@ def decide_list(app: AppContext, output_format: str, as_json: bool) -> None:
                     for f in report.findings
                 ],
                 "stale_decisions": [d.fingerprint for d in stale],
+                "invalid_decisions": [
+                    {"fingerprint": d.fingerprint, "reason": d.reason} for d in invalid
+                ],
             }
         )
         return
@@ -160,6 +165,8 @@ def decide_list(app: AppContext, output_format: str, as_json: bool) -> None:
         click.echo(f"{f.fingerprint}  {f.severity.value:<8}  {f.title}  {state}".rstrip())
     for d in stale:
         click.echo(f"{d.fingerprint}  stale     {d.title or ''} (no longer matches: re-decide)")
+    for bad in invalid:
+        click.echo(f"{bad.fingerprint}  invalid   {bad.title}: {bad.reason} (does not count)")
 
 
 def _decide(app: AppContext, fingerprint: str, note: str, decision: str) -> None:
@@ -215,6 +222,8 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
             )
             for i, model in enumerate(plan.models, 1):
                 click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {model.row_change or ''}")
+            if plan.unverified:
+                click.echo(f"refused: {plan.unverified}")
             if plan.error:
                 click.echo(f"refused: {plan.error}")
             if plan.stale:
@@ -223,8 +232,15 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
                 click.echo(
                     f"refused: unapproved {finding.kind.value}: {finding.title} ({finding.fingerprint})"
                 )
+            for invalid in plan.invalid_approvals:
+                click.echo(f"approval of {invalid.fingerprint} does not count: {invalid.reason}")
             if plan.allowed:
                 click.echo("allowed: run `dataops-dev deploy` to apply")
+        if plan.unverified:
+            raise UsageError(
+                f"deploy would be refused: {plan.unverified}",
+                "run `dataops-dev review` to write a new report",
+            )
         if plan.error:
             raise BuildError(
                 f"deploy would be refused: {plan.error}",

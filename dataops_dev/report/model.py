@@ -20,6 +20,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dataops_dev.integrity import IntegrityStatus
+
 SCHEMA_VERSION = 1
 
 
@@ -325,6 +327,14 @@ class Report:
     timings: Mapping[str, float] = field(default_factory=dict)
     next_commands: tuple[str, ...] = ()
     error: str | None = None
+    worktree: Mapping[str, str] = field(default_factory=dict)
+    """Files of the dbt project that differed from `head.commit` when the review started
+    (path -> content hash, or "deleted"): with the commit, the exact state the review saw."""
+    integrity: IntegrityStatus = field(
+        default=IntegrityStatus.COMPUTED, compare=False, metadata={"json": False}
+    )
+    """Whether this report can be trusted to be what a review produced (never written: the
+    file carries its tag under the same key instead, see dataops_dev/integrity.py)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -369,7 +379,8 @@ class Report:
             )
         report = from_jsonable(cls, _upgrade(data))
         assert isinstance(report, Report)
-        return report
+        # Read from outside the process: untrusted until a loader checks its tag.
+        return dataclasses.replace(report, integrity=IntegrityStatus.UNCHECKED)
 
     @classmethod
     def load(cls, path: Path) -> Report:
@@ -413,7 +424,11 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("json", True)
+        }
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -448,7 +463,7 @@ def from_jsonable(tp: Any, value: Any) -> Any:
         kwargs = {
             f.name: from_jsonable(hints[f.name], value[f.name])
             for f in dataclasses.fields(tp)
-            if f.name in value
+            if f.name in value and f.metadata.get("json", True)
         }
         return tp(**kwargs)
     if origin is tuple:

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from dataops_dev.errors import DataopsError
+from dataops_dev.integrity import IntegrityStatus
 from dataops_dev.report._summary import short_sha
 from dataops_dev.report.model import Decision, Finding, ModelReport, Report
 from dataops_dev.tui.panes import (
@@ -74,6 +75,9 @@ def header_text(report: Report | None, problem: str | None = None) -> Text:
     text.append(f"{report.head.ref}@{short_sha(report.head.commit)}")
     if report.head.dirty:
         text.append("+dirty", "yellow")
+    if report.integrity is IntegrityStatus.MISMATCH:
+        # Edited after the review (an untagged report says so in the deploy plan instead).
+        text.append("  unverified: modified after review", "bold red")
     text.append("  ")
     text.append_text(verdict_text(report))
     counts = report.counts

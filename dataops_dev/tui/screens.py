@@ -145,6 +145,9 @@ def plan_text(plan: DeployPlan) -> tuple[Text, bool]:
         if model.row_change:
             text.append(f"  {model.row_change}", "dim")
         text.append("\n")
+    if plan.unverified:
+        text.append(f"\nrefused, unverified report: {plan.unverified}\n", "bold red")
+        text.append("run `dataops-dev review` again (r)\n", "dim")
     if plan.error:
         text.append(f"\nrefused: {plan.error}\n", "bold red")
         text.append("fix the build, then run `dataops-dev review` again (r)\n", "dim")

@@ -99,6 +99,7 @@ class ReviewSession:
                 raise ProjectError(
                     f"no report at {self.report_path}", "run `dataops-dev review` to write one"
                 )
+            # Browsing loads no config; the tag is checked when a deploy is planned.
             return self.with_decisions(Report.load(self.report_path))
         from dataops_dev import review
 
@@ -131,12 +132,23 @@ class ReviewSession:
         """`deploy --dry-run`: the plan (models in build order, blocking findings)."""
         from dataops_dev.deploy import plan_deploy
 
-        return plan_deploy(self.loaded, report)
+        return plan_deploy(self.loaded, self._checked(report))
 
     def deploy(self, report: Report, reporter: Reporter = NULL_REPORTER) -> DeployResult:
         from dataops_dev.deploy import deploy
 
-        return deploy(self.loaded, report, reporter=reporter)
+        return deploy(self.loaded, self._checked(report), reporter=reporter)
+
+    def _checked(self, report: Report) -> Report:
+        """`report` as deploy may judge it: a `--report` file read unchecked is read again with
+        its integrity tag checked (deploy refuses it unless the tag matches)."""
+        from dataops_dev.integrity import IntegrityStatus
+
+        if report.integrity is not IntegrityStatus.UNCHECKED or self.report_path is None:
+            return report
+        from dataops_dev import review
+
+        return self.with_decisions(review.load_report_file(self.loaded, self.report_path))
 
     # -- re-running ---------------------------------------------------------------------------
 

@@ -118,7 +118,7 @@ def test_saved_report_read_back_recomputes_next_commands(tmp_path: Path) -> None
     report = dataclasses.replace(report, head=head, next_commands=next_commands(report))
     save_report(loaded, report)
     first, second = report.blocking
-    record_decision(tmp_path, first, Decision.APPROVED, note="expected", by="ana")
+    record_decision(tmp_path, first, Decision.APPROVED, note="expected", by="Ana <ana@example.com>")
     again = load_last_report(loaded, branch=report.head.ref)
     assert [f.fingerprint for f in again.blocking] == [second.fingerprint]
     assert again.next_commands == next_commands(again)

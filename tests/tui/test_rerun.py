@@ -5,6 +5,7 @@ sample_project runs in a thread worker and lands in the view, and the deploy pla
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -83,13 +84,21 @@ def test_rerun_impact_runs_in_a_worker_and_updates_the_view(
 
 @pytest.mark.slow
 def test_deploy_plan_from_the_core_gates_on_approvals(
-    sample_project_copy: Path, report: Report, tmp_path: Path
+    sample_project_copy: Path, report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dataops_dev.integrity import IntegrityKey, signed
+    from dataops_dev.masking import Salt
+
     project = sample_project_copy
     # The review describes this very commit (deploy refuses a stale review).
     head = dataclasses.replace(report.head, commit=git(project, "rev-parse", "HEAD"))
     saved = tmp_path / "report.json"
-    saved.write_text(dataclasses.replace(report, head=head).to_json(), "utf-8")
+    # Tagged as `review` saves it (deploy refuses an untagged report).
+    monkeypatch.setenv("DATAOPS_SALT", "tui-rerun-test-salt")
+    data = signed(
+        dataclasses.replace(report, head=head).to_dict(), IntegrityKey.from_salt(Salt.from_env())
+    )
+    saved.write_text(json.dumps(data), "utf-8")
     app = DataopsApp(ReviewSession(project_dir=project, report_path=saved))
 
     async def open_plan(pilot: Pilot[None]) -> DeployPlanScreen:
