@@ -458,6 +458,22 @@ def _publish(
         raise
 
 
+@contextlib.contextmanager
+def postgres_swap_check(loaded: LoadedConfig, journal: Journal) -> Iterator[bool | None]:
+    """For `deploy_state.recover`: under production's advisory lock, whether the journal's
+    publishing transaction committed (None: not this project's production target)."""
+    output = load_profile_target(loaded)
+    if output.get("type") != "postgres":
+        yield None
+        return
+    production = _PostgresProduction(loaded, output)
+    if production.identity() != journal.production:
+        yield None
+        return
+    with production.locked():
+        yield production.swapped(journal)
+
+
 def _finish_interrupted(loaded: LoadedConfig, production: _Production) -> None:
     """Under the deploy lock: complete (or drop) the journal of a deploy killed mid-way."""
     journal = read_journal(loaded.state_dir)

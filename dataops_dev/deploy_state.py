@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataops_dev.atomic import write_bytes_atomic, write_json_atomic
-from dataops_dev.errors import LockedError
+from dataops_dev.errors import DataopsError, LockedError
+
+if TYPE_CHECKING:
+    from dataops_dev.config import LoadedConfig
 
 JOURNAL = "journal.json"
 JOURNAL_MANIFEST = "journal.manifest.json"
@@ -297,3 +300,22 @@ def settle(state_dir: Path, journal: Journal, swapped: bool) -> str:
         return f"completed the interrupted deploy's metadata ({record.name})"
     clear_journal(state_dir)
     return "dropped the journal of a deploy interrupted before its swap (production unchanged)"
+
+
+def recover_at_start(loaded: LoadedConfig) -> list[str]:
+    """Every command's first step: `recover`, best effort (it never stops the command; a
+    PostgreSQL journal it cannot settle now waits for the next command or deploy)."""
+    if not deploy_root(loaded.state_dir).is_dir():
+        return []
+
+    @contextlib.contextmanager
+    def postgres_check(journal: Journal) -> Iterator[bool | None]:
+        from dataops_dev.deploy import postgres_swap_check
+
+        with postgres_swap_check(loaded, journal) as swapped:
+            yield swapped
+
+    try:
+        return recover(loaded.state_dir, postgres_check=postgres_check)
+    except (DataopsError, OSError):
+        return []
