@@ -387,7 +387,9 @@ def test_ignored_and_assume_unchanged_files_are_never_deployed(
     )
     con = duckdb.connect(str(production), read_only=True)
     try:
-        tables = {r[0] for r in con.execute("select table_name from information_schema.tables")}
+        tables = {
+            r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()
+        }
         doubled = con.execute("select distinct doubled from main.z_child").fetchall()
     finally:
         con.close()
