@@ -64,6 +64,10 @@ class PlannedModel:
     expected_rows: int | None = None
     """Rows on the branch's sample build (the sample, not production)."""
     row_change: str | None = None
+    """The review's row diff on the sample (base -> head), not production's rows."""
+    production_rows: int | None = None
+    """Rows of the model's relation in production now (see `with_production_rows`); None when
+    production has no such relation or was not asked."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class DeployPlan:
                     "materialized": m.materialized,
                     "expected_rows": m.expected_rows,
                     "row_change": m.row_change,
+                    "production_rows": m.production_rows,
                 }
                 for m in self.models
             ],
@@ -212,6 +217,57 @@ def plan_deploy(loaded: LoadedConfig, report: Report) -> DeployPlan:
         stale=stale,
         error=error,
     )
+
+
+def with_production_rows(loaded: LoadedConfig, plan: DeployPlan) -> DeployPlan:
+    """`plan` with each model's current row count in production, read through a read-only
+    connection (the sample's counts are the review's, under the sample's name)."""
+    manifest = Manifest.load(production_manifest_path(loaded))
+    relations = {}
+    for model in plan.models:
+        node = manifest.nodes.get(model.unique_id)
+        if node is not None and node.materialized != "ephemeral":
+            relations[model.unique_id] = (node.schema or "main", node.identifier)
+    counts = _count_production(loaded, plan.target_type, relations)
+    models = tuple(
+        dataclasses.replace(m, production_rows=counts.get(m.unique_id)) for m in plan.models
+    )
+    return dataclasses.replace(plan, models=models)
+
+
+def _count_production(
+    loaded: LoadedConfig, target_type: str, relations: Mapping[str, tuple[str, str]]
+) -> dict[str, int]:
+    from dataops_dev.engines.base import Relation
+
+    if not relations:
+        return {}
+    output = load_profile_target(loaded)
+    engine: Any
+    if target_type == "duckdb":
+        from dataops_dev.dbt.project import duckdb_path
+        from dataops_dev.engines.duckdb import DuckDBEngine
+
+        engine = DuckDBEngine(duckdb_path(loaded, output), read_only=True)
+    elif target_type == "postgres":
+        from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
+
+        engine = PostgresEngine(conninfo_from_credentials(output))
+        engine.execute("SET default_transaction_read_only = on")
+    else:
+        return {}
+    counts: dict[str, int] = {}
+    try:
+        for unique_id, (schema, name) in relations.items():
+            relation = Relation(schema=schema, name=name)
+            if engine.relation_exists(relation):
+                ((count,),) = engine.fetchall(
+                    f"SELECT count(*) FROM {relation.sql(engine.dialect)}"
+                )
+                counts[unique_id] = int(count)
+    finally:
+        engine.close()
+    return counts
 
 
 def _build_order(loaded: LoadedConfig, report: Report) -> dict[str, int]:

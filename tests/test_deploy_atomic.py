@@ -433,3 +433,52 @@ def test_deploy_refuses_a_commit_that_is_not_the_code_the_review_built(
     assert "dataops-dev review" in (refused.value.hint or "")
     assert sha256(production) == before
     assert _copies_of_production(loaded.state_dir) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# deploy --dry-run
+
+
+def test_dry_run_shows_production_row_counts_not_the_samples(
+    duck: tuple[Path, LoadedConfig, Path],
+) -> None:
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from dataops_dev.cli import cli
+    from dataops_dev.environments import environment_name
+    from dataops_dev.report.model import DataDiff, RowCounts
+    from dataops_dev.review import save_report
+
+    project, loaded, production = duck
+    con = duckdb.connect(str(production))
+    try:
+        con.execute("INSERT INTO raw.items SELECT range, 1 FROM range(100, 1100)")  # 1,010 rows
+    finally:
+        con.close()
+    commit_change(project, {"models/a_parent.sql": V2})
+    report = reviewed(
+        project, ("a_parent", ModelStatus.MODIFIED), ("z_child", ModelStatus.IMPACTED)
+    )
+    sample = DataDiff(key=("id",), rows=RowCounts(base=7, head=7, changed=7))
+    models = (dataclasses.replace(report.models[0], diff=sample), report.models[1])
+    head = dataclasses.replace(report.head, environment=environment_name("main"))
+    save_report(loaded, dataclasses.replace(report, models=models, head=head))
+    before = sha256(production)
+
+    runner = CliRunner()
+    as_json = runner.invoke(cli, ["--project-dir", str(project), "deploy", "--dry-run", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    planned = {m["name"]: m for m in json.loads(as_json.stdout)["models"]}
+    # a_parent is a view over all 1,010 source rows; z_child a table built before the insert.
+    assert planned["a_parent"]["production_rows"] == 1010
+    assert planned["z_child"]["production_rows"] == 10
+    assert planned["a_parent"]["expected_rows"] == 7  # the sample's, named as such
+
+    text = runner.invoke(cli, ["--project-dir", str(project), "deploy", "--dry-run"])
+    assert text.exit_code == 0, text.output
+    (line,) = [row for row in text.stdout.splitlines() if "a_parent" in row]
+    assert "production: 1,010 rows" in line
+    assert "sample: 7 -> 7 rows" in line
+    assert sha256(production) == before
