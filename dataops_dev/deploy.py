@@ -508,9 +508,11 @@ def _publish(
     try:
         production.swap(job, journaled)
     except BaseException:
-        written = read_journal(loaded.state_dir)
-        if written is not None and production.swapped(written) is False:
-            clear_journal(loaded.state_dir)
+        # Settled now when it can be told; otherwise the next command asks again.
+        with contextlib.suppress(Exception):
+            written = read_journal(loaded.state_dir)
+            if written is not None and production.swapped(written) is False:
+                clear_journal(loaded.state_dir)
         raise
 
 

@@ -144,28 +144,47 @@ def lock_path(production: Path) -> Path:
 def file_lock(path: Path, holder: str) -> Iterator[None]:
     """An exclusive, non-blocking lock on `path` for the block; `holder` (who, since when) is
     written into the locked file so a refused process can name it. The kernel drops the lock
-    when the process dies, however it dies."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    when the process dies, however it dies. The file is removed on release (it sits beside
+    production, often inside the project): after a kill it stays, unlocked, until the next use.
+    """
+    fd = _acquire(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
-            raise LockedError(
-                f"production is being deployed by {other}",
-                "wait for that deploy to finish, then run `dataops-dev deploy` again",
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder.encode("utf-8"), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            # Removed while still locked: a process that opened it meanwhile finds, once it
+            # gets the lock, that the path no longer names its file, and starts over.
+            path.unlink(missing_ok=True)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _acquire(path: Path, attempts: int = 10) -> int:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise LockedError(
+                f"production is being deployed by {other}",
+                "wait for that deploy to finish, then run `dataops-dev deploy` again",
+            ) from None
+        try:
+            current = os.stat(path)
+            locked = os.fstat(fd)
+            if (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed it as we opened it: take the new one
+    raise LockedError(f"could not take the deploy lock {path}", "run `dataops-dev deploy` again")
 
 
 def holder_description(what: str = "dataops-dev deploy") -> str:

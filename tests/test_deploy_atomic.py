@@ -218,7 +218,7 @@ def test_a_second_deploy_is_refused_while_one_runs_and_names_it(
         reviewed(other, ("a_parent", ModelStatus.MODIFIED), ("z_child", ModelStatus.IMPACTED)),
     )
     assert _versions(production) == {"v3"}
-    assert lock_path(production).exists()
+    assert not lock_path(production).exists(), "the lock file goes with the lock"
     assert not (production.parent / "prod.duckdb.wal").exists()
 
 
@@ -235,6 +235,40 @@ def test_two_deploys_in_one_project_use_separate_work_dirs(
         assert recover(loaded.state_dir) == []
         assert first.exists() and second.exists()
     assert not first.exists() and not second.exists()
+
+
+def test_the_lock_names_its_holder_and_outlives_no_process(tmp_path: Path) -> None:
+    production = tmp_path / "prod.duckdb"
+    code = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from dataops_dev.deploy_state import file_lock\n"
+        "with file_lock(Path(sys.argv[1]), 'deploy of ' + str(os.getpid())):\n"
+        "    Path(sys.argv[2]).write_text('held')\n"
+        "    time.sleep(60)\n"
+    )
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(lock_path(production)), str(ready)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *sys.path])},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with (
+            pytest.raises(LockedError, match=f"deployed by deploy of {holder.pid}"),
+            file_lock(lock_path(production), "me"),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # SIGKILL left the file (and the dead holder's name in it) but not the lock.
+    assert lock_path(production).exists()
+    with file_lock(lock_path(production), "me"):
+        assert lock_path(production).read_text() == "me"
+    assert not lock_path(production).exists()
 
 
 # ----------------------------------------------------------------------------------------------
