@@ -405,7 +405,8 @@ def _export_reviewed_code(loaded: LoadedConfig, commit: str, work: Path) -> Path
     code = gitrepo.export_tree(loaded.project_dir, commit, subdir, work / "code")
     packages = loaded.project_dir / "dbt_packages"
     if packages.is_dir() and not (code / "dbt_packages").exists():
-        shutil.copytree(packages, code / "dbt_packages", symlinks=True)
+        # Contents, not links: `local:` packages are links that mean nothing elsewhere.
+        shutil.copytree(packages, code / "dbt_packages")
     return code
 
 
