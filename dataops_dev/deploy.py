@@ -9,31 +9,52 @@ staging schemas whose relations are moved into production's schemas in one trans
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dataops_dev.atomic import write_bytes_atomic, write_json_atomic
+from dataops_dev.atomic import write_bytes_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.dbt.project import load_profile_target
 from dataops_dev.decisions import InvalidDecision
+from dataops_dev.deploy_state import (
+    Journal,
+    clear_journal,
+    complete,
+    deploy_root,
+    duckdb_swapped,
+    file_lock,
+    holder_description,
+    lock_path,
+    process_identity,
+    read_journal,
+    recover,
+    settle,
+    sweep_work_dirs,
+    work_dir,
+    write_journal,
+)
 from dataops_dev.environments import write_profile
 from dataops_dev.errors import (
     BlockingFindings,
     BuildError,
     DataopsError,
+    LockedError,
     ProjectError,
     UsageError,
 )
 from dataops_dev.report.model import Decision, Finding, ModelStatus, Report, Verdict
-from dataops_dev.reporting import NULL_REPORTER, Reporter
+from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 if TYPE_CHECKING:
     from dataops_dev.dbt.runner import DbtRun
@@ -51,6 +72,10 @@ class PlannedModel:
     expected_rows: int | None = None
     """Rows on the branch's sample build (the sample, not production)."""
     row_change: str | None = None
+    """The review's row diff on the sample (base -> head), not production's rows."""
+    production_rows: int | None = None
+    """Rows of the model's relation in production now (see `with_production_rows`); None when
+    production has no such relation or was not asked."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +138,7 @@ class DeployPlan:
                     "materialized": m.materialized,
                     "expected_rows": m.expected_rows,
                     "row_change": m.row_change,
+                    "production_rows": m.production_rows,
                 }
                 for m in self.models
             ],
@@ -297,6 +323,57 @@ def refusal(plan: DeployPlan, lead: str = "deploy refused") -> DataopsError | No
     return None
 
 
+def with_production_rows(loaded: LoadedConfig, plan: DeployPlan) -> DeployPlan:
+    """`plan` with each model's current row count in production, read through a read-only
+    connection (the sample's counts are the review's, under the sample's name)."""
+    manifest = Manifest.load(production_manifest_path(loaded))
+    relations = {}
+    for model in plan.models:
+        node = manifest.nodes.get(model.unique_id)
+        if node is not None and node.materialized != "ephemeral":
+            relations[model.unique_id] = (node.schema or "main", node.identifier)
+    counts = _count_production(loaded, plan.target_type, relations)
+    models = tuple(
+        dataclasses.replace(m, production_rows=counts.get(m.unique_id)) for m in plan.models
+    )
+    return dataclasses.replace(plan, models=models)
+
+
+def _count_production(
+    loaded: LoadedConfig, target_type: str, relations: Mapping[str, tuple[str, str]]
+) -> dict[str, int]:
+    from dataops_dev.engines.base import Relation
+
+    if not relations:
+        return {}
+    output = load_profile_target(loaded)
+    engine: Any
+    if target_type == "duckdb":
+        from dataops_dev.dbt.project import duckdb_path
+        from dataops_dev.engines.duckdb import DuckDBEngine
+
+        engine = DuckDBEngine(duckdb_path(loaded, output), read_only=True)
+    elif target_type == "postgres":
+        from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
+
+        engine = PostgresEngine(conninfo_from_credentials(output))
+        engine.execute("SET default_transaction_read_only = on")
+    else:
+        return {}
+    counts: dict[str, int] = {}
+    try:
+        for unique_id, (schema, name) in relations.items():
+            relation = Relation(schema=schema, name=name)
+            if engine.relation_exists(relation):
+                ((count,),) = engine.fetchall(
+                    f"SELECT count(*) FROM {relation.sql(engine.dialect)}"
+                )
+                counts[unique_id] = int(count)
+    finally:
+        engine.close()
+    return counts
+
+
 def _build_order(loaded: LoadedConfig, report: Report) -> dict[str, int]:
     """Model name -> position in DAG order, from the branch's manifest (else the baseline's)."""
     from dataops_dev.environments import Environments
@@ -316,34 +393,185 @@ def _build_order(loaded: LoadedConfig, report: Report) -> dict[str, int]:
 def deploy(
     loaded: LoadedConfig, report: Report, *, reporter: Reporter = NULL_REPORTER
 ) -> DeployResult:
-    """Promote the reviewed branch to production, atomically, or raise and change nothing."""
+    """Promote the reviewed commit to production, atomically, or raise and change nothing.
+
+    Stages, all under production's exclusive deploy lock: finish an interrupted deploy's
+    metadata; export the reviewed commit; build and test it in a staging area; check that it is
+    the code the review built; journal the metadata; swap; write the metadata.
+    """
     plan = plan_deploy(loaded, report)
     refused = refusal(plan)
     if refused is not None:
         raise refused
-    state = production_manifest_path(loaded)
+    commit = _reviewed_commit(loaded, report)
+    output = load_profile_target(loaded)
+    production = _production(loaded, plan, output)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    work = loaded.state_dir / "deploy" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
-    if plan.target_type == "duckdb":
-        target = _deploy_duckdb(loaded, plan, state, work, reporter, timings)
-    elif plan.target_type == "postgres":
-        target = _deploy_postgres(loaded, plan, state, work, reporter, timings)
-    else:
-        raise UsageError(f"deploy to {plan.target_type} targets is not supported yet")
-    write_bytes_atomic(
-        loaded.state_dir / "production" / "manifest.json",
-        (target / "manifest.json").read_bytes(),
+    with contextlib.ExitStack() as stack:
+        with task(reporter, "deploy-lock", f"lock production ({plan.target})"):
+            stack.enter_context(production.locked())
+        _finish_interrupted(loaded, production)
+        sweep_work_dirs(loaded.state_dir)
+        state = production_manifest_path(loaded)
+        work = stack.enter_context(work_dir(loaded.state_dir))
+        with task(reporter, "deploy-export", f"export the reviewed commit {commit[:8]}"):
+            code = _export_reviewed_code(loaded, commit, work)
+        job = _Job(loaded, plan, output, state, work, code, reporter, timings)
+        target = production.build(job, stack)
+        _check_reviewed_code(loaded, report, target / "manifest.json")
+        timings["total"] = round(time.perf_counter() - started, 3)
+        journal = _journal(loaded, report, plan, commit, production, timings)
+        with task(reporter, "deploy-swap", "swap the staged build into production"):
+            _publish(loaded, production, job, journal, target)
+        with task(reporter, "deploy-metadata", "record the deployment"):
+            record = complete(loaded.state_dir, journal)
+    return DeployResult(
+        plan=plan,
+        deployed_at=str(journal.record["deployed_at"]),
+        record=record,
+        timings=timings,
     )
-    timings["total"] = round(time.perf_counter() - started, 3)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One deploy in progress: what its stages read."""
+
+    loaded: LoadedConfig
+    plan: DeployPlan
+    output: Mapping[str, Any]
+    state: Path
+    """Production's manifest before this deploy."""
+    work: Path
+    code: Path
+    """The reviewed commit's tree, exported: dbt builds this, never the working tree."""
+    reporter: Reporter
+    timings: dict[str, float]
+
+
+class _Production(Protocol):
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def identity(self) -> str: ...
+
+    def swapped(self, journal: Journal) -> bool | None: ...
+
+    def build(self, job: _Job, stack: contextlib.ExitStack) -> Path: ...
+
+    def swap(self, job: _Job, write_journal: Callable[[Mapping[str, Any]], Journal]) -> None: ...
+
+
+def _production(loaded: LoadedConfig, plan: DeployPlan, output: Mapping[str, Any]) -> _Production:
+    if plan.target_type == "duckdb":
+        return _DuckDBProduction(loaded, output)
+    if plan.target_type == "postgres":
+        return _PostgresProduction(loaded, output)
+    raise UsageError(f"deploy to {plan.target_type} targets is not supported yet")
+
+
+# -- stages ------------------------------------------------------------------------------------
+
+
+def _reviewed_commit(loaded: LoadedConfig, report: Report) -> str:
+    """The commit the report names, which is what deploy builds (exported by id)."""
+    from dataops_dev import gitrepo
+
+    if not report.head.commit:
+        raise UsageError(
+            "deploy refused: the review names no commit", "run `dataops-dev review` first"
+        )
+    return gitrepo.resolve(loaded.project_dir, report.head.commit)
+
+
+def _export_reviewed_code(loaded: LoadedConfig, commit: str, work: Path) -> Path:
+    """The files of the dbt project at `commit`, in this deploy's work directory. Files git
+    ignores or marks assume-unchanged are not part of a commit, so they are never deployed.
+    Installed packages (`dbt_packages/`, never committed) are copied from the project."""
+    from dataops_dev import gitrepo
+
+    root = gitrepo.state(loaded.project_dir).root
+    subdir = os.path.relpath(loaded.project_dir.resolve(), root.resolve())
+    code = gitrepo.export_tree(loaded.project_dir, commit, subdir, work / "code")
+    packages = loaded.project_dir / "dbt_packages"
+    if packages.is_dir() and not (code / "dbt_packages").exists():
+        # Contents, not links: `local:` packages are links that mean nothing elsewhere.
+        shutil.copytree(packages, code / "dbt_packages")
+    return code
+
+
+def code_fingerprint(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """unique_id -> hash of its source for every node and macro of the project itself: equal
+    fingerprints mean dbt was given the same code (configs rendered per target aside)."""
+    project = (manifest.get("metadata") or {}).get("project_name")
+    out: dict[str, str] = {}
+    for uid, node in (manifest.get("nodes") or {}).items():
+        if node.get("resource_type") in ("model", "seed", "snapshot", "test", "analysis"):
+            out[uid] = str((node.get("checksum") or {}).get("checksum") or "")
+    for uid, macro in (manifest.get("macros") or {}).items():
+        if project is None or macro.get("package_name") == project:
+            text = str(macro.get("macro_sql") or "")
+            out[uid] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return out
+
+
+def _check_reviewed_code(loaded: LoadedConfig, report: Report, deployed: Path) -> None:
+    """Refuse (before the swap) unless the staged build is the code the review built.
+
+    The review's branch environment keeps the manifest of what it built: if that held a file
+    the commit does not (git-ignored, assume-unchanged, uncommitted then reverted), the commit
+    is not what was reviewed. A report that names no environment is not checked here.
+    """
+    from dataops_dev.environments import Environments
+
+    if not report.head.environment:
+        return
+    envs = Environments(loaded)
+    reviewed_path = envs.manifest_path(report.head.environment)
+    info = envs.find(report.head.environment)
+    built = info.last_build if info is not None else None
+    if not reviewed_path.exists() or built is None or built.commit != report.head.commit:
+        raise UsageError(
+            f"deploy refused: environment {report.head.environment} no longer holds the "
+            f"review's build of {report.head.commit[:8]}",
+            "run `dataops-dev review`, then deploy",
+        )
+    reviewed = code_fingerprint(json.loads(reviewed_path.read_text("utf-8")))
+    staged = code_fingerprint(json.loads(deployed.read_text("utf-8")))
+    differs = sorted(
+        uid for uid in reviewed.keys() | staged.keys() if reviewed.get(uid) != staged.get(uid)
+    )
+    if differs:
+        listing = ", ".join(differs[:5]) + ("..." if len(differs) > 5 else "")
+        raise UsageError(
+            f"deploy refused, production is unchanged: commit {report.head.commit[:8]} is not "
+            f"the code the review built ({listing} differ); the review saw files outside the "
+            "commit (uncommitted, git-ignored or assume-unchanged)",
+            "commit exactly what should ship (or remove the rest), run `dataops-dev review`, "
+            "then deploy",
+        )
+
+
+def _journal(
+    loaded: LoadedConfig,
+    report: Report,
+    plan: DeployPlan,
+    commit: str,
+    production: _Production,
+    timings: Mapping[str, float],
+) -> Journal:
+    """The deployment record to write once production holds the new build."""
     deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
-    record = loaded.state_dir / "deployments" / f"{deployed_at.replace(':', '')}.json"
-    write_json_atomic(
-        record,
-        {
+    stamp = deployed_at.replace(":", "")
+    record = loaded.state_dir / "deployments" / f"{stamp}-p{os.getpid()}.json"
+    return Journal(
+        backend=plan.target_type,
+        production=production.identity(),
+        swapped_when={},
+        record_path=str(record),
+        record={
             "deployed_at": deployed_at,
-            "commit": plan.commit,
+            "commit": commit,
             "branch": report.head.ref,
             "plan": plan.to_dict(),
             "approvals": [
@@ -351,11 +579,65 @@ def deploy(
                 for f in plan.approved
                 if f.approval is not None
             ],
-            "timings": timings,
+            "timings": dict(timings),
         },
     )
-    shutil.rmtree(work, ignore_errors=True)
-    return DeployResult(plan=plan, deployed_at=deployed_at, record=record, timings=timings)
+
+
+def _publish(
+    loaded: LoadedConfig, production: _Production, job: _Job, journal: Journal, target: Path
+) -> None:
+    """Journal, then swap: a kill between the swap and the metadata leaves a journal that the
+    next command completes (see deploy_state.recover)."""
+    manifest = (target / "manifest.json").read_bytes()
+
+    def journaled(swapped_when: Mapping[str, Any]) -> Journal:
+        written = dataclasses.replace(journal, swapped_when=dict(swapped_when))
+        write_journal(loaded.state_dir, written, manifest)
+        return written
+
+    try:
+        production.swap(job, journaled)
+    except BaseException:
+        # Settled now when it can be told; otherwise the next command asks again.
+        with contextlib.suppress(Exception):
+            written = read_journal(loaded.state_dir)
+            if written is not None and production.swapped(written) is False:
+                clear_journal(loaded.state_dir)
+        raise
+
+
+@contextlib.contextmanager
+def postgres_swap_check(loaded: LoadedConfig, journal: Journal) -> Iterator[bool | None]:
+    """For `deploy_state.recover`: under production's advisory lock, whether the journal's
+    publishing transaction committed (None: not this project's production target)."""
+    output = load_profile_target(loaded)
+    if output.get("type") != "postgres":
+        yield None
+        return
+    production = _PostgresProduction(loaded, output)
+    if production.identity() != journal.production:
+        yield None
+        return
+    with production.locked():
+        yield production.swapped(journal)
+
+
+def _finish_interrupted(loaded: LoadedConfig, production: _Production) -> None:
+    """Under the deploy lock: complete (or drop) the journal of a deploy killed mid-way."""
+    journal = read_journal(loaded.state_dir)
+    if journal is None:
+        return
+    if journal.production != production.identity():
+        recover(loaded.state_dir)  # another production's: under its own lock
+        return
+    swapped = production.swapped(journal)
+    if swapped is None:
+        raise ProjectError(
+            "cannot tell whether the interrupted deploy reached production",
+            f"inspect production, then delete {deploy_root(loaded.state_dir) / 'journal.json'}",
+        )
+    settle(loaded.state_dir, journal, swapped)
 
 
 def _selection(plan: DeployPlan) -> list[str]:
@@ -364,16 +646,9 @@ def _selection(plan: DeployPlan) -> list[str]:
     return [f"{m.name}+" for m in plan.models if m.action == "build"]
 
 
-def _run(
-    loaded: LoadedConfig,
-    command: str,
-    args: list[str],
-    profile_dir: Path,
-    target: Path,
-    reporter: Reporter,
-    label: str,
-) -> DbtRun:
-    """dbt against production's staging area; raises (production untouched) unless it succeeded.
+def _run(job: _Job, command: str, args: list[str], profile_dir: Path, label: str) -> DbtRun:
+    """dbt on the reviewed code against production's staging area; raises (production
+    untouched) unless it succeeded.
 
     The error names the failed models and tests only: dbt's messages come from the production
     database and can quote its values, so they are withheld (and its log goes with `work`).
@@ -383,13 +658,14 @@ def _run(
     run = run_dbt(
         command,
         args,
-        project_dir=loaded.project_dir,
+        project_dir=job.code,
         profiles_dir=profile_dir,
-        target_path=target,
+        target_path=job.work / "target",
         target="dataops",
-        reporter=reporter,
+        reporter=job.reporter,
         task_key=f"deploy-{command}",
-        cwd=loaded.project_dir,
+        # Relative paths in the user's profile (attached files) mean what they mean there.
+        cwd=job.loaded.project_dir,
         label=label,
         redact_errors=True,
     )
@@ -402,82 +678,126 @@ def _run(
     return run
 
 
+def _build_selection(job: _Job, profile: Path, args: list[str], label: str) -> Path:
+    """dbt build of the changed models and their children (or parse when none changed)."""
+    select = _selection(job.plan)
+    start = time.perf_counter()
+    if select:
+        _run(job, "build", ["--select", *select, *args], profile, label)
+    else:
+        _run(job, "parse", [], profile, "dbt parse")
+    job.timings["build"] = round(time.perf_counter() - start, 3)
+    return job.work / "target"
+
+
+# -- DuckDB ------------------------------------------------------------------------------------
+
+
 def _wal(database: Path) -> Path:
     return database.with_name(database.name + ".wal")
 
 
-def _deploy_duckdb(
-    loaded: LoadedConfig,
-    plan: DeployPlan,
-    state: Path,
-    work: Path,
-    reporter: Reporter,
-    timings: dict[str, float],
-) -> Path:
-    import duckdb
+class _DuckDBProduction:
+    """A DuckDB production file: copied, built into, swapped in by one atomic rename.
 
-    from dataops_dev.dbt.project import duckdb_path
+    The deploy lock is a file beside production (`.<name>.dataops-lock`), so two clones of the
+    project that deploy to the same file exclude each other too.
+    """
 
-    output = load_profile_target(loaded)
-    production = duckdb_path(loaded, output)
-    staging = work / production.name
-    # A read-only connection holds DuckDB's shared lock: no other process can write production
-    # while we build its replacement, and it is held until the replacement is in place, so no
-    # write can land in the file we are about to replace.
-    guard = duckdb.connect(str(production), read_only=True)
-    try:
-        try:
+    def __init__(self, loaded: LoadedConfig, output: Mapping[str, Any]) -> None:
+        from dataops_dev.dbt.project import duckdb_path
+
+        self.path = duckdb_path(loaded, output)
+        self.staging: Path | None = None
+
+    def identity(self) -> str:
+        return str(self.path)
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(lock_path(self.path), holder_description())
+
+    def swapped(self, journal: Journal) -> bool | None:
+        return duckdb_swapped(journal)
+
+    def build(self, job: _Job, stack: contextlib.ExitStack) -> Path:
+        staging = job.work / self.path.name
+        with task(job.reporter, "deploy-copy", "copy production"):
+            stack.enter_context(_checkpointed_guard(self.path))
             start = time.perf_counter()
-            shutil.copy2(production, staging)
-            # Committed transactions not yet checkpointed live only in the WAL: copied along,
-            # the staging connection replays them and the CHECKPOINT below folds them in.
-            if _wal(production).exists():
-                shutil.copy2(_wal(production), _wal(staging))
-            timings["copy"] = round(time.perf_counter() - start, 3)
-            profile = write_profile(
-                loaded,
-                work / "profile",
-                {**output, "path": str(staging), "attach": output.get("attach") or []},
+            shutil.copy2(self.path, staging)
+            job.timings["copy"] = round(time.perf_counter() - start, 3)
+        profile = write_profile(
+            job.loaded,
+            job.work / "profile",
+            {**job.output, "path": str(staging), "attach": job.output.get("attach") or []},
+        )
+        target = _build_selection(job, profile, [], "dbt build into production's staging copy")
+        _drop_removed_duckdb(staging, job.plan, job.state)
+        _seal(staging)
+        self.staging = staging
+        return target
+
+    def swap(self, job: _Job, write_journal: Callable[[Mapping[str, Any]], Journal]) -> None:
+        assert self.staging is not None
+        stat = os.stat(self.staging)
+        write_journal({"inode": [stat.st_dev, stat.st_ino]})
+        if _wal(self.path).exists():
+            # The guard kept writers out since the checkpoint: a WAL now is not ours to drop.
+            raise BuildError(
+                "deploy aborted, production is unchanged: production has a write-ahead log "
+                "that appeared during the deploy",
+                "retry the deploy once the other writer is done",
             )
-            select = _selection(plan)
-            target = work / "target"
-            start = time.perf_counter()
-            if select:
-                _run(
-                    loaded,
-                    "build",
-                    ["--select", *select],
-                    profile,
-                    target,
-                    reporter,
-                    "dbt build into production's staging copy",
-                )
-            else:
-                _run(loaded, "parse", [], profile, target, reporter, "dbt parse")
-            _drop_removed_duckdb(staging, plan, state)
-            timings["build"] = round(time.perf_counter() - start, 3)
-            check = duckdb.connect(str(staging))
+        os.replace(self.staging, self.path)
+
+
+@contextlib.contextmanager
+def _checkpointed_guard(production: Path, attempts: int = 3) -> Iterator[None]:
+    """Fold production's WAL into its file, then hold a read-only connection until the swap.
+
+    Checkpointed first, production has no WAL to copy along or to leave behind the rename (a
+    stale WAL makes the new file unopenable). The read-only connection holds DuckDB's shared
+    lock: no process can write production until the replacement is in place.
+    """
+    from dataops_dev.engines.duckdb import DuckDBEngine
+
+    for _ in range(attempts):
+        if _wal(production).exists():
+            writer = DuckDBEngine(production)
             try:
-                check.execute("CHECKPOINT")
+                writer.execute("CHECKPOINT")
             finally:
-                check.close()
-            if _wal(staging).exists():
-                raise BuildError(
-                    "deploy aborted, production is unchanged: the staging copy kept a WAL "
-                    "after its checkpoint",
-                    "retry the deploy; report it if it persists",
-                )
-            os.replace(staging, production)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        # Only now: production's WAL belongs to the file just replaced (its rows are in the new
-        # one). Removed first, a crash before the rename would lose them; left behind, DuckDB
-        # refuses it (its checkpoint iteration does not match) and production would not open.
-        _wal(production).unlink(missing_ok=True)
+                writer.close()
+        guard = DuckDBEngine(production, read_only=True)
+        if not _wal(production).exists():
+            break
+        guard.close()  # a writer slipped in between: checkpoint again
+    else:
+        raise BuildError(
+            "deploy aborted, production is unchanged: production keeps being written",
+            "retry the deploy when no other process writes production",
+        )
+    try:
+        yield
     finally:
         guard.close()
-    return target
+
+
+def _seal(staging: Path) -> None:
+    """Checkpoint the staging copy: the file alone must hold every row before it is renamed."""
+    import duckdb
+
+    check = duckdb.connect(str(staging))
+    try:
+        check.execute("CHECKPOINT")
+    finally:
+        check.close()
+    if _wal(staging).exists():
+        raise BuildError(
+            "deploy aborted, production is unchanged: the staging copy kept a WAL "
+            "after its checkpoint",
+            "retry the deploy; report it if it persists",
+        )
 
 
 def _drop_removed_duckdb(staging: Path, plan: DeployPlan, state: Path) -> None:
@@ -516,88 +836,166 @@ def _staging_schemas(engine: Any, prefix: str) -> list[str]:
     return sorted(n for n in names if n == prefix or n.startswith(prefix + "_"))
 
 
-def _deploy_postgres(
-    loaded: LoadedConfig,
-    plan: DeployPlan,
-    state: Path,
-    work: Path,
-    reporter: Reporter,
-    timings: dict[str, float],
-) -> Path:
-    from dataops_dev.engines.base import quote
-    from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
+def advisory_key(schema: str) -> int:
+    """The PostgreSQL advisory lock key of deploys to `schema` (a signed 64-bit integer)."""
+    digest = hashlib.sha256(f"dataops_dev deploy\0{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
-    output = load_profile_target(loaded)
-    schema = str(output.get("schema"))
-    staging_schema = schema + STAGING_SUFFIX
-    select = _selection(plan)
-    profile = write_profile(loaded, work / "profile", {**output, "schema": staging_schema})
-    target = work / "target"
-    engine = PostgresEngine(conninfo_from_credentials(output))
-    try:
-        start = time.perf_counter()
-        staged: list[tuple[str, str, str, str]] = []
+
+class _PostgresProduction:
+    """A PostgreSQL production target: built into per-process staging schemas, whose relations
+    move into production's schemas in one transaction.
+
+    The deploy lock is a session advisory lock in the production database (released by the
+    server when the session ends, however the process ends). Its holder is found through
+    `pg_locks` and named by the `application_name` each deploy sets.
+    """
+
+    def __init__(self, loaded: LoadedConfig, output: Mapping[str, Any]) -> None:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        from dataops_dev.engines.postgres import conninfo_from_credentials
+
+        self.schema = str(output.get("schema"))
+        conninfo = conninfo_from_credentials(output)
+        self.database = str(conninfo_to_dict(conninfo).get("dbname") or "")
+        me = process_identity()
+        self.conninfo = make_conninfo(
+            conninfo, application_name=f"dataops-dev deploy pid {me['pid']} on {me['host']}"[:63]
+        )
+        self.staging_prefix = f"{self.schema}{STAGING_SUFFIX}"
+        self.staging_schema = f"{self.staging_prefix}_p{os.getpid()}"
+        if len(self.staging_schema.encode("utf-8")) > 50:
+            raise UsageError(
+                f"production schema {self.schema!r} is too long for a staging schema name",
+                "deploy to a target whose schema name has at most 20 characters",
+            )
+        self.engine: Any = None
+        self.staged: list[tuple[str, str, str, str]] = []
+
+    def identity(self) -> str:
+        return f"postgres:{self.database}:{self.schema}"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        from dataops_dev.engines.postgres import PostgresEngine
+
+        self.engine = PostgresEngine(self.conninfo)
         try:
-            if select:
-                _run(
-                    loaded,
-                    "build",
-                    ["--select", *select, "--defer", "--state", str(state.parent), "--favor-state"],
-                    profile,
-                    target,
-                    reporter,
-                    "dbt build into production's staging schemas",
+            key = advisory_key(self.schema)
+            ((acquired,),) = self.engine.fetchall("SELECT pg_try_advisory_lock(%s)", [key])
+            if not acquired:
+                raise LockedError(
+                    f"production {self.database}.{self.schema} is being deployed by "
+                    f"{self._holder(key)}",
+                    "wait for that deploy to finish, then run `dataops-dev deploy` again",
                 )
-                staged = _staged_relations(target, state)
-            else:
-                _run(loaded, "parse", [], profile, target, reporter, "dbt parse")
-            timings["build"] = round(time.perf_counter() - start, 3)
-            start = time.perf_counter()
-            production_manifest = Manifest.load(state)
-            removed = {m.unique_id for m in plan.models if m.action == "drop"}
-            with engine.connection.transaction():
-                for staging_schema_name, production_schema, name, kind in staged:
-                    src = f"{quote(staging_schema_name, 'postgres')}.{quote(name, 'postgres')}"
-                    dst_schema = quote(production_schema, "postgres")
-                    engine.execute(f"CREATE SCHEMA IF NOT EXISTS {dst_schema}")
-                    existing = engine.fetchall(
-                        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = %s AND c.relname = %s",
-                        [production_schema, name],
-                    )
-                    if existing:
-                        old_kind = "VIEW" if existing[0][0] == "v" else "TABLE"
-                        # No CASCADE: a view outside this deploy that depends on the old relation
-                        # makes the transaction fail and production stays as it was. The views
-                        # of this deploy are swapped before their parents, so they never do.
-                        engine.execute(f"DROP {old_kind} {dst_schema}.{quote(name, 'postgres')}")
-                    alter = "VIEW" if kind == "view" else "TABLE"
-                    engine.execute(f"ALTER {alter} {src} SET SCHEMA {dst_schema}")
-                for node in _children_first(production_manifest, removed):
-                    if node.materialized == "ephemeral":
-                        continue
-                    kind = "VIEW" if node.materialized == "view" else "TABLE"
-                    engine.execute(
-                        f"DROP {kind} IF EXISTS {quote(node.schema or schema, 'postgres')}."
-                        f"{quote(node.identifier, 'postgres')}"
-                    )
-            timings["publish"] = round(time.perf_counter() - start, 3)
+            # Under the lock no other deploy runs: any staging schema left is a dead deploy's.
+            self._drop_staging(self.staging_prefix)
+            yield
         finally:
-            # By prefix, not from the manifest: a failed build leaves no list of what it made.
-            for leftover in _staging_schemas(engine, staging_schema):
-                engine.execute(f"DROP SCHEMA IF EXISTS {quote(leftover, 'postgres')} CASCADE")
-    except BaseException:
-        # Run results and dbt's log can quote production values; the profile holds credentials.
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    finally:
-        engine.close()
-    # The staging manifest names staging schemas: rewrite relation names to production's.
-    _rewrite_manifest(target / "manifest.json", schema, staging_schema)
-    return target
+            self.engine.close()  # ends the session: the server releases the lock
+
+    def _holder(self, key: int) -> str:
+        rows = self.engine.fetchall(
+            "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s",
+            [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
+        )
+        if not rows:
+            return "another session"
+        pid, application, since = rows[0]
+        who = application or "a session"
+        return f"{who} (server pid {pid}, connected since {since:%Y-%m-%d %H:%M:%S %Z})"
+
+    def swapped(self, journal: Journal) -> bool | None:
+        txid = journal.swapped_when.get("txid")
+        if txid is None:
+            return False  # killed before its transaction got an id: nothing was published
+        ((status,),) = self.engine.fetchall("SELECT pg_xact_status(%s::text::xid8)", [str(txid)])
+        if status in ("committed", "aborted"):
+            return status == "committed"
+        return None
+
+    def _drop_staging(self, prefix: str) -> None:
+        from dataops_dev.engines.base import quote
+
+        # By prefix, not from the manifest: a failed build leaves no list of what it made.
+        for leftover in _staging_schemas(self.engine, prefix):
+            self.engine.execute(f"DROP SCHEMA IF EXISTS {quote(leftover, 'postgres')} CASCADE")
+
+    def build(self, job: _Job, stack: contextlib.ExitStack) -> Path:
+        stack.callback(self._drop_staging, self.staging_schema)
+        profile = write_profile(
+            job.loaded, job.work / "profile", {**job.output, "schema": self.staging_schema}
+        )
+        target = _build_selection(
+            job,
+            profile,
+            ["--defer", "--state", str(job.state.parent), "--favor-state"],
+            "dbt build into production's staging schemas",
+        )
+        if _selection(job.plan):
+            self.staged = _staged_relations(target, job.state, self.staging_schema, self.schema)
+        # The staging manifest names staging schemas: rewrite relation names to production's.
+        _rewrite_manifest(target / "manifest.json", self.schema, self.staging_schema)
+        return target
+
+    def swap(self, job: _Job, write_journal: Callable[[Mapping[str, Any]], Journal]) -> None:
+        start = time.perf_counter()
+        engine = self.engine
+        with engine.connection.transaction():
+            ((txid,),) = engine.fetchall("SELECT pg_current_xact_id()::text")
+            # Journaled before COMMIT: the next command asks the server how it ended.
+            write_journal({"txid": txid})
+            self._move_staged()
+            self._drop_removed(job)
+        job.timings["publish"] = round(time.perf_counter() - start, 3)
+
+    def _move_staged(self) -> None:
+        from dataops_dev.engines.base import quote
+
+        engine = self.engine
+        for staging_schema_name, production_schema, name, kind in self.staged:
+            src = f"{quote(staging_schema_name, 'postgres')}.{quote(name, 'postgres')}"
+            dst_schema = quote(production_schema, "postgres")
+            engine.execute(f"CREATE SCHEMA IF NOT EXISTS {dst_schema}")
+            existing = engine.fetchall(
+                "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s",
+                [production_schema, name],
+            )
+            if existing:
+                old_kind = "VIEW" if existing[0][0] == "v" else "TABLE"
+                # No CASCADE: a view outside this deploy that depends on the old relation
+                # makes the transaction fail and production stays as it was. The views
+                # of this deploy are swapped before their parents, so they never do.
+                engine.execute(f"DROP {old_kind} {dst_schema}.{quote(name, 'postgres')}")
+            alter = "VIEW" if kind == "view" else "TABLE"
+            engine.execute(f"ALTER {alter} {src} SET SCHEMA {dst_schema}")
+
+    def _drop_removed(self, job: _Job) -> None:
+        from dataops_dev.engines.base import quote
+
+        removed = {m.unique_id for m in job.plan.models if m.action == "drop"}
+        if not removed:
+            return
+        for node in _children_first(Manifest.load(job.state), removed):
+            if node.materialized == "ephemeral":
+                continue
+            kind = "VIEW" if node.materialized == "view" else "TABLE"
+            self.engine.execute(
+                f"DROP {kind} IF EXISTS {quote(node.schema or self.schema, 'postgres')}."
+                f"{quote(node.identifier, 'postgres')}"
+            )
 
 
-def _staged_relations(target: Path, production_state: Path) -> list[tuple[str, str, str, str]]:
+def _staged_relations(
+    target: Path, production_state: Path, staging_schema: str, schema: str
+) -> list[tuple[str, str, str, str]]:
     """(staging schema, production schema, relation name, materialization) of each model the
     staging build created, read from its run_results.json, children before their parents."""
     staged_manifest = Manifest.load(target / "manifest.json")
@@ -612,7 +1010,12 @@ def _staged_relations(target: Path, production_state: Path) -> list[tuple[str, s
         prod_node = production.nodes.get(node.unique_id)
         production_schema = prod_node.schema if prod_node is not None else None
         if production_schema is None:
-            production_schema = (node.schema or "").replace(STAGING_SUFFIX, "")
+            staged_schema = node.schema or ""
+            production_schema = (
+                schema + staged_schema[len(staging_schema) :]
+                if staged_schema.startswith(staging_schema)
+                else staged_schema
+            )
         out.append(
             (node.schema or "", production_schema, node.identifier, node.materialized or "table")
         )

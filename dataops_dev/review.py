@@ -720,8 +720,11 @@ def project_changes_since(loaded: LoadedConfig, commit: str) -> set[str]:
     A project that does not git-ignore `.dataops/` would otherwise always look changed."""
     from dataops_dev import gitrepo
     from dataops_dev.decisions import APPROVALS_FILE
+    from dataops_dev.deploy_state import LOCK_SUFFIX
 
     changed = gitrepo.changed_since(loaded.project_dir, commit) - {APPROVALS_FILE}
+    # Deploy's lock file beside a production file kept in the project is ours too.
+    changed = {path for path in changed if not path.endswith(LOCK_SUFFIX)}
     state = Path(os.path.relpath(loaded.state_dir, loaded.project_dir)).as_posix()
     if state in (".", "..") or state.startswith("../"):
         return changed

@@ -80,6 +80,11 @@ class AppContext:
                 project_dir=self.project_dir,
                 overrides=self.overrides,
             )
+            # A killed deploy's metadata is completed and its copy of production removed
+            # before any command reads state.
+            from dataops_dev.deploy_state import recover_at_start
+
+            recover_at_start(self._loaded)
         return self._loaded
 
     def loaded_for(self, project_dir: Path) -> Any:

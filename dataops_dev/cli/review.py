@@ -214,6 +214,9 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
     plan = plan_deploy(app.loaded, report)
     fmt = resolve_format(output_format, as_json)
     if dry_run:
+        from dataops_dev.deploy import with_production_rows
+
+        plan = with_production_rows(app.loaded, plan)
         if fmt == "json":
             emit_json(plan.to_dict())
         else:
@@ -221,7 +224,13 @@ def deploy(app: AppContext, dry_run: bool, output_format: str, as_json: bool) ->
                 f"deploy plan for {plan.target} ({plan.target_type}) at {short_sha(plan.commit)}:"
             )
             for i, model in enumerate(plan.models, 1):
-                click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {model.row_change or ''}")
+                rows = (
+                    "new in production"
+                    if model.production_rows is None
+                    else f"production: {model.production_rows:,} rows"
+                )
+                sample = f" · sample: {model.row_change}" if model.row_change else ""
+                click.echo(f"  {i:>2}. {model.action:<7} {model.name:<32} {rows}{sample}")
             if plan.unverified:
                 click.echo(f"refused: {plan.unverified}")
             if plan.error:
