@@ -59,6 +59,9 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
         if record.mask_rows_per_s is not None:
             line += f"; masked {record.masked_rows:,} rows at {record.mask_rows_per_s / 1e6:.2f}M rows/s"
         footer.append(line)
+    footer.append(f"masking policy: {record.policy}")
+    for column, transformer, why in record.decided:
+        footer.append(f"decided {column}: {transformer} ({why})")
     if record.new_columns:
         footer.append(
             f"{len(record.new_columns)} column(s) not in the lock file: run `dataops-dev init`"
