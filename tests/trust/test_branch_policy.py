@@ -190,3 +190,86 @@ def test_profiles_outside_the_repository_are_not_the_branchs(
     loaded = load_config(project)
     assert load_profile_target(loaded)["path"] == "prod.duckdb"
     assert trust_findings(loaded) == ()
+
+
+def _raw_forms(values: set[str]) -> set[str]:
+    forms = set()
+    for value in values:
+        forms.update({value, value.strip(), value.strip().lower()})
+    forms.discard("")
+    return forms
+
+
+def _leaks_in_files(root: Path, raw: set[str]) -> list[str]:
+    """Every file under `root`, read as bytes, searched for every raw value."""
+    needles = [v.encode() for v in raw]
+    leaks = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        found = [n for n in needles if n in data]
+        if found:
+            leaks.append(f"{path.relative_to(root)}: {len(found)}")
+    return leaks
+
+
+def _leaks_in_databases(databases: list[Path], raw: set[str]) -> list[str]:
+    """Every VARCHAR column of every table of `databases`, queried for raw values."""
+    leaks = []
+    assert databases, "no DuckDB files to scan"
+    for database in databases:
+        with duckdb.connect(str(database), read_only=True) as con:
+            con.execute("create temp table raw_values (v varchar)")
+            con.executemany("insert into raw_values values (?)", [(v,) for v in sorted(raw)])
+            columns = con.execute(
+                "select c.table_schema, c.table_name, c.column_name "
+                "from information_schema.columns c join information_schema.tables t "
+                "using (table_catalog, table_schema, table_name) "
+                "where c.data_type = 'VARCHAR' and t.table_type = 'BASE TABLE' "
+                "and c.table_catalog = current_database()"
+            ).fetchall()
+            for schema, table, column in columns:
+                count = con.execute(
+                    f'select count(*) from "{schema}"."{table}" '
+                    f'where "{column}" in (select v from raw_values)'
+                ).fetchone()[0]  # type: ignore[index]
+                if count:
+                    leaks.append(f"{database.name}:{schema}.{table}.{column}: {count}")
+    return leaks
+
+
+@pytest.mark.slow
+def test_review_of_an_unmasking_branch_blocks_and_leaks_nothing(
+    sample_project_copy: Path,
+) -> None:
+    project = sample_project_copy
+    env = {"DATAOPS_SALT": SALT}
+    git(project, "checkout", "-q", "-b", "show-me-the-emails")
+    _set_email_meta(project, "false")
+    for models_file in ("models/staging/_staging__models.yml", "models/marts/_marts__models.yml"):
+        path = project / models_file
+        path.write_text(path.read_text().replace("pii: email", "pii: false"))
+    _commit(project, "e-mails are not PII")
+
+    review = run_cli("review", "--json", cwd=project, env=env)
+    assert review.returncode == 3, review.stderr
+    report = json.loads(review.stdout)
+    findings = [f for m in report["models"] for f in m["findings"]]
+    trust = [f for f in findings if f["kind"] == "masking_policy_changed"]
+    assert trust and all(f["severity"] == "blocking" for f in trust)
+    assert any("shop.customers.email" in f["title"] for f in trust)
+    assert report["verdict"] == "blocked"
+
+    comment = run_cli("comment", "--dry-run", cwd=project, env=env)
+    assert comment.returncode in (0, 3), comment.stderr
+    assert "masking" in comment.stdout
+
+    state = project / ".dataops"
+    reports = list(state.rglob("report.json")) + list(state.rglob("report.md"))
+    assert reports and list(state.rglob("report.html"))
+    raw = _raw_forms(_prod_values(project, "email"))
+    assert len(raw) > 10
+    assert _leaks_in_files(state, raw) == []
+    assert _leaks_in_databases(sorted(state.rglob("*.duckdb")), raw) == []
+    assert _leaks_in_databases([project / "prod.duckdb"], raw)  # the scan does find them
+    for output in (review.stdout, review.stderr, comment.stdout, comment.stderr):
+        assert not [v for v in raw if v in output]
