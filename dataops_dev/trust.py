@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -96,34 +97,95 @@ def _blob(repo_root: Path, commit: str, relative: str) -> bytes | None:
 
     repo = git.Repo(repo_root)
     try:
-        item = repo.commit(commit).tree / relative
+        sha = _ref_sha(repo, commit)
+    finally:
+        repo.close()
+    return None if sha is None else _blob_at(str(repo_root), sha, relative)
+
+
+def _ref_sha(repo: Any, name: str) -> str | None:
+    """The commit sha of a ref, read from the ref files where possible (no git process)."""
+    import git
+    from git.refs.symbolic import SymbolicReference
+
+    if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+        return name
+    for candidate in (name, f"refs/heads/{name}", f"refs/remotes/{name}"):
+        try:
+            return str(SymbolicReference.dereference_recursive(repo, candidate))
+        except (ValueError, OSError, TypeError):
+            continue
+    try:
+        return str(repo.commit(name).hexsha)
+    except (git.BadName, ValueError, git.GitCommandError):
+        return None
+
+
+@lru_cache(maxsize=256)
+def _blob_at(repo_root: str, sha: str, relative: str) -> bytes | None:
+    """A file's bytes at a commit (immutable, so cached for the process)."""
+    import git
+
+    repo = git.Repo(repo_root)
+    try:
+        item = repo.commit(sha).tree / relative
     except KeyError:
         return None
-    if getattr(item, "type", None) != "blob":
+    else:
+        if not isinstance(item, git.Blob):
+            return None
+        data: bytes = item.data_stream.read()
+        return data
+    finally:
+        repo.close()
+
+
+@lru_cache(maxsize=64)
+def _merge_base(repo_root: str, a: str, b: str) -> str | None:
+    """The merge-base of two commits (immutable, so cached for the process)."""
+    import git
+
+    repo = git.Repo(repo_root)
+    try:
+        bases = repo.merge_base(a, b)
+    except git.GitCommandError:
         return None
-    data: bytes = item.data_stream.read()
-    return data
+    finally:
+        repo.close()
+    return str(bases[0].hexsha) if bases else None
 
 
 def base_tree(loaded: LoadedConfig, base_ref: str | None = None) -> BaseTree | None:
     """The main branch's side of HEAD, or None when there is no untrusted side to guard:
     not a git repository, no main branch, or HEAD is the main branch itself."""
-    from dataops_dev import gitrepo
+    import git
 
     try:
-        state = gitrepo.state(loaded.project_dir)
-    except DataopsError:
+        repo = git.Repo(loaded.project_dir, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
-    main = base_ref or loaded.config.production.main_branch
-    if base_ref is None and state.branch == main:
-        return None
-    for ref in (main, f"origin/{main}"):
+    try:
+        head = _ref_sha(repo, "HEAD")
+        if head is None:
+            return None  # no commits yet
         try:
-            commit = gitrepo.merge_base(loaded.project_dir, ref, "HEAD")
-        except DataopsError:
-            continue
-        return BaseTree(repo_root=state.root, ref=ref, commit=commit)
-    return None
+            branch: str | None = repo.active_branch.name
+        except TypeError:
+            branch = None  # detached HEAD (CI): the PR's code, untrusted like any branch
+        main = base_ref or loaded.config.production.main_branch
+        if base_ref is None and branch == main:
+            return None
+        root = Path(str(repo.working_tree_dir))
+        for ref in (main, f"origin/{main}"):
+            ref_sha = _ref_sha(repo, ref)
+            if ref_sha is None:
+                continue
+            commit = _merge_base(str(root), ref_sha, head)
+            if commit is not None:
+                return BaseTree(repo_root=root, ref=ref, commit=commit)
+        return None
+    finally:
+        repo.close()
 
 
 # --------------------------------------------------------------------------------------------
