@@ -155,6 +155,46 @@ def _merge_base(repo_root: str, a: str, b: str) -> str | None:
     return str(bases[0].hexsha) if bases else None
 
 
+_DEFAULT_BRANCHES = ("main", "master")
+
+
+def _default_branch(repo: Any) -> str | None:
+    """The repository's default branch: origin's HEAD, else a local `main` or `master`."""
+    from git.refs.symbolic import SymbolicReference
+
+    try:
+        target = SymbolicReference(repo, "refs/remotes/origin/HEAD").reference.path
+        return str(target).removeprefix("refs/remotes/origin/")
+    except (ValueError, OSError, TypeError):
+        pass
+    for name in _DEFAULT_BRANCHES:
+        if _ref_sha(repo, name) is not None:
+            return name
+    return None
+
+
+def trusted_main_branch(loaded: LoadedConfig, repo: Any) -> str:
+    """`production.main_branch` as the default branch's own config says it, when the value
+    comes from a file a branch can edit (a branch naming itself main would guard nothing)."""
+    configured = loaded.config.production.main_branch
+    origin = loaded.provenance.get("production.main_branch", "default")
+    if origin.startswith(("env ", "flag")):
+        return configured  # the reviewer's own setting
+    default = _default_branch(repo)
+    if default is None:
+        return configured
+    sha = _ref_sha(repo, default) or _ref_sha(repo, f"origin/{default}")
+    if sha is None:
+        return configured
+    root = Path(str(repo.working_tree_dir))
+    tree = BaseTree(repo_root=root, ref=default, commit=sha)
+    try:
+        base = base_loaded(loaded, tree)
+    except DataopsError:
+        return default
+    return base.config.production.main_branch
+
+
 def base_tree(loaded: LoadedConfig, base_ref: str | None = None) -> BaseTree | None:
     """The main branch's side of HEAD, or None when there is no untrusted side to guard:
     not a git repository, no main branch, or HEAD is the main branch itself."""
@@ -172,7 +212,7 @@ def base_tree(loaded: LoadedConfig, base_ref: str | None = None) -> BaseTree | N
             branch: str | None = repo.active_branch.name
         except TypeError:
             branch = None  # detached HEAD (CI): the PR's code, untrusted like any branch
-        main = base_ref or loaded.config.production.main_branch
+        main = base_ref or trusted_main_branch(loaded, repo)
         if base_ref is None and branch == main:
             return None
         root = Path(str(repo.working_tree_dir))
@@ -610,12 +650,34 @@ def _comparable(loaded: LoadedConfig, output: Mapping[str, Any]) -> dict[str, An
     return data
 
 
+def main_branch_findings(loaded: LoadedConfig, tree: BaseTree) -> list[Finding]:
+    """A blocking finding when the branch renames the main branch (which decides what is base)."""
+    before = base_loaded(loaded, tree).config.production.main_branch
+    after = loaded.config.production.main_branch
+    if before == after:
+        return []
+    detail = f"production.main_branch: {before} -> {after}"
+    return [
+        _finding(
+            FindingKind.PRODUCTION_TARGET_CHANGED,
+            "the branch changes which branch is production's code",
+            f"{detail}; the masking policy and production stay {before}'s until merged",
+            "main_branch",
+            detail,
+        )
+    ]
+
+
 def trust_findings(loaded: LoadedConfig, base_ref: str | None = None) -> tuple[Finding, ...]:
     """Every blocking finding for what the branch changes across the trust boundary."""
     tree = base_tree(loaded, base_ref)
     if tree is None:
         return ()
-    return (*masking_findings(loaded, tree), *production_findings(loaded, tree))
+    return (
+        *masking_findings(loaded, tree),
+        *production_findings(loaded, tree),
+        *main_branch_findings(loaded, tree),
+    )
 
 
 __all__ = (
@@ -632,8 +694,10 @@ __all__ = (
     "production_output",
     "sample_policy",
     "source_column_meta",
+    "main_branch_findings",
     "trust_findings",
     "trust_model_report",
+    "trusted_main_branch",
     "working_policy",
 )
 

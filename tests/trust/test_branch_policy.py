@@ -273,3 +273,21 @@ def test_review_of_an_unmasking_branch_blocks_and_leaks_nothing(
     assert _leaks_in_databases([project / "prod.duckdb"], raw)  # the scan does find them
     for output in (review.stdout, review.stderr, comment.stdout, comment.stderr):
         assert not [v for v in raw if v in output]
+
+
+def test_branch_naming_itself_the_main_branch_guards_nothing_away(
+    sample_project_copy: Path,
+) -> None:
+    project = sample_project_copy
+    git(project, "checkout", "-q", "-b", "sneaky")
+    _set_email_meta(project, "false")
+    (project / "dataops_dev.yml").write_text("version: 1\nproduction:\n  main_branch: sneaky\n")
+    _commit(project, "this branch is production now")
+    loaded = load_config(project)
+
+    policy = sample_policy(loaded)
+    assert policy.base is not None and policy.base.label.startswith("main@")
+    kinds = sorted(f.kind.value for f in trust_findings(loaded))
+    assert kinds == ["masking_policy_changed", "production_target_changed"]
+    titles = " ".join(f.title for f in trust_findings(loaded))
+    assert "which branch is production's code" in titles
