@@ -380,6 +380,10 @@ def inspect_production(
     sides = [working]
     if base is not None:
         sides.insert(0, _PolicyInputs.of(base.masking, base.lock, base.meta, known))
+    # A branch cannot blind the value checks by shrinking the sample of values it looks at.
+    sample_size = max(
+        config.masking.value_sample_size, base.masking.value_sample_size if base else 0
+    )
     classes: list[ColumnClass] = []
     new_columns: list[str] = []
     with task(reporter, "classify", "classifying columns", sum(len(c) for c in columns.values())):
@@ -391,7 +395,7 @@ def inspect_production(
                 if lock is not None and qualified not in working.locked:
                     new_columns.append(qualified)
                 facts = _LazyFacts(production, relations[name], manifest, graph, name, column, keys)
-                decisions = [side.decide(facts, config.masking.value_sample_size) for side in sides]
+                decisions = [side.decide(facts, sample_size) for side in sides]
                 decided = decisions[0]
                 for other in decisions[1:]:
                     decided = stricter(decided, other)
@@ -779,7 +783,7 @@ def _run(
             if len(inspection.new_columns) > 10
             else ""
         )
-        if loaded.config.masking.strict:
+        if loaded.config.masking.strict or (policy.base and policy.base.masking.strict):
             raise ConfigError(
                 f"unclassified column(s) not in {LOCK_FILE}: {shown}{more}",
                 "review them with `dataops-dev init --force` (or set masking.columns), then commit "

@@ -111,3 +111,29 @@ def test_stricter_keeps_a_mask_from_either_side() -> None:
         "shop.t", "email", None, m.MaskRule(m.Transformer.REDACT), m.Reason.CONFIG
     )
     assert m.stricter(masked, other) is masked
+
+
+def test_source_column_meta_reads_meta_config_meta_and_tags() -> None:
+    from dataops_dev.trust import source_column_meta
+
+    text = """
+version: 2
+sources:
+  - name: shop
+    tables:
+      - name: customers
+        columns:
+          - name: email
+            meta: {pii: email}
+          - name: phone
+            config: {meta: {pii: phone}, tags: [pii]}
+          - name: city
+models:
+  - name: not_a_source
+    columns: [{name: email, meta: {pii: false}}]
+"""
+    found = source_column_meta(iter([("models/x.yml", text), ("broken.yml", "a: [")]))
+    assert found["shop.customers.email"] == ({"pii": "email"}, ())
+    assert found["shop.customers.phone"] == ({"pii": "phone"}, ("pii",))
+    assert found["shop.customers.city"] == ({}, ())
+    assert len(found) == 3
