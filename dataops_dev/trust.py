@@ -23,7 +23,14 @@ import yaml
 
 from dataops_dev.config import CONFIG_FILE, Config, LoadedConfig, MaskingConfig, load_config
 from dataops_dev.errors import DataopsError
-from dataops_dev.report.model import Finding, FindingKind, Severity
+from dataops_dev.report.model import (
+    ChangeKind,
+    Finding,
+    FindingKind,
+    ModelReport,
+    ModelStatus,
+    Severity,
+)
 
 TRUST_UNIQUE_ID = "trust"
 """The unique_id of the report entry that carries trust findings (not a dbt model)."""
@@ -680,32 +687,9 @@ def trust_findings(loaded: LoadedConfig, base_ref: str | None = None) -> tuple[F
     )
 
 
-__all__ = (
-    "TRUST_MODEL_NAME",
-    "TRUST_UNIQUE_ID",
-    "BaseTree",
-    "MaskingPolicy",
-    "SamplePolicy",
-    "base_loaded",
-    "base_policy",
-    "base_tree",
-    "masking_findings",
-    "production_findings",
-    "production_output",
-    "sample_policy",
-    "source_column_meta",
-    "main_branch_findings",
-    "trust_findings",
-    "trust_model_report",
-    "trusted_main_branch",
-    "working_policy",
-)
-
-
-def trust_model_report(loaded: LoadedConfig, base_ref: str | None = None) -> Any:
+def trust_model_report(loaded: LoadedConfig, base_ref: str | None = None) -> ModelReport | None:
     """The report entry carrying the trust findings (a pseudo-model, like the build's), or None
     when the branch changes nothing across the boundary."""
-    from dataops_dev.report.model import ChangeKind, ModelReport, ModelStatus
 
     findings = trust_findings(loaded, base_ref)
     if not findings:
@@ -718,3 +702,25 @@ def trust_model_report(loaded: LoadedConfig, base_ref: str | None = None) -> Any
         reasons=("the branch changes what decides masking or where production is",),
         findings=findings,
     )
+
+
+__all__ = (
+    "TRUST_MODEL_NAME",
+    "TRUST_UNIQUE_ID",
+    "BaseTree",
+    "MaskingPolicy",
+    "SamplePolicy",
+    "base_loaded",
+    "base_policy",
+    "base_tree",
+    "main_branch_findings",
+    "masking_findings",
+    "production_findings",
+    "production_output",
+    "sample_policy",
+    "source_column_meta",
+    "trust_findings",
+    "trust_model_report",
+    "trusted_main_branch",
+    "working_policy",
+)
