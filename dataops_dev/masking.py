@@ -1181,6 +1181,18 @@ def classify_column(
     ):
         return result(by_name, _rule_for(by_name, facts.data_type), Reason.NAME, "column name")
     if facts.is_key:
+        # A key is kept so joins work, unless its values are contact details: a branch can make
+        # any column a key (a test, `sample.primary_keys`). Those transformers are keyed
+        # functions of the value, so every joined column gets the same mask; the sampler's
+        # orphan check fails the run if one does not.
+        kind = classify_values(facts.distinct_values) if is_text_type(facts.data_type) else None
+        if kind is not None and kind in _JOINABLE_KINDS:
+            return result(
+                kind,
+                DEFAULT_RULES[kind],
+                Reason.VALUE,
+                f"key whose sampled values look like {kind.value}: masked, joins kept",
+            )
         return result(None, PASSTHROUGH, Reason.KEY, "primary or foreign key of the FK graph")
     by_values = _kind_from_values(facts)
     if by_values is not None:
@@ -1210,6 +1222,10 @@ def classify_column(
             PiiKind.FREE_TEXT, MaskRule(Transformer.NULL), Reason.FREE_TEXT, f"{why}: masked"
         )
     return result(PiiKind.FREE_TEXT, default_free_text, Reason.FREE_TEXT, f"{why}: masked")
+
+
+_JOINABLE_KINDS = (PiiKind.EMAIL, PiiKind.PHONE, PiiKind.CARD, PiiKind.IP)
+"""PII kinds whose default transformer maps each distinct value to one masked value."""
 
 
 def _declared(facts: ColumnFacts) -> ColumnClass | None:

@@ -33,6 +33,7 @@ from dataops_dev.masking import (
     Reason,
     Salt,
     classify_column,
+    is_text_type,
     stricter,
     value_checked,
 )
@@ -442,7 +443,8 @@ class _LazyFacts:
 
     def values(self, size: int) -> tuple[tuple[str, ...], int | None]:
         if self._values is None:
-            if value_checked(self.column.data_type) and not self.is_key:
+            text_key = self.is_key and is_text_type(self.column.data_type)
+            if value_checked(self.column.data_type) and (text_key or not self.is_key):
                 self._values = _value_sample(self.production, self.relation, self.column.name, size)
             else:
                 self._values = ((), None)
