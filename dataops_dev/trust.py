@@ -658,21 +658,28 @@ def _comparable(loaded: LoadedConfig, output: Mapping[str, Any]) -> dict[str, An
 
 
 def main_branch_findings(loaded: LoadedConfig, tree: BaseTree) -> list[Finding]:
-    """A blocking finding when the branch renames the main branch (which decides what is base)."""
-    before = base_loaded(loaded, tree).config.production.main_branch
-    after = loaded.config.production.main_branch
-    if before == after:
-        return []
-    detail = f"production.main_branch: {before} -> {after}"
-    return [
-        _finding(
-            FindingKind.PRODUCTION_TARGET_CHANGED,
-            "the branch changes which branch is production's code",
-            f"{detail}; the masking policy and production stay {before}'s until merged",
-            "main_branch",
-            detail,
+    """Blocking findings when the branch renames the main branch (which decides what is base) or
+    points `production.manifest` (what deploy defers to and drops from) elsewhere."""
+    base = base_loaded(loaded, tree).config.production
+    head = loaded.config.production
+    findings = []
+    for key, before, after, title in (
+        ("main_branch", base.main_branch, head.main_branch, "which branch is production's code"),
+        ("manifest", base.manifest, head.manifest, "which manifest is production's"),
+    ):
+        if before == after:
+            continue
+        detail = f"production.{key}: {_show(before)} -> {_show(after)}"
+        findings.append(
+            _finding(
+                FindingKind.PRODUCTION_TARGET_CHANGED,
+                f"the branch changes {title}",
+                f"{detail}; {tree.label}'s setting stays in force until merged",
+                key,
+                detail,
+            )
         )
-    ]
+    return findings
 
 
 def trust_findings(loaded: LoadedConfig, base_ref: str | None = None) -> tuple[Finding, ...]:

@@ -291,3 +291,8 @@ def test_branch_naming_itself_the_main_branch_guards_nothing_away(
     assert kinds == ["masking_policy_changed", "production_target_changed"]
     titles = " ".join(f.title for f in trust_findings(loaded))
     assert "which branch is production's code" in titles
+
+    (project / "dataops_dev.yml").write_text("version: 1\nproduction:\n  manifest: mine.json\n")
+    _commit(project, "deploy against my manifest")
+    titles = " ".join(f.title for f in trust_findings(load_config(project)))
+    assert "which manifest is production's" in titles
