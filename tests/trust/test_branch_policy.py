@@ -296,3 +296,15 @@ def test_branch_naming_itself_the_main_branch_guards_nothing_away(
     _commit(project, "deploy against my manifest")
     titles = " ".join(f.title for f in trust_findings(load_config(project)))
     assert "which manifest is production's" in titles
+
+
+def test_a_detached_head_is_guarded_like_a_branch(sample_project_copy: Path) -> None:
+    """CI checks out the pull request's commit without a branch."""
+    project = sample_project_copy
+    git(project, "checkout", "-q", "-b", "pr")
+    _set_email_meta(project, "false")
+    _commit(project, "unmask")
+    git(project, "checkout", "-q", "--detach", "HEAD")
+    loaded = load_config(project)
+    assert [f.kind for f in trust_findings(loaded)] == [FindingKind.MASKING_POLICY_CHANGED]
+    assert sample_policy(loaded).base is not None
