@@ -268,7 +268,7 @@ def _planned_models(loaded: LoadedConfig, report: Report) -> tuple[PlannedModel,
     order = _build_order(loaded, report)
     models = []
     for model in sorted(report.models, key=lambda m: order.get(m.name, len(order))):
-        if model.unique_id == "build":
+        if model.unique_id in ("build", "trust"):  # pseudo-models carrying findings
             continue
         if model.status is ModelStatus.REMOVED:
             action = "drop"

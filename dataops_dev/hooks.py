@@ -353,10 +353,11 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 def project_adapter(loaded: LoadedConfig, manifest: Manifest | None = None) -> str | None:
     """The dbt adapter type: the production target in profiles.yml, else the profile's default
     target, else the production manifest's; None when nothing says."""
-    from dataops_dev.dbt.project import load_profile, load_profile_target
+    from dataops_dev.dbt.project import load_profile, working_tree_target
 
     try:
-        return str(load_profile_target(loaded).get("type") or "") or None
+        # The working tree's profile: only the SQL dialect is wanted (no git, kept fast).
+        return str(working_tree_target(loaded).get("type") or "") or None
     except DataopsError:
         pass
     try:

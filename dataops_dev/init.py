@@ -212,9 +212,9 @@ def run_init(
     )
     written = False
     if loaded.source == "defaults" and not config_path.exists():
-        production = loaded.config.production
+        target_name = loaded.config.production.target
         main_branch = _main_branch(loaded, reporter)
-        write_text_atomic(config_path, config_text(inspection, production.target, main_branch))
+        write_text_atomic(config_path, config_text(inspection, target_name, main_branch))
         written = True
     target = lock_path(loaded)
     body = yaml.safe_dump(lock_document(inspection), sort_keys=False, width=100)

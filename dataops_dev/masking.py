@@ -971,6 +971,73 @@ def is_text_type(data_type: str) -> bool:
     return any(upper.startswith(t) for t in _TEXT_TYPES)
 
 
+_STRUCTURED_TYPE = re.compile(
+    r"^(JSON|JSONB|STRUCT|MAP|UNION|LIST|ARRAY)\b|\[\]$|^_", re.IGNORECASE
+)
+_INTEGER_TYPES = ("BIGINT", "INT8", "HUGEINT", "UBIGINT", "UHUGEINT", "INTEGER", "INT", "INT4")
+_TIME_NAME = re.compile(r"(^|_)(at|ts|time|timestamp|epoch|unix|date|day|ms|millis|seconds)$")
+
+
+def is_structured_type(data_type: str) -> bool:
+    """JSON, struct, map, union and list columns: they can nest any value, PII included."""
+    return bool(_STRUCTURED_TYPE.search(data_type.strip()))
+
+
+def is_integer_type(data_type: str) -> bool:
+    """Integers wide enough to hold a phone or card number."""
+    return data_type.strip().upper() in _INTEGER_TYPES
+
+
+def value_checked(data_type: str) -> bool:
+    """Columns whose values classification inspects: text, structured and wide integers."""
+    return is_text_type(data_type) or is_structured_type(data_type) or is_integer_type(data_type)
+
+
+_TOKEN_SPLIT = re.compile(r"[{}\[\],:;'\"=<>]+")
+_EMAIL_INSIDE = re.compile(r"[^@\s\"'{}\[\],:;<>]+@[^@\s\"'{}\[\],:;<>]+\.[a-z]{2,}", re.IGNORECASE)
+
+
+def classify_nested(values: Iterable[str]) -> PiiKind | None:
+    """The PII kind found inside structured values (JSON, structs, lists), if any.
+
+    Any single e-mail, phone, card or IP among their leaves is enough: a nested document is
+    masked whole, so one hit is proof, and no hit is no proof of the opposite.
+    """
+    for value in values:
+        if _EMAIL_INSIDE.search(value):
+            return PiiKind.EMAIL
+        for token in _TOKEN_SPLIT.split(value):
+            token = token.strip()
+            if len(token) < 7:
+                continue
+            digits = sum(c.isdigit() for c in token)
+            if _CARD_VALUE.match(token) and luhn_valid(token) and not token.isdigit():
+                return PiiKind.CARD
+            if _PHONE_VALUE.match(token) and digits >= 7 and not token.isdigit():
+                # Bare digit runs inside documents are mostly counts, ids and timestamps.
+                return PiiKind.PHONE
+            if _IP_VALUE.match(token):
+                return PiiKind.IP
+    return None
+
+
+def classify_integers(column: str, values: Iterable[str]) -> PiiKind | None:
+    """Phone or card numbers stored as integers (>= 80% of the sampled distinct values)."""
+    if _TIME_NAME.search(column.lower()):
+        return None  # epoch seconds and milliseconds have phone-number widths
+    sample = [v.strip().lstrip("+") for v in values if v and v.strip()]
+    sample = [v for v in sample if v.isdigit()]
+    if not sample:
+        return None
+    cards = sum(1 for v in sample if 13 <= len(v) <= 19 and luhn_valid(v))
+    if cards >= 0.8 * len(sample):
+        return PiiKind.CARD
+    phones = sum(1 for v in sample if 10 <= len(v) <= 15)
+    if phones >= 0.8 * len(sample):
+        return PiiKind.PHONE
+    return None
+
+
 @dataclass(frozen=True)
 class ColumnFacts:
     """What classification knows about one source column."""
@@ -1087,8 +1154,14 @@ def classify_column(
     configured: MaskRule | None = None,
     default_free_text: MaskRule = DEFAULT_RULES[PiiKind.FREE_TEXT],
     low_cardinality: int = 100,
+    new_column: bool = False,
 ) -> ColumnClass:
-    """Config -> dbt meta and tags -> column name -> values -> keys, categories, free text."""
+    """Config -> dbt meta and tags -> column name -> keys -> values -> categories, free text.
+
+    Fails closed: what no rule proves harmless is masked. Values are checked on text,
+    structured (JSON, struct, list) and wide integer columns, identifier-named ones included;
+    a `new_column` (not confirmed in the lock file) is not kept for its low cardinality.
+    """
 
     def result(
         kind: PiiKind | None, rule: MaskRule, reason: Reason, detail: str = ""
@@ -1097,6 +1170,72 @@ def classify_column(
 
     if configured is not None:
         return result(None, configured, Reason.CONFIG, "masking.columns")
+    declared = _declared(facts)
+    if declared is not None:
+        return declared
+    by_name = _kind_from_name(facts.column)
+    if by_name is not None and (
+        is_text_type(facts.data_type)
+        or by_name in _DATE_KINDS
+        or by_name in (PiiKind.SECRET, PiiKind.NATIONAL_ID, PiiKind.CARD, PiiKind.PHONE)
+    ):
+        return result(by_name, _rule_for(by_name, facts.data_type), Reason.NAME, "column name")
+    if facts.is_key:
+        # A key is kept so joins work, unless its values are contact details: a branch can make
+        # any column a key (a test, `sample.primary_keys`). Those transformers are keyed
+        # functions of the value, so every joined column gets the same mask; the sampler's
+        # orphan check fails the run if one does not.
+        kind = classify_values(facts.distinct_values) if is_text_type(facts.data_type) else None
+        if kind is not None and kind in _JOINABLE_KINDS:
+            return result(
+                kind,
+                DEFAULT_RULES[kind],
+                Reason.VALUE,
+                f"key whose sampled values look like {kind.value}: masked, joins kept",
+            )
+        return result(None, PASSTHROUGH, Reason.KEY, "primary or foreign key of the FK graph")
+    by_values = _kind_from_values(facts)
+    if by_values is not None:
+        return result(
+            by_values,
+            _rule_for(by_values, facts.data_type),
+            Reason.VALUE,
+            f"{len(facts.distinct_values)} sampled distinct values look like {by_values.value}",
+        )
+    if IDENTIFIER_NAME.search(facts.column):
+        # Surrogate identifiers (UUIDs, event ids) name rows, not people; joins need them kept.
+        return result(None, PASSTHROUGH, Reason.KEY, "identifier column name")
+    structured = is_structured_type(facts.data_type)
+    if not is_text_type(facts.data_type) and not structured:
+        return result(None, PASSTHROUGH, Reason.NOT_TEXT, facts.data_type)
+    if (
+        not new_column
+        and facts.distinct_count is not None
+        and facts.distinct_count <= low_cardinality
+    ):
+        return result(
+            None, PASSTHROUGH, Reason.LOW_CARDINALITY, f"{facts.distinct_count} distinct values"
+        )
+    why = "new column, not confirmed in the lock file" if new_column else "unknown text"
+    if structured:
+        return result(
+            PiiKind.FREE_TEXT, MaskRule(Transformer.NULL), Reason.FREE_TEXT, f"{why}: masked"
+        )
+    return result(PiiKind.FREE_TEXT, default_free_text, Reason.FREE_TEXT, f"{why}: masked")
+
+
+_JOINABLE_KINDS = (PiiKind.EMAIL, PiiKind.PHONE, PiiKind.CARD, PiiKind.IP)
+"""PII kinds whose default transformer maps each distinct value to one masked value."""
+
+
+def _declared(facts: ColumnFacts) -> ColumnClass | None:
+    """What dbt meta or tags declare about the column, if anything."""
+
+    def result(
+        kind: PiiKind | None, rule: MaskRule, reason: Reason, detail: str = ""
+    ) -> ColumnClass:
+        return ColumnClass(facts.table, facts.column, kind, rule, reason, detail)
+
     declared = _meta_label(facts.meta)
     if declared is not None:
         label, detail = declared
@@ -1111,30 +1250,32 @@ def classify_column(
         if lowered in ("pii", "sensitive") or lowered.startswith("pii:"):
             kind = _kind_of_label(lowered.split(":", 1)[1] if ":" in lowered else "", facts)
             return result(kind, _rule_for(kind, facts.data_type), Reason.TAG, f"tag {tag}")
-    by_name = _kind_from_name(facts.column)
-    if by_name is not None and (
-        is_text_type(facts.data_type)
-        or by_name in _DATE_KINDS
-        or by_name in (PiiKind.SECRET, PiiKind.NATIONAL_ID, PiiKind.CARD, PiiKind.PHONE)
-    ):
-        return result(by_name, _rule_for(by_name, facts.data_type), Reason.NAME, "column name")
-    if facts.is_key:
-        return result(None, PASSTHROUGH, Reason.KEY, "primary or foreign key of the FK graph")
-    if IDENTIFIER_NAME.search(facts.column):
-        # Surrogate identifiers (UUIDs, event ids) name rows, not people; joins need them kept.
-        return result(None, PASSTHROUGH, Reason.KEY, "identifier column name")
-    if not is_text_type(facts.data_type):
-        return result(None, PASSTHROUGH, Reason.NOT_TEXT, facts.data_type)
-    kind_from_values = classify_values(facts.distinct_values)
-    if kind_from_values is not None:
-        return result(
-            kind_from_values,
-            DEFAULT_RULES[kind_from_values],
-            Reason.VALUE,
-            f"{len(facts.distinct_values)} sampled distinct values",
+    return None
+
+
+def _kind_from_values(facts: ColumnFacts) -> PiiKind | None:
+    """The PII kind the sampled values show, by the column's type family."""
+    if not facts.distinct_values:
+        return None
+    if is_text_type(facts.data_type):
+        return classify_values(facts.distinct_values) or (
+            classify_nested(facts.distinct_values) if _looks_nested(facts.distinct_values) else None
         )
-    if facts.distinct_count is not None and facts.distinct_count <= low_cardinality:
-        return result(
-            None, PASSTHROUGH, Reason.LOW_CARDINALITY, f"{facts.distinct_count} distinct values"
-        )
-    return result(PiiKind.FREE_TEXT, default_free_text, Reason.FREE_TEXT, "unknown text: masked")
+    if is_structured_type(facts.data_type):
+        return classify_nested(facts.distinct_values)
+    if is_integer_type(facts.data_type) and not IDENTIFIER_NAME.search(facts.column):
+        return classify_integers(facts.column, facts.distinct_values)
+    return None
+
+
+def _looks_nested(values: Sequence[str]) -> bool:
+    """Text columns holding JSON documents."""
+    return any(v.lstrip().startswith(("{", "[")) for v in values)
+
+
+def stricter(first: ColumnClass, second: ColumnClass) -> ColumnClass:
+    """The stricter of two decisions on one column: a column masked on either side stays masked,
+    and when both mask, `first` (the reviewed side) wins."""
+    if first.masked or not second.masked:
+        return first
+    return second

@@ -607,6 +607,11 @@ def run_review(
             if name in diff_targets:
                 reporter.task_advanced("diffs", 1)
     models = [dataclasses.replace(m, findings=evaluate(m, loaded.config.policy)) for m in models]
+    # Trust boundary (trust.py): the branch's changes to masking policy or production target.
+    from dataops_dev.trust import trust_model_report
+
+    if (trusted := trust_model_report(loaded)) is not None:
+        models.insert(0, trusted)
     if error is not None:
         from dataops_dev.decisions import fingerprint
         from dataops_dev.report.model import Finding, FindingKind, Severity

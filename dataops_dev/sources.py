@@ -36,6 +36,8 @@ from dataops_dev.masking import (
     Salt,
     classify_column,
     is_text_type,
+    stricter,
+    value_checked,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 from dataops_dev.sampling import (
@@ -49,6 +51,7 @@ from dataops_dev.sampling import (
     production_counts,
     run_sample,
 )
+from dataops_dev.trust import MaskingPolicy, SamplePolicy, sample_policy, working_policy
 
 SOURCE_ALIAS = "dataops_source"
 PRODUCTION_ALIAS = "__dataops_prod"
@@ -97,6 +100,10 @@ class SampleRecord:
     masked_rows: int = 0
     new_columns: tuple[str, ...] = ()
     """Columns classified now that the lock file does not list (review them with `init`)."""
+    policy: str = "working tree"
+    """Whose masking policy the sample follows (on a branch: the stricter of main's and its)."""
+    decided: tuple[tuple[str, str, str], ...] = ()
+    """(column, transformer, why) of every column not confirmed in the lock file."""
     reused: bool = False
     files: tuple[str, ...] = ()
     """The file-backed sources (`source_name.table_name`), sampled like tables."""
@@ -142,6 +149,7 @@ class SampleRecord:
             for t in self.tables
         ]
         data["relations"] = [{"schema": r.schema, "name": r.name} for r in self.relations]
+        data["decided"] = [list(d) for d in self.decided]
         return data
 
     @classmethod
@@ -174,6 +182,8 @@ class SampleRecord:
             timings=dict(data.get("timings", {})),
             masked_rows=int(data.get("masked_rows", 0)),
             new_columns=tuple(data.get("new_columns", ())),
+            policy=str(data.get("policy", "working tree")),
+            decided=tuple((str(c), str(t), str(w)) for c, t, w in data.get("decided", ()) or ()),
             reused=reused,
             files=tuple(data.get("files", ())),
             seeds=tuple(data.get("seeds", ())),
@@ -398,12 +408,15 @@ def inspect_production(
     manifest: Manifest,
     *,
     lock: Mapping[str, Any] | None = None,
+    base: MaskingPolicy | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> Inspection:
     """The FK graph of the sources and every column's masking decision.
 
     Decision order per column: `masking.columns` in the config; the lock file (what a person
-    reviewed); dbt meta and tags; column name; values (checked on a few distinct values).
+    reviewed); dbt meta and tags; column name; values (checked on a few distinct values). With
+    a `base` policy (the main branch's, on a branch under review), each column is decided under
+    both policies and keeps the stricter decision.
     """
     config = loaded.config
     with task(reporter, "inspect", "reading the dbt project's sources and keys"):
@@ -438,23 +451,15 @@ def inspect_production(
                 f"{len(graph.unmapped)} relationship test(s) between models do not trace back to "
                 f"source columns (listed in {LOCK_FILE} by `init`)",
             )
-    configured: dict[str, MaskRule] = {}
-    for key, value in config.masking.columns.items():
-        configured[key] = MaskRule.parse(value, f"masking.columns.{key}")
-    unknown = sorted(
-        key
-        for key in configured
-        if key not in {f"{t}.{c.name}" for t, cs in columns.items() for c in cs}
+    known = {f"{t}.{c.name}" for t, cs in columns.items() for c in cs}
+    working = _PolicyInputs.of(config.masking, lock, None, known, check_unknown=True)
+    sides = [working]
+    if base is not None:
+        sides.insert(0, _PolicyInputs.of(base.masking, base.lock, base.meta, known))
+    # A branch cannot blind the value checks by shrinking the sample of values it looks at.
+    sample_size = max(
+        config.masking.value_sample_size, base.masking.value_sample_size if base else 0
     )
-    if unknown:
-        raise ConfigError(
-            f"masking.columns names unknown column(s): {', '.join(unknown)}",
-            "write them as source_name.table_name.column_name",
-        )
-    default_free_text = MaskRule.parse(
-        config.masking.default_free_text, "masking.default_free_text"
-    )
-    locked_columns: Mapping[str, Any] = (lock or {}).get("columns") or {}
     classes: list[ColumnClass] = []
     new_columns: list[str] = []
     with task(reporter, "classify", "classifying columns", sum(len(c) for c in columns.values())):
@@ -463,40 +468,14 @@ def inspect_production(
             for column in columns[name]:
                 qualified = f"{name}.{column.name}"
                 reporter.task_advanced("classify")
-                if qualified in configured:
-                    classes.append(
-                        ColumnClass(name, column.name, None, configured[qualified], Reason.CONFIG)
-                    )
-                    continue
-                if qualified in locked_columns:
-                    classes.append(_from_lock(name, column.name, locked_columns[qualified]))
-                    continue
-                if lock is not None:
+                if lock is not None and qualified not in working.locked:
                     new_columns.append(qualified)
-                meta, tags = _column_facts(manifest, graph, name, column)
-                values: tuple[str, ...] = ()
-                distinct: int | None = None
-                if is_text_type(column.data_type) and column.name not in keys:
-                    values, distinct = _value_sample(
-                        production, relations[name], column.name, config.masking.value_sample_size
-                    )
-                facts = ColumnFacts(
-                    table=name,
-                    column=column.name,
-                    data_type=column.data_type,
-                    meta=meta,
-                    tags=tags,
-                    is_key=column.name in keys,
-                    distinct_values=values,
-                    distinct_count=distinct,
-                )
-                classes.append(
-                    classify_column(
-                        facts,
-                        default_free_text=default_free_text,
-                        low_cardinality=config.masking.low_cardinality,
-                    )
-                )
+                facts = _LazyFacts(production, relations[name], manifest, graph, name, column, keys)
+                decisions = [side.decide(facts, sample_size) for side in sides]
+                decided = decisions[0]
+                for other in decisions[1:]:
+                    decided = stricter(decided, other)
+                classes.append(decided)
     anchors = tuple(config.sample.anchors) or graph.auto_anchors()
     return Inspection(
         graph=graph,
@@ -534,6 +513,119 @@ def _read_file_sources(loaded: LoadedConfig, production: Production, manifest: M
     production.file_stamps.update(
         {path: stamp for source in found.values() for path, stamp in source.stamps().items()}
     )
+
+
+class _LazyFacts:
+    """One column's facts; its values are read from production at most once, and only when a
+    policy needs them."""
+
+    def __init__(
+        self,
+        production: Production,
+        relation: Relation,
+        manifest: Manifest,
+        graph: FkGraph,
+        table: str,
+        column: Column,
+        keys: Any,
+    ) -> None:
+        self.production, self.relation, self.manifest, self.graph = (
+            production,
+            relation,
+            manifest,
+            graph,
+        )
+        self.table, self.column, self.is_key = table, column, column.name in keys
+        self._values: tuple[tuple[str, ...], int | None] | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.table}.{self.column.name}"
+
+    def manifest_meta(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        return _column_facts(self.manifest, self.graph, self.table, self.column)
+
+    def values(self, size: int) -> tuple[tuple[str, ...], int | None]:
+        if self._values is None:
+            text_key = self.is_key and is_text_type(self.column.data_type)
+            if value_checked(self.column.data_type) and (text_key or not self.is_key):
+                self._values = _value_sample(self.production, self.relation, self.column.name, size)
+            else:
+                self._values = ((), None)
+        return self._values
+
+
+@dataclass(frozen=True)
+class _PolicyInputs:
+    """One side's masking inputs, parsed: configured rules, locked decisions, meta."""
+
+    configured: Mapping[str, MaskRule]
+    locked: Mapping[str, Any]
+    has_lock: bool
+    meta: Mapping[str, tuple[Mapping[str, Any], tuple[str, ...]]] | None
+    default_free_text: MaskRule
+    low_cardinality: int
+
+    @classmethod
+    def of(
+        cls,
+        masking: Any,
+        lock: Mapping[str, Any] | None,
+        meta: Mapping[str, tuple[Mapping[str, Any], tuple[str, ...]]] | None,
+        known: set[str],
+        *,
+        check_unknown: bool = False,
+    ) -> _PolicyInputs:
+        configured = {
+            key: MaskRule.parse(value, f"masking.columns.{key}")
+            for key, value in masking.columns.items()
+        }
+        unknown = sorted(key for key in configured if key not in known)
+        if unknown and check_unknown:
+            raise ConfigError(
+                f"masking.columns names unknown column(s): {', '.join(unknown)}",
+                "write them as source_name.table_name.column_name",
+            )
+        return cls(
+            configured=configured,
+            locked=(lock or {}).get("columns") or {},
+            has_lock=lock is not None,
+            meta=meta,
+            default_free_text=MaskRule.parse(
+                masking.default_free_text, "masking.default_free_text"
+            ),
+            low_cardinality=masking.low_cardinality,
+        )
+
+    def decide(self, facts: _LazyFacts, value_sample_size: int) -> ColumnClass:
+        table, name = facts.table, facts.column.name
+        qualified = facts.qualified
+        if qualified in self.configured:
+            return ColumnClass(table, name, None, self.configured[qualified], Reason.CONFIG)
+        if qualified in self.locked:
+            return _from_lock(table, name, self.locked[qualified])
+        meta: Mapping[str, Any]
+        if self.meta is None:
+            meta, tags = facts.manifest_meta()
+        else:
+            meta, tags = self.meta.get(qualified, ({}, ()))
+        values, distinct = facts.values(value_sample_size)
+        column_facts = ColumnFacts(
+            table=table,
+            column=name,
+            data_type=facts.column.data_type,
+            meta=meta,
+            tags=tuple(tags),
+            is_key=facts.is_key,
+            distinct_values=values,
+            distinct_count=distinct,
+        )
+        return classify_column(
+            column_facts,
+            default_free_text=self.default_free_text,
+            low_cardinality=self.low_cardinality,
+            new_column=self.has_lock,
+        )
 
 
 def _from_lock(table: str, column: str, entry: Any) -> ColumnClass:
@@ -668,9 +760,12 @@ def _config_hash(loaded: LoadedConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _sample_id(loaded: LoadedConfig, salt: Salt, production_identity: str) -> str:
+def _sample_id(
+    loaded: LoadedConfig, salt: Salt, production_identity: str, policy: SamplePolicy | None = None
+) -> str:
     parts = {
         "config": _config_hash(loaded),
+        "policy": policy.fingerprint() if policy is not None else "-",
         "salt": salt.fingerprint,
         "versions": versions(),
         "production": production_identity,
@@ -753,10 +848,13 @@ def ensure_sample(
 
     Raises `SaltError` when the salt's environment variable is unset (before reading anything).
     """
-    salt = Salt.from_env(loaded.config.sample.salt_env)
+    policy = sample_policy(loaded)
+    # The salt's variable is the base's: a branch must not point it at a value it knows.
+    salt = Salt.from_env(policy.salt_env)
+    reporter.message("info", f"masking policy: {policy.label}")
     with _sample_lock(loaded):
         identity = _current_identity(loaded)
-        sample_id = _sample_id(loaded, salt, identity)
+        sample_id = _sample_id(loaded, salt, identity, policy)
         if not refresh:
             existing = _existing(loaded, sample_id)
             if existing is not None:
@@ -769,30 +867,45 @@ def ensure_sample(
                         f"(e.g. {missing[0]}): reusing the sample; `sample --refresh` needs them",
                     )
                 return existing
-        return _build(loaded, salt, sample_id, reporter)
+        return _build(loaded, salt, sample_id, reporter, policy)
 
 
-def _build(loaded: LoadedConfig, salt: Salt, sample_id: str, reporter: Reporter) -> SampleRecord:
+def _build(
+    loaded: LoadedConfig,
+    salt: Salt,
+    sample_id: str,
+    reporter: Reporter,
+    policy: SamplePolicy | None = None,
+) -> SampleRecord:
     manifest = load_manifest(loaded, reporter)
-    lock = read_lock(loaded)
+    policy = policy or SamplePolicy(working=working_policy(loaded))
     directory = samples_dir(loaded)
     directory.mkdir(parents=True, exist_ok=True)
     output = load_profile_target(loaded)
     if _backend(output) == "duckdb":
-        return _build_duckdb(loaded, salt, sample_id, manifest, lock, reporter)
-    return _build_warehouse(loaded, salt, sample_id, manifest, lock, reporter)
+        return _build_duckdb(loaded, salt, sample_id, manifest, policy, reporter)
+    return _build_warehouse(loaded, salt, sample_id, manifest, policy, reporter)
 
 
 def _run(
     loaded: LoadedConfig,
     production: Production,
     manifest: Manifest,
-    lock: Mapping[str, Any] | None,
+    policy: SamplePolicy,
     salt: Salt,
     writer_factory: Any,
     reporter: Reporter,
 ) -> tuple[Inspection, SampleOutcome, dict[str, Relation]]:
-    inspection = inspect_production(loaded, production, manifest, lock=lock, reporter=reporter)
+    inspection = inspect_production(
+        loaded,
+        production,
+        manifest,
+        lock=policy.working.lock,
+        base=policy.base,
+        reporter=reporter,
+    )
+    for qualified, transformer, why in _unconfirmed(inspection, policy):
+        reporter.message("info", f"{qualified}: {transformer} ({why})")
     if inspection.new_columns:
         shown = ", ".join(inspection.new_columns[:10])
         more = (
@@ -800,7 +913,7 @@ def _run(
             if len(inspection.new_columns) > 10
             else ""
         )
-        if loaded.config.masking.strict:
+        if loaded.config.masking.strict or (policy.base and policy.base.masking.strict):
             raise ConfigError(
                 f"unclassified column(s) not in {LOCK_FILE}: {shown}{more}",
                 "review them with `dataops-dev init --force` (or set masking.columns), then commit "
@@ -840,6 +953,26 @@ def _run(
     return inspection, outcome, relations
 
 
+def _unconfirmed(inspection: Inspection, policy: SamplePolicy) -> tuple[tuple[str, str, str], ...]:
+    """(column, transformer, why) of every column no reviewed lock file confirms: what the
+    sample decided on its own, said out loud."""
+    locks = [policy.working.lock] + ([policy.base.lock] if policy.base is not None else [])
+    if all(lock is None for lock in locks):
+        return ()
+    confirmed = {
+        str(key) for lock in locks if lock is not None for key in (lock.get("columns") or {})
+    }
+    return tuple(
+        (
+            c.qualified,
+            c.rule.describe(),
+            f"{c.reason.value}: {c.detail}" if c.detail else c.reason.value,
+        )
+        for c in inspection.classes
+        if c.qualified not in confirmed
+    )
+
+
 def _record(
     loaded: LoadedConfig,
     salt: Salt,
@@ -850,6 +983,7 @@ def _record(
     inspection: Inspection,
     outcome: SampleOutcome,
     relations: Mapping[str, Relation],
+    policy: SamplePolicy,
 ) -> SampleRecord:
     return SampleRecord(
         sample_id=sample_id,
@@ -871,6 +1005,8 @@ def _record(
         files=inspection.files,
         seeds=inspection.seeds,
         file_stamps=dict(sorted(production.file_stamps.items())),
+        policy=policy.label,
+        decided=_unconfirmed(inspection, policy),
     )
 
 
@@ -879,7 +1015,7 @@ def _build_duckdb(
     salt: Salt,
     sample_id: str,
     manifest: Manifest,
-    lock: Mapping[str, Any] | None,
+    policy: SamplePolicy,
     reporter: Reporter,
 ) -> SampleRecord:
     directory = samples_dir(loaded)
@@ -893,7 +1029,7 @@ def _build_duckdb(
                 loaded,
                 production,
                 manifest,
-                lock,
+                policy,
                 salt,
                 lambda rels: DuckDBSampleWriter(production.engine, rels),
                 reporter,
@@ -911,7 +1047,16 @@ def _build_duckdb(
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
     record = _record(
-        loaded, salt, sample_id, "duckdb", str(final), production, inspection, outcome, relations
+        loaded,
+        salt,
+        sample_id,
+        "duckdb",
+        str(final),
+        production,
+        inspection,
+        outcome,
+        relations,
+        policy,
     )
     write_json_atomic(directory / f"{sample_id}.json", record.to_json())
     return record
@@ -964,7 +1109,7 @@ def _build_warehouse(
     salt: Salt,
     sample_id: str,
     manifest: Manifest,
-    lock: Mapping[str, Any] | None,
+    policy: SamplePolicy,
     reporter: Reporter,
 ) -> SampleRecord:
     sandbox_name = sandbox_database(loaded)
@@ -979,7 +1124,7 @@ def _build_warehouse(
                 return writer
 
             inspection, outcome, relations = _run(
-                loaded, production, manifest, lock, salt, factory, reporter
+                loaded, production, manifest, policy, salt, factory, reporter
             )
             with task(reporter, "publish", f"publishing the sample into {sandbox_name}"):
                 writers[0].publish()
@@ -995,6 +1140,7 @@ def _build_warehouse(
         inspection,
         outcome,
         relations,
+        policy,
     )
     directory = samples_dir(loaded)
     write_json_atomic(directory / f"{sample_id}.json", record.to_json())

@@ -62,6 +62,9 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
     if record.files:
         footer.append(f"read from files and sampled like tables: {', '.join(record.files)}")
     footer.extend(record.notes)
+    footer.append(f"masking policy: {record.policy}")
+    for column, transformer, why in record.decided:
+        footer.append(f"decided {column}: {transformer} ({why})")
     if record.new_columns:
         footer.append(
             f"{len(record.new_columns)} column(s) not in the lock file: run `dataops-dev init`"

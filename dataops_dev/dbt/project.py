@@ -86,19 +86,30 @@ def _render_value(value: Any, where: str) -> Any:
     return parsed if isinstance(parsed, int | float | bool) else rendered
 
 
-def load_profile(loaded: LoadedConfig) -> tuple[str, dict[str, Any]]:
-    """(profile name, the profile mapping with `target` and rendered `outputs`)."""
+def load_profile(
+    loaded: LoadedConfig, *, text: str | None = None, where: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(profile name, the profile mapping with `target` and rendered `outputs`).
+
+    Read from `loaded.profiles_dir`, or from `text` (profiles.yml as another commit has it,
+    named `where` in messages).
+    """
     project = read_project(loaded.project_dir)
     name = loaded.config.profile or project.profile
-    path = loaded.profiles_dir / "profiles.yml"
+    path: Path | str = where or loaded.profiles_dir / "profiles.yml"
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ProjectError(
+                f"no profiles.yml in {loaded.profiles_dir}",
+                "set `profiles_dir` in dataops_dev.yml or DBT_PROFILES_DIR",
+            ) from exc
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ProjectError(
-            f"no profiles.yml in {loaded.profiles_dir}",
-            "set `profiles_dir` in dataops_dev.yml or DBT_PROFILES_DIR",
-        ) from exc
-    profile = data.get(name)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+    profile = data.get(name) if isinstance(data, dict) else None
     if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict):
         raise ProjectError(
             f"profile {name!r} not found in {path}",
@@ -112,9 +123,26 @@ def load_profile(loaded: LoadedConfig) -> tuple[str, dict[str, Any]]:
 
 
 def load_profile_target(loaded: LoadedConfig, target: str | None = None) -> dict[str, Any]:
-    """The rendered output of `target` (default: the production target) from profiles.yml."""
+    """The rendered output of `target` from profiles.yml; without one, the production target,
+    resolved from the main branch's side (a branch cannot move production: see trust.py)."""
+    if target is None:
+        from dataops_dev.trust import production_output
+
+        return production_output(loaded)
+    return working_tree_target(loaded, target)
+
+
+def working_tree_target(
+    loaded: LoadedConfig,
+    target: str | None = None,
+    *,
+    profiles_text: str | None = None,
+    profiles_where: str | None = None,
+) -> dict[str, Any]:
+    """The rendered output of `target` (default: the production target) as `loaded` and the
+    profiles.yml on disk (or `profiles_text`) have it."""
     target = target or loaded.config.production.target
-    _, profile = load_profile(loaded)
+    _, profile = load_profile(loaded, text=profiles_text, where=profiles_where)
     outputs = profile["outputs"]
     if target not in outputs:
         import difflib

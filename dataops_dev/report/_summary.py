@@ -53,6 +53,11 @@ KIND_LABEL: dict[FindingKind, tuple[str, str]] = {
     FindingKind.TEST_FAILED: ("failed test", "failed tests"),
     FindingKind.BUILD_FAILED: ("failed build", "failed builds"),
     FindingKind.NO_KEY: ("model without a key", "models without a key"),
+    FindingKind.MASKING_POLICY_CHANGED: ("masking policy change", "masking policy changes"),
+    FindingKind.PRODUCTION_TARGET_CHANGED: (
+        "production target change",
+        "production target changes",
+    ),
 }
 _NAMED_KINDS = {FindingKind.BREAKING_CHANGE, FindingKind.CONTRACT_BROKEN, FindingKind.POLICY}
 

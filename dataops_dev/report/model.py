@@ -48,6 +48,10 @@ class FindingKind(str, Enum):
     TEST_FAILED = "test_failed"
     BUILD_FAILED = "build_failed"
     NO_KEY = "no_key"
+    MASKING_POLICY_CHANGED = "masking_policy_changed"
+    """The branch changes PII meta, the lock file or masking config (trust boundary)."""
+    PRODUCTION_TARGET_CHANGED = "production_target_changed"
+    """The branch changes which database is production (trust boundary)."""
 
 
 class Decision(str, Enum):
