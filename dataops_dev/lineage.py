@@ -26,6 +26,7 @@ from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
 from dataops_dev.atomic import write_text_atomic
+from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
@@ -35,21 +36,6 @@ STAR = "*"
 # Every table reference is renamed to `<_DB>.t<n>` before qualifying, so the schema has one
 # nesting depth whatever the environment's database is called (see `_map_tables`).
 _DB = "dataops_rel"
-
-ADAPTER_DIALECTS: Mapping[str, str] = {
-    "duckdb": "duckdb",
-    "postgres": "postgres",
-    "redshift": "redshift",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "databricks": "databricks",
-    "spark": "spark",
-    "trino": "trino",
-    "athena": "athena",
-    "sqlserver": "tsql",
-    "fabric": "tsql",
-    "clickhouse": "clickhouse",
-}
 
 
 class EdgeKind(str, Enum):

@@ -97,7 +97,7 @@ def _quoting_dialect(adapter: str) -> str:
     """The sqlglot dialect that quotes identifiers as the adapter does (ANSI when unknown)."""
     from sqlglot.dialects.dialect import Dialect
 
-    from dataops_dev.lineage import ADAPTER_DIALECTS
+    from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 
     dialect = ADAPTER_DIALECTS.get(adapter, adapter)
     try:
