@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import jinja2
 import jinja2.ext
+import jinja2.nodes
 import jinja2.sandbox
 
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -35,6 +36,80 @@ class RenderError(ProjectError):
 
 
 _NO_DEFAULT: Any = object()
+
+
+# --------------------------------------------------------------------------------------------
+# dbt's own block tags. dbt parses these with Jinja extensions; ours define the same shapes so a
+# macro file with a custom generic test or materialization loads, and a snapshot renders its SQL.
+
+
+class _TestTag(jinja2.ext.Extension):
+    """`{% test name(model, column_name) %}...{% endtest %}` is the macro `test_name`."""
+
+    tags = {"test"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        node = jinja2.nodes.Macro(lineno=lineno)
+        node.name = "test_" + parser.parse_assign_target(name_only=True).name
+        parser.parse_signature(node)
+        node.body = parser.parse_statements(("name:endtest",), drop_needle=True)
+        return node
+
+
+class _MaterializationTag(jinja2.ext.Extension):
+    """`{% materialization name, adapter='x' %}` (or `, default`) is the macro
+    `materialization_name_x`; it only runs inside dbt, so its body is never called here."""
+
+    tags = {"materialization"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        name = parser.parse_assign_target(name_only=True).name
+        adapter = "default"
+        while parser.stream.skip_if("comma"):
+            target = parser.parse_assign_target(name_only=True).name
+            if parser.stream.skip_if("assign"):
+                value = parser.parse_expression()
+                if target == "adapter" and isinstance(value, jinja2.nodes.Const):
+                    adapter = str(value.value)
+            elif target == "default":
+                adapter = "default"
+        node = jinja2.nodes.Macro(lineno=lineno)
+        node.name = f"materialization_{name}_{adapter}"
+        node.args = []
+        node.defaults = []
+        node.body = parser.parse_statements(("name:endmaterialization",), drop_needle=True)
+        return node
+
+
+class _DocsTag(jinja2.ext.Extension):
+    """`{% docs name %}...{% enddocs %}` blocks are documentation: they render to nothing."""
+
+    tags = {"docs"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        parser.parse_assign_target(name_only=True)
+        parser.parse_statements(("name:enddocs",), drop_needle=True)
+        return jinja2.nodes.Output([], lineno=lineno)
+
+
+class _SnapshotTag(jinja2.ext.Extension):
+    """`{% snapshot name %}SQL{% endsnapshot %}` renders as its SQL (the snapshot's query)."""
+
+    tags = {"snapshot"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> list[jinja2.nodes.Node]:
+        next(parser.stream)
+        parser.parse_assign_target(name_only=True)
+        body: list[jinja2.nodes.Node] = parser.parse_statements(
+            ("name:endsnapshot",), drop_needle=True
+        )
+        return body
+
+
+_DBT_TAGS = (_TestTag, _MaterializationTag, _DocsTag, _SnapshotTag)
 
 
 class _Return(Exception):  # noqa: N818 - control flow, not an error
@@ -257,8 +332,12 @@ class Renderer:
         self._extra = set(extra_models)
         self._dialect = _quoting_dialect(context.adapter)
         self.environment = jinja2.sandbox.SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, extensions=[jinja2.ext.do, jinja2.ext.loopcontrols]
+            undefined=jinja2.StrictUndefined,
+            extensions=[jinja2.ext.do, jinja2.ext.loopcontrols, *_DBT_TAGS],
         )
+        self.macro_errors: dict[str, str] = {}
+        """Macro files that could not be loaded (path -> why): models that call into them
+        are `unknown`, the rest render."""
         self._used: list[str] = []
         self._config = _Config()
         self._this: RelationName | None = None
@@ -376,7 +455,11 @@ class Renderer:
             raise RenderError(f"env_var({name!r}) is not set and has no default")
 
         def dispatch(name: str, macro_namespace: str | None = None) -> Callable[..., Any]:
-            for candidate in (f"{adapter}__{name}", f"default__{name}", name):
+            # dbt looks for the adapter's implementation, then its parents', then the default;
+            # never `name` itself (the dispatching macro would call itself).
+            parents = {"redshift": ("postgres",)}.get(adapter, ())
+            candidates = [f"{a}__{name}" for a in (adapter, *parents)] + [f"default__{name}"]
+            for candidate in candidates:
                 if candidate in self._namespace and callable(self._namespace[candidate]):
                     return self._namespace[candidate]
             if name in cross:
@@ -411,8 +494,9 @@ class Renderer:
                 "invocation_id": "00000000-0000-0000-0000-000000000000",
                 "modules": _Namespace({"datetime": datetime, "re": re}),
                 "run_query": _unsupported("run_query"),
-                "statement": _unsupported("statement"),
-                "load_result": _unsupported("load_result"),
+                # As in dbt while `execute` is false: a statement runs nothing, has no result.
+                "statement": _no_statement,
+                "load_result": lambda *a, **k: None,
                 "graph": _Namespace({"nodes": {}, "sources": {}}),
             }
         )
@@ -420,11 +504,10 @@ class Renderer:
             try:
                 template = self.environment.from_string(text)
                 module = template.make_module(vars=ns, shared=True)
-            except jinja2.TemplateError as exc:
-                raise RenderError(
-                    f"cannot load macros from {path}: {exc}",
-                    author_error=isinstance(exc, jinja2.TemplateSyntaxError),
-                ) from exc
+            except (jinja2.TemplateError, RenderError, _Return) as exc:
+                # One bad file must not stop the others: models that need it become unknown.
+                self.macro_errors[path] = str(getattr(exc, "message", None) or exc)
+                continue
             for name in dir(module):
                 macro = getattr(module, name)
                 if isinstance(macro, jinja2.runtime.Macro):
@@ -448,7 +531,7 @@ class Renderer:
         except RenderError:
             raise
         except jinja2.UndefinedError as exc:
-            raise RenderError(f"{model_name}: {exc.message} (a package macro?)") from exc
+            raise RenderError(f"{model_name}: {exc.message}{self._undefined_hint()}") from exc
         except jinja2.TemplateError as exc:
             raise RenderError(
                 f"{model_name}: cannot render: {exc}",
@@ -457,6 +540,16 @@ class Renderer:
         return RenderedModel(
             sql=sql, depends_on=tuple(dict.fromkeys(self._used)), config=dict(self._config.values)
         )
+
+    def _undefined_hint(self) -> str:
+        if self.macro_errors:
+            broken = "; ".join(f"{p}: {e}" for p, e in sorted(self.macro_errors.items()))
+            return f" (macro files that could not be loaded: {broken})"
+        return " (a package macro?)"
+
+
+def _no_statement(*_args: Any, **_kwargs: Any) -> str:
+    return ""
 
 
 def _raise_compiler(message: str, *_args: Any) -> str:
