@@ -1,8 +1,8 @@
 """Change classification and impact radius: what a branch's models change, and which downstream
 models, columns and exposures that touches — statically, from manifests and the working tree.
 
-Each changed model is compared on the normalised AST (formatting, comments, column order and
-commutative rewrites are no change) and classified `breaking | partial | additive | metadata |
+Each changed model is compared on the normalised AST (formatting, comments and commutative
+rewrites are no change; a new column order is `metadata`) and classified `breaking | partial | additive | metadata |
 unknown`; lineage edges then carry the change downstream (value- vs row-affected columns).
 """
 
@@ -39,6 +39,7 @@ from dataops_dev.lineage import (
     lineage_of_prepared,
     outer_join,
     output_index,
+    output_names,
     prepare,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
@@ -509,14 +510,15 @@ class SqlChange:
 
 
 def _output(prepared: PreparedQuery) -> list[tuple[str, exp.Expr]] | None:
+    """(output name, expression) per column; a repeated name gets the engine's suffix (`x_1`)."""
     select = first_select(prepared.root.expression)
-    out = []
-    for projection in select.selects:
-        if projection.is_star:
-            return None
-        name = projection.alias_or_name
-        out.append((name.lower() if prepared.lower_names else name, projection.unalias()))
-    return out
+    if any(projection.is_star for projection in select.selects):
+        return None
+    names = output_names(
+        p.alias_or_name.lower() if prepared.lower_names else p.alias_or_name
+        for p in select.selects
+    )
+    return [(name, p.unalias()) for name, p in zip(names, select.selects, strict=True)]
 
 
 def _cast_type(node: exp.Expr) -> str | None:
@@ -572,12 +574,20 @@ def classify_prepared(base: PreparedQuery, head: PreparedQuery) -> SqlChange:
         reasons.append("changed columns: " + ", ".join(modified))
     if added:
         reasons.append("new columns: " + ", ".join(added))
+    kept_base = [n for n in base_sig if n in head_sig]
+    kept_head = [n for n in head_sig if n in base_sig]
+    reordered = kept_base != kept_head
+    if reordered:
+        # Same data, but `select *` downstream and positional consumers see a new order.
+        reasons.append("column order changed: " + ", ".join(kept_head))
     if removed or renamed or type_changed or rows_changed:
         kind: ChangeKind | None = ChangeKind.BREAKING
     elif modified:
         kind = ChangeKind.PARTIAL
     elif added:
         kind = ChangeKind.ADDITIVE
+    elif reordered:
+        kind = ChangeKind.METADATA
     else:
         kind = None
     changed = [*modified, *added, *(new for _, new in renamed)]

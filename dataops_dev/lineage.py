@@ -31,7 +31,7 @@ from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 # Bump when the walk below changes what it produces: it is part of every cache key.
-ALGORITHM_VERSION = "5"
+ALGORITHM_VERSION = "6"
 STAR = "*"
 # Every table reference is renamed to `<_DB>.t<n>` before qualifying, so the schema has one
 # nesting depth whatever the environment's database is called (see `_map_tables`).
@@ -776,6 +776,7 @@ def lineage_of_prepared(
     select = first_select(root.expression)
     edges: set[ColumnEdge] = set()
     columns: list[str] | None = []
+    names = output_names(walker.name(p.alias_or_name) for p in select.selects)
     for index, projection in enumerate(select.selects):
         leaves = walker.value(root, index)
         if projection.is_star:
@@ -783,7 +784,7 @@ def lineage_of_prepared(
             for (node, col, _row), kind in leaves.items():
                 edges.add(ColumnEdge(node, col, unique_id, STAR, kind))
             continue
-        out = walker.name(projection.alias_or_name)
+        out = names[index]
         if columns is not None:
             columns.append(out)
         for (node, col, is_row), kind in leaves.items():
@@ -803,6 +804,22 @@ def lineage_of_prepared(
         cache_key,
         row_sources=tuple(sorted(walker.row_sources(root))),
     )
+
+
+def output_names(names: Iterable[str]) -> list[str]:
+    """A query's output column names as the table gets them: a repeated name is suffixed
+    `_1`, `_2`, ... (DuckDB's rule; other engines refuse the duplicate), so two columns never
+    collapse into one."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for name in names:
+        unique, n = name, 0
+        while unique in seen:
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique)
+        result.append(unique)
+    return result
 
 
 def _edge_key(edge: ColumnEdge) -> tuple[str, str, str, str, str]:
