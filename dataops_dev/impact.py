@@ -42,6 +42,7 @@ from dataops_dev.lineage import (
     output_index,
     output_names,
     prepare,
+    seed_headers,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
 
@@ -118,6 +119,60 @@ def find_base_manifest(
         "run `dataops-dev review` once (it builds the main branch's baseline), set "
         "`production.manifest`, or pass --base-manifest PATH",
     )
+
+
+@dataclass(frozen=True)
+class BaseSide:
+    """What `impact` compares the working tree with."""
+
+    manifest: Path
+    code_dir: Path | None
+    """The base's project files (its git tree, exported), when a commit is known."""
+    origin: str
+    """How the manifest was found: explicit, configured, production, baseline, parsed, cached."""
+
+
+def resolve_base(
+    loaded: LoadedConfig,
+    explicit: Path | None = None,
+    *,
+    base_ref: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> BaseSide:
+    """The base side of `impact`: a manifest given or already built (`find_base_manifest`),
+    else the base ref's tree exported and parsed by dbt once (cached by tree id), so a fresh
+    clone needs nothing prepared. A missing repository or unknown ref is a usage error."""
+    from dataops_dev.dbt import parse
+
+    commit: str | None = None
+    if base_ref is not None:
+        commit = parse.resolve_base_commit(loaded, base_ref)
+    try:
+        path = find_base_manifest(loaded, explicit, base_ref=base_ref)
+    except ProjectError:
+        if explicit is not None or loaded.config.production.manifest:
+            raise
+        path = None
+    if path is None:
+        if commit is None:
+            commit = parse.resolve_base_commit(loaded, loaded.config.production.main_branch)
+        parsed = parse.base_manifest(loaded, commit, reporter=reporter)
+        return BaseSide(parsed.path, parsed.code_dir, "cached" if parsed.reused else "parsed")
+    origin = "explicit" if explicit is not None else "found"
+    if commit is None and explicit is None:
+        try:
+            from dataops_dev import gitrepo
+
+            commit = gitrepo.resolve(loaded.project_dir, loaded.config.production.main_branch)
+        except GitError:
+            commit = None  # production's manifest without a repository: no base files
+    code_dir = None
+    if commit is not None:
+        try:
+            code_dir = parse.export_ref(loaded, commit)
+        except GitError:
+            code_dir = None
+    return BaseSide(path, code_dir, origin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1421,17 +1476,6 @@ def render_versions(
         return _render_with(renderer, node.name, node.raw_code, node.language).sql
 
     return Versions(base, head, base_sql)
-
-
-def seed_headers(manifest: Manifest, project_dir: Path) -> dict[str, tuple[str, ...]]:
-    """Seed columns from each seed CSV's header row (what dbt loads), by unique id."""
-    result: dict[str, tuple[str, ...]] = {}
-    for node in manifest.nodes.values():
-        if node.resource_type == "seed" and node.original_file_path:
-            header = _csv_header(project_dir / node.original_file_path)
-            if header:
-                result[node.unique_id] = header
-    return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -980,6 +980,11 @@ def compute_lineage(
                     computed += 1
                     if cache is not None:
                         cache.put(result)
+            if result.columns is None and not result.edges and parents:
+                # Unparsable SQL still reads its parents: keep the edges, as unknown.
+                result = _opaque(
+                    node.unique_id, parents, result.unknown_reason or "", result.cache_key
+                )
             if result.unknown_reason:
                 unknown += 1
             results[node.unique_id] = result
@@ -1003,6 +1008,24 @@ def _ancestors(manifest: Manifest, uids: set[str]) -> set[str]:
     return seen
 
 
+def seed_headers(manifest: Manifest, project_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Seed columns from each seed CSV's header row (the columns dbt loads), by unique id."""
+    import csv
+
+    result: dict[str, tuple[str, ...]] = {}
+    for node in manifest.nodes.values():
+        if node.resource_type != "seed" or not node.original_file_path:
+            continue
+        try:
+            with (project_dir / node.original_file_path).open(encoding="utf-8", newline="") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if header:
+            result[node.unique_id] = tuple(c.strip().lower() for c in header)
+    return result
+
+
 def default_cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache" / "lineage"
 
@@ -1019,6 +1042,8 @@ def load_project_lineage(
     the manifest, when present, gives source and seed columns."""
     manifest = Manifest.load(manifest_path)
     catalog = load_catalog(manifest_path.parent / "catalog.json")
+    if project_dir is not None:
+        catalog = {**seed_headers(manifest, project_dir), **catalog}
     renderer = None
     if project_dir is not None and any(
         not n.compiled_code for n in manifest.models() if n.language == "sql"
