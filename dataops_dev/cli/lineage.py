@@ -29,6 +29,24 @@ def _split_target(manifest: Any, target: str) -> tuple[Any, str | None]:
         raise UsageError(whole_error.message, whole_error.hint) from None
 
 
+def _project_dir_option(function: Any) -> Any:
+    """`--project-dir` after the command too (`dataops-dev impact --project-dir transform`)."""
+    return click.option(
+        "--project-dir",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The dbt project (default: found from the current directory).",
+    )(function)
+
+
+def _for_project(app: AppContext, project_dir: Path | None) -> AppContext:
+    if project_dir is None:
+        return app
+    import dataclasses
+
+    return dataclasses.replace(app, project_dir=project_dir, _loaded=None)
+
+
 def _working_manifest(app: AppContext, reporter: Any) -> tuple[Path, str]:
     """The manifest of the working tree as it is now: target/manifest.json when it was written
     after every project file changed, else a `dbt parse` of the tree (cached by content)."""
@@ -58,6 +76,7 @@ def _working_manifest(app: AppContext, reporter: Any) -> tuple[Path, str]:
     help="manifest.json to read (default: the working tree's, parsed when it changed).",
 )
 @format_options(choices=("text", "json"))
+@_project_dir_option
 @click.pass_obj
 def lineage(
     app: AppContext,
@@ -66,10 +85,12 @@ def lineage(
     manifest_path: Path | None,
     output_format: str,
     as_json: bool,
+    project_dir: Path | None,
 ) -> None:
     """Column lineage of MODEL (or one column of it), upstream and/or downstream."""
     from dataops_dev.lineage import STAR, load_project_lineage
 
+    app = _for_project(app, project_dir)
     loaded = app.loaded
     with app.reporter() as reporter:
         if manifest_path is None:
@@ -148,6 +169,7 @@ def lineage(
     help="Exit 3 when a change is breaking (or, with `unknown`, breaking or unknown).",
 )
 @format_options()
+@_project_dir_option
 @click.pass_obj
 def impact(
     app: AppContext,
@@ -156,11 +178,14 @@ def impact(
     fail_on: str,
     output_format: str,
     as_json: bool,
+    project_dir: Path | None,
 ) -> None:
-    """Static change set of the working tree against production: no dbt, no database."""
+    """Static change set of the working tree against a base: its manifest, or the base ref's
+    tree parsed by dbt once (cached). No database."""
     from dataops_dev.errors import BlockingFindings
     from dataops_dev.impact import ChangeKind, analyze_impact, resolve_base
 
+    app = _for_project(app, project_dir)
     loaded = app.loaded
     with app.reporter() as reporter:
         base = resolve_base(loaded, base_manifest, base_ref=base_ref, reporter=reporter)
