@@ -74,13 +74,15 @@ def impact_json(repo: ProjectRepo, *args: str, cwd: Path | None = None) -> dict[
 
 @dataclass(frozen=True)
 class Case:
-    edit: Callable[[ProjectRepo], None]
+    edit: Callable[[ProjectRepo], object]
     changed: dict[str, str]
     """Models (or seeds/sources) that must be reported, with their change kind."""
     impacted: set[str]
     """Downstream models that must be in the impact radius."""
     dbt_sees_it: bool = True
     """False where dbt's state comparison cannot see the change (a data file behind a source)."""
+    reason: str = ""
+    """Said in the reasons of the changed model."""
 
 
 CASES: dict[str, Case] = {
@@ -88,23 +90,27 @@ CASES: dict[str, Case] = {
         lambda r: r.replace("macros/money.sql", "{{ scale }}", "{{ scale + 1 }}"),
         {"stg_events": "partial"},
         {"big_events", "customer_totals", "currency_report", "customer_labels"},
+        reason="macro changed: to_dollars",
     ),
     "seed_csv": Case(
         lambda r: r.replace("seeds/country_codes.csv", "NL,Netherlands\n", "NL,Nederland\n"),
         {"country_codes": "unknown"},
         {"stg_countries", "customers_by_country"},
+        reason="seed data changed (seeds/country_codes.csv)",
     ),
     "external_source_file": Case(
         lambda r: r.replace("data/raw_events.csv", "4,3,purchase,120\n", "4,3,purchase,121\n"),
         {"raw.raw_events": "unknown"},
         {"stg_events", "big_events", "customer_totals", "currency_report", "customer_labels"},
         dbt_sees_it=False,
+        reason="external file changed: data/raw_events.csv",
     ),
     "read_csv_file": Case(
         lambda r: r.replace("data/fx_rates.csv", "USD,1.08", "USD,1.09"),
         {"stg_fx_rates": "unknown"},
         {"currency_report"},
         dbt_sees_it=False,
+        reason="reads a changed file: data/fx_rates.csv",
     ),
     "vars": Case(
         # dbt's state:modified does not compare vars used in SQL: it selects nothing here.
@@ -112,6 +118,7 @@ CASES: dict[str, Case] = {
         {"big_events": "breaking"},
         set(),
         dbt_sees_it=False,
+        reason="vars changed in dbt_project.yml: min_amount",
     ),
     "duplicate_column_removed": Case(
         lambda r: r.replace(
@@ -121,6 +128,18 @@ CASES: dict[str, Case] = {
         ),
         {"customer_labels": "breaking"},
         set(),
+        reason="removed columns: label_1",
+    ),
+    "unrenderable_macro_file": Case(
+        # One macro file the renderer cannot load: only the model that needs it is unknown.
+        lambda r: (
+            r.write("macros/broken.sql", "{% macro shout(c) %}upper({{ c }}{% endmacro\n"),
+            r.replace("models/staging/stg_customers.sql", "    name,", "    {{ shout('name') }},"),
+        ),
+        {"stg_customers": "unknown"},
+        {"customer_totals", "customers_by_country", "currency_report", "customer_labels"},
+        dbt_sees_it=False,  # dbt cannot parse this branch at all
+        reason="macros/broken.sql",
     ),
     "column_order": Case(
         lambda r: r.replace(
@@ -130,6 +149,7 @@ CASES: dict[str, Case] = {
         ),
         {"stg_countries": "metadata"},
         set(),
+        reason="column order changed",
     ),
 }
 
@@ -147,12 +167,13 @@ def test_each_change_marks_its_models_and_no_more_than_dbt(
 ) -> None:
     case = CASES[name]
     repo = changes_repo
-    repo.git("checkout", "-q", "--", ".")
     try:
         case.edit(repo)
         report = impact_json(repo)
         kinds = {m["name"]: m["change"] for m in report["models"]}
         assert kinds == case.changed, report["models"]
+        reasons = [r for m in report["models"] for r in m["reasons"]]
+        assert any(case.reason in r for r in reasons), reasons
         impacted = flagged(report) - set(case.changed)
         assert case.impacted <= impacted, f"missed: {case.impacted - impacted}"
         if case.dbt_sees_it:
@@ -164,6 +185,7 @@ def test_each_change_marks_its_models_and_no_more_than_dbt(
             assert flagged(report) == set(case.changed) | case.impacted
     finally:
         repo.git("checkout", "-q", "--", ".")
+        repo.git("clean", "-fdq")
 
 
 def test_a_second_run_reuses_the_parsed_base(changes_repo: ProjectRepo) -> None:
