@@ -1335,21 +1335,21 @@ def data_changes(inputs: ImpactInputs) -> list[DataChange]:
             if _file_state(base_dir, p) != _file_state(inputs.project_dir, p)
         ]
 
-    for node in inputs.manifest.sources.values():
-        if node.package_name != own:
+    for source in inputs.manifest.sources.values():
+        if source.package_name != own:
             continue
-        files = changed_files(_external_locations(node))
+        files = changed_files(_external_locations(source))
         if files:
             reason = "external file changed: " + ", ".join(files)
-            result.append(DataChange(node.unique_id, node.display_name, reason))
+            result.append(DataChange(source.unique_id, source.display_name, reason))
     for name, model in inputs.working.items():
-        node = inputs.base_models.get(name)
-        if node is None or node.checksum != model.checksum:
+        base = inputs.base_models.get(name)
+        if base is None or base.checksum != model.checksum:
             continue  # new or edited models are classified from their SQL
         files = changed_files(_FILE_READ.findall(model.raw_code))
         if files:
             reason = "reads a changed file: " + ", ".join(files)
-            result.append(DataChange(node.unique_id, name, reason))
+            result.append(DataChange(base.unique_id, name, reason))
     return result
 
 
