@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import re
 import time
@@ -32,6 +31,7 @@ from dataops_dev.lineage import (
     PreparedQuery,
     ProjectLineage,
     RelationIndex,
+    RenderMemo,
     compute_lineage,
     default_cache_dir,
     dialect_for,
@@ -1479,49 +1479,6 @@ def render_versions(
     return Versions(base, head, base_sql)
 
 
-class _RenderMemo:
-    """The base side's rendered SQL, kept per (base manifest, base tree): both are immutable,
-    so a parsed base (no compiled code) renders each model once, not on every run."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            loaded = {}
-        self.sql: dict[str, str | None] = loaded if isinstance(loaded, dict) else {}
-        self.dirty = False
-
-    @classmethod
-    def for_base(
-        cls, state_dir: Path | None, manifest: Path, code_dir: Path | None
-    ) -> _RenderMemo | None:
-        if state_dir is None or code_dir is None:
-            return None  # without the base's own files the base renders with the working tree's
-        stat = manifest.stat()
-        identity = f"{manifest.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{code_dir.resolve()}"
-        key = hashlib.sha256(identity.encode()).hexdigest()[:32]
-        return cls(state_dir / "cache" / "rendered" / f"{key}.json")
-
-    def wrap(self, sql_for: Callable[[Node], str | None]) -> Callable[[Node], str | None]:
-        def cached(node: Node) -> str | None:
-            if node.compiled_code:
-                return node.compiled_code
-            if node.unique_id in self.sql:
-                return self.sql[node.unique_id]
-            found = self.sql[node.unique_id] = sql_for(node)
-            self.dirty = True
-            return found
-
-        return cached
-
-    def save(self) -> None:
-        if self.dirty:
-            from dataops_dev.atomic import write_text_atomic
-
-            write_text_atomic(self.path, json.dumps(self.sql, separators=(",", ":")))
-
-
 # --------------------------------------------------------------------------------------------
 # Stage 4: classification
 
@@ -1816,7 +1773,7 @@ def analyze_impact(
         base_renderer, head_renderer = make_renderers(inputs, changes)
     with watch.measure("render"):
         versions = render_versions(inputs, changes, base_renderer, head_renderer)
-    memo = _RenderMemo.for_base(state_dir, base_manifest_path, base_code_dir)
+    memo = RenderMemo.for_base(state_dir, base_manifest_path, base_code_dir)
     if memo is not None:
         versions = dataclasses.replace(versions, base_sql=memo.wrap(versions.base_sql))
     with watch.measure("lineage"):

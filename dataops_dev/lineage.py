@@ -1026,6 +1026,55 @@ def seed_headers(manifest: Manifest, project_dir: Path) -> dict[str, tuple[str, 
     return result
 
 
+class RenderMemo:
+    """Rendered SQL of a manifest's models, kept per (manifest, project files) when both are
+    immutable (a parsed git tree, a parse cached by content): a manifest without compiled code
+    renders each model once, not on every run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            loaded = {}
+        self.sql: dict[str, str | None] = loaded if isinstance(loaded, dict) else {}
+        self.dirty = False
+
+    @classmethod
+    def beside(cls, manifest: Path) -> RenderMemo:
+        """For a manifest whose project files are fixed by its own cache key."""
+        return cls(manifest.parent / "rendered_sql.json")
+
+    @classmethod
+    def for_base(
+        cls, state_dir: Path | None, manifest: Path, code_dir: Path | None
+    ) -> RenderMemo | None:
+        if state_dir is None or code_dir is None:
+            return None  # without the base's own files the base renders with the working tree's
+        stat = manifest.stat()
+        identity = f"{manifest.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{code_dir.resolve()}"
+        key = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return cls(state_dir / "cache" / "rendered" / f"{key}.json")
+
+    def wrap(self, sql_for: Callable[[Node], str | None]) -> Callable[[Node], str | None]:
+        def cached(node: Node) -> str | None:
+            if node.compiled_code:
+                return node.compiled_code
+            if node.unique_id in self.sql:
+                return self.sql[node.unique_id]
+            found = self.sql[node.unique_id] = sql_for(node)
+            self.dirty = True
+            return found
+
+        return cached
+
+    def save(self) -> None:
+        if self.dirty:
+            from dataops_dev.atomic import write_text_atomic
+
+            write_text_atomic(self.path, json.dumps(self.sql, separators=(",", ":")))
+
+
 def default_cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache" / "lineage"
 
@@ -1036,10 +1085,12 @@ def load_project_lineage(
     project_dir: Path | None = None,
     state_dir: Path | None = None,
     reporter: Reporter = NULL_REPORTER,
+    render_memo: RenderMemo | None = None,
 ) -> tuple[Manifest, ProjectLineage]:
     """Lineage of the project behind `manifest_path`: compiled SQL when the manifest has it, else
-    the model rendered by the light renderer (a `dbt parse` manifest); the catalog.json next to
-    the manifest, when present, gives source and seed columns."""
+    the model rendered by the light renderer (a `dbt parse` manifest; `render_memo` keeps those
+    renders when the manifest and the project files are fixed); the catalog.json next to the
+    manifest, when present, and the seed CSV headers give source and seed columns."""
     manifest = Manifest.load(manifest_path)
     catalog = load_catalog(manifest_path.parent / "catalog.json")
     if project_dir is not None:
@@ -1075,8 +1126,10 @@ def load_project_lineage(
     lineage = compute_lineage(
         manifest,
         cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
-        sql_for=sql_for,
+        sql_for=render_memo.wrap(sql_for) if render_memo is not None else sql_for,
         catalog=catalog,
         reporter=reporter,
     )
+    if render_memo is not None:
+        render_memo.save()
     return manifest, lineage

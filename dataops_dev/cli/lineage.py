@@ -47,7 +47,7 @@ def _for_project(app: AppContext, project_dir: Path | None) -> AppContext:
     return dataclasses.replace(app, project_dir=project_dir, _loaded=None)
 
 
-def _working_manifest(app: AppContext, reporter: Any) -> tuple[Path, str]:
+def _working_manifest(app: AppContext, reporter: Any) -> tuple[Path, str, bool]:
     """The manifest of the working tree as it is now: target/manifest.json when it was written
     after every project file changed, else a `dbt parse` of the tree (cached by content)."""
     from dataops_dev.dbt import parse
@@ -57,12 +57,12 @@ def _working_manifest(app: AppContext, reporter: Any) -> tuple[Path, str]:
     if local.is_file():
         newest = parse.newest_change(loaded.project_dir, skip=(loaded.state_dir,))
         if local.stat().st_mtime >= newest:
-            return local, "up to date with the working tree"
+            return local, "up to date with the working tree", False
     parsed = parse.working_manifest(loaded, reporter=reporter)
     why = "parsed from the working tree"
     if local.is_file():
         why += " (target/manifest.json is older than the project files)"
-    return parsed.path, why + (", cached" if parsed.reused else "")
+    return parsed.path, why + (", cached" if parsed.reused else ""), True
 
 
 @click.command()
@@ -92,9 +92,12 @@ def lineage(
 
     app = _for_project(app, project_dir)
     loaded = app.loaded
+    from dataops_dev.lineage import RenderMemo
+
     with app.reporter() as reporter:
+        fixed = False
         if manifest_path is None:
-            manifest_path, why = _working_manifest(app, reporter)
+            manifest_path, why, fixed = _working_manifest(app, reporter)
         else:
             why = "given with --manifest"
         if not app.quiet:
@@ -104,6 +107,8 @@ def lineage(
             project_dir=loaded.project_dir,
             state_dir=loaded.state_dir,
             reporter=reporter,
+            # A parse cached by content hash is fixed with its files: keep its renders.
+            render_memo=RenderMemo.beside(manifest_path) if fixed else None,
         )
     node, column = _split_target(manifest, target)
     from dataops_dev.errors import UsageError
