@@ -178,3 +178,8 @@ def tree_id(path: Path, commit: str) -> str:
         return str((tree if relative == "." else tree / relative).hexsha)
     except (KeyError, ValueError, git.BadName, git.GitCommandError) as exc:
         raise GitError(f"{relative} does not exist at {commit[:12]}") from exc
+
+
+def toplevel(path: Path) -> Path:
+    """The working tree root of the repository holding `path` (no status scan)."""
+    return Path(str(_repo(path).working_tree_dir))

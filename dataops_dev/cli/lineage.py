@@ -192,8 +192,11 @@ def impact(
 
     app = _for_project(app, project_dir)
     loaded = app.loaded
+    from dataops_dev.dbt.parse import ensure_packages
+
     with app.reporter() as reporter:
         base = resolve_base(loaded, base_manifest, base_ref=base_ref, reporter=reporter)
+        ensure_packages(loaded, reporter=reporter)
         report = analyze_impact(
             loaded.project_dir,
             base.manifest,

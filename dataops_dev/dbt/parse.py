@@ -161,6 +161,7 @@ def parse_cached(
         return ParsedManifest(manifest, code_dir, key, reused=True)
     from dataops_dev.dbt.runner import run_dbt
 
+    install_packages(code_dir, profile=profile, reporter=reporter)
     staging = cache_dir / f"{key[:24]}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -193,6 +194,59 @@ def parse_cached(
     return ParsedManifest(manifest, code_dir, key, reused=False)
 
 
+def install_packages(
+    code_dir: Path, *, profile: ParseProfile, reporter: Reporter = NULL_REPORTER
+) -> None:
+    """`dbt deps` when the project declares packages that are not installed: dbt cannot
+    parse without them (a fresh clone, an exported tree)."""
+    from dataops_dev.dbt.project import read_project
+
+    if not any((code_dir / f).is_file() for f in ("packages.yml", "dependencies.yml")):
+        return
+    install_path = str(read_project(code_dir).raw.get("packages-install-path") or "dbt_packages")
+    installed = code_dir / install_path
+    if installed.is_dir() and any(installed.iterdir()):
+        return
+    _run_deps(code_dir, profile, reporter)
+
+
+def _run_deps(code_dir: Path, profile: ParseProfile, reporter: Reporter) -> None:
+    """`dbt deps` in-process (it takes no --target-path, so not through `run_dbt`)."""
+    from dbt.cli.main import dbtRunner
+
+    from dataops_dev.dbt.runner import _DBT_LOCK, _reset_adapters
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    args = ["deps", "--project-dir", str(code_dir), "--profiles-dir", str(profile.profiles_dir)]
+    args += ["--log-path", str(code_dir / "logs"), "--log-level", "none", "--no-use-colors"]
+    reporter.task_started("deps", f"dbt deps ({code_dir.name})", None)
+    previous = Path.cwd()
+    with _DBT_LOCK:
+        try:
+            os.chdir(code_dir)
+            result = dbtRunner().invoke(args)
+        finally:
+            _reset_adapters()
+            os.chdir(previous)
+    reporter.task_finished("deps", "ok" if result.success else "failed")
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise KeyboardInterrupt
+    if not result.success:
+        raise ProjectError(
+            f"dbt could not install the packages of {code_dir}: {result.exception or 'failed'}",
+            f"run `dbt deps` in {code_dir}, or pass --base-manifest PATH",
+        )
+
+
+def ensure_packages(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER) -> None:
+    """The working tree's declared packages installed (`dbt deps` once), so the renderer has
+    their macros on a fresh clone."""
+    name, profile_name = _project_identity(loaded.project_dir)
+    install_packages(
+        loaded.project_dir, profile=parse_profile(loaded, name, profile_name), reporter=reporter
+    )
+
+
 def _project_identity(code_dir: Path) -> tuple[str, str]:
     from dataops_dev.dbt.project import read_project
 
@@ -205,7 +259,7 @@ def export_ref(loaded: LoadedConfig, commit: str) -> Path:
     (the layout review's baselines use, so both share it)."""
     from dataops_dev import gitrepo
 
-    root = gitrepo.state(loaded.project_dir).root
+    root = gitrepo.toplevel(loaded.project_dir)
     subdir = os.path.relpath(loaded.project_dir, root)
     destination = loaded.state_dir / "code" / commit[:12]
     code_dir = destination / subdir if subdir != "." else destination
@@ -256,6 +310,7 @@ def working_manifest(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER
     changed (cached by content hash)."""
     name, profile_name = _project_identity(loaded.project_dir)
     profile = parse_profile(loaded, name, profile_name)
+    install_packages(loaded.project_dir, profile=profile, reporter=reporter)
     files = content_hash(loaded.project_dir, skip=(loaded.state_dir,))
     key = hashlib.sha256(f"work:{files}\0{profile.fingerprint}\0{_dbt_version()}".encode())
     return parse_cached(

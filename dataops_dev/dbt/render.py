@@ -161,6 +161,8 @@ class RenderContext:
     project_name: str
     vars: Mapping[str, Any] = field(default_factory=dict)
     macro_files: tuple[tuple[str, str], ...] = ()
+    package_macro_files: tuple[tuple[str, str, str], ...] = ()
+    """(package, path, text) of the installed packages' macro files (`dbt_packages/`)."""
     """(path, text) of the project's macro files."""
     adapter: str = "duckdb"
     target_name: str = "prod"
@@ -500,6 +502,7 @@ class Renderer:
                 "graph": _Namespace({"nodes": {}, "sources": {}}),
             }
         )
+        self._load_packages(ns)
         for path, text in self.context.macro_files:
             try:
                 template = self.environment.from_string(text)
@@ -512,6 +515,30 @@ class Renderer:
                 macro = getattr(module, name)
                 if isinstance(macro, jinja2.runtime.Macro):
                     ns[name] = _wrap_macro(macro)
+
+    def _load_packages(self, ns: dict[str, Any]) -> None:
+        """Package macros: callable as `package.name` and, where no builtin has the name,
+        unqualified (a package's macros call each other so). The project's own load later and
+        win."""
+        packages: dict[str, dict[str, Any]] = {}
+        for package, path, text in self.context.package_macro_files:
+            try:
+                module = self.environment.from_string(text).make_module(vars=ns, shared=True)
+            except (jinja2.TemplateError, RenderError, _Return) as exc:
+                self.macro_errors[path] = str(getattr(exc, "message", None) or exc)
+                continue
+            members = packages.setdefault(package, {})
+            for name in dir(module):
+                macro = getattr(module, name)
+                if isinstance(macro, jinja2.runtime.Macro):
+                    members[name] = _wrap_macro(macro)
+        builtins = set(ns)
+        for package, members in packages.items():
+            for name, macro in members.items():
+                if name not in builtins:
+                    ns[name] = macro
+            if package not in builtins:
+                ns[package] = _Namespace(members)
 
     # rendering ------------------------------------------------------------------------------
 
@@ -578,6 +605,37 @@ def macro_files(project_dir: Path, macro_paths: Iterable[str]) -> tuple[tuple[st
     return tuple(files)
 
 
+def package_macro_files(project_dir: Path) -> tuple[tuple[str, str, str], ...]:
+    """(package, path, text) of every macro file of the packages installed in the project."""
+    import yaml
+
+    from dataops_dev.dbt.project import read_project
+
+    try:
+        install_path = read_project(project_dir).raw.get("packages-install-path")
+    except ProjectError:
+        return ()
+    root = project_dir / str(install_path or "dbt_packages")
+    if not root.is_dir():
+        return ()
+    files: list[tuple[str, str, str]] = []
+    for package_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            data = yaml.safe_load((package_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict) or not data.get("name"):
+            continue
+        for folder in data.get("macro-paths") or ("macros",):
+            for path in sorted((package_dir / str(folder)).rglob("*.sql")):
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                files.append((str(data["name"]), str(path.relative_to(project_dir)), text))
+    return tuple(files)
+
+
 def context_for(
     project_dir: Path,
     manifest: Manifest | None,
@@ -603,6 +661,7 @@ def context_for(
         project_name=project_name,
         vars=vars,
         macro_files=macro_files(project_dir, macro_paths),
+        package_macro_files=package_macro_files(project_dir),
         adapter=adapter or "duckdb",
         target_name=target_name,
         default_database=database,
