@@ -1,8 +1,11 @@
 """A light Jinja renderer for dbt models: `ref`, `source`, `config`, `var`, `is_incremental`, `this`,
-the project's own macros and dbt's common cross-database macros, without importing dbt.
+the project's and installed packages' macros (with dbt's `test`, `materialization`, `docs` and
+`snapshot` blocks, `call statement`, `adapter.dispatch`) and dbt's common cross-database macros,
+without importing dbt.
 
 `impact` uses it to compile models whose compiled SQL is stale, in milliseconds and without a
-database; anything it cannot render (`run_query`, package macros) raises `RenderError`.
+database; what needs a database (`run_query`) raises `RenderError`, and so does a model whose
+macro file could not be loaded (the model is `unknown`, the rest render).
 """
 
 from __future__ import annotations
