@@ -279,6 +279,14 @@ def test_lineage_from_the_repo_root_finds_the_subfolder_project(tmp_path: Path) 
         data = json.loads(result.stdout)
         assert data["node"] == "segment_summary"
         assert any(e["from"].startswith("customer_segments.") for e in data["upstream"])
+    # `select *` over a seed: its columns come from the CSV header, not `seed.* --unknown-->`.
+    star = repo.run("lineage", "customers_raw", "--upstream", "--json", cwd=repo.root)
+    assert star.returncode == 0, star.stderr
+    data = json.loads(star.stdout)
+    assert data["columns"] == ["customer_id", "name", "orders", "returns"]
+    assert {"from": "customers.name", "to": "customers_raw.name", "kind": "pass_through"} in data[
+        "upstream"
+    ]
 
 
 def test_missing_prerequisites_are_usage_errors(tmp_path: Path) -> None:
