@@ -130,7 +130,7 @@ class BaseSide:
     code_dir: Path | None
     """The base's project files (its git tree, exported), when a commit is known."""
     origin: str
-    """How the manifest was found: explicit, configured, production, baseline, parsed, cached."""
+    """How the manifest was found (for the user): given, found, or the ref parsed now / cached."""
 
 
 def resolve_base(
@@ -158,8 +158,13 @@ def resolve_base(
         if commit is None:
             commit = parse.resolve_base_commit(loaded, loaded.config.production.main_branch)
         parsed = parse.base_manifest(loaded, commit, reporter=reporter)
-        return BaseSide(parsed.path, parsed.code_dir, "cached" if parsed.reused else "parsed")
-    origin = "explicit" if explicit is not None else "found"
+        how = "parsed once, cached" if parsed.reused else "parsed now"
+        return BaseSide(
+            parsed.path,
+            parsed.code_dir,
+            f"{base_ref or loaded.config.production.main_branch} at {commit[:12]}, {how}",
+        )
+    origin = "given with --base-manifest" if explicit is not None else "found"
     if commit is None and explicit is None:
         try:
             from dataops_dev import gitrepo

@@ -196,6 +196,8 @@ def impact(
 
     with app.reporter() as reporter:
         base = resolve_base(loaded, base_manifest, base_ref=base_ref, reporter=reporter)
+        if not app.quiet:
+            click.echo(f"base: {base.manifest} ({base.origin})", err=True)
         ensure_packages(loaded, reporter=reporter)
         report = analyze_impact(
             loaded.project_dir,

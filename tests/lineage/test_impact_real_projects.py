@@ -194,7 +194,7 @@ def test_a_second_run_reuses_the_parsed_base(changes_repo: ProjectRepo) -> None:
     again = changes_repo.run("impact", "--base", "main", "--json")
     assert again.returncode == 0
     assert json.loads(again.stdout)["base_manifest"] == first["base_manifest"]
-    assert "dbt parse" not in again.stderr
+    assert "dbt parse" not in again.stderr and "parsed once, cached" in again.stderr
     assert first["models"] == []
 
 
