@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -218,7 +219,9 @@ def _run_deps(code_dir: Path, profile: ParseProfile, reporter: Reporter) -> None
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
     args = ["deps", "--project-dir", str(code_dir), "--profiles-dir", str(profile.profiles_dir)]
-    args += ["--log-path", str(code_dir / "logs"), "--log-level", "none", "--no-use-colors"]
+    # dbt's log goes to a scratch folder: nothing but the packages lands in the user's tree.
+    logs = tempfile.mkdtemp(prefix="dataops-deps-")
+    args += ["--log-path", logs, "--log-level", "none", "--no-use-colors"]
     reporter.task_started("deps", f"dbt deps ({code_dir.name})", None)
     previous = Path.cwd()
     with _DBT_LOCK:
@@ -228,6 +231,7 @@ def _run_deps(code_dir: Path, profile: ParseProfile, reporter: Reporter) -> None
         finally:
             _reset_adapters()
             os.chdir(previous)
+            shutil.rmtree(logs, ignore_errors=True)
     reporter.task_finished("deps", "ok" if result.success else "failed")
     if isinstance(result.exception, KeyboardInterrupt):
         raise KeyboardInterrupt
