@@ -290,6 +290,38 @@ def _find_dbt_project(start: Path) -> Path | None:
     return None
 
 
+_NOT_PROJECTS = frozenset({"target", "logs", "dbt_packages", "dbt_modules", "node_modules"})
+
+
+def _find_dbt_project_below(start: Path, depth: int = 3) -> Path | None:
+    """The one dbt project in the folders under `start` (at most `depth` levels down); None
+    when there is none, a ConfigError naming them when there are several."""
+    found: list[Path] = []
+    level = [start]
+    for _ in range(depth):
+        below: list[Path] = []
+        for directory in level:
+            try:
+                children = sorted(p for p in directory.iterdir() if p.is_dir())
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or child.name in _NOT_PROJECTS:
+                    continue
+                if (child / "dbt_project.yml").is_file():
+                    found.append(child)
+                else:
+                    below.append(child)
+        level = below
+    if len(found) > 1:
+        names = ", ".join(str(p.relative_to(start)) for p in found)
+        raise ConfigError(
+            f"several dbt projects under {start}: {names}",
+            f"pass --project-dir {found[0].relative_to(start)} (or run from that folder)",
+        )
+    return found[0] if found else None
+
+
 # --------------------------------------------------------------------------------------------
 # Loading
 
@@ -324,6 +356,12 @@ def load_config(
         kind = "pyproject" if path.name == "pyproject.toml" else "yaml"
     else:
         found, kind = find_config_file(start)
+        if found is None and project_dir is None and _find_dbt_project(start) is None:
+            # A repository whose one dbt project sits in a subfolder (e.g. `transform/`).
+            below = _find_dbt_project_below(start)
+            if below is not None:
+                start = below
+                found, kind = find_config_file(start)
         path = found if found is not None else Path()
     if kind == "yaml":
         raw, lines = _read_yaml(path)

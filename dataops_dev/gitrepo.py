@@ -228,3 +228,21 @@ def changed_since(path: Path, commit: str) -> set[str]:
         if line:
             names.add(line[len(prefix) :] if prefix and line.startswith(prefix) else line)
     return names
+
+
+def tree_id(path: Path, commit: str) -> str:
+    """The git tree id of the directory `path` at `commit`: equal ids, equal files."""
+    import git
+
+    repo = _repo(path)
+    relative = os.path.relpath(path.resolve(), repo.working_tree_dir)
+    try:
+        tree = repo.commit(commit).tree
+        return str((tree if relative == "." else tree / relative).hexsha)
+    except (KeyError, ValueError, git.BadName, git.GitCommandError) as exc:
+        raise GitError(f"{relative} does not exist at {commit[:12]}") from exc
+
+
+def toplevel(path: Path) -> Path:
+    """The working tree root of the repository holding `path` (no status scan)."""
+    return Path(str(_repo(path).working_tree_dir))

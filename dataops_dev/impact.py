@@ -1,8 +1,8 @@
 """Change classification and impact radius: what a branch's models change, and which downstream
 models, columns and exposures that touches — statically, from manifests and the working tree.
 
-Each changed model is compared on the normalised AST (formatting, comments, column order and
-commutative rewrites are no change) and classified `breaking | partial | additive | metadata |
+Each changed model is compared on the normalised AST (formatting, comments and commutative
+rewrites are no change; a new column order is `metadata`) and classified `breaking | partial | additive | metadata |
 unknown`; lineage edges then carry the change downstream (value- vs row-affected columns).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from dataops_dev.lineage import (
     PreparedQuery,
     ProjectLineage,
     RelationIndex,
+    RenderMemo,
     compute_lineage,
     default_cache_dir,
     dialect_for,
@@ -39,7 +41,9 @@ from dataops_dev.lineage import (
     lineage_of_prepared,
     outer_join,
     output_index,
+    output_names,
     prepare,
+    seed_headers,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
 
@@ -47,6 +51,8 @@ if TYPE_CHECKING:
     from sqlglot.optimizer.scope import Scope
 
     from dataops_dev.config import LoadedConfig
+    from dataops_dev.dbt.project import DbtProject
+    from dataops_dev.dbt.render import Renderer
 
 
 class ChangeKind(str, Enum):
@@ -114,6 +120,65 @@ def find_base_manifest(
         "run `dataops-dev review` once (it builds the main branch's baseline), set "
         "`production.manifest`, or pass --base-manifest PATH",
     )
+
+
+@dataclass(frozen=True)
+class BaseSide:
+    """What `impact` compares the working tree with."""
+
+    manifest: Path
+    code_dir: Path | None
+    """The base's project files (its git tree, exported), when a commit is known."""
+    origin: str
+    """How the manifest was found (for the user): given, found, or the ref parsed now / cached."""
+
+
+def resolve_base(
+    loaded: LoadedConfig,
+    explicit: Path | None = None,
+    *,
+    base_ref: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> BaseSide:
+    """The base side of `impact`: a manifest given or already built (`find_base_manifest`),
+    else the base ref's tree exported and parsed by dbt once (cached by tree id), so a fresh
+    clone needs nothing prepared. A missing repository or unknown ref is a usage error."""
+    from dataops_dev.dbt import parse
+
+    commit: str | None = None
+    if base_ref is not None:
+        commit = parse.resolve_base_commit(loaded, base_ref)
+    try:
+        path = find_base_manifest(loaded, explicit, base_ref=base_ref)
+    except ProjectError:
+        if explicit is not None or loaded.config.production.manifest:
+            raise
+        path = None
+    if path is None:
+        if commit is None:
+            commit = parse.resolve_base_commit(loaded, loaded.config.production.main_branch)
+        parsed = parse.base_manifest(loaded, commit, reporter=reporter)
+        how = "parsed once, cached" if parsed.reused else "parsed now"
+        return BaseSide(
+            parsed.path,
+            parsed.code_dir,
+            f"{base_ref or loaded.config.production.main_branch} at {commit[:12]}, {how}",
+        )
+    origin = "given with --base-manifest" if explicit is not None else "found"
+    if commit is None and explicit is None:
+        try:
+            from dataops_dev import gitrepo
+
+            commit = gitrepo.resolve(loaded.project_dir, loaded.config.production.main_branch)
+        except GitError:
+            commit = None  # production's manifest without a repository: no base files
+    code_dir = None
+    if commit is not None:
+        try:
+            code_dir = parse.export_ref(loaded, commit)
+        except GitError:
+            code_dir = None
+    return BaseSide(path, code_dir, origin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,14 +574,14 @@ class SqlChange:
 
 
 def _output(prepared: PreparedQuery) -> list[tuple[str, exp.Expr]] | None:
+    """(output name, expression) per column; a repeated name gets the engine's suffix (`x_1`)."""
     select = first_select(prepared.root.expression)
-    out = []
-    for projection in select.selects:
-        if projection.is_star:
-            return None
-        name = projection.alias_or_name
-        out.append((name.lower() if prepared.lower_names else name, projection.unalias()))
-    return out
+    if any(projection.is_star for projection in select.selects):
+        return None
+    names = output_names(
+        p.alias_or_name.lower() if prepared.lower_names else p.alias_or_name for p in select.selects
+    )
+    return [(name, p.unalias()) for name, p in zip(names, select.selects, strict=True)]
 
 
 def _cast_type(node: exp.Expr) -> str | None:
@@ -572,12 +637,20 @@ def classify_prepared(base: PreparedQuery, head: PreparedQuery) -> SqlChange:
         reasons.append("changed columns: " + ", ".join(modified))
     if added:
         reasons.append("new columns: " + ", ".join(added))
+    kept_base = [n for n in base_sig if n in head_sig]
+    kept_head = [n for n in head_sig if n in base_sig]
+    reordered = kept_base != kept_head
+    if reordered:
+        # Same data, but `select *` downstream and positional consumers see a new order.
+        reasons.append("column order changed: " + ", ".join(kept_head))
     if removed or renamed or type_changed or rows_changed:
         kind: ChangeKind | None = ChangeKind.BREAKING
     elif modified:
         kind = ChangeKind.PARTIAL
     elif added:
         kind = ChangeKind.ADDITIVE
+    elif reordered:
+        kind = ChangeKind.METADATA
     else:
         kind = None
     changed = [*modified, *added, *(new for _, new in renamed)]
@@ -825,14 +898,6 @@ def scan_models(project_dir: Path, model_paths: Iterable[str]) -> dict[str, Work
 # Impact
 
 
-@dataclass
-class _Version:
-    """One side of a changed model: its SQL, or why there is none."""
-
-    sql: str | None
-    error: str | None
-
-
 def _exposure_names(manifest: Manifest) -> dict[str, tuple[str, ...]]:
     """model unique id -> names of exposures that depend on it directly."""
     result: dict[str, list[str]] = {}
@@ -840,6 +905,24 @@ def _exposure_names(manifest: Manifest) -> dict[str, tuple[str, ...]]:
         for parent in (exposure.get("depends_on") or {}).get("nodes") or ():
             result.setdefault(parent, []).append(str(exposure.get("name")))
     return {k: tuple(sorted(v)) for k, v in result.items()}
+
+
+def _unseen_changed_parent(
+    manifest: Manifest,
+    child: str,
+    edges: Iterable[Any],
+    row_models: set[str],
+    value_cols: Mapping[str, set[str]],
+) -> bool:
+    """A changed parent the child depends on (manifest) that no lineage edge comes from."""
+    node = manifest.get(child)
+    if node is None:
+        return False
+    seen = {edge.source_node for edge in edges}
+    return any(
+        parent not in seen and (parent in row_models or value_cols.get(parent))
+        for parent in node.depends_on_nodes
+    )
 
 
 def impact_radius(
@@ -869,6 +952,11 @@ def impact_radius(
         for child in descendants:
             model = lineage.models.get(child)
             if model is None:
+                continue
+            if _unseen_changed_parent(manifest, child, model.edges, row_models, value_cols):
+                # Lineage saw no edge from a changed parent (opaque SQL, a Python model):
+                # all of the child may change.
+                row_models.add(child)
                 continue
             row_sources = set(model.row_sources) if model.row_sources is not None else None
             for edge in model.edges:
@@ -928,23 +1016,43 @@ def impact_radius(
     return results
 
 
-def analyze_impact(
+# --------------------------------------------------------------------------------------------
+# Stage 1: what the analysis reads
+
+
+@dataclass(frozen=True)
+class ImpactInputs:
+    """Everything one analysis reads: the base manifest and both sides' project files."""
+
+    manifest: Manifest
+    project_dir: Path
+    project: DbtProject
+    """The working tree's dbt_project.yml."""
+    base_code_dir: Path | None
+    """The base side's project files (an exported git tree), when known."""
+    base_project: DbtProject | None
+    dialect: str
+    working: Mapping[str, WorkingModel]
+    yaml_meta: Mapping[str, ModelMeta]
+    base_models: Mapping[str, Node]
+    """The base manifest's own models by name."""
+
+
+def load_inputs(
     project_dir: Path,
     base_manifest_path: Path,
     *,
+    base_code_dir: Path | None = None,
     state_dir: Path | None = None,
-    reporter: Reporter = NULL_REPORTER,
-) -> ImpactReport:
-    """The static path: base manifest vs the working tree, without dbt or a database."""
+    watch: Stopwatch | None = None,
+) -> ImpactInputs:
     from dataops_dev.dbt.project import read_project
-    from dataops_dev.dbt.render import Renderer, RenderError
 
-    watch = Stopwatch()
-    started = time.perf_counter()
+    watch = watch or Stopwatch()
     with watch.measure("load_manifest"):
         manifest = Manifest.load(base_manifest_path)
         project = read_project(project_dir)
-        dialect = dialect_for(manifest)
+        base_project = read_project(base_code_dir) if base_code_dir is not None else None
     with watch.measure("scan"):
         working = scan_models(project_dir, project.model_paths)
         yaml_meta = read_yaml_models(
@@ -952,233 +1060,669 @@ def analyze_impact(
             project.model_paths,
             cache_file=state_dir / "cache" / "impact_yaml.pickle" if state_dir else None,
         )
-    base_models = {n.name: n for n in manifest.models()}
-    # Files are matched by name: a moved file is the same model.
+    return ImpactInputs(
+        manifest=manifest,
+        project_dir=project_dir,
+        project=project,
+        base_code_dir=base_code_dir,
+        base_project=base_project,
+        dialect=dialect_for(manifest),
+        working=working,
+        yaml_meta=yaml_meta,
+        base_models={n.name: n for n in manifest.models()},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: what changed — model files, YAML, macros, vars, seeds and files behind sources
+
+
+@dataclass(frozen=True)
+class DataChange:
+    """A seed, an external source or a model whose input *file* changed: its SQL may be the
+    same, its rows are not."""
+
+    unique_id: str
+    name: str
+    reason: str
+    removed_columns: tuple[str, ...] = ()
+    added_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    changed: tuple[str, ...] = ()
+    """Models whose file changed."""
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    indirect: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Models whose file is the same but whose compiled SQL may not be (a macro or a var they
+    use changed) -> why. Both sides are rendered; an equal query drops out."""
+    data: tuple[DataChange, ...] = ()
+    meta_diffs: Mapping[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    """(metadata differences, contract breaks) of every YAML-described model of the base."""
+    meta_changed: tuple[str, ...] = ()
+    """Models whose YAML changed but whose file did not."""
+
+
+def file_changes(inputs: ImpactInputs) -> tuple[list[str], list[str], list[str]]:
+    """(changed, added, removed) model names. Files are matched by name: a moved file is the
+    same model."""
     changed: list[str] = []
     added: list[str] = []
-    for name, model in sorted(working.items()):
-        node = base_models.get(name)
+    for name, model in sorted(inputs.working.items()):
+        node = inputs.base_models.get(name)
         if node is None:
             added.append(name)
         elif node.checksum != model.checksum:
             changed.append(name)
-    removed = sorted(n for n in base_models if n not in working)
-    # (metadata differences, contract breaks) of every YAML-described model of the base.
+    removed = sorted(n for n in inputs.base_models if n not in inputs.working)
+    return changed, added, removed
+
+
+def meta_changes(
+    inputs: ImpactInputs, changed: Iterable[str]
+) -> tuple[dict[str, tuple[list[str], list[str]]], list[str]]:
     meta_diffs: dict[str, tuple[list[str], list[str]]] = {}
-    for name, meta in yaml_meta.items():
-        node = base_models.get(name)
+    for name, meta in inputs.yaml_meta.items():
+        node = inputs.base_models.get(name)
         if node is not None:
-            base_meta = meta_from_manifest(manifest, node)
+            base_meta = meta_from_manifest(inputs.manifest, node)
             meta_diffs[name] = ([], []) if base_meta == meta else _meta_differences(base_meta, meta)
+    skip = set(changed)
     meta_changed = sorted(
-        name
-        for name, (diff, breaks) in meta_diffs.items()
-        if name not in changed and (diff or breaks)
+        name for name, (diff, breaks) in meta_diffs.items() if name not in skip and (diff or breaks)
     )
-    renderer: Renderer | None = None
-    if changed or added:
-        with watch.measure("render_setup"):
-            renderer = Renderer.for_project(
-                project_dir,
-                manifest,
-                project_name=project.name,
-                vars=project.vars,
-                macro_paths=project.macro_paths,
-                extra_models=added,
+    return meta_diffs, meta_changed
+
+
+_MACRO_BLOCK = re.compile(
+    r"\{%-?\s*(macro|test|materialization)\b.*?\{%-?\s*end\1\s*-?%\}", re.DOTALL
+)
+
+
+def _macro_blocks(path: Path) -> set[str]:
+    """The text of every macro-like block in a macro file, as dbt keeps it (`macro_sql`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {m.group(0) for m in _MACRO_BLOCK.finditer(text)}
+
+
+def _own_macros(inputs: ImpactInputs) -> dict[str, Mapping[str, Any]]:
+    macros = inputs.manifest.data.get("macros") or {}
+    return {
+        uid: m
+        for uid, m in macros.items()
+        if isinstance(m, Mapping) and m.get("package_name") == inputs.project.name
+    }
+
+
+def _macro_callers(inputs: ImpactInputs, seeds: set[str]) -> set[str]:
+    """`seeds` plus every macro that calls one of them, transitively; a dispatch
+    implementation (`default__x`, `duckdb__x`) stands for its macro `x` too."""
+    macros = inputs.manifest.data.get("macros") or {}
+    by_name = {(m.get("package_name"), m.get("name")): uid for uid, m in macros.items()}
+    result = set(seeds)
+    for uid in seeds:
+        macro = macros.get(uid) or {}
+        name = str(macro.get("name") or "")
+        if "__" in name:
+            dispatched = by_name.get((macro.get("package_name"), name.split("__", 1)[1]))
+            if dispatched:
+                result.add(dispatched)
+    grew = True
+    while grew:
+        grew = False
+        for uid, macro in macros.items():
+            if uid in result:
+                continue
+            calls = (macro.get("depends_on") or {}).get("macros") or ()
+            if any(c in result for c in calls):
+                result.add(uid)
+                grew = True
+    return result
+
+
+def changed_macros(inputs: ImpactInputs) -> set[str]:
+    """Unique ids of the project's macros whose text is no longer in its file (edited, moved
+    or removed), plus every macro that calls one of them."""
+    blocks: dict[str, set[str]] = {}
+    edited: set[str] = set()
+    for uid, macro in _own_macros(inputs).items():
+        path = str(macro.get("original_file_path") or "")
+        if path not in blocks:
+            blocks[path] = _macro_blocks(inputs.project_dir / path)
+        if str(macro.get("macro_sql") or "") not in blocks[path]:
+            edited.add(uid)
+    return _macro_callers(inputs, edited) if edited else set()
+
+
+def macro_dependents(inputs: ImpactInputs) -> dict[str, str]:
+    """Model name -> why, for models that call a changed macro (manifest `depends_on.macros`)."""
+    changed = changed_macros(inputs)
+    if not changed:
+        return {}
+    result: dict[str, str] = {}
+    for name, node in inputs.base_models.items():
+        hit = sorted(m.rsplit(".", 1)[-1] for m in node.depends_on_macros if m in changed)
+        if hit:
+            result[name] = "macro changed: " + ", ".join(hit)
+    return result
+
+
+def var_dependents(inputs: ImpactInputs) -> dict[str, str]:
+    """Model name -> why, for models that read a var (directly or through a macro) when
+    dbt_project.yml's `vars` changed."""
+    if inputs.base_project is None:
+        return {}
+    base_vars, head_vars = dict(inputs.base_project.vars), dict(inputs.project.vars)
+    if base_vars == head_vars:
+        return {}
+    names = sorted(k for k in {*base_vars, *head_vars} if base_vars.get(k) != head_vars.get(k))
+    reading = {
+        uid for uid, m in _own_macros(inputs).items() if "var(" in str(m.get("macro_sql") or "")
+    }
+    reading = _macro_callers(inputs, reading)
+    why = "vars changed in dbt_project.yml: " + ", ".join(names)
+    return {
+        name: why
+        for name, node in inputs.base_models.items()
+        if "var(" in node.raw_code or any(m in reading for m in node.depends_on_macros)
+    }
+
+
+_FILE_READ = re.compile(
+    r"read_(?:csv|csv_auto|parquet|json|json_auto|ndjson|ndjson_auto)\s*\(\s*\[?\s*"
+    r"['\"]([^'\"]+)['\"]",
+    re.IGNORECASE,
+)
+_FILE_LITERAL = re.compile(r"['\"]([^'\"]+\.(?:csv|tsv|parquet|json|ndjson|jsonl)(?:\.gz)?)['\"]")
+
+
+def _external_locations(node: Node) -> list[str]:
+    """Relative file paths behind a dbt-duckdb external source: `external_location` in its
+    config or meta (`{name}` / `{identifier}` filled in), plain or as `read_csv('...')`."""
+    raw = node.raw
+    candidates = [
+        (raw.get("config") or {}).get("external_location"),
+        (raw.get("meta") or {}).get("external_location"),
+        (raw.get("source_meta") or {}).get("external_location"),
+    ]
+    paths: list[str] = []
+    for location in candidates:
+        if not isinstance(location, str) or not location:
+            continue
+        text = location
+        for key, value in (
+            ("name", node.name),
+            ("identifier", node.identifier),
+            ("schema", node.schema or ""),
+            ("source_name", node.source_name or ""),
+        ):
+            text = text.replace("{" + key + "}", value)
+        quoted = _FILE_LITERAL.findall(text)
+        paths.extend(quoted or ([text.strip()] if "(" not in text else []))
+        break  # the first one set is the one dbt-duckdb uses
+    return [p for p in paths if p and not Path(p).is_absolute() and "://" not in p]
+
+
+def _file_state(root: Path, pattern: str) -> tuple[tuple[str, bytes], ...]:
+    if any(ch in pattern for ch in "*?["):
+        matches = sorted(p for p in root.glob(pattern) if p.is_file())
+    else:
+        matches = [root / pattern] if (root / pattern).is_file() else []
+    return tuple((p.relative_to(root).as_posix(), p.read_bytes()) for p in matches)
+
+
+def _csv_header(path: Path | None) -> tuple[str, ...]:
+    import csv
+
+    if path is None or not path.is_file():
+        return ()
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            row = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ()
+    return tuple(c.strip().lower() for c in row)
+
+
+def _seed_changed(inputs: ImpactInputs, node: Node) -> bool:
+    relative = node.original_file_path
+    head = inputs.project_dir / relative
+    if not head.is_file():
+        return False  # a removed seed: its models fail to build, which dbt reports
+    if inputs.base_code_dir is not None:
+        return _file_state(inputs.base_code_dir, relative) != _file_state(
+            inputs.project_dir, relative
+        )
+    checksum = node.raw.get("checksum") or {}
+    if checksum.get("name") != "sha256":
+        return False
+    text = head.read_bytes().decode("utf-8", errors="replace")
+    return hashlib.sha256(text.encode()).hexdigest() != checksum.get("checksum")
+
+
+def data_changes(inputs: ImpactInputs) -> list[DataChange]:
+    """Seeds whose CSV changed, external sources whose file changed, and models that read a
+    changed file directly (`read_csv('data/x.csv')`). Files are compared with the base's
+    exported tree; seeds, without it, with the manifest's checksum."""
+    result: list[DataChange] = []
+    own = inputs.project.name
+    for node in inputs.manifest.nodes.values():
+        if node.resource_type != "seed" or node.package_name != own:
+            continue
+        if _seed_changed(inputs, node):
+            base_file = (
+                inputs.base_code_dir / node.original_file_path if inputs.base_code_dir else None
             )
+            before = _csv_header(base_file)
+            after = _csv_header(inputs.project_dir / node.original_file_path)
+            result.append(
+                DataChange(
+                    node.unique_id,
+                    node.name,
+                    f"seed data changed ({node.original_file_path})",
+                    removed_columns=tuple(c for c in before if after and c not in after),
+                    added_columns=tuple(c for c in after if before and c not in before),
+                )
+            )
+    if inputs.base_code_dir is None:
+        return result
+    base_dir = inputs.base_code_dir
 
-    def render(name: str, raw_code: str, language: str) -> _Version:
-        if language != "sql":
-            return _Version(None, "Python model")
-        assert renderer is not None
-        try:
-            rendered = renderer.render(raw_code, model_name=name)
-        except RenderError as exc:
-            return _Version(None, exc.message)
-        return _Version(rendered.sql, None)
+    def changed_files(paths: Iterable[str]) -> list[str]:
+        return [
+            p
+            for p in dict.fromkeys(paths)
+            if _file_state(base_dir, p) != _file_state(inputs.project_dir, p)
+        ]
 
-    base_versions: dict[str, _Version] = {}
-    head_versions: dict[str, _Version] = {}
-    with watch.measure("render"):
-        for name in changed:
-            node = base_models[name]
-            model = working[name]
-            head_versions[name] = render(name, model.raw_code, model.language)
-            base = render(name, node.raw_code, node.language)
-            if base.sql is None and node.compiled_code:
-                base = _Version(node.compiled_code, None)
-            base_versions[name] = base
-        for name in added:
-            model = working[name]
-            head_versions[name] = render(name, model.raw_code, model.language)
+    for source in inputs.manifest.sources.values():
+        if source.package_name != own:
+            continue
+        files = changed_files(_external_locations(source))
+        if files:
+            reason = "external file changed: " + ", ".join(files)
+            result.append(DataChange(source.unique_id, source.display_name, reason))
+    for name, model in inputs.working.items():
+        base = inputs.base_models.get(name)
+        if base is None or base.checksum != model.checksum:
+            continue  # new or edited models are classified from their SQL
+        files = changed_files(_FILE_READ.findall(model.raw_code))
+        if files:
+            reason = "reads a changed file: " + ", ".join(files)
+            result.append(DataChange(base.unique_id, name, reason))
+    return result
 
-    cache_dir = default_cache_dir(state_dir) if state_dir is not None else None
+
+def detect_changes(inputs: ImpactInputs) -> ChangeSet:
+    """Every candidate change between the base and the working tree (stage 2)."""
+    changed, added, removed = file_changes(inputs)
+    meta_diffs, meta_changed = meta_changes(inputs, changed)
+    data = data_changes(inputs)
+    settled = {*changed, *removed, *(d.name for d in data)}
+    indirect: dict[str, list[str]] = {}
+    for found in (macro_dependents(inputs), var_dependents(inputs)):
+        for name, why in found.items():
+            if name not in settled:
+                indirect.setdefault(name, []).append(why)
+    return ChangeSet(
+        changed=tuple(changed),
+        added=tuple(added),
+        removed=tuple(removed),
+        indirect={k: tuple(v) for k, v in sorted(indirect.items())},
+        data=tuple(data),
+        meta_diffs=meta_diffs,
+        meta_changed=tuple(n for n in meta_changed if n not in indirect),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 3: both versions of each candidate, rendered
+
+
+@dataclass
+class _Version:
+    """One side of a changed model: its SQL, or why there is none."""
+
+    sql: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Versions:
+    base: Mapping[str, _Version]
+    head: Mapping[str, _Version]
+    base_sql: Callable[[Node], str | None]
+    """The base SQL of any model (for lineage): compiled code, else rendered."""
+
+
+def _render_with(renderer: Renderer | None, name: str, raw_code: str, language: str) -> _Version:
+    from dataops_dev.dbt.render import RenderError
+
+    if language != "sql":
+        return _Version(None, "Python model: its output cannot be analysed statically")
+    if renderer is None:
+        return _Version(None, "cannot render")
+    try:
+        return _Version(renderer.render(raw_code, model_name=name).sql, None)
+    except RenderError as exc:
+        return _Version(None, exc.message)
+
+
+def make_renderers(
+    inputs: ImpactInputs, changes: ChangeSet
+) -> tuple[Renderer | None, Renderer | None]:
+    """(base, head) renderers: the base side with the base's macros and vars when its code is
+    known; the head side with the working tree's."""
+    from dataops_dev.dbt.render import Renderer
+
+    if not (changes.changed or changes.added or changes.indirect):
+        return None, None
+    project = inputs.project
+    head = Renderer.for_project(
+        inputs.project_dir,
+        inputs.manifest,
+        project_name=project.name,
+        vars=project.vars,
+        macro_paths=project.macro_paths,
+        extra_models=changes.added,
+    )
+    base: Renderer | None = None
+    if inputs.base_code_dir is not None and inputs.base_project is not None:
+        base = Renderer.for_project(
+            inputs.base_code_dir,
+            inputs.manifest,
+            project_name=inputs.base_project.name,
+            vars=inputs.base_project.vars,
+            macro_paths=inputs.base_project.macro_paths,
+        )
+    return base, head
+
+
+def render_versions(
+    inputs: ImpactInputs,
+    changes: ChangeSet,
+    base_renderer: Renderer | None,
+    head_renderer: Renderer | None,
+) -> Versions:
+    def base_of(node: Node, *, indirect: bool) -> _Version:
+        if base_renderer is not None:
+            version = _render_with(base_renderer, node.name, node.raw_code, node.language)
+        elif indirect and node.compiled_code:
+            # Without the base's code, its compiled SQL is the only base that has the old
+            # macros and vars in it.
+            version = _Version(node.compiled_code, None)
+        else:
+            version = _render_with(head_renderer, node.name, node.raw_code, node.language)
+        if version.sql is None and node.compiled_code and node.language == "sql":
+            version = _Version(node.compiled_code, None)
+        return version
+
+    base: dict[str, _Version] = {}
+    head: dict[str, _Version] = {}
+    for name in (*changes.changed, *changes.indirect):
+        node = inputs.base_models[name]
+        model = inputs.working[name]
+        head[name] = _render_with(head_renderer, name, model.raw_code, model.language)
+        base[name] = base_of(node, indirect=name in changes.indirect)
+    for name in changes.added:
+        model = inputs.working[name]
+        head[name] = _render_with(head_renderer, name, model.raw_code, model.language)
 
     def base_sql(node: Node) -> str | None:
         if node.compiled_code:
             return node.compiled_code
+        renderer = base_renderer or head_renderer
         if renderer is None:
             return None
-        version = render(node.name, node.raw_code, node.language)
-        return version.sql
+        return _render_with(renderer, node.name, node.raw_code, node.language).sql
 
-    with watch.measure("lineage"):
-        lineage = compute_lineage(
-            manifest, dialect=dialect, cache_dir=cache_dir, sql_for=base_sql, reporter=reporter
-        )
-    relations = RelationIndex.from_manifest(manifest)
-    report_models: list[ModelChange] = []
-    unchanged: list[str] = []
-    radius_input: dict[str, tuple[set[str], bool]] = {}
-    exposures = _exposure_names(manifest)
-    head_schemas: dict[str, tuple[str, ...] | None] = dict(lineage.schemas)
-    pending: dict[str, ModelChange] = {}
-    with watch.measure("classify"):
-        order = {n.name: i for i, n in enumerate(manifest.dependency_order)}
-        for name in sorted(changed, key=lambda n: order.get(n, 0)):
-            node = base_models[name]
-            base_v, head_v = base_versions[name], head_versions[name]
-            meta_diff, contract_breaks = meta_diffs.get(name, ([], []))
-            if base_v.sql is None or head_v.sql is None:
-                reason = head_v.error or base_v.error or "cannot render"
-                pending[node.unique_id] = ModelChange(
-                    name,
-                    node.unique_id,
-                    ModelStatus.MODIFIED,
-                    ChangeKind.UNKNOWN,
-                    reasons=(reason,),
-                    contract_enforced=node.contract_enforced,
-                    rows_affected=True,
-                )
-                radius_input[node.unique_id] = (
-                    set(lineage.schemas.get(node.unique_id) or ()),
-                    True,
-                )
-                continue
-            try:
-                base_p = prepare(base_v.sql, dialect, relations, lineage.schemas)
-                head_p = prepare(head_v.sql, dialect, relations, head_schemas)
-            except LineageError as exc:
-                pending[node.unique_id] = ModelChange(
-                    name,
-                    node.unique_id,
-                    ModelStatus.MODIFIED,
-                    ChangeKind.UNKNOWN,
-                    reasons=(str(exc),),
-                    contract_enforced=node.contract_enforced,
-                    rows_affected=True,
-                )
-                radius_input[node.unique_id] = (
-                    set(lineage.schemas.get(node.unique_id) or ()),
-                    True,
-                )
-                continue
-            sql_change = classify_prepared(base_p, head_p)
-            head_lineage = lineage_of_prepared(node.unique_id, head_p)
-            head_schemas[node.unique_id] = head_lineage.columns
-            kind = sql_change.change
-            reasons = list(sql_change.reasons)
-            if contract_breaks:
-                reasons.extend(contract_breaks)
-                kind = ChangeKind.BREAKING
-            if kind is None:
-                if meta_diff:
-                    kind = ChangeKind.METADATA
-                    reasons.extend(meta_diff)
-                else:
-                    unchanged.append(name)
-                    continue
-            elif meta_diff:
+    return Versions(base, head, base_sql)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 4: classification
+
+
+@dataclass
+class Classified:
+    """Stage 4's result: a change per model, and what the radius walk starts from."""
+
+    pending: dict[str, ModelChange] = field(default_factory=dict)
+    radius_input: dict[str, tuple[set[str], bool]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    head_schemas: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
+
+
+def _unknown(node: Node, name: str, reasons: Iterable[str]) -> ModelChange:
+    return ModelChange(
+        name,
+        node.unique_id,
+        ModelStatus.MODIFIED,
+        ChangeKind.UNKNOWN,
+        reasons=tuple(reasons),
+        contract_enforced=node.contract_enforced,
+        rows_affected=True,
+    )
+
+
+def classify_modified(
+    inputs: ImpactInputs,
+    changes: ChangeSet,
+    versions: Versions,
+    lineage: ProjectLineage,
+    relations: RelationIndex,
+    out: Classified,
+) -> None:
+    """Models whose file, macros or vars changed: their two queries compared."""
+    order = {n.name: i for i, n in enumerate(inputs.manifest.dependency_order)}
+    candidates = [*changes.changed, *changes.indirect]
+    for name in sorted(candidates, key=lambda n: order.get(n, 0)):
+        node = inputs.base_models[name]
+        why = list(changes.indirect.get(name, ()))
+        base_v, head_v = versions.base[name], versions.head[name]
+        meta_diff, contract_breaks = changes.meta_diffs.get(name, ([], []))
+        everything = (set(lineage.schemas.get(node.unique_id) or ()), True)
+        if base_v.sql is None or head_v.sql is None:
+            reason = head_v.error or base_v.error or "cannot render"
+            out.pending[node.unique_id] = _unknown(node, name, [*why, reason])
+            out.radius_input[node.unique_id] = everything
+            continue
+        try:
+            base_p = prepare(base_v.sql, inputs.dialect, relations, lineage.schemas)
+            head_p = prepare(head_v.sql, inputs.dialect, relations, out.head_schemas)
+        except LineageError as exc:
+            out.pending[node.unique_id] = _unknown(node, name, [*why, str(exc)])
+            out.radius_input[node.unique_id] = everything
+            continue
+        sql_change = classify_prepared(base_p, head_p)
+        out.head_schemas[node.unique_id] = lineage_of_prepared(node.unique_id, head_p).columns
+        kind = sql_change.change
+        reasons = [*why, *sql_change.reasons]
+        if contract_breaks:
+            reasons.extend(contract_breaks)
+            kind = ChangeKind.BREAKING
+        if kind is None:
+            if meta_diff:
+                kind = ChangeKind.METADATA
                 reasons.extend(meta_diff)
-            contract_broken = node.contract_enforced and (
-                bool(contract_breaks)
-                or bool(sql_change.removed_columns or sql_change.renamed_columns)
-                or bool(sql_change.type_changed_columns)
-            )
-            affected = set(sql_change.changed_columns) | set(sql_change.removed_columns)
-            affected |= {old for old, _ in sql_change.renamed_columns}
-            if kind in (ChangeKind.BREAKING, ChangeKind.PARTIAL, ChangeKind.UNKNOWN):
-                radius_input[node.unique_id] = (affected, sql_change.rows_affected)
-            pending[node.unique_id] = ModelChange(
-                name=name,
-                unique_id=node.unique_id,
-                status=ModelStatus.MODIFIED,
-                change=kind,
-                changed_columns=sql_change.changed_columns,
-                added_columns=sql_change.added_columns,
-                removed_columns=sql_change.removed_columns,
-                renamed_columns=sql_change.renamed_columns,
-                type_changed_columns=sql_change.type_changed_columns,
-                rows_affected=sql_change.rows_affected,
-                reasons=tuple(reasons),
-                contract_enforced=node.contract_enforced,
-                contract_broken=contract_broken,
-            )
-        for name in meta_changed:
-            node = base_models[name]
-            meta_diff, contract_breaks = meta_diffs[name]
-            kind = ChangeKind.BREAKING if contract_breaks else ChangeKind.METADATA
-            pending[node.unique_id] = ModelChange(
-                name,
-                node.unique_id,
-                ModelStatus.MODIFIED,
-                kind,
-                reasons=tuple(contract_breaks + meta_diff),
-                contract_enforced=node.contract_enforced,
-                contract_broken=bool(contract_breaks),
-            )
-        for name in removed:
-            node = base_models[name]
-            pending[node.unique_id] = ModelChange(
-                name,
-                node.unique_id,
-                ModelStatus.REMOVED,
-                ChangeKind.BREAKING,
-                removed_columns=tuple(lineage.schemas.get(node.unique_id) or ()),
-                rows_affected=True,
-                reasons=("model removed",),
-                contract_enforced=node.contract_enforced,
-                contract_broken=node.contract_enforced,
-            )
-            radius_input[node.unique_id] = (set(lineage.schemas.get(node.unique_id) or ()), True)
-        for name in added:
-            head_v = head_versions[name]
-            uid = f"model.{project.name}.{name}"
-            columns: tuple[str, ...] = ()
-            reasons = ["new model"]
-            kind = ChangeKind.ADDITIVE
-            if head_v.sql is not None:
-                try:
-                    head_p = prepare(head_v.sql, dialect, relations, head_schemas)
-                    columns = tuple(lineage_of_prepared(uid, head_p).columns or ())
-                except LineageError as exc:
-                    reasons.append(str(exc))
-            pending[uid] = ModelChange(
-                name,
-                uid,
-                ModelStatus.ADDED,
-                kind,
-                changed_columns=columns,
-                added_columns=columns,
-                reasons=tuple(reasons),
-            )
-    with watch.measure("radius"):
-        radius = impact_radius(manifest, lineage, radius_input, exposures=exposures)
-        origins = [
-            uid
-            for uid, change in pending.items()
-            if change.status is ModelStatus.MODIFIED
-            and head_schemas.get(uid) != lineage.schemas.get(uid)
-        ]
-        for origin, reshaped in _propagate_column_sets(
-            manifest, lineage, head_schemas, origins, base_sql, dialect, relations
-        ).items():
-            radius[origin] = _with_reshaped(
-                radius.get(origin, Impacted()), reshaped, manifest, lineage, exposures
-            )
+            elif name in changes.indirect:
+                continue  # a macro or var changed, this model's query did not
+            else:
+                out.unchanged.append(name)
+                continue
+        elif meta_diff:
+            reasons.extend(meta_diff)
+        contract_broken = node.contract_enforced and (
+            bool(contract_breaks)
+            or bool(sql_change.removed_columns or sql_change.renamed_columns)
+            or bool(sql_change.type_changed_columns)
+        )
+        affected = set(sql_change.changed_columns) | set(sql_change.removed_columns)
+        affected |= {old for old, _ in sql_change.renamed_columns}
+        if kind in (ChangeKind.BREAKING, ChangeKind.PARTIAL, ChangeKind.UNKNOWN):
+            out.radius_input[node.unique_id] = (affected, sql_change.rows_affected)
+        out.pending[node.unique_id] = ModelChange(
+            name=name,
+            unique_id=node.unique_id,
+            status=ModelStatus.MODIFIED,
+            change=kind,
+            changed_columns=sql_change.changed_columns,
+            added_columns=sql_change.added_columns,
+            removed_columns=sql_change.removed_columns,
+            renamed_columns=sql_change.renamed_columns,
+            type_changed_columns=sql_change.type_changed_columns,
+            rows_affected=sql_change.rows_affected,
+            reasons=tuple(reasons),
+            contract_enforced=node.contract_enforced,
+            contract_broken=contract_broken,
+        )
+
+
+def classify_meta_only(inputs: ImpactInputs, changes: ChangeSet, out: Classified) -> None:
+    for name in changes.meta_changed:
+        node = inputs.base_models[name]
+        meta_diff, contract_breaks = changes.meta_diffs[name]
+        kind = ChangeKind.BREAKING if contract_breaks else ChangeKind.METADATA
+        out.pending[node.unique_id] = ModelChange(
+            name,
+            node.unique_id,
+            ModelStatus.MODIFIED,
+            kind,
+            reasons=tuple(contract_breaks + meta_diff),
+            contract_enforced=node.contract_enforced,
+            contract_broken=bool(contract_breaks),
+        )
+
+
+def classify_removed(
+    inputs: ImpactInputs, changes: ChangeSet, lineage: ProjectLineage, out: Classified
+) -> None:
+    for name in changes.removed:
+        node = inputs.base_models[name]
+        columns = lineage.schemas.get(node.unique_id) or ()
+        out.pending[node.unique_id] = ModelChange(
+            name,
+            node.unique_id,
+            ModelStatus.REMOVED,
+            ChangeKind.BREAKING,
+            removed_columns=tuple(columns),
+            rows_affected=True,
+            reasons=("model removed",),
+            contract_enforced=node.contract_enforced,
+            contract_broken=node.contract_enforced,
+        )
+        out.radius_input[node.unique_id] = (set(columns), True)
+
+
+def classify_added(
+    inputs: ImpactInputs,
+    changes: ChangeSet,
+    versions: Versions,
+    relations: RelationIndex,
+    out: Classified,
+) -> None:
+    for name in changes.added:
+        head_v = versions.head[name]
+        uid = f"model.{inputs.project.name}.{name}"
+        columns: tuple[str, ...] = ()
+        reasons = ["new model"]
+        if head_v.sql is not None:
+            try:
+                head_p = prepare(head_v.sql, inputs.dialect, relations, out.head_schemas)
+                columns = tuple(lineage_of_prepared(uid, head_p).columns or ())
+            except LineageError as exc:
+                reasons.append(str(exc))
+        out.pending[uid] = ModelChange(
+            name,
+            uid,
+            ModelStatus.ADDED,
+            ChangeKind.ADDITIVE,
+            changed_columns=columns,
+            added_columns=columns,
+            reasons=tuple(reasons),
+        )
+
+
+def classify_data(
+    inputs: ImpactInputs, changes: ChangeSet, lineage: ProjectLineage, out: Classified
+) -> None:
+    """Seeds, sources and models whose input file changed: their rows may change, which only a
+    data diff tells (`unknown`), or `breaking` when the seed lost columns."""
+    for data in changes.data:
+        node = inputs.manifest.get(data.unique_id)
+        columns = lineage.schemas.get(data.unique_id) or ()
+        reasons = [data.reason, "rows may differ: only a data diff tells"]
+        kind = ChangeKind.UNKNOWN
+        if data.removed_columns:
+            kind = ChangeKind.BREAKING
+            reasons.append("removed columns: " + ", ".join(data.removed_columns))
+        if data.added_columns:
+            reasons.append("new columns: " + ", ".join(data.added_columns))
+        out.pending[data.unique_id] = ModelChange(
+            data.name,
+            data.unique_id,
+            ModelStatus.MODIFIED,
+            kind,
+            changed_columns=tuple(columns),
+            added_columns=data.added_columns,
+            removed_columns=data.removed_columns,
+            rows_affected=True,
+            reasons=tuple(reasons),
+            contract_enforced=bool(node and node.contract_enforced),
+        )
+        out.radius_input[data.unique_id] = ({*columns, *data.removed_columns}, True)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages 5 and 6: the impact radius, and the report
+
+
+def radius_of(
+    inputs: ImpactInputs,
+    lineage: ProjectLineage,
+    classified: Classified,
+    versions: Versions,
+    relations: RelationIndex,
+    exposures: Mapping[str, tuple[str, ...]],
+) -> dict[str, Impacted]:
+    manifest = inputs.manifest
+    radius = impact_radius(manifest, lineage, classified.radius_input, exposures=exposures)
+    origins = [
+        uid
+        for uid, change in classified.pending.items()
+        if change.status is ModelStatus.MODIFIED
+        and uid in classified.head_schemas
+        and classified.head_schemas.get(uid) != lineage.schemas.get(uid)
+    ]
+    schemas = {**lineage.schemas, **classified.head_schemas}
+    reshaped_by_origin = _propagate_column_sets(
+        manifest, lineage, schemas, origins, versions.base_sql, inputs.dialect, relations
+    )
+    for origin, reshaped in reshaped_by_origin.items():
+        radius[origin] = _with_reshaped(
+            radius.get(origin, Impacted()), reshaped, manifest, lineage, exposures
+        )
+    return radius
+
+
+def assemble_report(
+    base_manifest_path: Path,
+    inputs: ImpactInputs,
+    classified: Classified,
+    radius: Mapping[str, Impacted],
+    exposures: Mapping[str, tuple[str, ...]],
+    timings: Mapping[str, float],
+) -> ImpactReport:
+    manifest = inputs.manifest
+    report_models: list[ModelChange] = []
     diff_needed: set[str] = set()
     no_diff: set[str] = set()
-    for uid, change in pending.items():
+    for uid, change in classified.pending.items():
         impacted = radius.get(uid, Impacted())
         direct = exposures.get(uid, ())
         feeding = tuple(sorted(set(direct) | set(impacted.exposures)))
@@ -1193,19 +1737,77 @@ def analyze_impact(
                     no_diff.add(node.name)
     no_diff -= diff_needed
     no_diff -= {m.name for m in report_models}
-    watch.timings["total"] = time.perf_counter() - started
-    watch.timings["lineage_computed"] = float(lineage.stats.computed)
-    watch.timings["lineage_cached"] = float(lineage.stats.cached)
     report_models.sort(key=lambda m: (order_key(m.change), m.name))
     return ImpactReport(
         base_manifest=str(base_manifest_path),
-        dialect=dialect,
+        dialect=inputs.dialect,
         models=tuple(report_models),
-        unchanged=tuple(sorted(unchanged)),
+        unchanged=tuple(sorted(classified.unchanged)),
         diff_needed=tuple(sorted(diff_needed)),
         no_diff_needed=tuple(sorted(no_diff)),
-        timings=dict(watch.timings),
+        timings=dict(timings),
     )
+
+
+def analyze_impact(
+    project_dir: Path,
+    base_manifest_path: Path,
+    *,
+    state_dir: Path | None = None,
+    reporter: Reporter = NULL_REPORTER,
+    base_code_dir: Path | None = None,
+) -> ImpactReport:
+    """The static path: base manifest vs the working tree, without a database.
+
+    `base_code_dir`: the base side's project files (the base ref's exported tree). With it,
+    the base side renders with its own macros and vars, and changed seeds and files behind
+    external sources are found by comparing the two trees.
+    """
+    watch = Stopwatch()
+    started = time.perf_counter()
+    inputs = load_inputs(
+        project_dir,
+        base_manifest_path,
+        base_code_dir=base_code_dir,
+        state_dir=state_dir,
+        watch=watch,
+    )
+    with watch.measure("detect"):
+        changes = detect_changes(inputs)
+    with watch.measure("render_setup"):
+        base_renderer, head_renderer = make_renderers(inputs, changes)
+    with watch.measure("render"):
+        versions = render_versions(inputs, changes, base_renderer, head_renderer)
+    memo = RenderMemo.for_base(state_dir, base_manifest_path, base_code_dir)
+    if memo is not None:
+        versions = dataclasses.replace(versions, base_sql=memo.wrap(versions.base_sql))
+    with watch.measure("lineage"):
+        catalog = seed_headers(inputs.manifest, base_code_dir or project_dir)
+        lineage = compute_lineage(
+            inputs.manifest,
+            dialect=inputs.dialect,
+            cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
+            sql_for=versions.base_sql,
+            catalog=catalog,
+            reporter=reporter,
+        )
+    relations = RelationIndex.from_manifest(inputs.manifest)
+    exposures = _exposure_names(inputs.manifest)
+    classified = Classified(head_schemas=dict(lineage.schemas))
+    with watch.measure("classify"):
+        classify_modified(inputs, changes, versions, lineage, relations, classified)
+        classify_meta_only(inputs, changes, classified)
+        classify_removed(inputs, changes, lineage, classified)
+        classify_added(inputs, changes, versions, relations, classified)
+        classify_data(inputs, changes, lineage, classified)
+    with watch.measure("radius"):
+        radius = radius_of(inputs, lineage, classified, versions, relations, exposures)
+    if memo is not None:
+        memo.save()
+    watch.timings["total"] = time.perf_counter() - started
+    watch.timings["lineage_computed"] = float(lineage.stats.computed)
+    watch.timings["lineage_cached"] = float(lineage.stats.cached)
+    return assemble_report(base_manifest_path, inputs, classified, radius, exposures, watch.timings)
 
 
 def _propagate_column_sets(

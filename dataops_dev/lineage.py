@@ -26,30 +26,16 @@ from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
 from dataops_dev.atomic import write_text_atomic
+from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 # Bump when the walk below changes what it produces: it is part of every cache key.
-ALGORITHM_VERSION = "5"
+ALGORITHM_VERSION = "6"
 STAR = "*"
 # Every table reference is renamed to `<_DB>.t<n>` before qualifying, so the schema has one
 # nesting depth whatever the environment's database is called (see `_map_tables`).
 _DB = "dataops_rel"
-
-ADAPTER_DIALECTS: Mapping[str, str] = {
-    "duckdb": "duckdb",
-    "postgres": "postgres",
-    "redshift": "redshift",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "databricks": "databricks",
-    "spark": "spark",
-    "trino": "trino",
-    "athena": "athena",
-    "sqlserver": "tsql",
-    "fabric": "tsql",
-    "clickhouse": "clickhouse",
-}
 
 
 class EdgeKind(str, Enum):
@@ -790,6 +776,7 @@ def lineage_of_prepared(
     select = first_select(root.expression)
     edges: set[ColumnEdge] = set()
     columns: list[str] | None = []
+    names = output_names(walker.name(p.alias_or_name) for p in select.selects)
     for index, projection in enumerate(select.selects):
         leaves = walker.value(root, index)
         if projection.is_star:
@@ -797,7 +784,7 @@ def lineage_of_prepared(
             for (node, col, _row), kind in leaves.items():
                 edges.add(ColumnEdge(node, col, unique_id, STAR, kind))
             continue
-        out = walker.name(projection.alias_or_name)
+        out = names[index]
         if columns is not None:
             columns.append(out)
         for (node, col, is_row), kind in leaves.items():
@@ -817,6 +804,22 @@ def lineage_of_prepared(
         cache_key,
         row_sources=tuple(sorted(walker.row_sources(root))),
     )
+
+
+def output_names(names: Iterable[str]) -> list[str]:
+    """A query's output column names as the table gets them: a repeated name is suffixed
+    `_1`, `_2`, ... (DuckDB's rule; other engines refuse the duplicate), so two columns never
+    collapse into one."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for name in names:
+        unique, n = name, 0
+        while unique in seen:
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique)
+        result.append(unique)
+    return result
 
 
 def _edge_key(edge: ColumnEdge) -> tuple[str, str, str, str, str]:
@@ -977,6 +980,11 @@ def compute_lineage(
                     computed += 1
                     if cache is not None:
                         cache.put(result)
+            if result.columns is None and not result.edges and parents:
+                # Unparsable SQL still reads its parents: keep the edges, as unknown.
+                result = _opaque(
+                    node.unique_id, parents, result.unknown_reason or "", result.cache_key
+                )
             if result.unknown_reason:
                 unknown += 1
             results[node.unique_id] = result
@@ -1000,6 +1008,73 @@ def _ancestors(manifest: Manifest, uids: set[str]) -> set[str]:
     return seen
 
 
+def seed_headers(manifest: Manifest, project_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Seed columns from each seed CSV's header row (the columns dbt loads), by unique id."""
+    import csv
+
+    result: dict[str, tuple[str, ...]] = {}
+    for node in manifest.nodes.values():
+        if node.resource_type != "seed" or not node.original_file_path:
+            continue
+        try:
+            with (project_dir / node.original_file_path).open(encoding="utf-8", newline="") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if header:
+            result[node.unique_id] = tuple(c.strip().lower() for c in header)
+    return result
+
+
+class RenderMemo:
+    """Rendered SQL of a manifest's models, kept per (manifest, project files) when both are
+    immutable (a parsed git tree, a parse cached by content): a manifest without compiled code
+    renders each model once, not on every run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            loaded = {}
+        self.sql: dict[str, str | None] = loaded if isinstance(loaded, dict) else {}
+        self.dirty = False
+
+    @classmethod
+    def beside(cls, manifest: Path) -> RenderMemo:
+        """For a manifest whose project files are fixed by its own cache key."""
+        return cls(manifest.parent / "rendered_sql.json")
+
+    @classmethod
+    def for_base(
+        cls, state_dir: Path | None, manifest: Path, code_dir: Path | None
+    ) -> RenderMemo | None:
+        if state_dir is None or code_dir is None:
+            return None  # without the base's own files the base renders with the working tree's
+        stat = manifest.stat()
+        identity = f"{manifest.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{code_dir.resolve()}"
+        key = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return cls(state_dir / "cache" / "rendered" / f"{key}.json")
+
+    def wrap(self, sql_for: Callable[[Node], str | None]) -> Callable[[Node], str | None]:
+        def cached(node: Node) -> str | None:
+            if node.compiled_code:
+                return node.compiled_code
+            if node.unique_id in self.sql:
+                return self.sql[node.unique_id]
+            found = self.sql[node.unique_id] = sql_for(node)
+            self.dirty = True
+            return found
+
+        return cached
+
+    def save(self) -> None:
+        if self.dirty:
+            from dataops_dev.atomic import write_text_atomic
+
+            write_text_atomic(self.path, json.dumps(self.sql, separators=(",", ":")))
+
+
 def default_cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache" / "lineage"
 
@@ -1010,12 +1085,16 @@ def load_project_lineage(
     project_dir: Path | None = None,
     state_dir: Path | None = None,
     reporter: Reporter = NULL_REPORTER,
+    render_memo: RenderMemo | None = None,
 ) -> tuple[Manifest, ProjectLineage]:
     """Lineage of the project behind `manifest_path`: compiled SQL when the manifest has it, else
-    the model rendered by the light renderer (a `dbt parse` manifest); the catalog.json next to
-    the manifest, when present, gives source and seed columns."""
+    the model rendered by the light renderer (a `dbt parse` manifest; `render_memo` keeps those
+    renders when the manifest and the project files are fixed); the catalog.json next to the
+    manifest, when present, and the seed CSV headers give source and seed columns."""
     manifest = Manifest.load(manifest_path)
     catalog = load_catalog(manifest_path.parent / "catalog.json")
+    if project_dir is not None:
+        catalog = {**seed_headers(manifest, project_dir), **catalog}
     renderer = None
     if project_dir is not None and any(
         not n.compiled_code for n in manifest.models() if n.language == "sql"
@@ -1047,8 +1126,10 @@ def load_project_lineage(
     lineage = compute_lineage(
         manifest,
         cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
-        sql_for=sql_for,
+        sql_for=render_memo.wrap(sql_for) if render_memo is not None else sql_for,
         catalog=catalog,
         reporter=reporter,
     )
+    if render_memo is not None:
+        render_memo.save()
     return manifest, lineage

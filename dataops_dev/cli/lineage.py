@@ -12,19 +12,57 @@ from dataops_dev.cli import AppContext, emit_json, format_options, resolve_forma
 
 
 def _split_target(manifest: Any, target: str) -> tuple[Any, str | None]:
-    """`MODEL`, `MODEL.COLUMN`, `SOURCE.TABLE` or `SOURCE.TABLE.COLUMN` -> (node, column)."""
-    from dataops_dev.errors import ProjectError
+    """`MODEL`, `MODEL.COLUMN`, `SOURCE.TABLE` or `SOURCE.TABLE.COLUMN` -> (node, column).
+
+    An unknown name is a usage error (exit 2), like an unknown column."""
+    from dataops_dev.errors import ProjectError, UsageError
 
     try:
         return manifest.find(target), None
     except ProjectError as whole_error:
-        if "." not in target:
-            raise
-        name, column = target.rsplit(".", 1)
-        try:
-            return manifest.find(name), column
-        except ProjectError:
-            raise whole_error from None
+        if "." in target:
+            name, column = target.rsplit(".", 1)
+            try:
+                return manifest.find(name), column
+            except ProjectError:
+                pass
+        raise UsageError(whole_error.message, whole_error.hint) from None
+
+
+def _project_dir_option(function: Any) -> Any:
+    """`--project-dir` after the command too (`dataops-dev impact --project-dir transform`)."""
+    return click.option(
+        "--project-dir",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The dbt project (default: found from the current directory).",
+    )(function)
+
+
+def _for_project(app: AppContext, project_dir: Path | None) -> AppContext:
+    if project_dir is None:
+        return app
+    import dataclasses
+
+    return dataclasses.replace(app, project_dir=project_dir, _loaded=None)
+
+
+def _working_manifest(app: AppContext, reporter: Any) -> tuple[Path, str, bool]:
+    """The manifest of the working tree as it is now: target/manifest.json when it was written
+    after every project file changed, else a `dbt parse` of the tree (cached by content)."""
+    from dataops_dev.dbt import parse
+
+    loaded = app.loaded
+    local = loaded.project_dir / "target" / "manifest.json"
+    if local.is_file():
+        newest = parse.newest_change(loaded.project_dir, skip=(loaded.state_dir,))
+        if local.stat().st_mtime >= newest:
+            return local, "up to date with the working tree", False
+    parsed = parse.working_manifest(loaded, reporter=reporter)
+    why = "parsed from the working tree"
+    if local.is_file():
+        why += " (target/manifest.json is older than the project files)"
+    return parsed.path, why + (", cached" if parsed.reused else ""), True
 
 
 @click.command()
@@ -35,9 +73,10 @@ def _split_target(manifest: Any, target: str) -> tuple[Any, str | None]:
     "--manifest",
     "manifest_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="manifest.json to read (default: target/manifest.json, else production's).",
+    help="manifest.json to read (default: the working tree's, parsed when it changed).",
 )
 @format_options(choices=("text", "json"))
+@_project_dir_option
 @click.pass_obj
 def lineage(
     app: AppContext,
@@ -46,21 +85,30 @@ def lineage(
     manifest_path: Path | None,
     output_format: str,
     as_json: bool,
+    project_dir: Path | None,
 ) -> None:
     """Column lineage of MODEL (or one column of it), upstream and/or downstream."""
-    from dataops_dev.impact import find_base_manifest
     from dataops_dev.lineage import STAR, load_project_lineage
 
+    app = _for_project(app, project_dir)
     loaded = app.loaded
-    if manifest_path is None:
-        local = loaded.project_dir / "target" / "manifest.json"
-        manifest_path = local if local.is_file() else find_base_manifest(loaded, None)
+    from dataops_dev.lineage import RenderMemo
+
     with app.reporter() as reporter:
+        fixed = False
+        if manifest_path is None:
+            manifest_path, why, fixed = _working_manifest(app, reporter)
+        else:
+            why = "given with --manifest"
+        if not app.quiet:
+            click.echo(f"lineage from {manifest_path} ({why})", err=True)
         manifest, project_lineage = load_project_lineage(
             manifest_path,
             project_dir=loaded.project_dir,
             state_dir=loaded.state_dir,
             reporter=reporter,
+            # A parse cached by content hash is fixed with its files: keep its renders.
+            render_memo=RenderMemo.beside(manifest_path) if fixed else None,
         )
     node, column = _split_target(manifest, target)
     from dataops_dev.errors import UsageError
@@ -81,6 +129,7 @@ def lineage(
     names = project_lineage.names
     model = project_lineage.models.get(node.unique_id)
     data = {
+        "manifest": str(manifest_path),
         "node": node.display_name,
         "column": column,
         "direction": direction or "both",
@@ -125,6 +174,7 @@ def lineage(
     help="Exit 3 when a change is breaking (or, with `unknown`, breaking or unknown).",
 )
 @format_options()
+@_project_dir_option
 @click.pass_obj
 def impact(
     app: AppContext,
@@ -133,16 +183,28 @@ def impact(
     fail_on: str,
     output_format: str,
     as_json: bool,
+    project_dir: Path | None,
 ) -> None:
-    """Static change set of the working tree against production: no dbt, no database."""
+    """Static change set of the working tree against a base: its manifest, or the base ref's
+    tree parsed by dbt once (cached). No database."""
     from dataops_dev.errors import BlockingFindings
-    from dataops_dev.impact import ChangeKind, analyze_impact, find_base_manifest
+    from dataops_dev.impact import ChangeKind, analyze_impact, resolve_base
 
+    app = _for_project(app, project_dir)
     loaded = app.loaded
-    path = find_base_manifest(loaded, base_manifest, base_ref=base_ref)
+    from dataops_dev.dbt.parse import ensure_packages
+
     with app.reporter() as reporter:
+        base = resolve_base(loaded, base_manifest, base_ref=base_ref, reporter=reporter)
+        if not app.quiet:
+            click.echo(f"base: {base.manifest} ({base.origin})", err=True)
+        ensure_packages(loaded, reporter=reporter)
         report = analyze_impact(
-            loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter
+            loaded.project_dir,
+            base.manifest,
+            state_dir=loaded.state_dir,
+            reporter=reporter,
+            base_code_dir=base.code_dir,
         )
     fmt = resolve_format(output_format, as_json)
     if fmt == "json":

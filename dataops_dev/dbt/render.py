@@ -1,8 +1,11 @@
 """A light Jinja renderer for dbt models: `ref`, `source`, `config`, `var`, `is_incremental`, `this`,
-the project's own macros and dbt's common cross-database macros, without importing dbt.
+the project's and installed packages' macros (with dbt's `test`, `materialization`, `docs` and
+`snapshot` blocks, `call statement`, `adapter.dispatch`) and dbt's common cross-database macros,
+without importing dbt.
 
 `impact` uses it to compile models whose compiled SQL is stale, in milliseconds and without a
-database; anything it cannot render (`run_query`, package macros) raises `RenderError`.
+database; what needs a database (`run_query`) raises `RenderError`, and so does a model whose
+macro file could not be loaded (the model is `unknown`, the rest render).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Self
 
 import jinja2
 import jinja2.ext
+import jinja2.nodes
 import jinja2.sandbox
 
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -35,6 +39,80 @@ class RenderError(ProjectError):
 
 
 _NO_DEFAULT: Any = object()
+
+
+# --------------------------------------------------------------------------------------------
+# dbt's own block tags. dbt parses these with Jinja extensions; ours define the same shapes so a
+# macro file with a custom generic test or materialization loads, and a snapshot renders its SQL.
+
+
+class _TestTag(jinja2.ext.Extension):
+    """`{% test name(model, column_name) %}...{% endtest %}` is the macro `test_name`."""
+
+    tags = {"test"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        node = jinja2.nodes.Macro(lineno=lineno)
+        node.name = "test_" + parser.parse_assign_target(name_only=True).name
+        parser.parse_signature(node)
+        node.body = parser.parse_statements(("name:endtest",), drop_needle=True)
+        return node
+
+
+class _MaterializationTag(jinja2.ext.Extension):
+    """`{% materialization name, adapter='x' %}` (or `, default`) is the macro
+    `materialization_name_x`; it only runs inside dbt, so its body is never called here."""
+
+    tags = {"materialization"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        name = parser.parse_assign_target(name_only=True).name
+        adapter = "default"
+        while parser.stream.skip_if("comma"):
+            target = parser.parse_assign_target(name_only=True).name
+            if parser.stream.skip_if("assign"):
+                value = parser.parse_expression()
+                if target == "adapter" and isinstance(value, jinja2.nodes.Const):
+                    adapter = str(value.value)
+            elif target == "default":
+                adapter = "default"
+        node = jinja2.nodes.Macro(lineno=lineno)
+        node.name = f"materialization_{name}_{adapter}"
+        node.args = []
+        node.defaults = []
+        node.body = parser.parse_statements(("name:endmaterialization",), drop_needle=True)
+        return node
+
+
+class _DocsTag(jinja2.ext.Extension):
+    """`{% docs name %}...{% enddocs %}` blocks are documentation: they render to nothing."""
+
+    tags = {"docs"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        parser.parse_assign_target(name_only=True)
+        parser.parse_statements(("name:enddocs",), drop_needle=True)
+        return jinja2.nodes.Output([], lineno=lineno)
+
+
+class _SnapshotTag(jinja2.ext.Extension):
+    """`{% snapshot name %}SQL{% endsnapshot %}` renders as its SQL (the snapshot's query)."""
+
+    tags = {"snapshot"}  # noqa: RUF012 - jinja2's class attribute
+
+    def parse(self, parser: Any) -> list[jinja2.nodes.Node]:
+        next(parser.stream)
+        parser.parse_assign_target(name_only=True)
+        body: list[jinja2.nodes.Node] = parser.parse_statements(
+            ("name:endsnapshot",), drop_needle=True
+        )
+        return body
+
+
+_DBT_TAGS = (_TestTag, _MaterializationTag, _DocsTag, _SnapshotTag)
 
 
 class _Return(Exception):  # noqa: N818 - control flow, not an error
@@ -86,6 +164,8 @@ class RenderContext:
     project_name: str
     vars: Mapping[str, Any] = field(default_factory=dict)
     macro_files: tuple[tuple[str, str], ...] = ()
+    package_macro_files: tuple[tuple[str, str, str], ...] = ()
+    """(package, path, text) of the installed packages' macro files (`dbt_packages/`)."""
     """(path, text) of the project's macro files."""
     adapter: str = "duckdb"
     target_name: str = "prod"
@@ -97,7 +177,7 @@ def _quoting_dialect(adapter: str) -> str:
     """The sqlglot dialect that quotes identifiers as the adapter does (ANSI when unknown)."""
     from sqlglot.dialects.dialect import Dialect
 
-    from dataops_dev.lineage import ADAPTER_DIALECTS
+    from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 
     dialect = ADAPTER_DIALECTS.get(adapter, adapter)
     try:
@@ -257,8 +337,12 @@ class Renderer:
         self._extra = set(extra_models)
         self._dialect = _quoting_dialect(context.adapter)
         self.environment = jinja2.sandbox.SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, extensions=[jinja2.ext.do, jinja2.ext.loopcontrols]
+            undefined=jinja2.StrictUndefined,
+            extensions=[jinja2.ext.do, jinja2.ext.loopcontrols, *_DBT_TAGS],
         )
+        self.macro_errors: dict[str, str] = {}
+        """Macro files that could not be loaded (path -> why): models that call into them
+        are `unknown`, the rest render."""
         self._used: list[str] = []
         self._config = _Config()
         self._this: RelationName | None = None
@@ -376,7 +460,11 @@ class Renderer:
             raise RenderError(f"env_var({name!r}) is not set and has no default")
 
         def dispatch(name: str, macro_namespace: str | None = None) -> Callable[..., Any]:
-            for candidate in (f"{adapter}__{name}", f"default__{name}", name):
+            # dbt looks for the adapter's implementation, then its parents', then the default;
+            # never `name` itself (the dispatching macro would call itself).
+            parents = {"redshift": ("postgres",)}.get(adapter, ())
+            candidates = [f"{a}__{name}" for a in (adapter, *parents)] + [f"default__{name}"]
+            for candidate in candidates:
                 if candidate in self._namespace and callable(self._namespace[candidate]):
                     return self._namespace[candidate]
             if name in cross:
@@ -411,24 +499,49 @@ class Renderer:
                 "invocation_id": "00000000-0000-0000-0000-000000000000",
                 "modules": _Namespace({"datetime": datetime, "re": re}),
                 "run_query": _unsupported("run_query"),
-                "statement": _unsupported("statement"),
-                "load_result": _unsupported("load_result"),
+                # As in dbt while `execute` is false: a statement runs nothing, has no result.
+                "statement": _no_statement,
+                "load_result": lambda *a, **k: None,
                 "graph": _Namespace({"nodes": {}, "sources": {}}),
             }
         )
+        self._load_packages(ns)
         for path, text in self.context.macro_files:
             try:
                 template = self.environment.from_string(text)
                 module = template.make_module(vars=ns, shared=True)
-            except jinja2.TemplateError as exc:
-                raise RenderError(
-                    f"cannot load macros from {path}: {exc}",
-                    author_error=isinstance(exc, jinja2.TemplateSyntaxError),
-                ) from exc
+            except (jinja2.TemplateError, RenderError, _Return) as exc:
+                # One bad file must not stop the others: models that need it become unknown.
+                self.macro_errors[path] = str(getattr(exc, "message", None) or exc)
+                continue
             for name in dir(module):
                 macro = getattr(module, name)
                 if isinstance(macro, jinja2.runtime.Macro):
                     ns[name] = _wrap_macro(macro)
+
+    def _load_packages(self, ns: dict[str, Any]) -> None:
+        """Package macros: callable as `package.name` and, where no builtin has the name,
+        unqualified (a package's macros call each other so). The project's own load later and
+        win."""
+        packages: dict[str, dict[str, Any]] = {}
+        for package, path, text in self.context.package_macro_files:
+            try:
+                module = self.environment.from_string(text).make_module(vars=ns, shared=True)
+            except (jinja2.TemplateError, RenderError, _Return) as exc:
+                self.macro_errors[path] = str(getattr(exc, "message", None) or exc)
+                continue
+            members = packages.setdefault(package, {})
+            for name in dir(module):
+                macro = getattr(module, name)
+                if isinstance(macro, jinja2.runtime.Macro):
+                    members[name] = _wrap_macro(macro)
+        builtins = set(ns)
+        for package, members in packages.items():
+            for name, macro in members.items():
+                if name not in builtins:
+                    ns[name] = macro
+            if package not in builtins:
+                ns[package] = _Namespace(members)
 
     # rendering ------------------------------------------------------------------------------
 
@@ -448,7 +561,7 @@ class Renderer:
         except RenderError:
             raise
         except jinja2.UndefinedError as exc:
-            raise RenderError(f"{model_name}: {exc.message} (a package macro?)") from exc
+            raise RenderError(f"{model_name}: {exc.message}{self._undefined_hint()}") from exc
         except jinja2.TemplateError as exc:
             raise RenderError(
                 f"{model_name}: cannot render: {exc}",
@@ -457,6 +570,16 @@ class Renderer:
         return RenderedModel(
             sql=sql, depends_on=tuple(dict.fromkeys(self._used)), config=dict(self._config.values)
         )
+
+    def _undefined_hint(self) -> str:
+        if self.macro_errors:
+            broken = "; ".join(f"{p}: {e}" for p, e in sorted(self.macro_errors.items()))
+            return f" (macro files that could not be loaded: {broken})"
+        return " (a package macro?)"
+
+
+def _no_statement(*_args: Any, **_kwargs: Any) -> str:
+    return ""
 
 
 def _raise_compiler(message: str, *_args: Any) -> str:
@@ -485,6 +608,37 @@ def macro_files(project_dir: Path, macro_paths: Iterable[str]) -> tuple[tuple[st
     return tuple(files)
 
 
+def package_macro_files(project_dir: Path) -> tuple[tuple[str, str, str], ...]:
+    """(package, path, text) of every macro file of the packages installed in the project."""
+    import yaml
+
+    from dataops_dev.dbt.project import read_project
+
+    try:
+        install_path = read_project(project_dir).raw.get("packages-install-path")
+    except ProjectError:
+        return ()
+    root = project_dir / str(install_path or "dbt_packages")
+    if not root.is_dir():
+        return ()
+    files: list[tuple[str, str, str]] = []
+    for package_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            data = yaml.safe_load((package_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict) or not data.get("name"):
+            continue
+        for folder in data.get("macro-paths") or ("macros",):
+            for path in sorted((package_dir / str(folder)).rglob("*.sql")):
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                files.append((str(data["name"]), str(path.relative_to(project_dir)), text))
+    return tuple(files)
+
+
 def context_for(
     project_dir: Path,
     manifest: Manifest | None,
@@ -510,6 +664,7 @@ def context_for(
         project_name=project_name,
         vars=vars,
         macro_files=macro_files(project_dir, macro_paths),
+        package_macro_files=package_macro_files(project_dir),
         adapter=adapter or "duckdb",
         target_name=target_name,
         default_database=database,

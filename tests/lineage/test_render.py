@@ -198,3 +198,55 @@ def test_backticks_in_names_are_escaped_for_backtick_adapters() -> None:
     )
     assert rendered.sql == "select * from `s`.`we``ird` -- `a``b`"
     sqlglot.parse_one(rendered.sql, read="databricks")
+
+
+DBT_BLOCKS = (
+    (
+        "macros/generic_tests.sql",
+        "{% test is_positive(model, column_name) %}\n"
+        "select * from {{ model }} where {{ column_name }} < 0\n{% endtest %}\n",
+    ),
+    (
+        "macros/materializations.sql",
+        "{% materialization audit_view, adapter='duckdb' %}\n"
+        "{% call statement('main') %}create view {{ this }} as {{ sql }}{% endcall %}\n"
+        "{{ return({'relations': [this]}) }}\n{% endmaterialization %}\n"
+        "{% materialization noop, default %}{% endmaterialization %}\n",
+    ),
+    ("macros/docs.md.sql", "{% docs orders %}One row per **order**.{% enddocs %}\n"),
+    (
+        "macros/money.sql",
+        "{% macro money(c) %}{{ return(adapter.dispatch('money')(c)) }}{% endmacro %}\n"
+        "{% macro default__money(c) %}({{ c }} / 100){% endmacro %}\n"
+        "{% macro duckdb__money(c) %}round({{ c }} / 100.0, 2){% endmacro %}\n"
+        "{% macro audited() %}{% call statement('audit', fetch_result=True) %}select 1"
+        "{% endcall %}{% set r = load_result('audit') %}{{ return('audited') }}{% endmacro %}\n",
+    ),
+)
+
+
+def test_dbt_block_tags_load_and_dispatch_picks_the_adapter() -> None:
+    context = RenderContext(project_name="p", macro_files=DBT_BLOCKS, adapter="duckdb")
+    renderer = Renderer(context, None, extra_models=["orders"])
+    assert renderer.macro_errors == {}
+    sql = renderer.render(
+        "select {{ money('amount') }} as amount, '{{ audited() }}' as a from {{ ref('orders') }}",
+        model_name="m",
+    ).sql
+    assert sql == "select round(amount / 100.0, 2) as amount, 'audited' as a from \"orders\""
+    snapshot = renderer.render(
+        "{% snapshot orders_snap %}{{ config(unique_key='id', strategy='check') }}"
+        "select * from {{ ref('orders') }}{% endsnapshot %}",
+        model_name="orders_snap",
+    )
+    assert snapshot.sql.strip() == 'select * from "orders"'
+    assert snapshot.config["unique_key"] == "id"
+
+
+def test_a_broken_macro_file_degrades_only_the_models_that_need_it() -> None:
+    files = (*DBT_BLOCKS, ("macros/broken.sql", "{% macro broken( %}oops{% endmacro %}"))
+    renderer = Renderer(RenderContext(project_name="p", macro_files=files), None)
+    assert list(renderer.macro_errors) == ["macros/broken.sql"]
+    assert renderer.render("select {{ money('x') }} as y", model_name="ok").sql
+    with pytest.raises(RenderError, match=r"broken.*macros/broken.sql"):
+        renderer.render("select {{ broken() }} as y", model_name="needs_it")
