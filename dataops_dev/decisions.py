@@ -7,6 +7,7 @@ hash), so any later change produces a new fingerprint and the old approval no lo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -159,13 +160,47 @@ def reviewer_identity(project_dir: Path) -> str:
     return identity
 
 
+TRUST_KINDS = frozenset({FindingKind.MASKING_POLICY_CHANGED, FindingKind.PRODUCTION_TARGET_CHANGED})
+"""Findings about the trust boundary: only someone who did not write the change may approve."""
+
+
+def identity_email(identity: str) -> str:
+    """The e-mail of `Name <email>` (lower case), or "" when there is none."""
+    match = re.search(r"<([^<>\s]+)>\s*$", identity.strip())
+    return match.group(1).lower() if match else ""
+
+
+def change_authors(project_dir: Path, report: Report) -> frozenset[str]:
+    """E-mails of whoever wrote the reviewed change: authors and committers of the commits
+    between the report's base and head, and the current git identity when the review included
+    uncommitted files. Empty when git cannot say (no repository, unknown commits)."""
+    from dataops_dev import gitrepo
+    from dataops_dev.errors import GitError
+
+    try:
+        authors = set(gitrepo.change_authors(project_dir, report.base.commit, report.head.commit))
+    except GitError:
+        return frozenset()
+    if report.head.dirty:
+        with contextlib.suppress(UsageError):
+            authors.add(identity_email(reviewer_identity(project_dir)))
+    return frozenset(a for a in authors if a)
+
+
 def approval_problem(
-    finding: Finding, decision: Decision, *, by: str, note: str
+    finding: Finding,
+    decision: Decision,
+    *,
+    by: str,
+    note: str,
+    authors: frozenset[str] = frozenset(),
 ) -> tuple[str, str] | None:
     """Why this decision cannot count, with the hint to fix it, or None when it can.
 
     The one rule set: `decide` refuses to record such a decision, and deploy ignores one found
     in the approvals file (hand-written or recorded for a finding whose severity changed).
+    `authors` are the e-mails of who wrote the change (`change_authors`): a branch is untrusted
+    input, so its author cannot approve its own change to masking or to production's target.
     """
     if decision is not Decision.APPROVED:
         return None  # a rejection keeps the finding blocking: nothing to guard
@@ -188,6 +223,12 @@ def approval_problem(
             f"not {by.strip()[:60]!r}",
             'record it with `dataops-dev decide approve FINGERPRINT --note "..."`',
         )
+    if finding.kind in TRUST_KINDS and identity_email(by) in authors:
+        return (
+            f"{finding.kind.value} changes the trust boundary: it needs a reviewer who did not "
+            f"write the change, not {by.strip()[:60]!r}",
+            "ask someone who did not author the branch to run `dataops-dev decide approve`",
+        )
     return None
 
 
@@ -207,10 +248,11 @@ def record_decision(
     *,
     note: str = "",
     by: str | None = None,
+    authors: frozenset[str] = frozenset(),
 ) -> RecordedDecision:
     """Write (or replace) the decision on `finding` in the approvals file."""
     reviewer = by if by is not None else reviewer_identity(project_dir)
-    problem = approval_problem(finding, decision, by=reviewer, note=note)
+    problem = approval_problem(finding, decision, by=reviewer, note=note, authors=authors)
     if problem is not None:
         raise UsageError(*problem)
     recorded = RecordedDecision(
@@ -236,23 +278,29 @@ def verdict_of(models: Iterable[ModelReport], error: str | None = None) -> Verdi
     return Verdict.BLOCKED if blocked else Verdict.PASS
 
 
-def _attach(finding: Finding, decisions: Mapping[str, RecordedDecision]) -> Finding:
+def _attach(
+    finding: Finding, decisions: Mapping[str, RecordedDecision], authors: frozenset[str]
+) -> Finding:
     """`finding` with its recorded decision as approval, if there is one that counts."""
     decision = decisions.get(finding.fingerprint)
     if decision is not None and approval_problem(
-        finding, decision.decision, by=decision.by, note=decision.note
+        finding, decision.decision, by=decision.by, note=decision.note, authors=authors
     ):
         decision = None
     return dataclasses.replace(finding, approval=decision.approval() if decision else None)
 
 
-def apply_decisions(report: Report, decisions: Mapping[str, RecordedDecision]) -> Report:
+def apply_decisions(
+    report: Report,
+    decisions: Mapping[str, RecordedDecision],
+    authors: frozenset[str] = frozenset(),
+) -> Report:
     """The report with recorded decisions attached to its findings and the verdict redone.
     A decision that breaks the rules (`approval_problem`) is not attached: it does not count."""
     models = tuple(
         dataclasses.replace(
             model,
-            findings=tuple(_attach(f, decisions) for f in model.findings),
+            findings=tuple(_attach(f, decisions, authors) for f in model.findings),
         )
         for model in report.models
     )
@@ -260,7 +308,9 @@ def apply_decisions(report: Report, decisions: Mapping[str, RecordedDecision]) -
 
 
 def invalid_decisions(
-    report: Report, decisions: Mapping[str, RecordedDecision]
+    report: Report,
+    decisions: Mapping[str, RecordedDecision],
+    authors: frozenset[str] = frozenset(),
 ) -> list[InvalidDecision]:
     """Recorded decisions on the report's findings that do not count, with the reason."""
     invalid = []
@@ -268,7 +318,9 @@ def invalid_decisions(
         decision = decisions.get(finding.fingerprint)
         if decision is None:
             continue
-        problem = approval_problem(finding, decision.decision, by=decision.by, note=decision.note)
+        problem = approval_problem(
+            finding, decision.decision, by=decision.by, note=decision.note, authors=authors
+        )
         if problem is not None:
             invalid.append(InvalidDecision(finding.fingerprint, finding.title, problem[0]))
     return invalid

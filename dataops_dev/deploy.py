@@ -255,12 +255,21 @@ def judge(loaded: LoadedConfig, report: Report) -> tuple[Report, list[InvalidDec
     """The report judged again: its findings re-derived by the policy from its evidence, the
     approvals file's decisions re-applied by the rules `decide` enforces, the verdict redone.
     Also the recorded approvals that do not count, with why."""
-    from dataops_dev.decisions import apply_decisions, invalid_decisions, load_decisions
+    from dataops_dev.decisions import (
+        apply_decisions,
+        change_authors,
+        invalid_decisions,
+        load_decisions,
+    )
     from dataops_dev.policy import rederive
 
     rederived = rederive(report, loaded.config.policy)
     decisions = load_decisions(loaded.project_dir)
-    return apply_decisions(rederived, decisions), invalid_decisions(rederived, decisions)
+    authors = change_authors(loaded.project_dir, report)
+    return (
+        apply_decisions(rederived, decisions, authors),
+        invalid_decisions(rederived, decisions, authors),
+    )
 
 
 def _planned_models(loaded: LoadedConfig, report: Report) -> tuple[PlannedModel, ...]:

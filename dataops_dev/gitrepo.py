@@ -149,6 +149,18 @@ def merge_base(path: Path, a: str, b: str = "HEAD") -> str:
     return str(bases[0].hexsha)
 
 
+def change_authors(path: Path, base: str, head: str) -> set[str]:
+    """Lower-cased e-mails of the authors and committers of the commits in `base..head`."""
+    import git
+
+    repo = _repo(path)
+    try:
+        text = repo.git.log("--format=%ae%n%ce", f"{base}..{head}")
+    except git.GitCommandError as exc:
+        raise GitError(f"cannot list the commits between {base[:12]} and {head[:12]}") from exc
+    return {line.strip().lower() for line in str(text).splitlines() if line.strip()}
+
+
 def branches(path: Path) -> set[str]:
     """Local branch names plus remote-tracking names without the remote prefix."""
     repo = _repo(path)

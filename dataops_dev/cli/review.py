@@ -128,12 +128,17 @@ def _lookup(app: AppContext, prefix: str) -> Any:
 @click.pass_obj
 def decide_list(app: AppContext, output_format: str, as_json: bool) -> None:
     """Findings of the last review with their decisions; stale decisions are listed too."""
-    from dataops_dev.decisions import invalid_decisions, load_decisions, stale_decisions
+    from dataops_dev.decisions import (
+        change_authors,
+        invalid_decisions,
+        load_decisions,
+        stale_decisions,
+    )
 
     report = _last(app)
     decisions = load_decisions(app.loaded.project_dir)
     stale = stale_decisions(report, decisions)
-    invalid = invalid_decisions(report, decisions)
+    invalid = invalid_decisions(report, decisions, change_authors(app.loaded.project_dir, report))
     if resolve_format(output_format, as_json) == "json":
         emit_json(
             {
@@ -170,11 +175,19 @@ def decide_list(app: AppContext, output_format: str, as_json: bool) -> None:
 
 
 def _decide(app: AppContext, fingerprint: str, note: str, decision: str) -> None:
-    from dataops_dev.decisions import approvals_path, record_decision
+    from dataops_dev.decisions import TRUST_KINDS, approvals_path, change_authors, record_decision
     from dataops_dev.report.model import Decision
 
     finding = _lookup(app, fingerprint)
-    recorded = record_decision(app.loaded.project_dir, finding, Decision(decision), note=note)
+    # Who wrote the change matters only for trust-boundary findings, which come from a review.
+    authors = (
+        change_authors(app.loaded.project_dir, _last(app))
+        if finding.kind in TRUST_KINDS
+        else frozenset()
+    )
+    recorded = record_decision(
+        app.loaded.project_dir, finding, Decision(decision), note=note, authors=authors
+    )
     click.echo(
         f"{recorded.decision.value}: {finding.title} ({finding.fingerprint}) by {recorded.by}"
         f" -> {approvals_path(app.loaded.project_dir).name} (commit it with the branch)"
