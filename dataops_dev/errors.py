@@ -8,6 +8,7 @@ hint (what to run next). `exit_codes.exit_code_for` maps the classes to the CLI'
     │   └── ConfigError       dataops_dev.yml / [tool.dataops_dev] is invalid  -> exit 2
     │       └── SaltError     the masking salt's environment variable is unset -> exit 2
     ├── ProjectError          the dbt project or its artifacts cannot be read   -> exit 1
+    ├── StateFileError        a file dataops_dev wrote is corrupt or unreadable  -> exit 1
     ├── GitError              git refused or the repository is in an odd state  -> exit 1
     ├── EngineError           the database refused a statement                  -> exit 1
     ├── LockedError           another process holds the environment's lock      -> exit 1
@@ -59,6 +60,11 @@ class SaltError(ConfigError):
 
 class ProjectError(DataopsError):
     """The dbt project, its profiles or its artifacts cannot be used."""
+
+
+class StateFileError(DataopsError):
+    """A state file (report, environment or sample record, deploy record) is corrupt or cannot
+    be read; the message names the file and the hint the command that replaces it."""
 
 
 class GitError(DataopsError):
