@@ -532,7 +532,8 @@ def load_manifest(loaded: LoadedConfig, reporter: Reporter = NULL_REPORTER) -> M
     path = loaded.state_dir / "parse" / "target" / "manifest.json"
     stamp = samples_dir(loaded) / "manifest.stamp"
     fresh = path.exists() and stamp.exists()
-    if fresh and stamp.read_text(encoding="utf-8") == f"{key}:{path.stat().st_mtime_ns}":
+    # Compared as bytes: a garbage stamp is a stale one (the manifest is parsed again).
+    if fresh and stamp.read_bytes() == f"{key}:{path.stat().st_mtime_ns}".encode():
         return Manifest.load(path)
     manifest = parse_project(loaded, reporter=reporter)
     write_text_atomic(stamp, f"{key}:{path.stat().st_mtime_ns}")
@@ -609,20 +610,52 @@ def _current_identity(loaded: LoadedConfig) -> str:
 
 
 def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
+    """The recorded sample `sample_id` when its record and data are intact, else None: a
+    corrupt record or sample file is rebuilt (the sample is derived), never reused."""
+    from dataops_dev.statefiles import read_cache_json
+
     directory = samples_dir(loaded)
-    record_path = directory / f"{sample_id}.json"
-    if not record_path.exists():
+    record = _intact_record(read_cache_json(directory / f"{sample_id}.json"), sample_id)
+    if record is None:
         return None
-    data = json.loads(record_path.read_text(encoding="utf-8"))
-    record = SampleRecord.from_json(data, reused=True)
     if record.backend == "duckdb":
-        return record if Path(record.location).exists() else None
-    current = directory / "warehouse-current.json"
-    if not current.exists():
-        return None
-    if json.loads(current.read_text(encoding="utf-8")).get("sample_id") != sample_id:
+        return record if _intact_sample_file(record) else None
+    current = read_cache_json(directory / "warehouse-current.json")
+    if current is None or current.get("sample_id") != sample_id:
         return None
     return record
+
+
+def _intact_record(data: Mapping[str, Any] | None, sample_id: str) -> SampleRecord | None:
+    if data is None or data.get("sample_id") != sample_id:
+        return None
+    try:
+        record = SampleRecord.from_json(data, reused=True)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if record.backend not in ("duckdb", "warehouse") or not isinstance(record.location, str):
+        return None
+    return record
+
+
+def _intact_sample_file(record: SampleRecord) -> bool:
+    """A readable DuckDB file holding every relation the record lists."""
+    import duckdb
+
+    path = Path(record.location)
+    if path.name != f"{record.sample_id}.duckdb" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            if handle.read(12)[8:12] != b"DUCK":
+                return False
+        with duckdb.connect(str(path), read_only=True) as connection:
+            present = set(
+                connection.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+            )
+    except (OSError, duckdb.Error):
+        return False
+    return all((r.schema, r.name) in present for r in record.relations)
 
 
 def ensure_sample(

@@ -158,14 +158,15 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
+        from dataops_dev.statefiles import load_json
+
+        fix = "build it again: `dataops-dev build` (or `dbt parse`)"
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = load_json(Path(path), what="dbt manifest", fix=fix, error=ProjectError)
         except FileNotFoundError as exc:
             raise ProjectError(
                 f"no manifest at {path}", "run `dataops-dev build` (or `dbt parse`) first"
             ) from exc
-        except json.JSONDecodeError as exc:
-            raise ProjectError(f"{path} is not valid JSON: {exc}") from exc
         return cls(data, Path(path))
 
     @property

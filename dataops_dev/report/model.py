@@ -365,7 +365,21 @@ class Report:
 
     @classmethod
     def load(cls, path: Path) -> Report:
-        return cls.from_dict(json.loads(Path(path).read_text("utf-8")))
+        """A saved report; `StateFileError` naming the file when it is not one."""
+        from dataops_dev.errors import DataopsError, StateFileError
+        from dataops_dev.statefiles import load_json
+
+        fix = "run `dataops-dev review` again to write a new report"
+        data = load_json(Path(path), what="report", fix=fix)
+        try:
+            return cls.from_dict(data)
+        except DataopsError as exc:
+            raise StateFileError(f"report {path}: {exc.message}", exc.hint) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            raise StateFileError(
+                f"report {path} is not a report this release reads ({reason})", fix
+            ) from None
 
 
 _LEGACY_REUSE_TIMINGS = {"baseline_reused": "base", "branch_reused": "head"}
