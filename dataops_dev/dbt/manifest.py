@@ -5,7 +5,6 @@ Only what dataops_dev needs is lifted into frozen dataclasses; everything else s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
