@@ -202,7 +202,8 @@ def _backend(output: Mapping[str, Any]) -> Literal["duckdb", "warehouse"]:
     if output.get("type") == "postgres":
         return "warehouse"
     raise ConfigError(
-        f"production target type {output.get('type')!r} is not supported yet",
+        f"production target type {output.get('type')!r} (profiles.yml, target "
+        f"{output.get('_target_name')!r}) is not supported yet",
         "dataops-dev samples DuckDB and PostgreSQL production targets",
     )
 
@@ -653,9 +654,19 @@ def _intact_sample_file(record: SampleRecord) -> bool:
             present = set(
                 connection.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
             )
+            block_size, blocks = connection.execute(
+                "SELECT block_size, total_blocks FROM pragma_database_size() "
+                "WHERE database_name = current_database()"
+            ).fetchone() or (0, 0)
     except (OSError, duckdb.Error):
         return False
-    return all((r.schema, r.name) in present for r in record.relations)
+    # DuckDB opens a truncated file (its catalog comes first): the blocks it counts must fit.
+    whole = path.stat().st_size >= _DUCKDB_HEADER_BYTES + int(block_size) * int(blocks)
+    return whole and all((r.schema, r.name) in present for r in record.relations)
+
+
+_DUCKDB_HEADER_BYTES = 3 * 4096
+"""A DuckDB file's main header and its two database headers, before the first block."""
 
 
 def ensure_sample(
