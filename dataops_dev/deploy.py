@@ -313,6 +313,24 @@ def _wal(database: Path) -> Path:
     return database.with_name(database.name + ".wal")
 
 
+def open_production_duckdb(path: Path, target: object) -> Any:
+    """A read-only connection to production's DuckDB file; a `ProjectError` naming the file
+    when it is missing, corrupt or locked (nothing has been written yet)."""
+    import duckdb
+
+    hint = (
+        f"nothing was deployed: check `path` of target {target!r} in profiles.yml, that the "
+        "file is a DuckDB database and that no other process is writing it"
+    )
+    if not path.is_file():
+        raise ProjectError(f"production database {path} does not exist", hint)
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise ProjectError(f"production database {path} cannot be opened: {reason}", hint) from None
+
+
 def _deploy_duckdb(
     loaded: LoadedConfig,
     plan: DeployPlan,
@@ -331,7 +349,7 @@ def _deploy_duckdb(
     # A read-only connection holds DuckDB's shared lock: no other process can write production
     # while we build its replacement, and it is held until the replacement is in place, so no
     # write can land in the file we are about to replace.
-    guard = duckdb.connect(str(production), read_only=True)
+    guard = open_production_duckdb(production, output.get("_target_name"))
     try:
         try:
             start = time.perf_counter()
