@@ -288,7 +288,13 @@ def _pyproject_section(path: Path) -> dict[str, Any] | None:
         raise ConfigError(f"[tool.dataops_dev] {exc}", path=str(path)) from None
     except AttributeError:  # `tool` is not a table
         return None
-    return section if isinstance(section, dict) else None
+    if section is not None and not isinstance(section, dict):
+        raise ConfigError(
+            f"[tool.dataops_dev] must be a table of settings, got {_type_name(section)}",
+            "write it as a [tool.dataops_dev] table (or remove it)",
+            path=str(path),
+        )
+    return section
 
 
 def _find_dbt_project(start: Path) -> Path | None:

@@ -324,11 +324,19 @@ def open_production_duckdb(path: Path, target: object) -> Any:
     )
     if not path.is_file():
         raise ProjectError(f"production database {path} does not exist", hint)
+    from dataops_dev.statefiles import InvalidFile, check_duckdb_connection
+
     try:
-        return duckdb.connect(str(path), read_only=True)
+        connection = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0][:300]
         raise ProjectError(f"production database {path} cannot be opened: {reason}", hint) from None
+    try:
+        check_duckdb_connection(connection, path)
+    except (InvalidFile, duckdb.Error) as exc:
+        connection.close()
+        raise ProjectError(f"production database {path} {exc}", hint) from None
+    return connection
 
 
 def _deploy_duckdb(

@@ -640,8 +640,10 @@ def _intact_record(data: Mapping[str, Any] | None, sample_id: str) -> SampleReco
 
 
 def _intact_sample_file(record: SampleRecord) -> bool:
-    """A readable DuckDB file holding every relation the record lists."""
+    """A readable, whole DuckDB file holding every relation the record lists."""
     import duckdb
+
+    from dataops_dev.statefiles import InvalidFile, check_duckdb_connection
 
     path = Path(record.location)
     if path.name != f"{record.sample_id}.duckdb" or not path.is_file():
@@ -654,19 +656,10 @@ def _intact_sample_file(record: SampleRecord) -> bool:
             present = set(
                 connection.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
             )
-            block_size, blocks = connection.execute(
-                "SELECT block_size, total_blocks FROM pragma_database_size() "
-                "WHERE database_name = current_database()"
-            ).fetchone() or (0, 0)
-    except (OSError, duckdb.Error):
+            check_duckdb_connection(connection, path)
+    except (OSError, duckdb.Error, InvalidFile):
         return False
-    # DuckDB opens a truncated file (its catalog comes first): the blocks it counts must fit.
-    whole = path.stat().st_size >= _DUCKDB_HEADER_BYTES + int(block_size) * int(blocks)
-    return whole and all((r.schema, r.name) in present for r in record.relations)
-
-
-_DUCKDB_HEADER_BYTES = 3 * 4096
-"""A DuckDB file's main header and its two database headers, before the first block."""
+    return all((r.schema, r.name) in present for r in record.relations)
 
 
 def ensure_sample(

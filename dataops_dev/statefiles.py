@@ -170,6 +170,25 @@ def compose_yaml(text: str) -> yaml.Node | None:
         raise InvalidFile(f"nests deeper than {MAX_DEPTH} levels") from exc
 
 
+DUCKDB_HEADER_BYTES = 3 * 4096
+"""A DuckDB file's main header and its two database headers, before the first block."""
+
+
+def check_duckdb_connection(connection: Any, path: Path) -> None:
+    """`InvalidFile` when the DuckDB file behind `connection` is shorter than the blocks its
+    header counts: DuckDB opens a truncated file (the catalog comes first) and only fails when
+    a query reaches a missing block."""
+    row = connection.execute(
+        "SELECT block_size, total_blocks FROM pragma_database_size() "
+        "WHERE database_name = current_database()"
+    ).fetchone()
+    block_size, blocks = row if row else (0, 0)
+    expected = DUCKDB_HEADER_BYTES + int(block_size) * int(blocks)
+    size = path.stat().st_size
+    if size < expected:
+        raise InvalidFile(f"is truncated ({size:,} of {expected:,} bytes)")
+
+
 # --------------------------------------------------------------------------------------------
 # Loading with the file and the fix named
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,10 +67,39 @@ def _bad_edge_kind(data: object) -> object:
     return {**data, "edges": edges, "columns": [1, 2]}
 
 
+PYPROJECT = b"""[project]
+name = "hi-shop"
+
+[tool.dataops_dev]
+version = 1
+
+[tool.dataops_dev.environments]
+threads = 1
+
+[tool.dataops_dev.sample]
+rate = 1.0
+"""
+
+
+def _toml_mutations(wrong_enum: Callable[[bytes], bytes]) -> dict[str, Callable[[bytes], bytes]]:
+    return {
+        "truncated": lambda b: PYPROJECT[: PYPROJECT.index(b"threads") + 4],
+        "binary": lambda b: BINARY,
+        "list": lambda b: b"[tool]\ndataops_dev = [1, 2, 3]\n",
+        "scalar": lambda b: b"[tool]\ndataops_dev = 42\n",
+        "wrong_enum": wrong_enum,
+        "huge": lambda b: b"# padding\n" * (HUGE_BYTES // 10 + 1) + PYPROJECT,
+        "deep": lambda b: b"[tool.dataops_dev]\nx = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        "python_tag": lambda b: b"[tool.dataops_dev]\nx = !!python/object:os.system\n",
+    }
+
+
 def mutations(
     fmt: str, wrong_enum: Callable[[bytes], bytes]
 ) -> dict[str, Callable[[bytes], bytes]]:
     """name -> original bytes -> mutated bytes."""
+    if fmt == "toml":
+        return _toml_mutations(wrong_enum)
     return {
         "truncated": lambda b: b[: max(len(b) // 2, 1)],
         "binary": lambda b: BINARY,
@@ -95,6 +125,10 @@ class Target:
     same answer as before)."""
     wrong_enum: Callable[[bytes], bytes]
     fix: str = ""
+    hide: tuple[str, ...] = ()
+    """Files moved away while the target is mutated (a dataops_dev.yml wins over pyproject)."""
+    default: bytes = b""
+    """The file's content when the project has none (it is mutated from this)."""
 
 
 def _one(relative: str) -> Callable[[ProjectRepo], list[Path]]:
@@ -124,6 +158,16 @@ TARGETS = [
         lambda b: b"version: 1\nbackend:\n  type: cloud\n",
     ),
     Target(
+        "pyproject.toml",
+        "toml",
+        _one("pyproject.toml"),
+        ("env", "list"),
+        "config",
+        lambda b: b'[tool.dataops_dev]\nversion = 1\n[tool.dataops_dev.backend]\ntype = "cloud"\n',
+        hide=("dataops_dev.yml",),
+        default=PYPROJECT,
+    ),
+    Target(
         "profiles.yml",
         "yaml",
         _one("profiles.yml"),
@@ -138,6 +182,7 @@ TARGETS = [
         ("report", "--format", "json"),
         "config",
         lambda b: b"version: 1\ndecisions:\n  - {fingerprint: abc, decision: perhaps}\n",
+        default=b"version: 1\ndecisions: []\n",
     ),
     Target(
         "report.json",
@@ -156,6 +201,15 @@ TARGETS = [
         "state",
         _json_edit(_set("kind", "cloud")),
         fix="dataops-dev env drop main_",
+    ),
+    Target(
+        "production database",
+        "binary",
+        _one("prod.duckdb"),
+        ("deploy",),
+        "state",
+        lambda b: b[:5000],
+        fix="nothing was deployed",
     ),
     Target(
         "sample metadata",
@@ -207,13 +261,32 @@ CASES = [
 
 
 @contextlib.contextmanager
-def mutated(paths: list[Path], mutate: Callable[[bytes], bytes]) -> Iterator[dict[Path, bytes]]:
-    """Each file replaced by its mutation for the `with` block, then put back as it was."""
+def moved_away(paths: list[Path]) -> Iterator[None]:
+    saved = {path: path.read_bytes() for path in paths}
+    try:
+        for path in paths:
+            path.unlink()
+        yield
+    finally:
+        for path, original in saved.items():
+            path.write_bytes(original)
+
+
+@contextlib.contextmanager
+def mutated(
+    paths: list[Path], mutate: Callable[[bytes], bytes], default: bytes
+) -> Iterator[dict[Path, bytes]]:
+    """Each file replaced by its mutation for the `with` block, then put back as it was (a file
+    that did not exist is mutated from `default`, then removed)."""
     saved = {path: path.read_bytes() if path.exists() else None for path in paths}
+    # The times too: production's file identity (size, mtime) names the sample.
+    times = {
+        path: (path.stat().st_atime_ns, path.stat().st_mtime_ns) for path in paths if path.exists()
+    }
     written: dict[Path, bytes] = {}
     try:
         for path, original in saved.items():
-            written[path] = mutate(original if original is not None else b"version: 1\n")
+            written[path] = mutate(original if original is not None else default)
             path.write_bytes(written[path])
         yield written
     finally:
@@ -222,6 +295,7 @@ def mutated(paths: list[Path], mutate: Callable[[bytes], bytes]) -> Iterator[dic
                 path.unlink(missing_ok=True)
             else:
                 path.write_bytes(original)
+                os.utime(path, ns=times[path])
 
 
 def _comparable(command: tuple[str, ...], stdout: str) -> object:
@@ -252,8 +326,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     repo.write("dataops.approvals.yml", approvals)
     answers: dict[tuple[str, ...], object] = {}
     for target in TARGETS:
-        if "sample" in target.command:
-            continue  # its output names times; a rebuild is checked by the files instead
+        if target.outcome != "cache" or "sample" in target.command:
+            continue  # sample's output names times; its rebuild is checked by the files
         result = repo.run(*target.command)
         assert result.returncode == 0, result.stderr
         answers[target.command] = _comparable(target.command, result.stdout)
@@ -279,7 +353,15 @@ def test_a_mutated_file_never_ends_in_an_unexpected_error(
     repo = shop.repo
     paths = target.paths(repo)
     mutate = mutations(target.fmt, target.wrong_enum)[mutation]
-    with mutated(paths, mutate) as written:
+    with moved_away([repo.path(name) for name in target.hide]):
+        _check_one(shop, target, paths, mutate)
+
+
+def _check_one(
+    shop: Shop, target: Target, paths: list[Path], mutate: Callable[[bytes], bytes]
+) -> None:
+    repo = shop.repo
+    with mutated(paths, mutate, target.default) as written:
         result = repo.run(*target.command)
         assert not (repo.project / PWNED).exists(), "a python tag ran code"
         if target.outcome == "cache":
