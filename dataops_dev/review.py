@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -399,10 +398,11 @@ def _test_results(
 
 def _run_messages(target: Path) -> dict[str, tuple[str | None, int | None]]:
     """test unique_id -> (message, failures) from the build's run_results.json (read once)."""
-    path = target / "run_results.json"
-    if not path.exists():
+    from dataops_dev.statefiles import read_cache_json
+
+    data = read_cache_json(target / "run_results.json")  # missing or cut short: no messages
+    if data is None:
         return {}
-    data = json.loads(path.read_text("utf-8"))
     return {
         r["unique_id"]: (r.get("message"), r.get("failures"))
         for r in data.get("results") or ()

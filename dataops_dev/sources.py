@@ -460,17 +460,20 @@ def _from_lock(table: str, column: str, entry: Any) -> ColumnClass:
 
 
 def read_lock(loaded: LoadedConfig) -> dict[str, Any] | None:
-    import yaml
 
     path = lock_path(loaded)
     if not path.exists():
         return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"{path} is not valid YAML: {exc}", "run `dataops-dev init --force`"
-        ) from exc
+    from dataops_dev.statefiles import load_yaml
+
+    data = load_yaml(
+        path,
+        what="lock file",
+        fix="fix it, or write it again with `dataops-dev init --force`",
+        shape=(dict, type(None)),
+        error=ConfigError,
+        max_bytes=64 * 1024 * 1024,  # one entry per source column
+    )
     return data if isinstance(data, dict) else None
 
 

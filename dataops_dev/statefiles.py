@@ -116,8 +116,11 @@ class _PlainLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self.aliases = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
         self._depth += 1
         try:
             if self._depth > self.max_depth:
@@ -146,8 +149,9 @@ def yaml_line(exc: yaml.YAMLError) -> int | None:
 
 def parse_yaml(text: str, *, shape: Shape = dict, empty: Any = None) -> Any:
     """Plain YAML (safe types only); an empty document is `empty` (then the shape applies)."""
+    loader = _PlainLoader(text)
     try:
-        value = yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a safe loader
+        value = loader.get_single_data()
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         line = yaml_line(exc)
@@ -156,9 +160,12 @@ def parse_yaml(text: str, *, shape: Shape = dict, empty: Any = None) -> Any:
         ) from exc
     except RecursionError as exc:
         raise InvalidFile(f"nests deeper than {MAX_DEPTH} levels") from exc
+    finally:
+        loader.dispose()
     if value is None:
         value = empty
-    check_depth(value, MAX_DEPTH, MAX_YAML_VALUES)
+    # Only aliases can make a small file expand without bound ("billion laughs").
+    check_depth(value, MAX_DEPTH, MAX_YAML_VALUES if loader.aliases else None)
     return check_shape(value, shape)
 
 
