@@ -128,8 +128,8 @@ def drop(app: AppContext, names: tuple[str, ...], branch: str | None) -> None:
 @env.command("gc")
 @click.option(
     "--ttl-days",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Override environments.ttl_days (above 0).",
+    type=click.FloatRange(min=0),
+    help="Override environments.ttl_days (0 drops every environment not kept).",
 )
 @click.option("--dry-run", is_flag=True, help="Only say what would be dropped.")
 @format_options()
