@@ -363,7 +363,9 @@ def _check_one(
     repo = shop.repo
     with mutated(paths, mutate, target.default) as written:
         result = repo.run(*target.command)
-        assert not (repo.project / PWNED).exists(), "a python tag ran code"
+        ran = (repo.project / PWNED).exists()
+        (repo.project / PWNED).unlink(missing_ok=True)  # not to fail the next cases too
+        assert not ran, "a planted tag or pickle ran code"
         if target.outcome == "cache":
             assert "unexpected error" not in result.stderr, result.stderr
             assert result.returncode == 0, result.stderr
