@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -353,8 +354,16 @@ def test_a_mutated_file_never_ends_in_an_unexpected_error(
     repo = shop.repo
     paths = target.paths(repo)
     mutate = mutations(target.fmt, target.wrong_enum)[mutation]
-    with moved_away([repo.path(name) for name in target.hide]):
-        _check_one(shop, target, paths, mutate)
+    state = repo.path(".dataops")
+    before = set(state.iterdir())
+    try:
+        with moved_away([repo.path(name) for name in target.hide]):
+            _check_one(shop, target, paths, mutate)
+    finally:
+        # What a case adds (deploy parses production's manifest into .dataops/production)
+        # would change what the next cases read.
+        for added in set(state.iterdir()) - before:
+            shutil.rmtree(added) if added.is_dir() else added.unlink()
 
 
 def _check_one(
