@@ -16,7 +16,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -273,12 +273,28 @@ def find_config_file(start: Path) -> tuple[Path | None, str]:
 
 
 def _pyproject_section(path: Path) -> dict[str, Any] | None:
+    from dataops_dev.statefiles import InvalidFile, check_depth
+
     try:
         data = tomllib.loads(_read_text(path))
+        section = data.get("tool", {}).get("dataops_dev")
+        if isinstance(section, dict):
+            check_depth(section)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot parse {path.name}: {exc}", path=str(path)) from exc
-    section = data.get("tool", {}).get("dataops_dev")
-    return section if isinstance(section, dict) else None
+    except RecursionError:
+        raise ConfigError(f"{path.name} nests too deeply to read", path=str(path)) from None
+    except InvalidFile as exc:
+        raise ConfigError(f"[tool.dataops_dev] {exc}", path=str(path)) from None
+    except AttributeError:  # `tool` is not a table
+        return None
+    if section is not None and not isinstance(section, dict):
+        raise ConfigError(
+            f"[tool.dataops_dev] must be a table of settings, got {_type_name(section)}",
+            "write it as a [tool.dataops_dev] table (or remove it)",
+            path=str(path),
+        )
+    return section
 
 
 def _find_dbt_project(start: Path) -> Path | None:
@@ -380,6 +396,7 @@ def load_config(
         provenance["project_dir"] = "flag"
     try:
         config = _build(Config, values, "", source)
+        _check_ranges(config, source)
     except ConfigError as exc:
         raise _located(exc, lines, source, provenance) from None
     _fill_defaults(Config, "", provenance)
@@ -437,30 +454,33 @@ def _origin(dotted: str, provenance: Mapping[str, str]) -> str | None:
 
 
 def _read_text(path: Path) -> str:
+    from dataops_dev.statefiles import CONFIG_MAX_BYTES, InvalidFile, decode_text, read_bytes
+
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path.name} is not UTF-8 text: {exc.reason}", path=str(path)) from exc
+        return decode_text(read_bytes(path, max_bytes=CONFIG_MAX_BYTES))
+    except InvalidFile as exc:
+        raise ConfigError(f"{path.name} {exc}", path=str(path)) from None
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    from dataops_dev.statefiles import InvalidFile, compose_yaml, parse_yaml, yaml_line
+
     text = _read_text(path)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose_yaml(text)
+        if node is None:
+            return {}, {}
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
         raise ConfigError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            path=str(path),
-            line=mark.line + 1 if mark else None,
+            f"invalid YAML: {getattr(exc, 'problem', exc)}", path=str(path), line=yaml_line(exc)
         ) from exc
-    if node is None:
-        return {}, {}
+    except InvalidFile as exc:
+        if "holds" in str(exc):
+            raise ConfigError("the config must be a mapping of settings", path=str(path)) from None
+        raise ConfigError(f"{path.name} {exc}", path=str(path)) from None
     lines: dict[str, int] = {}
     _record_lines(node, "", lines)
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ConfigError("the config must be a mapping of settings", path=str(path))
     return data, lines
 
 
@@ -671,6 +691,44 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
             return str(value)
         raise ConfigError(f"`{key}` must be text, got {_type_name(value)}", path=source)
     raise ConfigError(f"`{key}`: unsupported setting type {tp!r}", path=source)  # pragma: no cover
+
+
+# dotted key -> (accepts the value, what it must be): values of the right type that would
+# still break a run later (`threads: 0` fails inside dbt and looks like the model's fault;
+# `ttl_days: -1` would make `env gc` drop environments built a second ago).
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "environments.ttl_days": (lambda v: v > 0, "a number of days above 0"),
+    "environments.threads": (lambda v: 1 <= v <= 1024, "an integer from 1 to 1024"),
+    "sample.rate": (lambda v: 0 < v <= 1, "a fraction above 0 and at most 1"),
+    "sample.max_rows": (lambda v: v >= 1, "at least 1"),
+    "masking.low_cardinality": (lambda v: v >= 0, "0 or more"),
+    "masking.value_sample_size": (lambda v: v >= 0, "0 or more"),
+    "diff.examples": (lambda v: v >= 0, "0 or more"),
+    "diff.example_rows": (lambda v: v >= 0, "0 or more"),
+}
+
+
+def _check_ranges(config: Config, source: str) -> None:
+    import math
+
+    for dotted, (accepts, expected) in _RANGES.items():
+        section, name = dotted.split(".")
+        value = getattr(getattr(config, section), name)
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not (finite and accepts(value)):
+            raise ConfigError(f"`{dotted}` must be {expected}, got {value!r}", path=source)
+    for table, anchor in config.sample.anchors.items():
+        if anchor.rate is not None and not 0 < anchor.rate <= 1:
+            raise ConfigError(
+                f"`sample.anchors.{table}.rate` must be a fraction above 0 and at most 1, "
+                f"got {anchor.rate!r}",
+                path=source,
+            )
+        if anchor.rows is not None and anchor.rows < 1:
+            raise ConfigError(
+                f"`sample.anchors.{table}.rows` must be at least 1, got {anchor.rows!r}",
+                path=source,
+            )
 
 
 def _type_name(value: Any) -> str:

@@ -71,32 +71,38 @@ def approvals_path(project_dir: Path) -> Path:
     return project_dir / APPROVALS_FILE
 
 
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def load_decisions(project_dir: Path) -> dict[str, RecordedDecision]:
     """fingerprint -> the recorded decision (the latest one wins)."""
     path = approvals_path(project_dir)
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name} is not valid YAML: {exc}", path=str(path)) from exc
-    entries = data.get("decisions") if isinstance(data, dict) else None
+    from dataops_dev.statefiles import load_yaml
+
+    fix = "fix or delete the file, then record decisions with `dataops-dev decide`"
+    data = load_yaml(path, what="approvals file", fix=fix, empty={}, error=ConfigError)
+    entries = data.get("decisions")
     if entries is None:
         entries = []
     if not isinstance(entries, list):
-        raise ConfigError(f"{path.name}: `decisions` must be a list", path=str(path))
+        raise ConfigError(f"{path.name}: `decisions` must be a list", fix, path=str(path))
     decisions: dict[str, RecordedDecision] = {}
     for index, entry in enumerate(entries):
         try:
+            if not isinstance(entry, dict):
+                raise TypeError(f"a mapping is needed, not {type(entry).__name__}")
             decision = RecordedDecision(
                 fingerprint=str(entry["fingerprint"]),
                 decision=Decision(entry["decision"]),
                 by=str(entry.get("by", "")),
                 at=str(entry.get("at", "")),
                 note=str(entry.get("note") or ""),
-                model=entry.get("model"),
-                kind=entry.get("kind"),
-                title=entry.get("title"),
+                model=_optional_text(entry.get("model")),
+                kind=_optional_text(entry.get("kind")),
+                title=_optional_text(entry.get("title")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(

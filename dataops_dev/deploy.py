@@ -706,6 +706,32 @@ def _wal(database: Path) -> Path:
     return database.with_name(database.name + ".wal")
 
 
+def open_production_duckdb(path: Path, target: object) -> Any:
+    """A read-only connection to production's DuckDB file; a `ProjectError` naming the file
+    when it is missing, corrupt or locked (nothing has been written yet)."""
+    import duckdb
+
+    hint = (
+        f"nothing was deployed: check `path` of target {target!r} in profiles.yml, that the "
+        "file is a DuckDB database and that no other process is writing it"
+    )
+    if not path.is_file():
+        raise ProjectError(f"production database {path} does not exist", hint)
+    from dataops_dev.statefiles import InvalidFile, check_duckdb_connection
+
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise ProjectError(f"production database {path} cannot be opened: {reason}", hint) from None
+    try:
+        check_duckdb_connection(connection, path)
+    except (InvalidFile, duckdb.Error) as exc:
+        connection.close()
+        raise ProjectError(f"production database {path} {exc}", hint) from None
+    return connection
+
+
 class _DuckDBProduction:
     """A DuckDB production file: copied, built into, swapped in by one atomic rename.
 
@@ -731,6 +757,8 @@ class _DuckDBProduction:
     def build(self, job: _Job, stack: contextlib.ExitStack) -> Path:
         staging = job.work / self.path.name
         with task(job.reporter, "deploy-copy", "copy production"):
+            # A missing, corrupt or locked production file is named before anything is written.
+            open_production_duckdb(self.path, job.output.get("_target_name")).close()
             stack.enter_context(_checkpointed_guard(self.path))
             start = time.perf_counter()
             shutil.copy2(self.path, staging)

@@ -32,6 +32,7 @@ from dataops_dev.errors import (
     EnvironmentNotFound,
     LockedError,
     ProjectError,
+    StateFileError,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter
 from dataops_dev.sources import SOURCE_ALIAS, SourceData, sandbox_database, utc_now
@@ -170,6 +171,36 @@ def _info_from_dict(data: Mapping[str, Any]) -> EnvironmentInfo:
     )
 
 
+def _read_info(path: Path) -> EnvironmentInfo:
+    """An environment's record; `StateFileError` naming it and `env drop` when corrupt."""
+    from dataops_dev.statefiles import load_json
+
+    fix = f"run `dataops-dev env drop {path.stem}`, then build it again"
+    data = load_json(path, what="environment metadata", fix=fix)
+    try:
+        info = _info_from_dict(data)
+        checks = {
+            "name": info.name == path.stem,
+            "kind": info.kind in ("branch", "baseline"),
+            "backend": info.backend in ("duckdb", "warehouse"),
+            "branch": isinstance(info.branch, str),
+        }
+        for record in (info.last_build, info.last_attempt):
+            if record is not None:
+                checks["status"] = record.status in ("success", "failed", "interrupted")
+                datetime.fromisoformat(record.finished_at)
+        info.age_seconds  # noqa: B018 - the timestamps must parse
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:200]
+        raise StateFileError(f"environment metadata {path} is corrupt ({reason})", fix) from None
+    bad = [key for key, ok in checks.items() if not ok]
+    if bad:
+        raise StateFileError(
+            f"environment metadata {path} is corrupt (invalid {', '.join(bad)})", fix
+        )
+    return info
+
+
 @dataclass
 class BuildRequest:
     """What to build into an environment."""
@@ -219,7 +250,7 @@ class Environments:
                 f"environment {name!r} does not exist",
                 "create it with `dataops-dev env create` or list them with `dataops-dev env list`",
             )
-        return _info_from_dict(json.loads(path.read_text("utf-8")))
+        return _read_info(path)
 
     def find(self, name: str) -> EnvironmentInfo | None:
         try:
@@ -234,11 +265,9 @@ class Environments:
     def all(self) -> list[EnvironmentInfo]:
         if not self.root.exists():
             return []
-        infos = []
-        for path in sorted(self.root.glob("*.json")):
-            with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
-                infos.append(_info_from_dict(json.loads(path.read_text("utf-8"))))
-        return infos
+        # A corrupt record stops the listing with its name and the fix: skipping it would
+        # hide an environment (and its disk or schemas) from `env list` and `env gc`.
+        return [_read_info(path) for path in sorted(self.root.glob("*.json"))]
 
     @contextlib.contextmanager
     def sandbox_engine(self) -> Iterator[Any]:
@@ -293,7 +322,10 @@ class Environments:
         return info
 
     def drop(self, name: str) -> EnvironmentInfo:
-        info = self.get(name)
+        try:
+            info = self.get(name)
+        except StateFileError:  # dropping is the fix for a corrupt record
+            info = self._unreadable(name)
         with self.lock(name):
             if info.backend == "duckdb":
                 for suffix in ("", ".wal"):
@@ -306,6 +338,22 @@ class Environments:
                 _WarehouseBackend(self.loaded).drop_schemas(sorted(set(info.schemas)))
             shutil.rmtree(self.work_dir(name), ignore_errors=True)
             self.meta_path(name).unlink(missing_ok=True)
+        return info
+
+    def _unreadable(self, name: str) -> EnvironmentInfo:
+        """What can be known of an environment whose record is corrupt: its name, so its
+        files (DuckDB) or schemas (warehouse) can still be found and dropped."""
+        info = EnvironmentInfo(
+            name=name,
+            branch="?",
+            kind="baseline" if name.startswith(BASELINE_PREFIX) else "branch",
+            backend=self.backend,
+            created_at=utc_now(),
+        )
+        if self.backend == "warehouse":
+            backend = _WarehouseBackend(self.loaded, self, info)
+            with backend.engine() as engine:
+                info = replace(info, schemas=tuple(backend._env_schemas(engine)))
         return info
 
     def gc(
@@ -763,7 +811,7 @@ class _WarehouseBackend(_Backend):
             "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
             [base, pattern],
         )
-        others = [e.name for e in self.envs.all() if e.name != self.info.name]
+        others = [p.stem for p in self.envs.root.glob("*.json") if p.stem != self.info.name]
         mine = []
         for (schema,) in rows:
             if not suffix and self.ASIDE in schema[len(base) :]:

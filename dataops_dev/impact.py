@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import pickle
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -816,12 +817,7 @@ def read_yaml_models(
     """
     import pickle
 
-    cache: dict[str, tuple[tuple[int, int], dict[str, ModelMeta]]] = {}
-    if cache_file is not None:
-        try:
-            cache = pickle.loads(cache_file.read_bytes())  # noqa: S301 - our own local cache
-        except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError):
-            cache = {}
+    cache = _read_yaml_cache(cache_file) if cache_file is not None else {}
     fresh: dict[str, tuple[tuple[int, int], dict[str, ModelMeta]]] = {}
     result: dict[str, ModelMeta] = {}
     for folder in model_paths:
@@ -838,6 +834,45 @@ def read_yaml_models(
     if cache_file is not None and fresh != cache:
         write_bytes_atomic(cache_file, pickle.dumps(fresh))
     return result
+
+
+class _CacheUnpickler(pickle.Unpickler):
+    """Unpickles only what `read_yaml_models` writes: a corrupt or planted cache file can
+    fail to load, never run code."""
+
+    ALLOWED = frozenset(
+        {("dataops_dev.impact", "ModelMeta"), ("builtins", "frozenset"), ("builtins", "set")}
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the cache")
+        return super().find_class(module, name)
+
+
+def _read_yaml_cache(
+    cache_file: Path,
+) -> dict[str, tuple[tuple[int, int], dict[str, ModelMeta]]]:
+    """The YAML cache, or empty (rebuilt) when it is missing, corrupt or not of this shape."""
+    import io
+
+    try:
+        data = _CacheUnpickler(io.BytesIO(cache_file.read_bytes())).load()
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    for path, entry in data.items():
+        if not (
+            isinstance(path, str)
+            and isinstance(entry, tuple)
+            and len(entry) == 2
+            and isinstance(entry[0], tuple)
+            and isinstance(entry[1], dict)
+            and all(isinstance(m, ModelMeta) for m in entry[1].values())
+        ):
+            return {}
+    return data
 
 
 def _yaml_models(path: Path) -> dict[str, ModelMeta]:

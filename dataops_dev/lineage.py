@@ -890,6 +890,19 @@ def cache_key_for(
     return digest.hexdigest()
 
 
+def _well_typed(lineage: ModelLineage) -> bool:
+    """Every name is text, as a computed result's are (a cache file is not trusted)."""
+    names: list[object] = [
+        lineage.unique_id,
+        *(lineage.columns or ()),
+        *(lineage.row_sources or ()),
+    ]
+    for edge in lineage.edges:
+        names += [edge.source_node, edge.source_column, edge.target_column]
+    reason_ok = lineage.unknown_reason is None or isinstance(lineage.unknown_reason, str)
+    return reason_ok and all(isinstance(name, str) for name in names)
+
+
 class LineageCache:
     """One JSON file per model result, named by its cache key; writes are atomic."""
 
@@ -897,11 +910,18 @@ class LineageCache:
         self.directory = directory
 
     def get(self, key: str) -> ModelLineage | None:
-        try:
-            data = json.loads((self.directory / key[:2] / f"{key}.json").read_bytes())
-        except (FileNotFoundError, json.JSONDecodeError, NotADirectoryError):
+        """The cached result, or None when missing or unusable (it is then recomputed and
+        written again: a corrupt cache costs time, never a wrong answer or a crash)."""
+        from dataops_dev.statefiles import read_cache_json
+
+        data = read_cache_json(self.directory / key[:2] / f"{key}.json")
+        if data is None or data.get("cache_key") != key:
             return None
-        return ModelLineage.from_json(data)
+        try:
+            lineage = ModelLineage.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+        return lineage if _well_typed(lineage) else None
 
     def put(self, lineage: ModelLineage) -> None:
         target = self.directory / lineage.cache_key[:2] / f"{lineage.cache_key}.json"

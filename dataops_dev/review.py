@@ -400,10 +400,11 @@ def _test_results(
 
 def _run_messages(target: Path) -> dict[str, tuple[str | None, int | None]]:
     """test unique_id -> (message, failures) from the build's run_results.json (read once)."""
-    path = target / "run_results.json"
-    if not path.exists():
+    from dataops_dev.statefiles import read_cache_json
+
+    data = read_cache_json(target / "run_results.json")  # missing or cut short: no messages
+    if data is None:
         return {}
-    data = json.loads(path.read_text("utf-8"))
     return {
         r["unique_id"]: (r.get("message"), r.get("failures"))
         for r in data.get("results") or ()
@@ -457,19 +458,14 @@ def load_report_file(loaded: LoadedConfig, path: Path) -> Report:
     """The report saved at `path`, its integrity tag checked (`Report.integrity` says how it
     went: a tampered or untagged report still reads, deploy refuses it)."""
     from dataops_dev.integrity import verify
+    from dataops_dev.report.model import REPORT_FIX
+    from dataops_dev.statefiles import load_json
 
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProjectError(
-            f"cannot read the report {path}: {exc}",
-            "run `dataops-dev review` to write a new one",
-        ) from exc
-    if not isinstance(data, dict):
-        raise ProjectError(
-            f"the report {path} is not a JSON object", "run `dataops-dev review` to write a new one"
-        )
-    report = Report.from_dict(data)
+        data = load_json(Path(path), what="report", fix=REPORT_FIX)
+    except FileNotFoundError as exc:
+        raise ProjectError(f"no report at {path}", REPORT_FIX) from exc
+    report = Report.from_saved(data, Path(path))
     return dataclasses.replace(report, integrity=verify(data, integrity_key(loaded)))
 
 

@@ -264,7 +264,8 @@ def _backend(output: Mapping[str, Any]) -> Literal["duckdb", "warehouse"]:
     if output.get("type") == "postgres":
         return "warehouse"
     raise ConfigError(
-        f"production target type {output.get('type')!r} is not supported yet",
+        f"production target type {output.get('type')!r} (profiles.yml, target "
+        f"{output.get('_target_name')!r}) is not supported yet",
         "dataops-dev samples DuckDB and PostgreSQL production targets",
     )
 
@@ -655,17 +656,20 @@ def _from_lock(table: str, column: str, entry: Any) -> ColumnClass:
 
 
 def read_lock(loaded: LoadedConfig) -> dict[str, Any] | None:
-    import yaml
 
     path = lock_path(loaded)
     if not path.exists():
         return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"{path} is not valid YAML: {exc}", "run `dataops-dev init --force`"
-        ) from exc
+    from dataops_dev.statefiles import load_yaml
+
+    data = load_yaml(
+        path,
+        what="lock file",
+        fix="fix it, or write it again with `dataops-dev init --force`",
+        shape=(dict, type(None)),
+        error=ConfigError,
+        max_bytes=64 * 1024 * 1024,  # one entry per source column
+    )
     return data if isinstance(data, dict) else None
 
 
@@ -728,7 +732,8 @@ def load_manifest(loaded: LoadedConfig, reporter: Reporter = NULL_REPORTER) -> M
     path = loaded.state_dir / "parse" / "target" / "manifest.json"
     stamp = samples_dir(loaded) / "manifest.stamp"
     fresh = path.exists() and stamp.exists()
-    if fresh and stamp.read_text(encoding="utf-8") == f"{key}:{path.stat().st_mtime_ns}":
+    # Compared as bytes: a garbage stamp is a stale one (the manifest is parsed again).
+    if fresh and stamp.read_bytes() == f"{key}:{path.stat().st_mtime_ns}".encode():
         return Manifest.load(path)
     manifest = parse_project(loaded, reporter=reporter)
     write_text_atomic(stamp, f"{key}:{path.stat().st_mtime_ns}")
@@ -808,20 +813,20 @@ def _current_identity(loaded: LoadedConfig) -> str:
 
 
 def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
+    """The recorded sample `sample_id` when its record and data are intact, else None: a
+    corrupt record or sample file is rebuilt (the sample is derived), never reused."""
+    from dataops_dev.statefiles import read_cache_json
+
     directory = samples_dir(loaded)
-    record_path = directory / f"{sample_id}.json"
-    if not record_path.exists():
+    record = _intact_record(read_cache_json(directory / f"{sample_id}.json"), sample_id)
+    if record is None:
         return None
-    data = json.loads(record_path.read_text(encoding="utf-8"))
-    record = SampleRecord.from_json(data, reused=True)
     if _files_changed(record):
         return None
     if record.backend == "duckdb":
-        return record if Path(record.location).exists() else None
-    current = directory / "warehouse-current.json"
-    if not current.exists():
-        return None
-    if json.loads(current.read_text(encoding="utf-8")).get("sample_id") != sample_id:
+        return record if _intact_sample_file(record) else None
+    current = read_cache_json(directory / "warehouse-current.json")
+    if current is None or current.get("sample_id") != sample_id:
         return None
     return record
 
@@ -839,6 +844,41 @@ def _missing_files(record: SampleRecord) -> tuple[str, ...]:
     from dataops_dev.file_sources import current_stamps
 
     return tuple(p for p, stamp in current_stamps(tuple(record.file_stamps)).items() if not stamp)
+
+
+def _intact_record(data: Mapping[str, Any] | None, sample_id: str) -> SampleRecord | None:
+    if data is None or data.get("sample_id") != sample_id:
+        return None
+    try:
+        record = SampleRecord.from_json(data, reused=True)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if record.backend not in ("duckdb", "warehouse") or not isinstance(record.location, str):
+        return None
+    return record
+
+
+def _intact_sample_file(record: SampleRecord) -> bool:
+    """A readable, whole DuckDB file holding every relation the record lists."""
+    import duckdb
+
+    from dataops_dev.statefiles import InvalidFile, check_duckdb_connection
+
+    path = Path(record.location)
+    if path.name != f"{record.sample_id}.duckdb" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            if handle.read(12)[8:12] != b"DUCK":
+                return False
+        with duckdb.connect(str(path), read_only=True) as connection:
+            present = set(
+                connection.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+            )
+            check_duckdb_connection(connection, path)
+    except (OSError, duckdb.Error, InvalidFile):
+        return False
+    return all((r.schema, r.name) in present for r in record.relations)
 
 
 def ensure_sample(

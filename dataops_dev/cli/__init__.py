@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -210,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and exit with the documented code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    # A log handler that cannot write (full disk) must not print "--- Logging error ---"
+    # tracebacks over the one error line.
+    logging.raiseExceptions = debug
     try:
         # Outside standalone mode click returns the code of `ctx.exit(n)` (and of --help and
         # --version) instead of raising Exit; otherwise the command's return value.
@@ -224,6 +228,13 @@ def main(argv: list[str] | None = None) -> None:
         _report_error(exc, debug)
         sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        _report_error(exc, debug)
-        sys.exit(exit_code_for(exc))
+        error: Exception = exc
+        from dataops_dev.errors import disk_error, is_disk_full
+
+        if isinstance(exc, OSError):  # a full disk, a read-only directory: one clear line
+            error = disk_error(exc)
+        elif is_disk_full(str(exc)):  # the database said so (DuckDB's IOException)
+            error = disk_error(OSError(28, "No space left on device"))
+        _report_error(error, debug)
+        sys.exit(exit_code_for(error))
     sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)

@@ -93,12 +93,14 @@ def list_(app: AppContext, output_format: str, as_json: bool) -> None:
             click.echo("| " + " | ".join(str(c) for c in row) + " |")
         return
     from rich.table import Table
+    from rich.text import Text
 
     from dataops_dev.cli.console import stdout_console
 
     rich_table = Table(*headers, box=None, header_style="bold")
     for row in table:
-        rich_table.add_row(*[str(c) for c in row])
+        # Cells are data (a branch may be named `[/]`), never rich markup.
+        rich_table.add_row(*[Text(str(c)) for c in row])
     if not table:
         click.echo("no environments yet: `dataops-dev build` creates the current branch's")
         return
@@ -124,7 +126,11 @@ def drop(app: AppContext, names: tuple[str, ...], branch: str | None) -> None:
 
 
 @env.command("gc")
-@click.option("--ttl-days", type=float, help="Override environments.ttl_days.")
+@click.option(
+    "--ttl-days",
+    type=click.FloatRange(min=0),
+    help="Override environments.ttl_days (0 drops every environment not kept).",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be dropped.")
 @format_options()
 @click.pass_obj

@@ -154,7 +154,16 @@ def emit(report: Any, fmt: str, output: Path | None, *, budget: int | None = Non
     if output is not None:
         from dataops_dev.atomic import write_text_atomic
 
-        write_text_atomic(output, render_string(report, fmt, budget=budget))
+        text = render_string(report, fmt, budget=budget)
+        try:
+            write_text_atomic(output, text)
+        except OSError as exc:  # /proc/version, a directory we cannot write, a full disk
+            from dataops_dev.errors import UsageError
+
+            raise UsageError(
+                f"cannot write --output {output}: {exc.strerror or exc}",
+                "pass --output a file in a directory you can write, or leave it out for stdout",
+            ) from None
         click.echo(f"wrote {output}", err=True)
     elif fmt == "text":
         print_text(report)

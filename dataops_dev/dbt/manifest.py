@@ -5,7 +5,6 @@ Only what dataops_dev needs is lifted into frozen dataclasses; everything else s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -158,14 +157,15 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
+        from dataops_dev.statefiles import load_json
+
+        fix = "build it again: `dataops-dev build` (or `dbt parse`)"
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = load_json(Path(path), what="dbt manifest", fix=fix, error=ProjectError)
         except FileNotFoundError as exc:
             raise ProjectError(
                 f"no manifest at {path}", "run `dataops-dev build` (or `dbt parse`) first"
             ) from exc
-        except json.JSONDecodeError as exc:
-            raise ProjectError(f"{path} is not valid JSON: {exc}") from exc
         return cls(data, Path(path))
 
     @property

@@ -32,12 +32,18 @@ class DbtProject:
 
 def read_project(directory: Path) -> DbtProject:
     path = directory / "dbt_project.yml"
+    from dataops_dev.statefiles import load_yaml
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(
+            path,
+            what="dbt project file",
+            fix="fix it (dbt reads it too)",
+            empty={},
+            error=ProjectError,
+        )
     except FileNotFoundError as exc:
         raise ProjectError(f"no dbt_project.yml in {directory}", "pass --project-dir") from exc
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
     name = data.get("name")
     if not name:
         raise ProjectError(f"{path} has no `name`")
@@ -96,30 +102,52 @@ def load_profile(
     """
     project = read_project(loaded.project_dir)
     name = loaded.config.profile or project.profile
+    from dataops_dev.statefiles import InvalidFile, load_yaml, parse_yaml
+
     path: Path | str = where or loaded.profiles_dir / "profiles.yml"
+    fix = "fix it, then check it with `dbt debug`"
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            data = load_yaml(Path(path), what="profiles file", fix=fix, empty={}, error=ConfigError)
         except FileNotFoundError as exc:
             raise ProjectError(
                 f"no profiles.yml in {loaded.profiles_dir}",
                 "set `profiles_dir` in dataops_dev.yml or DBT_PROFILES_DIR",
             ) from exc
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
-    profile = data.get(name) if isinstance(data, dict) else None
+    else:
+        try:
+            data = parse_yaml(text, shape=dict, empty={})
+        except InvalidFile as exc:
+            raise ConfigError(f"profiles file {path} {exc}", fix) from None
+    profile = data.get(name)
     if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict):
         raise ProjectError(
             f"profile {name!r} not found in {path}",
             "set `profile` in dataops_dev.yml to the profile your project uses",
         )
     outputs = {
-        target: _render_value(output, f"{name}.outputs.{target}")
+        str(target): _checked_output(
+            _render_value(output, f"{name}.outputs.{target}"), f"{name}.outputs.{target}", path
+        )
         for target, output in profile["outputs"].items()
     }
     return name, {"target": profile.get("target"), "outputs": outputs}
+
+
+def _checked_output(output: Any, where: str, path: Path | str) -> dict[str, Any]:
+    """A target's settings; a `ConfigError` naming profiles.yml for values dbt would only
+    reject mid-build (where the failure would look like the model's)."""
+    fix = "fix it, then check it with `dbt debug`"
+    if not isinstance(output, dict):
+        raise ConfigError(f"{path}: `{where}` must be a mapping of settings", fix)
+    if not isinstance(output.get("type"), str):
+        raise ConfigError(f"{path}: `{where}.type` must name a dbt adapter", fix)
+    threads = output.get("threads")
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise ConfigError(f"{path}: `{where}.threads` must be an integer of 1 or more", fix)
+    return output
 
 
 def load_profile_target(loaded: LoadedConfig, target: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from `run_results.json`, the stable interface, not from dbt's Python objects.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -198,6 +197,7 @@ def run_dbt(
     elif "first_node" in marks:
         timings["parse"] = marks["first_node"] - started
     nodes = _read_run_results(target_path) if command in ("build", "run", "test", "seed") else ()
+    _raise_if_disk_full(result, nodes, target_path.parent)
     if redact_errors:
         nodes = tuple(replace(n, message=None) for n in nodes)
     error = None
@@ -219,11 +219,27 @@ def run_dbt(
     )
 
 
+def _raise_if_disk_full(result: Any, nodes: Sequence[NodeResult], directory: Path) -> None:
+    """A full disk fails dbt's writes (artifacts, the database file): say so, instead of
+    letting it read as the model's (or the project's) fault."""
+    import errno
+
+    from dataops_dev.errors import disk_error, is_disk_full
+
+    if result.success:
+        return
+    texts = [str(result.exception or ""), *(str(n.message or "") for n in nodes)]
+    if any(is_disk_full(text) for text in texts):
+        raise disk_error(OSError(errno.ENOSPC, "No space left on device", str(directory)))
+
+
 def _read_run_results(target_path: Path) -> tuple[NodeResult, ...]:
-    path = target_path / "run_results.json"
-    if not path.exists():
+    from dataops_dev.statefiles import read_cache_json
+
+    # Unreadable results (a write cut short by a full disk) are no results, not a crash.
+    data = read_cache_json(target_path / "run_results.json")
+    if data is None:
         return ()
-    data = json.loads(path.read_text(encoding="utf-8"))
     results = []
     for item in data.get("results") or ():
         uid = item.get("unique_id", "")

@@ -28,13 +28,15 @@ class Relation:
         """Parse `[database.]schema.table` (quoted parts allowed)."""
         from dataops_dev.errors import UsageError
 
+        hint = "write it as schema.table or database.schema.table"
         try:
             table = sqlglot.parse_one(text, into=exp.Table)
-        except sqlglot.errors.ParseError as exc:
-            raise UsageError(
-                f"cannot read relation name {text!r}",
-                "write it as schema.table or database.schema.table",
-            ) from exc
+        except sqlglot.errors.SqlglotError as exc:  # ParseError and TokenError (`"`)
+            raise UsageError(f"cannot read relation name {text!r}", hint) from exc
+        # `a.b.c.d` parses into nested parts that the three fields would silently drop.
+        parts = [table.args.get(key) for key in ("this", "db", "catalog")]
+        if not all(part is None or isinstance(part, exp.Identifier) for part in parts):
+            raise UsageError(f"relation name {text!r} has too many parts", hint)
         if not table.db:
             raise UsageError(
                 f"relation {text!r} needs a schema", "write it as schema.table or db.schema.table"

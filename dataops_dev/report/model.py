@@ -388,8 +388,31 @@ class Report:
 
     @classmethod
     def load(cls, path: Path) -> Report:
-        return cls.from_dict(json.loads(Path(path).read_text("utf-8")))
+        """A saved report; `StateFileError` naming the file when it is not one."""
+        from dataops_dev.statefiles import load_json
 
+        data = load_json(Path(path), what="report", fix=REPORT_FIX)
+        return cls.from_saved(data, Path(path))
+
+    @classmethod
+    def from_saved(cls, data: Mapping[str, Any], path: Path) -> Report:
+        """The report in `data`, read from `path`; `StateFileError` naming the file when its
+        content is not a report this release reads (wrong shape, unknown enum value...)."""
+        from dataops_dev.errors import DataopsError, StateFileError
+
+        fix = REPORT_FIX
+        try:
+            return cls.from_dict(data)
+        except DataopsError as exc:
+            raise StateFileError(f"report {path}: {exc.message}", exc.hint) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            raise StateFileError(
+                f"report {path} is not a report this release reads ({reason})", fix
+            ) from None
+
+
+REPORT_FIX = "run `dataops-dev review` again to write a new report"
 
 _LEGACY_REUSE_TIMINGS = {"baseline_reused": "base", "branch_reused": "head"}
 
