@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_bytes_atomic, write_json_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -233,6 +234,22 @@ def deploy(
     timings: dict[str, float] = {}
     work = loaded.state_dir / "deploy" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
+    # From the swap of production (`start_publishing`) to the deployment's record, a signal
+    # waits: production and its record change together, and never after a signal.
+    with interrupts.publication():
+        return _deploy_and_record(loaded, plan, report, state, work, reporter, timings, started)
+
+
+def _deploy_and_record(
+    loaded: LoadedConfig,
+    plan: DeployPlan,
+    report: Report,
+    state: Path,
+    work: Path,
+    reporter: Reporter,
+    timings: dict[str, float],
+    started: float,
+) -> DeployResult:
     if plan.target_type == "duckdb":
         target = _deploy_duckdb(loaded, plan, state, work, reporter, timings)
     elif plan.target_type == "postgres":
@@ -374,6 +391,7 @@ def _deploy_duckdb(
                     "after its checkpoint",
                     "retry the deploy; report it if it persists",
                 )
+            interrupts.start_publishing()
             os.replace(staging, production)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -462,6 +480,7 @@ def _deploy_postgres(
             start = time.perf_counter()
             production_manifest = Manifest.load(state)
             removed = {m.unique_id for m in plan.models if m.action == "drop"}
+            interrupts.start_publishing()
             with engine.connection.transaction():
                 for staging_schema_name, production_schema, name, kind in staged:
                     src = f"{quote(staging_schema_name, 'postgres')}.{quote(name, 'postgres')}"

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.engines.base import Relation, quote
@@ -495,22 +496,24 @@ class Environments:
                 )
                 if tests.error and not tests.nodes:
                     raise BuildError(f"dbt test could not run in {info.name}: {tests.error}")
-                schemas = backend.publish(staging_target)
-                final_target = self.target_dir(info.name)
-                old_target = self.work_dir(info.name) / "target.old"
-                shutil.rmtree(old_target, ignore_errors=True)
-                if final_target.exists():
-                    os.replace(final_target, old_target)
-                os.replace(staging_target, final_target)
-                shutil.rmtree(old_target, ignore_errors=True)
-                result = record("success", None)
-                self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
+                # Never after a signal (dbt may have swallowed it); one during it waits.
+                with interrupts.publishing():
+                    schemas = backend.publish(staging_target)
+                    final_target = self.target_dir(info.name)
+                    old_target = self.work_dir(info.name) / "target.old"
+                    shutil.rmtree(old_target, ignore_errors=True)
+                    if final_target.exists():
+                        os.replace(final_target, old_target)
+                    os.replace(staging_target, final_target)
+                    shutil.rmtree(old_target, ignore_errors=True)
+                    result = record("success", None)
+                    self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
                 return result
             except BaseException as exc:
                 # Whatever stopped the build, the previous good state stays and the attempt is
                 # recorded; Ctrl-C and SIGTERM still propagate as they are.
                 backend.abort()
-                interrupted = isinstance(exc, KeyboardInterrupt)
+                interrupted = isinstance(exc, KeyboardInterrupt) or bool(interrupts.requested())
                 reason = (
                     exc.message if isinstance(exc, BuildError) else str(exc) or type(exc).__name__
                 )

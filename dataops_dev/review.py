@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -428,8 +429,10 @@ def save_report(loaded: LoadedConfig, report: Report) -> Path:
     """Write the report as `<state_dir>/reports/<environment>/report.json` (atomically)."""
     environment = report.head.environment or "unknown"
     path = reports_dir(loaded, environment) / "report.json"
-    # The report's own JSON (contract key order), not the sorted state-file form.
-    write_text_atomic(path, report.to_json() + "\n")
+    # The report's own JSON (contract key order), not the sorted state-file form; never after
+    # a signal (a half-run review must not stand as the branch's last report).
+    with interrupts.publishing():
+        write_text_atomic(path, report.to_json() + "\n")
     return path
 
 

@@ -201,24 +201,63 @@ def _report_error(error: BaseException, debug: bool) -> None:
             )
 
 
+def _interrupted_exit(error: BaseException | None, debug: bool) -> ExitCode | None:
+    """The exit code when the run was interrupted: a signal was recorded (even if dbt or DuckDB
+    turned it into their own error or result), or a KeyboardInterrupt reached us."""
+    from dataops_dev import interrupts
+
+    if isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
+        interrupts.note_keyboard_interrupt()
+    signum = interrupts.requested()
+    if signum is None:
+        return None
+    _report_error(KeyboardInterrupt(), debug and error is not None)
+    return ExitCode(interrupts.exit_code(signum))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and exit with the documented code."""
+    """Entry point: run the CLI and exit with the documented code.
+
+    SIGTERM is handled like Ctrl-C (clean up, then exit 143); an interrupt is never swallowed:
+    whatever a library made of it, the exit code is 130 (SIGINT) or 143 (SIGTERM)."""
+    from dataops_dev import interrupts
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    restore = interrupts.install()
+    try:
+        code = _run(args, debug)
+    except KeyboardInterrupt:
+        # A signal in the instant between the run's end and here.
+        code = interrupts.exit_code(interrupts.requested())
+    finally:
+        restore()
+    sys.exit(code)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         # Outside standalone mode click returns the code of `ctx.exit(n)` (and of --help and
         # --version) instead of raising Exit; otherwise the command's return value.
         code = cli.main(args=args, prog_name="dataops-dev", standalone_mode=False)
     except click.UsageError as exc:
+        if (interrupted := _interrupted_exit(exc, debug)) is not None:
+            return interrupted
         exc.show()
-        sys.exit(ExitCode.USAGE_ERROR)
+        return ExitCode.USAGE_ERROR
     except click.ClickException as exc:
+        if (interrupted := _interrupted_exit(exc, debug)) is not None:
+            return interrupted
         exc.show()
-        sys.exit(ExitCode.RUNTIME_ERROR)
-    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        return ExitCode.RUNTIME_ERROR
+    except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        if isinstance(exc, SystemExit):
+            raise
+        if (interrupted := _interrupted_exit(exc, debug)) is not None:
+            return interrupted
         _report_error(exc, debug)
-        sys.exit(ExitCode.INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        _report_error(exc, debug)
-        sys.exit(exit_code_for(exc))
-    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)
+        return exit_code_for(exc)
+    if (interrupted := _interrupted_exit(None, debug)) is not None:
+        # Finished, but a signal arrived (and something swallowed it): still an interruption.
+        return interrupted
+    return code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK
