@@ -105,7 +105,11 @@ def note_keyboard_interrupt() -> None:
 @contextlib.contextmanager
 def publishing() -> Iterator[None]:
     """Run a publishing step whole: refused once a signal arrived; a signal that arrives during
-    it is held back until it is complete, then raised."""
+    it is held back until it is complete, then raised. Inside a step already publishing it
+    adds nothing (the outer step publishes whole)."""
+    if _open and _open[-1][0]:
+        yield
+        return
     with publication():
         start_publishing()
         yield
