@@ -1,12 +1,14 @@
 """`python -m dataops_dev`."""
 
+import sys
+
 from dataops_dev import interrupts
 
 if __name__ == "__main__":
     # Before the heavier imports: a signal during start-up is an interruption like any other.
     interrupts.install()
-
-from dataops_dev.cli import main  # noqa: E402
-
-if __name__ == "__main__":
+    try:
+        from dataops_dev.cli import main
+    except KeyboardInterrupt:
+        sys.exit(interrupts.exit_code(interrupts.requested()))
     main()

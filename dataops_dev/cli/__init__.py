@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    interrupts.reset()  # a fresh run (main can be called more than once in one process)
     restore = interrupts.install()
     try:
         code = _run(args, debug)
