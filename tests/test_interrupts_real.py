@@ -53,6 +53,8 @@ class Project:
     version: str = "v0"
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     durations: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, list[str]] = field(default_factory=dict)
+    """command -> per try: "SIGINT@3.1s->130" or "finished@3.1s" (shown with -s)."""
 
     def set_version(self, version: str, *, commit: bool = True) -> None:
         self.repo.replace(MODEL, f"'{self.version}'", f"'{version}'")
@@ -89,6 +91,12 @@ class Project:
             process.send_signal(signum)
             sent = True
         _, stderr = process.communicate(timeout=600)
+        outcome = (
+            f"{signal.Signals(signum).name}@{delay:.1f}s->{process.returncode}"
+            if sent
+            else f"finished@{delay:.1f}s"
+        )
+        self.outcomes.setdefault(command[0], []).append(outcome)
         return process.returncode, signum, sent, stderr
 
 
@@ -135,6 +143,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     state.set_version("v1")
     state.run("review")
     yield state
+    print("\ninterrupted runs:", json.dumps(state.outcomes, indent=1))
+    # Most tries must have been signalled while running, or the test would prove little.
+    for command, outcomes in state.outcomes.items():
+        assert any("->" in o for o in outcomes), (command, outcomes)
 
 
 def env_version(project: Project) -> str:
