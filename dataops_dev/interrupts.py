@@ -21,6 +21,7 @@ __all__ = [
     "check",
     "exit_code",
     "install",
+    "note_keyboard_interrupt",
     "publication",
     "publishing",
     "requested",
