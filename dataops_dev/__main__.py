@@ -10,5 +10,6 @@ if __name__ == "__main__":
     try:
         from dataops_dev.cli import main
     except KeyboardInterrupt:
+        interrupts.finish()
         sys.exit(interrupts.exit_code(interrupts.requested()))
     main()

@@ -20,6 +20,7 @@ __all__ = [
     "Interrupted",
     "check",
     "exit_code",
+    "finish",
     "install",
     "note_keyboard_interrupt",
     "publication",
@@ -33,6 +34,7 @@ _HANDLED = (signal.SIGINT, signal.SIGTERM)
 _lock = threading.Lock()
 _signal: int | None = None
 _publishing = 0
+_finished = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -67,10 +69,18 @@ def _record(signum: int) -> None:
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     _record(signum)
-    if _publishing:
-        # Inside a publishing step: it finishes, then `publishing()` raises.
+    if _publishing or _finished:
+        # Inside a publishing step: it finishes, then `publishing()` raises. After `finish()`:
+        # the run is over, the signal only sets the exit code.
         return
     raise Interrupted(signum)
+
+
+def finish() -> None:
+    """The run is over: from now on a signal is only recorded (it sets the exit code), so it
+    cannot escape as a KeyboardInterrupt while the process exits."""
+    global _finished
+    _finished = True
 
 
 def install() -> Callable[[], None]:
@@ -153,6 +163,7 @@ def start_publishing() -> None:
 
 def reset() -> None:
     """Forget a recorded signal (tests, and long-lived hosts that handle one and go on)."""
-    global _signal
+    global _signal, _finished
     with _lock:
         _signal = None
+        _finished = False

@@ -62,21 +62,10 @@ class Project:
         if commit:
             self.repo.commit(f"customer_totals {version}")
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        started = time.perf_counter()
-        result = self.repo.run(*args)
-        assert result.returncode == 0, result.stderr
-        self.durations[args[0]] = time.perf_counter() - started
-        return result
-
-    def interrupt(self, command: tuple[str, ...], attempt: int) -> tuple[int, int, bool, str]:
-        """Run `command`, signal it after a random delay; (exit code, signal, sent, stderr)."""
-        signum = (signal.SIGINT, signal.SIGTERM)[attempt % 2]
-        # Calibrated on an earlier run of the same command (deploy: of a build, its dbt work).
-        duration = self.durations.get(command[0]) or self.durations.get("build") or 20.0
-        delay = self.rng.uniform(MIN_DELAY, max(MIN_DELAY, 0.8 * duration))
+    def _start(self, args: tuple[str, ...]) -> tuple[subprocess.Popen[str], float]:
+        """Start the CLI; returns once it handles signals, with that moment."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "dataops_dev", *command],
+            [sys.executable, "-m", "dataops_dev", *args],
             cwd=self.repo.project,
             env={**os.environ, "DATAOPS_SALT": TEST_SALT},
             stdout=subprocess.PIPE,
@@ -84,6 +73,22 @@ class Project:
             text=True,
         )
         _wait_for_handlers(process.pid)
+        return process, time.perf_counter()
+
+    def run(self, *args: str) -> None:
+        """Run to the end; records how long it ran after its handlers were installed."""
+        process, ready = self._start(args)
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+        self.durations[args[0]] = time.perf_counter() - ready
+
+    def interrupt(self, command: tuple[str, ...], attempt: int) -> tuple[int, int, bool, str]:
+        """Run `command`, signal it after a random delay; (exit code, signal, sent, stderr)."""
+        signum = (signal.SIGINT, signal.SIGTERM)[attempt % 2]
+        # Calibrated on an earlier run of the same command (deploy: of a build, its dbt work).
+        duration = self.durations.get(command[0]) or self.durations.get("build") or 20.0
+        delay = self.rng.uniform(MIN_DELAY, max(MIN_DELAY, 0.7 * duration))
+        process, _ = self._start(command)
         try:
             process.wait(timeout=delay)
             sent = False

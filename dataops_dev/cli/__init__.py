@@ -227,12 +227,19 @@ def main(argv: list[str] | None = None) -> None:
     interrupts.reset()  # a fresh run (main can be called more than once in one process)
     restore = interrupts.install()
     try:
-        code = _run(args, debug)
+        try:
+            code = _run(args, debug)
+        finally:
+            interrupts.finish()
     except KeyboardInterrupt:
-        # A signal in the instant between the run's end and here.
+        # A signal in the instant between the run's end and `finish()`.
         code = interrupts.exit_code(interrupts.requested())
     finally:
         restore()
+    signum = interrupts.requested()
+    if signum is not None:
+        # A signal while the process was finishing: still an interruption.
+        code = interrupts.exit_code(signum)
     sys.exit(code)
 
 
