@@ -124,7 +124,10 @@ def _wait_for_handlers(pid: int, timeout: float = 60.0) -> None:
 
 
 def check_exit(code: int, signum: int, sent: bool, stderr: str) -> None:
-    if sent:
+    """130/143 when signalled; 0 only when the run was already over (it finished before the
+    delay, or the signal came while the process was exiting: the caller then checks that the
+    state is the complete new one)."""
+    if sent and code != 0:
         assert code == 128 + signum, f"exit {code} after {signal.Signals(signum).name}: {stderr}"
         # (A signal that lands in a garbage-collection finalizer inside dbt makes Python print
         # "Exception ignored in ..." with a traceback: the flag still carries it.)
@@ -151,7 +154,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     print("\ninterrupted runs:", json.dumps(state.outcomes, indent=1))
     # Most tries must have been signalled while running, or the test would prove little.
     for command, outcomes in state.outcomes.items():
-        assert any("->" in o for o in outcomes), (command, outcomes)
+        assert any(o.endswith(("->130", "->143")) for o in outcomes), (command, outcomes)
 
 
 def env_version(project: Project) -> str:
