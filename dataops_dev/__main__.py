@@ -11,5 +11,6 @@ if __name__ == "__main__":
         from dataops_dev.cli import main
     except KeyboardInterrupt:
         interrupts.finish()
+        print("interrupted", file=sys.stderr)
         sys.exit(interrupts.exit_code(interrupts.requested()))
     main()
