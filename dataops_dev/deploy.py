@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_bytes_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -417,7 +418,9 @@ def deploy(
     production = _production(loaded, plan, output)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with contextlib.ExitStack() as stack:
+    # From the journal (`_publish` starts publishing) to the deployment's record, a signal
+    # waits: production and its metadata change together, and never after a signal.
+    with interrupts.publication(), contextlib.ExitStack() as stack:
         with task(reporter, "deploy-lock", f"lock production ({plan.target})"):
             stack.enter_context(production.locked())
         _finish_interrupted(loaded, production)
@@ -599,6 +602,7 @@ def _publish(
     """Journal, then swap: a kill between the swap and the metadata leaves a journal that the
     next command completes (see deploy_state.recover)."""
     manifest = (target / "manifest.json").read_bytes()
+    interrupts.start_publishing()  # refused after a signal; from here on, signals wait
 
     def journaled(swapped_when: Mapping[str, Any]) -> Journal:
         written = dataclasses.replace(journal, swapped_when=dict(swapped_when))

@@ -23,12 +23,14 @@ from typing import Any, Literal
 
 import yaml
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.engines.base import Relation, quote
 from dataops_dev.errors import (
     BuildError,
     ConfigError,
+    DataopsError,
     EnvironmentNotFound,
     LockedError,
     ProjectError,
@@ -544,22 +546,24 @@ class Environments:
                 )
                 if tests.error and not tests.nodes:
                     raise BuildError(f"dbt test could not run in {info.name}: {tests.error}")
-                schemas = backend.publish(staging_target)
-                final_target = self.target_dir(info.name)
-                old_target = self.work_dir(info.name) / "target.old"
-                shutil.rmtree(old_target, ignore_errors=True)
-                if final_target.exists():
-                    os.replace(final_target, old_target)
-                os.replace(staging_target, final_target)
-                shutil.rmtree(old_target, ignore_errors=True)
-                result = record("success", None)
-                self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
+                # Never after a signal (dbt may have swallowed it); one during it waits.
+                with interrupts.publishing():
+                    schemas = backend.publish(staging_target)
+                    final_target = self.target_dir(info.name)
+                    old_target = self.work_dir(info.name) / "target.old"
+                    shutil.rmtree(old_target, ignore_errors=True)
+                    if final_target.exists():
+                        os.replace(final_target, old_target)
+                    os.replace(staging_target, final_target)
+                    shutil.rmtree(old_target, ignore_errors=True)
+                    result = record("success", None)
+                    self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
                 return result
             except BaseException as exc:
                 # Whatever stopped the build, the previous good state stays and the attempt is
                 # recorded; Ctrl-C and SIGTERM still propagate as they are.
                 backend.abort()
-                interrupted = isinstance(exc, KeyboardInterrupt)
+                interrupted = isinstance(exc, KeyboardInterrupt) or bool(interrupts.requested())
                 reason = (
                     exc.message if isinstance(exc, BuildError) else str(exc) or type(exc).__name__
                 )
@@ -646,17 +650,78 @@ def _production_output(loaded: LoadedConfig) -> dict[str, Any]:
     return load_profile_target(loaded, loaded.config.backend.target or None)
 
 
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "pass",
+        "passphrase",
+        "private_key",
+        "private_key_passphrase",
+        "token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "keyfile_json",
+        "secret",
+        "api_key",
+    }
+)
+"""Profile settings that hold credentials: never written to our files as values."""
+SECRET_ENV_PREFIX = "DBT_ENV_SECRET_DATAOPS_"
+"""dbt scrubs `DBT_ENV_SECRET_*` values from its logs."""
+
+
 def write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
     """A profiles.yml in `directory` whose target `dataops` is `output`, under the project's
-    profile name (so the user's dbt_project.yml works unchanged)."""
+    profile name (so the user's dbt_project.yml works unchanged).
+
+    No rendered credential is written: a value the user's profiles.yml takes from `env_var()`
+    keeps that reference, and a credential written there as plain text is handed to dbt through
+    a `DBT_ENV_SECRET_DATAOPS_*` variable of this process (dbt runs in it, or in a child)."""
     from dataops_dev.dbt.project import read_project
 
     profile_name = loaded.config.profile or read_project(loaded.project_dir).profile
     # Keys starting with "_" are our annotations (e.g. `_target_name`), not dbt settings.
     clean = {k: v for k, v in output.items() if not k.startswith("_")}
+    templates = _profile_templates(loaded, profile_name, output.get("_target_name"))
+    clean = {k: _unrendered(k, v, templates) for k, v in clean.items()}
     document = {profile_name: {"target": "dataops", "outputs": {"dataops": clean}}}
     write_text_atomic(directory / "profiles.yml", yaml.safe_dump(document, sort_keys=True))
     return directory
+
+
+def _profile_templates(
+    loaded: LoadedConfig, profile_name: str, target: Any
+) -> dict[str, tuple[str, Any]]:
+    """key -> (the user's unrendered `{{ ... }}` value, what it renders to) of `target`."""
+    from dataops_dev.dbt.project import load_profile
+
+    if not isinstance(target, str):
+        return {}
+    try:
+        raw = yaml.safe_load((loaded.profiles_dir / "profiles.yml").read_text("utf-8")) or {}
+        output = raw[profile_name]["outputs"][target]
+        rendered = load_profile(loaded)[1]["outputs"][target]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, DataopsError):
+        return {}
+    if not isinstance(output, dict) or not isinstance(rendered, dict):
+        return {}
+    return {
+        str(k): (v, rendered.get(k))
+        for k, v in output.items()
+        if isinstance(v, str) and ("{{" in v or "{%" in v)
+    }
+
+
+def _unrendered(key: str, value: Any, templates: Mapping[str, tuple[str, Any]]) -> Any:
+    template = templates.get(key)
+    if template is not None and template[1] == value and isinstance(value, str):
+        return template[0]
+    if key.lower() in SECRET_KEYS and isinstance(value, str) and value:
+        variable = SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", key.upper())
+        os.environ[variable] = value
+        return "{{ env_var('" + variable + "') }}"
+    return value
 
 
 def _manifest_schemas(target: Path) -> tuple[str, ...]:

@@ -17,11 +17,17 @@ class ExitCode(IntEnum):
     BLOCKING_FINDINGS = 3
     """Policy failure, failed dbt test or unapproved breaking change."""
     INTERRUPTED = 130
-    """Interrupted (Ctrl-C)."""
+    """Interrupted (Ctrl-C, SIGINT)."""
+    TERMINATED = 143
+    """Stopped by SIGTERM (cleaned up like an interrupt)."""
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """Map an exception to the exit code the CLI returns for it."""
+    from dataops_dev.interrupts import Interrupted
+
+    if isinstance(error, Interrupted):
+        return ExitCode(error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     if isinstance(error, BlockingFindings):

@@ -121,6 +121,17 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects with every header, `Authorization` included, to any host: we
+    follow none (the endpoints we call never redirect), so the token stays with the API."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_EXPECTED_STATUS = {"GET": 200, "POST": 201, "PATCH": 200}
+
+
 class GitHubClient:
     """The few issue-comment endpoints we need, with a timeout and errors that say what to do."""
 
@@ -135,6 +146,7 @@ class GitHubClient:
         self.token = token
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirects())
 
     def _request(
         self, method: str, url: str, body: Mapping[str, Any] | None = None
@@ -147,15 +159,27 @@ class GitHubClient:
         request.add_header("User-Agent", "dataops-dev")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        path = urllib.parse.urlsplit(url).path
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with self._opener.open(request, timeout=self.timeout) as response:
+                status = response.status
                 payload = response.read()
                 headers = {k.lower(): v for k, v in response.headers.items()}
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                location = exc.headers.get("Location") or "" if exc.headers else ""
+                where = _origin(urllib.parse.urljoin(url, location)) if location else "elsewhere"
+                raise GitHubError(
+                    f"GitHub answered {exc.code} to {method} {path}, a redirect to {where}: "
+                    "not followed (the token is only ever sent to "
+                    f"{_origin(self.api_url)}); nothing was posted",
+                    "check GITHUB_API_URL: it must be the API's own base URL "
+                    "(GitHub Enterprise: https://HOST/api/v3)",
+                    status=exc.code,
+                ) from exc
             detail = ""
             with contextlib.suppress(ValueError, AttributeError):
                 detail = str(json.loads(exc.read() or b"{}").get("message", ""))
-            path = urllib.parse.urlsplit(url).path
             raise GitHubError(
                 f"GitHub answered {exc.code} to {method} {path}"
                 + (f": {detail}" if detail else ""),
@@ -168,7 +192,21 @@ class GitHubClient:
                 f"cannot reach {self.api_url}: {reason}",
                 "check GITHUB_API_URL and the network (GitHub Enterprise: set GITHUB_API_URL)",
             ) from exc
-        return (json.loads(payload) if payload else None), headers
+        if status != _EXPECTED_STATUS.get(method, 200):
+            raise GitHubError(
+                f"GitHub answered {status} to {method} {path}; expected "
+                f"{_EXPECTED_STATUS.get(method, 200)}",
+                "check GITHUB_API_URL (is it GitHub's API?); retry later",
+                status=status,
+            )
+        try:
+            return (json.loads(payload) if payload else None), headers
+        except ValueError as exc:
+            raise GitHubError(
+                f"GitHub's answer to {method} {path} is not JSON",
+                "check GITHUB_API_URL (is it GitHub's API?)",
+                status=status,
+            ) from exc
 
     def _same_api(self, url: str) -> bool:
         """`url` is under our API base: same scheme, host and port, and below its path."""
@@ -212,13 +250,31 @@ class GitHubClient:
         result, _ = self._request(
             "POST", self._issue_url(pr, f"/{pr.number}/comments"), {"body": body}
         )
-        return dict(result or {})
+        return _comment_answer(result, "creating")
 
     def update_comment(self, pr: PullRequest, comment_id: int, body: str) -> dict[str, Any]:
         result, _ = self._request(
             "PATCH", self._issue_url(pr, f"/comments/{int(comment_id)}"), {"body": body}
         )
-        return dict(result or {})
+        answer = _comment_answer(result, "updating")
+        if answer["id"] != int(comment_id):
+            raise GitHubError(
+                f"GitHub answered the update of comment {int(comment_id)} with comment "
+                f"{answer['id']}",
+                "check GITHUB_API_URL (is it GitHub's API?)",
+            )
+        return answer
+
+
+def _comment_answer(result: Any, doing: str) -> dict[str, Any]:
+    """The comment GitHub returned: it must carry a positive integer id."""
+    comment_id = result.get("id") if isinstance(result, dict) else None
+    if not isinstance(comment_id, int) or isinstance(comment_id, bool) or comment_id <= 0:
+        raise GitHubError(
+            f"GitHub's answer to {doing} the comment has no comment id: the comment may not exist",
+            "check GITHUB_API_URL (is it GitHub's API?), then run `dataops-dev comment` again",
+        )
+    return dict(result)
 
 
 def plan_comment(
@@ -254,9 +310,7 @@ def apply_plan(client: GitHubClient, plan: CommentPlan, body: str) -> CommentRes
         result = client.update_comment(plan.pull_request, plan.comment_id, body)
     else:
         result = client.create_comment(plan.pull_request, body)
-    return CommentResult(
-        plan.action, int(result.get("id", plan.comment_id or 0)), result.get("html_url")
-    )
+    return CommentResult(plan.action, int(result["id"]), result.get("html_url"))
 
 
 def upsert_comment(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -437,8 +438,10 @@ def save_report(loaded: LoadedConfig, report: Report) -> Path:
     key = integrity_key(loaded)
     if key is not None:
         data = signed(data, key)
-    # The report's own JSON (contract key order), not the sorted state-file form.
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    # The report's own JSON (contract key order), not the sorted state-file form; never after
+    # a signal (a half-run review must not stand as the branch's last report).
+    with interrupts.publishing():
+        write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlglot import exp
 
+from dataops_dev import interrupts
 from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
@@ -1081,24 +1082,26 @@ def _build_duckdb(
 
                 production.engine.execute(f"DETACH {FILES_ALIAS}")
             production.engine.execute("CHECKPOINT")
-        # Readers only ever see a complete sample: the file appears whole or not at all.
-        os.replace(tmp, final)
+        record = _record(
+            loaded,
+            salt,
+            sample_id,
+            "duckdb",
+            str(final),
+            production,
+            inspection,
+            outcome,
+            relations,
+            policy,
+        )
+        # Readers only ever see a complete sample: the file appears whole or not at all, with
+        # its record, and never after a signal (DuckDB turns one into "Query interrupted").
+        with interrupts.publishing():
+            os.replace(tmp, final)
+            write_json_atomic(directory / f"{sample_id}.json", record.to_json())
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
-    record = _record(
-        loaded,
-        salt,
-        sample_id,
-        "duckdb",
-        str(final),
-        production,
-        inspection,
-        outcome,
-        relations,
-        policy,
-    )
-    write_json_atomic(directory / f"{sample_id}.json", record.to_json())
     return record
 
 
@@ -1167,6 +1170,7 @@ def _build_warehouse(
                 loaded, production, manifest, policy, salt, factory, reporter
             )
             with task(reporter, "publish", f"publishing the sample into {sandbox_name}"):
+                interrupts.check()  # never after a signal, whatever swallowed it
                 writers[0].publish()
     finally:
         sandbox.close()

@@ -207,34 +207,81 @@ def _report_error(error: BaseException, debug: bool) -> None:
             )
 
 
+def _interrupted_exit(error: BaseException | None, debug: bool) -> ExitCode | None:
+    """The exit code when the run was interrupted: a signal was recorded (even if dbt or DuckDB
+    turned it into their own error or result), or a KeyboardInterrupt reached us."""
+    from dataops_dev import interrupts
+
+    if isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
+        interrupts.note_keyboard_interrupt()
+    signum = interrupts.requested()
+    if signum is None:
+        return None
+    _report_error(KeyboardInterrupt(), debug and error is not None)
+    return ExitCode(interrupts.exit_code(signum))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and exit with the documented code."""
+    """Entry point: run the CLI and exit with the documented code.
+
+    SIGTERM is handled like Ctrl-C (clean up, then exit 143); an interrupt is never swallowed:
+    whatever a library made of it, the exit code is 130 (SIGINT) or 143 (SIGTERM)."""
+    from dataops_dev import interrupts
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     # A log handler that cannot write (full disk) must not print "--- Logging error ---"
     # tracebacks over the one error line.
     logging.raiseExceptions = debug
+    interrupts.reset()  # a fresh run (main can be called more than once in one process)
+    restore = interrupts.install()
+    try:
+        try:
+            code = _run(args, debug)
+        finally:
+            interrupts.finish()
+    except KeyboardInterrupt:
+        # A signal in the instant between the run's end and `finish()`.
+        code = interrupts.exit_code(interrupts.requested())
+    finally:
+        restore()
+    signum = interrupts.requested()
+    if signum is not None:
+        # A signal while the process was finishing: still an interruption.
+        code = interrupts.exit_code(signum)
+    sys.exit(code)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         # Outside standalone mode click returns the code of `ctx.exit(n)` (and of --help and
         # --version) instead of raising Exit; otherwise the command's return value.
         code = cli.main(args=args, prog_name="dataops-dev", standalone_mode=False)
     except click.UsageError as exc:
+        if (interrupted := _interrupted_exit(exc, debug)) is not None:
+            return interrupted
         exc.show()
-        sys.exit(ExitCode.USAGE_ERROR)
+        return ExitCode.USAGE_ERROR
     except click.ClickException as exc:
+        if (interrupted := _interrupted_exit(exc, debug)) is not None:
+            return interrupted
         exc.show()
-        sys.exit(ExitCode.RUNTIME_ERROR)
-    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
-        _report_error(exc, debug)
-        sys.exit(ExitCode.INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        error: Exception = exc
+        return ExitCode.RUNTIME_ERROR
+    except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        if isinstance(exc, SystemExit):
+            raise
+        if (interrupted := _interrupted_exit(exc, debug)) is not None:
+            return interrupted
+        error: BaseException = exc
         from dataops_dev.errors import disk_error, is_disk_full
 
         if isinstance(exc, OSError):  # a full disk, a read-only directory: one clear line
             error = disk_error(exc)
-        elif is_disk_full(str(exc)):  # the database said so (DuckDB's IOException)
+        elif isinstance(exc, Exception) and is_disk_full(str(exc)):  # DuckDB's IOException
             error = disk_error(OSError(28, "No space left on device"))
         _report_error(error, debug)
-        sys.exit(exit_code_for(error))
-    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)
+        return exit_code_for(error)
+    if (interrupted := _interrupted_exit(None, debug)) is not None:
+        # Finished, but a signal arrived (and something swallowed it): still an interruption.
+        return interrupted
+    return code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK

@@ -35,6 +35,71 @@ def open_engine(database: str) -> Any:
     return DuckDBEngine(path, read_only=True)
 
 
+_VALUE_STATS = ("min", "max", "quantiles", "top_values", "histogram")
+"""Profile statistics that are values of the data (withheld with the examples)."""
+
+
+def _dbname(dsn: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return str(conninfo_to_dict(dsn).get("dbname") or "") or None
+    except Exception:  # noqa: BLE001 - an unparsable DSN fails later, on connect
+        return None
+
+
+def production_like(app: AppContext, databases: list[str]) -> str | None:
+    """Why values from `databases` may be raw production data, or None when every one is our
+    own masked data (the sample, an environment, the warehouse sandbox).
+
+    Production is the production target's database; anything that is neither the sample nor an
+    environment is treated like it, since we cannot know what it holds."""
+    from dataops_dev.errors import DataopsError
+
+    safe_dirs: list[Path] = []
+    production_file: Path | None = None
+    sandbox: str | None = None
+    try:
+        loaded = app.loaded
+        from dataops_dev.dbt.project import duckdb_path, load_profile_target
+        from dataops_dev.environments import Environments
+        from dataops_dev.sources import samples_dir
+
+        safe_dirs = [Environments(loaded).root.resolve(), samples_dir(loaded).resolve()]
+        output = load_profile_target(loaded)
+        if output.get("type") == "duckdb":
+            production_file = duckdb_path(loaded, output)
+        elif loaded.config.backend.type == "warehouse":
+            from dataops_dev.sources import sandbox_database
+
+            sandbox = sandbox_database(loaded)
+    except DataopsError:
+        pass  # outside a project nothing is known to be ours
+    for database in databases:
+        if _DSN.match(database):
+            if sandbox is None or _dbname(database) != sandbox:
+                return f"{_dbname(database) or database} is not the dataops sandbox database"
+            continue
+        path = Path(database).expanduser().resolve()
+        if production_file is not None and path == production_file:
+            return f"{database} is the production target's database"
+        if not any(path.is_relative_to(d) for d in safe_dirs):
+            return f"{database} is neither the sample nor an environment"
+    return None
+
+
+def _withhold_values(data: Any) -> Any:
+    """The profile diff without the statistics that are values of the data."""
+    if isinstance(data, dict):
+        return {
+            k: (None if k in ("min", "max") else [] if k in _VALUE_STATS else _withhold_values(v))
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_withhold_values(v) for v in data]
+    return data
+
+
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     from dataops_dev.errors import UsageError
 
@@ -84,6 +149,13 @@ def _number(text: str, option: str) -> float:
     "relations ALIAS.schema.table.",
 )
 @click.option("--profile", "with_profile", is_flag=True, help="Add a profile diff.")
+@click.option(
+    "--show-values",
+    is_flag=True,
+    help="Show example values (and min/max/top values) even from a production-like database: "
+    "they can be raw personal data. Default: withheld unless every database is the sample or "
+    "an environment.",
+)
 @format_options()
 @click.pass_obj
 def diff_tables(
@@ -100,12 +172,22 @@ def diff_tables(
     cast: tuple[str, ...],
     attach: tuple[str, ...],
     with_profile: bool,
+    show_values: bool,
     output_format: str,
     as_json: bool,
 ) -> None:
-    """Diff LEFT (base) and RIGHT (head), each `[database.]schema.table`."""
+    """Diff LEFT (base) and RIGHT (head), each `[database.]schema.table`.
+
+    Example values are shown only from the sample and environments (or with --show-values):
+    from production, or any database that is neither, they are withheld."""
     from dataops_dev.diffing import DiffOptions, Tolerance, diff_relations, profile_diff
     from dataops_dev.engines.base import Relation
+
+    attached = _pairs(attach, "--attach")
+    withheld = None if show_values else production_like(app, [database, *attached.values()])
+    if withheld is not None:
+        # Never fetched: raw values do not even reach this process.
+        examples = example_rows = 0
 
     absolute = {c: _number(v, "--tolerance") for c, v in _pairs(tolerance, "--tolerance").items()}
     relative = {
@@ -124,7 +206,7 @@ def diff_tables(
     )
     key_columns = [k.strip() for k in key.split(",") if k.strip()] if key else None
     with open_engine(database) as engine, app.reporter() as reporter:
-        for alias, path in _pairs(attach, "--attach").items():
+        for alias, path in attached.items():
             if engine.dialect != "duckdb":
                 from dataops_dev.errors import UsageError
 
@@ -146,6 +228,15 @@ def diff_tables(
     data = result.to_dict()
     if profile is not None:
         data["profile"] = profile.to_dict()
+    if withheld is not None:
+        if "profile" in data:
+            data["profile"] = _withhold_values(data["profile"])
+        data["values_withheld"] = withheld
+        click.echo(
+            f"note: example values withheld: {withheld}; --show-values shows them "
+            "(they can be raw production data)",
+            err=True,
+        )
     fmt = resolve_format(output_format, as_json)
     if fmt == "json":
         emit_json(data)
@@ -191,6 +282,8 @@ def render_text(data: dict[str, Any]) -> str:
             lines.append(f"      {example['key']}: {example['before']!r} -> {example['after']!r}")
     if data.get("candidate_keys"):
         lines.append("  candidate keys: " + ", ".join("+".join(k) for k in data["candidate_keys"]))
+    if data.get("values_withheld"):
+        lines.append(f"  example values withheld ({data['values_withheld']})")
     return "\n".join(lines)
 
 

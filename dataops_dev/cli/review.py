@@ -14,16 +14,20 @@ FORMATS = ("text", "json", "markdown", "html")
 
 def write_artifacts(loaded: Any, report: Any) -> dict[str, Path]:
     """report.json, report.md and report.html next to each other in the reports directory."""
+    from dataops_dev import interrupts
     from dataops_dev.atomic import write_text_atomic
     from dataops_dev.cli.report import render_string
     from dataops_dev.review import save_report
 
-    json_path = save_report(loaded, report)
-    paths = {"json": json_path}
-    for fmt, suffix in (("markdown", "md"), ("html", "html")):
-        path = json_path.with_suffix(f".{suffix}")
-        write_text_atomic(path, render_string(report, fmt))
-        paths[fmt] = path
+    rendered = {fmt: render_string(report, fmt) for fmt in ("markdown", "html")}
+    # The three change together, and never after a signal.
+    with interrupts.publishing():
+        json_path = save_report(loaded, report)
+        paths = {"json": json_path}
+        for fmt, suffix in (("markdown", "md"), ("html", "html")):
+            path = json_path.with_suffix(f".{suffix}")
+            write_text_atomic(path, rendered[fmt])
+            paths[fmt] = path
     return paths
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dataops_dev import interrupts
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
 from dataops_dev.errors import ProjectError
@@ -189,9 +190,12 @@ def run_dbt(
             if cwd is not None:
                 os.chdir(previous_cwd)
     elapsed = time.perf_counter() - started
-    if isinstance(result.exception, KeyboardInterrupt):
+    if isinstance(result.exception, KeyboardInterrupt) or interrupts.requested():
+        # dbt turns Ctrl-C/SIGTERM into a failed (or even a finished) result: the flag our
+        # signal handler set says it was an interruption.
         reporter.task_finished(task_key, "failed")
-        raise KeyboardInterrupt
+        interrupts.note_keyboard_interrupt()
+        interrupts.check()
     if "parsed" in marks:
         timings["parse"] = marks["parsed"] - started
     elif "first_node" in marks:

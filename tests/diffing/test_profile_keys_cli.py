@@ -193,7 +193,9 @@ def test_cli_duckdb_file(tmp_path: Path) -> None:
         engine.execute("CREATE SCHEMA s")
         _cli_tables(engine)
     runner = CliRunner()
-    args = ["diff-tables", "s.a", "s.b", "--key", "id", "--database", str(path), "--format", "json"]
+    # A file that is neither the sample nor an environment: examples only with --show-values.
+    args = ["diff-tables", "s.a", "s.b", "--key", "id", "--database", str(path), "--show-values"]
+    args += ["--format", "json"]
     result = runner.invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     _check_cli_json(json.loads(result.stdout))
@@ -217,7 +219,17 @@ def test_cli_postgres_dsn(pg_database: str) -> None:
         _cli_tables(engine)
     result = CliRunner().invoke(
         cli,
-        ["diff-tables", "s.a", "s.b", "--key", "id", "--database", conninfo, "--json"],
+        [
+            "diff-tables",
+            "s.a",
+            "s.b",
+            "--key",
+            "id",
+            "--database",
+            conninfo,
+            "--json",
+            "--show-values",
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
