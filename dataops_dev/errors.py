@@ -13,6 +13,7 @@ hint (what to run next). `exit_codes.exit_code_for` maps the classes to the CLI'
     ├── LockedError           another process holds the environment's lock      -> exit 1
     ├── EnvironmentNotFound   the named environment does not exist              -> exit 1
     ├── BuildError            dbt failed while building an environment          -> exit 1
+    │   └── ParseFailed       dbt could not parse the code to build             -> exit 1
     ├── GitHubError           the GitHub API refused or could not be reached    -> exit 1
     └── BlockingFindings      the verdict blocks (policy, failed test, breaking) -> exit 3
 """
@@ -79,6 +80,10 @@ class EnvironmentNotFound(DataopsError):
 
 class BuildError(DataopsError):
     """dbt did not finish a build; the previous good state of the environment is kept."""
+
+
+class ParseFailed(BuildError):
+    """dbt could not parse the code to build (nothing was built; a review finding, not a crash)."""
 
 
 class GitHubError(DataopsError):

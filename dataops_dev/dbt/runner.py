@@ -153,8 +153,8 @@ def run_dbt(
         str(project_dir),
         "--profiles-dir",
         str(profiles_dir),
-        "--target-path",
-        str(target_path),
+        # `dbt deps` writes no artifacts and refuses the option.
+        *(["--target-path", str(target_path)] if command != "deps" else []),
         "--log-path",
         str(log_path),
         "--log-level",
@@ -242,7 +242,15 @@ def parse_project(
 
     Uses the production target's profile so sources resolve as they do in production.
     """
+    from dataops_dev.dbt.packages import ensure_packages
+
     target_path = loaded.state_dir / "parse" / "target"
+    ensure_packages(
+        loaded.project_dir,
+        work_dir=loaded.state_dir / "deps",
+        profiles_dir=loaded.profiles_dir,
+        reporter=reporter,
+    )
     run = run_dbt(
         "parse",
         [],
