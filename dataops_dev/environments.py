@@ -29,6 +29,7 @@ from dataops_dev.engines.base import Relation, quote
 from dataops_dev.errors import (
     BuildError,
     ConfigError,
+    DataopsError,
     EnvironmentNotFound,
     LockedError,
     ProjectError,
@@ -480,11 +481,11 @@ class Environments:
         self, info: EnvironmentInfo, progress: _BuildProgress, exc: BaseException
     ) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        reason = exc.message if isinstance(exc, BuildError) else str(exc) or type(exc).__name__
+        reason = exc.message if isinstance(exc, DataopsError) else str(exc) or type(exc).__name__
         attempt = progress.record("interrupted" if interrupted else "failed", reason)
         self._save(replace(self.get(info.name), last_attempt=attempt))
         kept = self.get(info.name).last_build
-        if isinstance(exc, BuildError) and kept is not None:
+        if isinstance(exc, DataopsError) and kept is not None:
             exc.message += (
                 f"; the previous build (commit {kept.commit[:8]}, {kept.finished_at}) "
                 "is still in place"

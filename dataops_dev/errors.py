@@ -8,12 +8,12 @@ hint (what to run next). `exit_codes.exit_code_for` maps the classes to the CLI'
     │   └── ConfigError       dataops_dev.yml / [tool.dataops_dev] is invalid  -> exit 2
     │       └── SaltError     the masking salt's environment variable is unset -> exit 2
     ├── ProjectError          the dbt project or its artifacts cannot be read   -> exit 1
+    │   └── ParseFailed       dbt could not parse the project                   -> exit 1
     ├── GitError              git refused or the repository is in an odd state  -> exit 1
     ├── EngineError           the database refused a statement                  -> exit 1
     ├── LockedError           another process holds the environment's lock      -> exit 1
     ├── EnvironmentNotFound   the named environment does not exist              -> exit 1
     ├── BuildError            dbt failed while building an environment          -> exit 1
-    │   └── ParseFailed       dbt could not parse the code to build             -> exit 1
     ├── GitHubError           the GitHub API refused or could not be reached    -> exit 1
     └── BlockingFindings      the verdict blocks (policy, failed test, breaking) -> exit 3
 """
@@ -62,6 +62,10 @@ class ProjectError(DataopsError):
     """The dbt project, its profiles or its artifacts cannot be used."""
 
 
+class ParseFailed(ProjectError):
+    """dbt could not parse the project (a review reports it as a blocking finding)."""
+
+
 class GitError(DataopsError):
     """A git operation failed."""
 
@@ -82,8 +86,6 @@ class BuildError(DataopsError):
     """dbt did not finish a build; the previous good state of the environment is kept."""
 
 
-class ParseFailed(BuildError):
-    """dbt could not parse the code to build (nothing was built; a review finding, not a crash)."""
 
 
 class GitHubError(DataopsError):

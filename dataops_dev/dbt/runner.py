@@ -19,7 +19,7 @@ from typing import Any
 
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
-from dataops_dev.errors import ProjectError
+from dataops_dev.errors import ParseFailed
 from dataops_dev.reporting import NULL_REPORTER, Reporter
 
 # dbt's process-global state (flags, adapters, event manager) allows one invocation at a time.
@@ -263,7 +263,7 @@ def parse_project(
         cwd=loaded.project_dir,
     )
     if not run.success:
-        raise ProjectError(
+        raise ParseFailed(
             f"dbt could not parse the project: {run.error}",
             f"see {target_path.parent / 'logs' / 'dbt.log'}",
         )
