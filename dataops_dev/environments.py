@@ -582,9 +582,11 @@ class _Stage:
     exclude: tuple[str, ...]
     progress: _BuildProgress
 
-    def select_args(self) -> list[str]:
+    def select_args(self, *, exclude: bool = True) -> list[str]:
+        """The request's selection, less the excluded nodes (`exclude=False`: tests still run
+        on excluded seeds, which read the sample's view in their place)."""
         args = ["--select", *self.request.select] if self.request.select else []
-        return args + (["--exclude", *self.exclude] if self.exclude else [])
+        return args + (["--exclude", *self.exclude] if exclude and self.exclude else [])
 
     def defer_args(self, *, favor_state: bool) -> list[str]:
         """`--defer --state <baseline target>`; `--favor-state` only where every unselected
@@ -747,7 +749,7 @@ def _tests_stage(stage: _Stage) -> None:
     )
     tests = stage.dbt(
         "test",
-        [*stage.select_args(), *stage.defer_args(favor_state=False), *indirect],
+        [*stage.select_args(exclude=False), *stage.defer_args(favor_state=False), *indirect],
         task_key="test",
         label=f"dbt test in {stage.info.name}",
     )
