@@ -676,12 +676,22 @@ def _seeds_kept_as_source_views(
     if state is not None and (state / "manifest.json").exists():
         base = json.loads((state / "manifest.json").read_text("utf-8"))
     kept = []
-    for uid, name in sorted(colliding.items()):
+    for uid in sorted(colliding):
         changed = bool(base) and _seed_checksum(base, uid) != _seed_checksum(manifest, uid)
         if not changed:
-            package = uid.split(".")[1]
-            kept.append(f"{package}.{name}" if package else name)
+            kept.append(_seed_selector(manifest, uid))
     return tuple(kept)
+
+
+def _seed_selector(manifest: Mapping[str, Any], uid: str) -> str:
+    """A dbt selector for exactly this seed: its file for the project's own seeds (a seed in a
+    subdirectory has a longer fqn than `package.name`), `package.name` for a package's."""
+    node = (manifest.get("nodes") or {})[uid]
+    project = (manifest.get("metadata") or {}).get("project_name")
+    path = node.get("original_file_path")
+    if node.get("package_name") == project and path:
+        return f"path:{path}"
+    return f"{node.get('package_name')}.{node.get('name')}"
 
 
 def _seeds_replacing_source_views(
@@ -691,8 +701,7 @@ def _seeds_replacing_source_views(
     nodes = manifest.get("nodes") or {}
     out = []
     for uid, name in sorted(_colliding_seeds(manifest, source).items()):
-        package = uid.split(".")[1]
-        if f"{package}.{name}" in kept:
+        if _seed_selector(manifest, uid) in kept:
             continue
         node = nodes[uid]
         out.append(Relation(schema=str(node.get("schema")), name=str(node.get("alias") or name)))

@@ -186,7 +186,7 @@ def test_a_branch_that_edits_a_seed_the_sample_holds_builds_it(seeds_repo: Proje
     repo = seeds_repo
     repo.checkout_new_branch("feature/seed-edit")
     repo.replace(
-        "seeds/raw_customers.csv",
+        "seeds/raw/raw_customers.csv",
         "1,First1,Last1,person1@example.com,DE",
         "1,First1,Last1,person1@example.com,ES",
     )
