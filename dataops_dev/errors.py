@@ -86,8 +86,6 @@ class BuildError(DataopsError):
     """dbt did not finish a build; the previous good state of the environment is kept."""
 
 
-
-
 class GitHubError(DataopsError):
     """The GitHub REST API refused a request or could not be reached; `status` is its HTTP code."""
 
