@@ -74,17 +74,26 @@ class Baseline:
     reused: bool
 
 
-def export_code(loaded: LoadedConfig, commit: str) -> Path:
-    """Production's code at `commit`, exported once under `<state_dir>/code/<sha12>`."""
+def export_code(loaded: LoadedConfig, commit: str, reporter: Reporter = NULL_REPORTER) -> Path:
+    """Production's code at `commit`, exported once under `<state_dir>/code/<sha12>`, with its
+    dbt packages installed (the working tree's install when the declaration is the same)."""
     from dataops_dev import gitrepo
+    from dataops_dev.dbt.packages import ensure_packages
 
     destination = loaded.state_dir / "code" / commit[:12]
     git_state = gitrepo.state(loaded.project_dir)
     subdir = os.path.relpath(loaded.project_dir, git_state.root)
     code_dir = destination / subdir if subdir != "." else destination
-    if (code_dir / "dbt_project.yml").exists():
-        return code_dir
-    return gitrepo.export_tree(loaded.project_dir, commit, subdir, destination)
+    if not (code_dir / "dbt_project.yml").exists():
+        code_dir = gitrepo.export_tree(loaded.project_dir, commit, subdir, destination)
+    ensure_packages(
+        code_dir,
+        work_dir=loaded.state_dir / "deps",
+        profiles_dir=loaded.profiles_dir,
+        reuse_from=loaded.project_dir,
+        reporter=reporter,
+    )
+    return code_dir
 
 
 def ensure_baseline(
@@ -108,7 +117,7 @@ def ensure_baseline(
     ):
         return Baseline(info=info, commit=commit, ref=ref, reused=True)
     info = envs.create(ref, kind="baseline", name=name)
-    code_dir = export_code(loaded, commit)
+    code_dir = export_code(loaded, commit, reporter)
     record = envs.build(
         info, BuildRequest(code_dir=code_dir, commit=commit), source, reporter=reporter
     )
