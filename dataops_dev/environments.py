@@ -99,6 +99,8 @@ class BuildRecord:
     selector: str | None = None
     deferred_to: str | None = None
     error: str | None = None
+    target: str | None = None
+    """The dbt target name the build ran with (`target.name` in the project's Jinja)."""
 
     @property
     def tests_failed(self) -> int:
@@ -390,7 +392,8 @@ class Environments:
         """
         with self.lock(info.name):
             backend = self._backend(info)
-            progress = _BuildProgress(request=request, source=source)
+            target = environment_target_name(self.loaded)
+            progress = _BuildProgress(request=request, source=source, target=target)
             try:
                 backend.prepare(source, request)
                 staging_target = self._staging_target(info)
@@ -401,7 +404,7 @@ class Environments:
                     project_dir=request.code_dir,
                     profiles_dir=profiles_dir,
                     target_path=staging_target,
-                    target=environment_target_name(self.loaded),
+                    target=target,
                     reporter=reporter,
                     cwd=request.code_dir,
                 )
@@ -533,6 +536,7 @@ class _BuildProgress:
 
     request: BuildRequest
     source: SourceData
+    target: str | None = None
     started: str = field(default_factory=utc_now)
     timings: dict[str, float] = field(default_factory=dict)
     nodes: tuple[NodeStatus, ...] = ()
@@ -559,6 +563,7 @@ class _BuildProgress:
             selector=" ".join(request.select) or None,
             deferred_to=request.defer_to.name if request.defer_to else None,
             error=error,
+            target=self.target,
         )
 
 

@@ -30,6 +30,7 @@ from dataops_dev.environments import (
     Environments,
     baseline_name,
     environment_name,
+    environment_target_name,
 )
 from dataops_dev.errors import BuildError, ProjectError
 from dataops_dev.report._summary import next_commands
@@ -108,13 +109,7 @@ def ensure_baseline(
     """The baseline environment for `commit` on `source`; rebuilt only when either changed."""
     name = baseline_name(commit)
     info = envs.find(name)
-    if (
-        info is not None
-        and info.last_build is not None
-        and info.last_build.commit == commit
-        and info.last_build.source == source.identity
-        and envs.manifest_path(name).exists()
-    ):
+    if info is not None and _still_current(loaded, envs, info, commit, source):
         return Baseline(info=info, commit=commit, ref=ref, reused=True)
     info = envs.create(ref, kind="baseline", name=name)
     code_dir = export_code(loaded, commit, reporter)
@@ -124,6 +119,25 @@ def ensure_baseline(
     if record.models_failed:
         raise BuildError(f"the baseline {name} did not build")
     return Baseline(info=envs.get(name), commit=commit, ref=ref, reused=False)
+
+
+def _still_current(
+    loaded: LoadedConfig,
+    envs: Environments,
+    info: EnvironmentInfo,
+    commit: str,
+    source: SourceData,
+) -> bool:
+    """The environment's last build is of `commit`, on `source`, with today's dbt target name
+    (Jinja may branch on `target.name`), and its manifest is there."""
+    last = info.last_build
+    return (
+        last is not None
+        and last.commit == commit
+        and last.source == source.identity
+        and last.target == environment_target_name(loaded)
+        and envs.manifest_path(info.name).exists()
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -839,10 +853,8 @@ def _reusable_branch_build(
     if (
         last is None
         or info.last_attempt is not None
-        or last.commit != commit
-        or last.source != source.identity
+        or not _still_current(loaded, envs, info, commit, source)
         or last.deferred_to != baseline
-        or not envs.manifest_path(info.name).exists()
     ):
         return None
     if project_changes_since(loaded, commit):

@@ -130,3 +130,41 @@ def test_tests_are_deferred_without_favor_state(tmp_path: Path) -> None:
         "path:seeds/raw/raw_orders.csv",
     ]
     assert stage.select_args(exclude=False) == ["--select", "state:modified+"]
+
+
+def test_a_build_with_another_dbt_target_name_is_not_reused(tmp_path: Path) -> None:
+    from dataops_dev.config import load_config
+    from dataops_dev.environments import BuildRecord, Environments
+    from dataops_dev.review import _still_current
+
+    (tmp_path / "dbt_project.yml").write_text("name: shop\nprofile: shop\n")
+    loaded = load_config(tmp_path)
+    envs = Environments(loaded)
+    envs.manifest_path("base_0123456789ab").parent.mkdir(parents=True)
+    envs.manifest_path("base_0123456789ab").write_text("{}")
+    commit = "0123456789ab" + "0" * 28
+
+    def info(target: str | None) -> EnvironmentInfo:
+        record = BuildRecord(
+            commit=commit,
+            dirty=False,
+            started_at="2026-01-01T00:00:00+00:00",
+            finished_at="2026-01-01T00:00:01+00:00",
+            status="success",
+            timings={},
+            source="s1",
+            target=target,
+        )
+        return EnvironmentInfo(
+            name="base_0123456789ab",
+            branch="main",
+            kind="baseline",
+            backend="duckdb",
+            created_at="2026-01-01T00:00:00+00:00",
+            last_build=record,
+        )
+
+    assert _still_current(loaded, envs, info("prod"), commit, SOURCE)
+    # Built before environments took production's target name (or with another one).
+    assert not _still_current(loaded, envs, info("dataops"), commit, SOURCE)
+    assert not _still_current(loaded, envs, info(None), commit, SOURCE)
