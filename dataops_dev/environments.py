@@ -413,8 +413,19 @@ class Environments:
                 if state is not None:
                     state = _comparison_state(state, manifest, self.work_dir(info.name) / "state")
                 exclude = _seeds_kept_as_source_views(manifest, source, state)
-                backend.drop_source_views(_seeds_replacing_source_views(manifest, source, exclude))
-                stage = _Stage(dbt, info, request, staging_target, state, exclude, progress)
+                replaced = _seeds_replacing_source_views(manifest, source, exclude)
+                backend.drop_source_views(replaced)
+                stage = _Stage(
+                    dbt,
+                    info,
+                    request,
+                    staging_target,
+                    state,
+                    exclude,
+                    progress,
+                    also_select=_readers_of(manifest, replaced),
+                    seeds_first=_seed_selectors_of(manifest, replaced),
+                )
                 models_manifest = _models_stage(stage)
                 _tests_stage(stage)
                 _keep_compiled_code(staging_target, models_manifest)
@@ -586,12 +597,19 @@ class _Stage:
     """The baseline's target directory when unselected parents are deferred to it."""
     exclude: tuple[str, ...]
     progress: _BuildProgress
+    also_select: tuple[str, ...] = ()
+    """Added to a selected build: what reads a seed through `source()` when the seed is built."""
+    seeds_first: tuple[str, ...] = ()
+    """Seeds loaded over a source view: seeded before the build, whose models read them through
+    `source()` (a dependency dbt's graph does not have)."""
 
     def select_args(self, *, exclude: bool = True) -> list[str]:
         """The request's selection, less the excluded nodes (`exclude=False`: tests still run
         on excluded seeds, which read the sample's view in their place)."""
-        args = ["--select", *self.request.select] if self.request.select else []
-        return args + (["--exclude", *self.exclude] if exclude and self.exclude else [])
+        selected = [*self.request.select, *self.also_select] if self.request.select else []
+        args = ["--select", *selected] if selected else []
+        excluded = [*self.exclude, *self.seeds_first] if exclude else []
+        return args + (["--exclude", *excluded] if excluded else [])
 
     def defer_args(self, *, favor_state: bool) -> list[str]:
         """`--defer --state <baseline target>`; `--favor-state` only where every unselected
@@ -713,9 +731,54 @@ def _seeds_replacing_source_views(
     return tuple(out)
 
 
+def _readers_of(manifest: Mapping[str, Any], relations: Sequence[Relation]) -> tuple[str, ...]:
+    """Selectors of everything downstream of the sources that read `relations` (seeds this
+    build loads over a source view): dbt's graph does not link a seed to a `source()` of it."""
+    wanted = {(r.schema.lower(), r.name.lower()) for r in relations}
+    selectors = []
+    for node in (manifest.get("sources") or {}).values():
+        relation = (
+            str(node.get("schema") or "").lower(),
+            str(node.get("identifier") or "").lower(),
+        )
+        if relation in wanted:
+            selectors.append(f"source:{node.get('source_name')}.{node.get('name')}+")
+    return tuple(sorted(selectors))
+
+
+def _seed_selectors_of(
+    manifest: Mapping[str, Any], relations: Sequence[Relation]
+) -> tuple[str, ...]:
+    wanted = {(r.schema.lower(), r.name.lower()) for r in relations}
+    return tuple(
+        _seed_selector(manifest, uid)
+        for uid, relation in sorted(_seed_relations(manifest).items())
+        if relation in wanted
+    )
+
+
+def _seeds_first_stage(stage: _Stage) -> None:
+    """`dbt seed` of the seeds loaded over a source view, before anything reads them."""
+    if not stage.seeds_first:
+        return
+    run = stage.dbt(
+        "seed",
+        ["--select", *stage.seeds_first],
+        task_key="seed",
+        label=f"dbt seed into {stage.info.name}",
+    )
+    stage.progress.add_nodes(run)
+    if not run.success:
+        raise BuildError(
+            f"dbt could not seed {stage.info.name}: {run.error}",
+            f"fix the seed, then run the command again (log: {run.log_file})",
+        )
+
+
 def _models_stage(stage: _Stage) -> dict[str, str]:
     """Models, seeds and snapshots (no tests). Returns the compiled code of the models, which
     the test step's manifest would lose."""
+    _seeds_first_stage(stage)
     request, info, staging_target = stage.request, stage.info, stage.staging_target
     models = stage.dbt(
         "build",

@@ -168,3 +168,28 @@ def test_a_build_with_another_dbt_target_name_is_not_reused(tmp_path: Path) -> N
     # Built before environments took production's target name (or with another one).
     assert not _still_current(loaded, envs, info("dataops"), commit, SOURCE)
     assert not _still_current(loaded, envs, info(None), commit, SOURCE)
+
+
+def test_readers_of_a_seed_loaded_over_a_source_view_are_selected() -> None:
+    from dataops_dev.environments import _readers_of
+
+    manifest = {
+        "sources": {
+            "source.shop.raw.raw_customers": {
+                "source_name": "raw",
+                "name": "raw_customers",
+                "schema": "raw",
+                "identifier": "raw_customers",
+            },
+            "source.shop.raw.raw_orders": {
+                "source_name": "raw",
+                "name": "raw_orders",
+                "schema": "raw",
+                "identifier": "raw_orders",
+            },
+        }
+    }
+    assert _readers_of(manifest, (Relation("raw", "raw_customers"),)) == (
+        "source:raw.raw_customers+",
+    )
+    assert _readers_of(manifest, ()) == ()

@@ -198,6 +198,10 @@ def test_a_branch_that_edits_a_seed_the_sample_holds_builds_it(seeds_repo: Proje
     head_env = report["head"]["environment"]
     branch = _built(_env(repo, head_env))
     assert branch["seed.rr_seeds.raw_customers"] == "success"
+    # What reads the seed through source() is rebuilt on the branch's seed.
+    assert branch["model.rr_seeds.stg_customers"] == "success"
+    assert branch["model.rr_seeds.customers"] == "success"
+    assert "model.rr_seeds.stg_orders" not in branch
     with duckdb.connect(str(repo.path(f".dataops/envs/{head_env}.duckdb")), read_only=True) as db:
         (kind,) = db.execute(
             "select table_type from information_schema.tables "
