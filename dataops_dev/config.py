@@ -59,6 +59,11 @@ class EnvironmentsConfig:
     """Branches whose environments `env gc` never drops (the main branch's baseline is always kept)."""
     threads: int = 2
     """dbt threads for environment builds."""
+    target_name: str | None = None
+    """dbt target name environments build with (`target.name` in the project's Jinja). Default:
+    production's (`production.target`) on DuckDB, so target-dependent code builds as in
+    production; `dataops` on a warehouse, where a schema macro keyed on production's target
+    name could write outside the environment's schemas."""
 
 
 @dataclass(frozen=True)

@@ -461,6 +461,16 @@ class _Job:
     reporter: Reporter
     timings: dict[str, float]
 
+    @property
+    def target_name(self) -> str:
+        """dbt's `target.name` for the deploy build: production's own on DuckDB (the build goes
+        to a staging copy, so target-dependent Jinja behaves as in production); on PostgreSQL
+        `dataops`, so a schema macro keyed on production's name cannot bypass the staging
+        schemas and write production directly."""
+        if self.plan.target_type == "duckdb":
+            return str(self.output.get("_target_name") or self.loaded.config.production.target)
+        return "dataops"
+
 
 class _Production(Protocol):
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
@@ -674,7 +684,7 @@ def _run(job: _Job, command: str, args: list[str], profile_dir: Path, label: str
         project_dir=job.code,
         profiles_dir=profile_dir,
         target_path=job.work / "target",
-        target="dataops",
+        target=job.target_name,
         reporter=job.reporter,
         task_key=f"deploy-{command}",
         # Relative paths in the user's profile (attached files) mean what they mean there.
@@ -771,6 +781,7 @@ class _DuckDBProduction:
             job.loaded,
             job.work / "profile",
             {**job.output, "path": str(staging), "attach": job.output.get("attach") or []},
+            target_name=job.target_name,
         )
         target = _build_selection(job, profile, [], "dbt build into production's staging copy")
         _drop_removed_duckdb(staging, job.plan, job.state)
@@ -971,7 +982,10 @@ class _PostgresProduction:
     def build(self, job: _Job, stack: contextlib.ExitStack) -> Path:
         stack.callback(self._drop_staging, self.staging_schema)
         profile = write_profile(
-            job.loaded, job.work / "profile", {**job.output, "schema": self.staging_schema}
+            job.loaded,
+            job.work / "profile",
+            {**job.output, "schema": self.staging_schema},
+            target_name=job.target_name,
         )
         target = _build_selection(
             job,

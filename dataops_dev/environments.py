@@ -101,6 +101,8 @@ class BuildRecord:
     selector: str | None = None
     deferred_to: str | None = None
     error: str | None = None
+    target: str | None = None
+    """The dbt target name the build ran with (`target.name` in the project's Jinja)."""
 
     @property
     def tests_failed(self) -> int:
@@ -432,150 +434,129 @@ class Environments:
     ) -> BuildRecord:
         """Build `request` into the environment atomically.
 
-        Models are built first, then tests run; the new state replaces the previous one only if
-        every model built. Failed tests are recorded (the environment is still usable).
-        On failure or interrupt the previous good state stays, and `last_attempt` says why.
+        Stages: prepare the staging area -> profile and packages -> parse -> models (seeds,
+        snapshots) -> tests -> publish. The new state replaces the previous one only if every
+        model built; failed tests are recorded (the environment is still usable). On failure or
+        interrupt the previous good state stays, and `last_attempt` says why.
         """
         with self.lock(info.name):
-            backend: _Backend = (
-                _DuckDBBackend(self, info)
-                if info.backend == "duckdb"
-                else _WarehouseBackend(self.loaded, self, info)
-            )
-            started = utc_now()
-            timings: dict[str, float] = {}
-            nodes: tuple[NodeStatus, ...] = ()
-            t0 = time.perf_counter()
-
-            def record(
-                status: Literal["success", "failed", "interrupted"], error: str | None
-            ) -> BuildRecord:
-                return BuildRecord(
-                    commit=request.commit,
-                    dirty=request.dirty,
-                    started_at=started,
-                    finished_at=utc_now(),
-                    status=status,
-                    timings={**timings, "total": round(time.perf_counter() - t0, 3)},
-                    nodes=nodes,
-                    source=source.identity,
-                    selector=" ".join(request.select) or None,
-                    deferred_to=request.defer_to.name if request.defer_to else None,
-                    error=error,
-                )
-
+            backend = self._backend(info)
+            target = environment_target_name(self.loaded)
+            progress = _BuildProgress(request=request, source=source, target=target)
             try:
                 backend.prepare(source, request)
-                staging_target = self.work_dir(info.name) / "target.building"
-                shutil.rmtree(staging_target, ignore_errors=True)
-                if self.target_dir(info.name).exists():
-                    # Keeps dbt's partial-parse cache: the next parse takes a fraction of a second.
-                    shutil.copytree(self.target_dir(info.name), staging_target)
+                staging_target = self._staging_target(info)
                 profiles_dir = backend.write_profile(source, request)
-                select_args = ["--select", *request.select] if request.select else []
-                defer_args: list[str] = []
-                if request.defer_to is not None:
-                    state = self.target_dir(request.defer_to.name)
-                    if not (state / "manifest.json").exists():
-                        raise BuildError(
-                            f"baseline {request.defer_to.name} has no manifest to defer to",
-                            "build the baseline first (`dataops-dev review` does it)",
-                        )
-                    defer_args = ["--defer", "--state", str(state), "--favor-state"]
-                from dataops_dev.dbt.runner import run_dbt
-
+                self._install_packages(info, request, profiles_dir, reporter)
                 dbt = functools.partial(
-                    run_dbt,
+                    _run_dbt,
                     prepare_manifest=_sources_from_sample(source),
                     project_dir=request.code_dir,
                     profiles_dir=profiles_dir,
                     target_path=staging_target,
-                    target="dataops",
+                    target=target,
                     reporter=reporter,
                     cwd=request.code_dir,
                 )
-                models = dbt(
-                    "build",
-                    [
-                        *select_args,
-                        *defer_args,
-                        "--exclude-resource-type",
-                        "test",
-                        "--exclude-resource-type",
-                        "unit_test",
-                        *request.extra_args,
-                    ],
-                    task_key="build",
-                    label=f"dbt build into {info.name}",
+                manifest = _parse_stage(dbt, info, progress)
+                state = self._defer_state(request)
+                if state is not None:
+                    state = _comparison_state(state, manifest, self.work_dir(info.name) / "state")
+                exclude = _seeds_kept_as_source_views(manifest, source, state)
+                replaced = _seeds_replacing_source_views(manifest, source, exclude)
+                backend.drop_source_views(replaced)
+                stage = _Stage(
+                    dbt,
+                    info,
+                    request,
+                    staging_target,
+                    state,
+                    exclude,
+                    progress,
+                    also_select=_readers_of(manifest, replaced),
+                    seeds_first=_seed_selectors_of(manifest, replaced),
                 )
-                # `dbt test` rewrites manifest.json with only the tests compiled: keep the
-                # models' compiled SQL from the build step (review, lineage and the TUI read it).
-                models_manifest = _compiled_code(staging_target / "manifest.json")
-                timings["parse"] = round(models.timings.get("parse", 0.0), 3)
-                timings["run"] = round(models.elapsed - models.timings.get("parse", 0.0), 3)
-                nodes = tuple(
-                    NodeStatus(n.unique_id, n.status, n.execution_time) for n in models.nodes
-                )
-                if not models.success:
-                    log = staging_target.parent / "logs" / "dbt.log"
-                    hint = f"fix the model, then run `dataops-dev build` again (log: {log})"
-                    if request.select and request.defer_to is None:
-                        hint = (
-                            "a selected build has no baseline to read unselected parents from: "
-                            "select them too (`+model`), or run `dataops-dev review` first "
-                            f"(log: {log})"
-                        )
-                    raise BuildError(f"dbt could not build {info.name}: {models.error}", hint)
-                # A selected build without a baseline to defer to only has the selected models:
-                # a test that also reads an unselected model (relationships) cannot run.
-                indirect = (
-                    ["--indirect-selection", "cautious"]
-                    if request.select and request.defer_to is None
-                    else []
-                )
-                tests = dbt(
-                    "test",
-                    [*select_args, *defer_args, *indirect],
-                    task_key="test",
-                    label=f"dbt test in {info.name}",
-                )
-                timings["test"] = round(tests.elapsed, 3)
+                models_manifest = _models_stage(stage)
+                _tests_stage(stage)
                 _keep_compiled_code(staging_target, models_manifest)
-                nodes = nodes + tuple(
-                    NodeStatus(n.unique_id, n.status, n.execution_time) for n in tests.nodes
-                )
-                if tests.error and not tests.nodes:
-                    raise BuildError(f"dbt test could not run in {info.name}: {tests.error}")
                 # Never after a signal (dbt may have swallowed it); one during it waits.
                 with interrupts.publishing():
                     schemas = backend.publish(staging_target)
-                    final_target = self.target_dir(info.name)
-                    old_target = self.work_dir(info.name) / "target.old"
-                    shutil.rmtree(old_target, ignore_errors=True)
-                    if final_target.exists():
-                        os.replace(final_target, old_target)
-                    os.replace(staging_target, final_target)
-                    shutil.rmtree(old_target, ignore_errors=True)
-                    result = record("success", None)
+                    self._publish_target(info, staging_target)
+                    result = progress.record("success", None)
                     self._save(replace(info, last_build=result, last_attempt=None, schemas=schemas))
                 return result
             except BaseException as exc:
                 # Whatever stopped the build, the previous good state stays and the attempt is
                 # recorded; Ctrl-C and SIGTERM still propagate as they are.
                 backend.abort()
-                interrupted = isinstance(exc, KeyboardInterrupt) or bool(interrupts.requested())
-                reason = (
-                    exc.message if isinstance(exc, BuildError) else str(exc) or type(exc).__name__
-                )
-                attempt = record("interrupted" if interrupted else "failed", reason)
-                self._save(replace(self.get(info.name), last_attempt=attempt))
-                kept = self.get(info.name).last_build
-                if isinstance(exc, BuildError) and kept is not None:
-                    exc.message += (
-                        f"; the previous build (commit {kept.commit[:8]}, {kept.finished_at}) "
-                        "is still in place"
-                    )
+                self._record_failed_attempt(info, progress, exc)
                 raise
+
+    def _backend(self, info: EnvironmentInfo) -> _Backend:
+        if info.backend == "duckdb":
+            return _DuckDBBackend(self, info)
+        return _WarehouseBackend(self.loaded, self, info)
+
+    def _staging_target(self, info: EnvironmentInfo) -> Path:
+        """A fresh `target.building`, seeded with the last good target: dbt's partial-parse
+        cache makes the next parse take a fraction of a second."""
+        staging_target = self.work_dir(info.name) / "target.building"
+        shutil.rmtree(staging_target, ignore_errors=True)
+        if self.target_dir(info.name).exists():
+            shutil.copytree(self.target_dir(info.name), staging_target)
+        return staging_target
+
+    def _install_packages(
+        self, info: EnvironmentInfo, request: BuildRequest, profiles_dir: Path, reporter: Reporter
+    ) -> None:
+        """dbt packages of the code to build: the working tree's install is reused when the
+        declaration is the same, else `dbt deps` runs in the code's tree."""
+        from dataops_dev.dbt.packages import ensure_packages
+
+        ensure_packages(
+            request.code_dir,
+            work_dir=self.work_dir(info.name) / "deps",
+            profiles_dir=profiles_dir,
+            reuse_from=self.loaded.project_dir,
+            reporter=reporter,
+        )
+
+    def _defer_state(self, request: BuildRequest) -> Path | None:
+        """The baseline's target directory unselected parents are read from (`--state`)."""
+        if request.defer_to is None:
+            return None
+        state = self.target_dir(request.defer_to.name)
+        if not (state / "manifest.json").exists():
+            raise BuildError(
+                f"baseline {request.defer_to.name} has no manifest to defer to",
+                "build the baseline first (`dataops-dev review` does it)",
+            )
+        return state
+
+    def _publish_target(self, info: EnvironmentInfo, staging_target: Path) -> None:
+        final_target = self.target_dir(info.name)
+        old_target = self.work_dir(info.name) / "target.old"
+        shutil.rmtree(old_target, ignore_errors=True)
+        if final_target.exists():
+            os.replace(final_target, old_target)
+        os.replace(staging_target, final_target)
+        shutil.rmtree(old_target, ignore_errors=True)
+
+    def _record_failed_attempt(
+        self, info: EnvironmentInfo, progress: _BuildProgress, exc: BaseException
+    ) -> None:
+        # dbt may have swallowed the signal: the flag still says the build was interrupted.
+        interrupted = isinstance(exc, KeyboardInterrupt) or bool(interrupts.requested())
+        reason = exc.message if isinstance(exc, DataopsError) else str(exc) or type(exc).__name__
+        attempt = progress.record("interrupted" if interrupted else "failed", reason)
+        self._save(replace(self.get(info.name), last_attempt=attempt))
+        kept = self.get(info.name).last_build
+        if isinstance(exc, DataopsError) and kept is not None:
+            exc.message += (
+                f"; the previous build (commit {kept.commit[:8]}, {kept.finished_at}) "
+                "is still in place"
+            )
 
     def recover(self) -> list[str]:
         """Undo what killed builds left behind (staging files, set-aside schemas)."""
@@ -593,6 +574,319 @@ class Environments:
             except LockedError:
                 continue
         return recovered
+
+
+# ----------------------------------------------------------------------------------------------
+# Build stages (each one dbt invocation; `dbt` is run_dbt bound to the environment)
+
+
+def environment_target_name(loaded: LoadedConfig) -> str:
+    """The dbt target name environments build with (`environments.target_name`).
+
+    Default: production's target name on DuckDB (each environment is its own database, so
+    target-dependent Jinja can take production's path safely); `dataops` on a warehouse.
+    """
+    configured = loaded.config.environments.target_name
+    if configured:
+        return configured
+    if loaded.config.backend.type == "duckdb":
+        return loaded.config.production.target
+    return "dataops"
+
+
+@dataclass
+class _BuildProgress:
+    """What a build has done so far, to be recorded whether it ends well or not."""
+
+    request: BuildRequest
+    source: SourceData
+    target: str | None = None
+    started: str = field(default_factory=utc_now)
+    timings: dict[str, float] = field(default_factory=dict)
+    nodes: tuple[NodeStatus, ...] = ()
+    t0: float = field(default_factory=time.perf_counter)
+
+    def add_nodes(self, run: Any) -> None:
+        self.nodes = self.nodes + tuple(
+            NodeStatus(n.unique_id, n.status, n.execution_time) for n in run.nodes
+        )
+
+    def record(
+        self, status: Literal["success", "failed", "interrupted"], error: str | None
+    ) -> BuildRecord:
+        request = self.request
+        return BuildRecord(
+            commit=request.commit,
+            dirty=request.dirty,
+            started_at=self.started,
+            finished_at=utc_now(),
+            status=status,
+            timings={**self.timings, "total": round(time.perf_counter() - self.t0, 3)},
+            nodes=self.nodes,
+            source=self.source.identity,
+            selector=" ".join(request.select) or None,
+            deferred_to=request.defer_to.name if request.defer_to else None,
+            error=error,
+            target=self.target,
+        )
+
+
+def _run_dbt(command: str, args: Sequence[str], **kwargs: Any) -> Any:
+    from dataops_dev.dbt.runner import run_dbt
+
+    return run_dbt(command, args, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """What every dbt step of one build shares."""
+
+    dbt: Any
+    """run_dbt bound to the environment's project, profile, target path and target name."""
+    info: EnvironmentInfo
+    request: BuildRequest
+    staging_target: Path
+    state: Path | None
+    """The baseline's target directory when unselected parents are deferred to it."""
+    exclude: tuple[str, ...]
+    progress: _BuildProgress
+    also_select: tuple[str, ...] = ()
+    """Added to a selected build: what reads a seed through `source()` when the seed is built."""
+    seeds_first: tuple[str, ...] = ()
+    """Seeds loaded over a source view: seeded before the build, whose models read them through
+    `source()` (a dependency dbt's graph does not have)."""
+
+    def select_args(self, *, exclude: bool = True) -> list[str]:
+        """The request's selection, less the excluded nodes (`exclude=False`: tests still run
+        on excluded seeds, which read the sample's view in their place)."""
+        selected = [*self.request.select, *self.also_select] if self.request.select else []
+        args = ["--select", *selected] if selected else []
+        excluded = [*self.exclude, *self.seeds_first] if exclude else []
+        return args + (["--exclude", *excluded] if excluded else [])
+
+    def defer_args(self, *, favor_state: bool) -> list[str]:
+        """`--defer --state <baseline target>`; `--favor-state` only where every unselected
+        parent must come from the baseline (the models step). Tests never favor state: a test
+        of a model this build rebuilt must read the rebuilt relation, not the baseline's."""
+        if self.state is None:
+            return []
+        return ["--defer", "--state", str(self.state), *(["--favor-state"] if favor_state else [])]
+
+
+def _parse_stage(dbt: Any, info: EnvironmentInfo, progress: _BuildProgress) -> Mapping[str, Any]:
+    """`dbt parse` of the code: a project that does not parse is said so (ParseFailed), before
+    anything is built. Returns the parsed manifest (plain JSON)."""
+    from dataops_dev.errors import ParseFailed
+
+    run = dbt("parse", [], task_key="parse", label=f"dbt parse for {info.name}")
+    progress.timings["parse"] = round(run.elapsed, 3)
+    path = run.target_path / "manifest.json"
+    if not run.success or not path.exists():
+        raise ParseFailed(
+            f"dbt could not parse the project: {run.error or 'no manifest written'}",
+            f"fix what dbt names, then run the command again (log: {run.log_file})",
+        )
+    data: Mapping[str, Any] = json.loads(path.read_text("utf-8"))
+    return data
+
+
+def _comparison_state(state: Path, manifest: Mapping[str, Any], directory: Path) -> Path:
+    """The baseline's manifest as `--state` for this build: sources re-pointed at this
+    environment's database, which is all that differs about them. Otherwise dbt sees every
+    source as modified (`state:modified.relation`) and the branch rebuilds every model that
+    reads one; defer is unaffected (sources are never deferred)."""
+    data = json.loads((state / "manifest.json").read_text("utf-8"))
+    ours = manifest.get("sources") or {}
+    for uid, node in (data.get("sources") or {}).items():
+        mine = ours.get(uid)
+        if mine is None or (node.get("schema"), node.get("identifier")) != (
+            mine.get("schema"),
+            mine.get("identifier"),
+        ):
+            continue
+        node["database"] = mine.get("database")
+        node["relation_name"] = mine.get("relation_name")
+    write_text_atomic(directory / "manifest.json", json.dumps(data))
+    return directory
+
+
+def _seed_relations(manifest: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """seed unique_id -> (schema, identifier), lower-cased."""
+    out = {}
+    for uid, node in (manifest.get("nodes") or {}).items():
+        if node.get("resource_type") != "seed":
+            continue
+        identifier = node.get("alias") or node.get("name") or ""
+        out[uid] = (str(node.get("schema") or "").lower(), str(identifier).lower())
+    return out
+
+
+def _colliding_seeds(manifest: Mapping[str, Any], source: SourceData) -> dict[str, str]:
+    """Seeds whose relation is also a source table of the sample (a project that loads its raw
+    data with `dbt seed` and reads it through `source()`): unique_id -> seed name."""
+    sources = {(r.schema.lower(), r.name.lower()) for r in source.relations}
+    nodes = manifest.get("nodes") or {}
+    return {
+        uid: str(nodes[uid].get("name"))
+        for uid, relation in _seed_relations(manifest).items()
+        if relation in sources
+    }
+
+
+def _seed_checksum(manifest: Mapping[str, Any], uid: str) -> str | None:
+    node = (manifest.get("nodes") or {}).get(uid) or {}
+    checksum = node.get("checksum") or {}
+    return checksum.get("checksum") if isinstance(checksum, Mapping) else None
+
+
+def _seeds_kept_as_source_views(
+    manifest: Mapping[str, Any], source: SourceData, state: Path | None
+) -> tuple[str, ...]:
+    """Selectors excluding the seeds the sample already holds (as source views): the sample's
+    masked rows stand for them, as they do for every source. A seed the branch changed is
+    built (its view dropped first), so the change shows."""
+    colliding = _colliding_seeds(manifest, source)
+    if not colliding:
+        return ()
+    base: Mapping[str, Any] = {}
+    if state is not None and (state / "manifest.json").exists():
+        base = json.loads((state / "manifest.json").read_text("utf-8"))
+    kept = []
+    for uid in sorted(colliding):
+        changed = bool(base) and _seed_checksum(base, uid) != _seed_checksum(manifest, uid)
+        if not changed:
+            kept.append(_seed_selector(manifest, uid))
+    return tuple(kept)
+
+
+def _seed_selector(manifest: Mapping[str, Any], uid: str) -> str:
+    """A dbt selector for exactly this seed: its file for the project's own seeds (a seed in a
+    subdirectory has a longer fqn than `package.name`), `package.name` for a package's."""
+    node = (manifest.get("nodes") or {})[uid]
+    project = (manifest.get("metadata") or {}).get("project_name")
+    path = node.get("original_file_path")
+    if node.get("package_name") == project and path:
+        return f"path:{path}"
+    return f"{node.get('package_name')}.{node.get('name')}"
+
+
+def _seeds_replacing_source_views(
+    manifest: Mapping[str, Any], source: SourceData, kept: Sequence[str]
+) -> tuple[Relation, ...]:
+    """Source views that a seed of this build replaces (colliding seeds not kept as views)."""
+    nodes = manifest.get("nodes") or {}
+    out = []
+    for uid, name in sorted(_colliding_seeds(manifest, source).items()):
+        if _seed_selector(manifest, uid) in kept:
+            continue
+        node = nodes[uid]
+        out.append(Relation(schema=str(node.get("schema")), name=str(node.get("alias") or name)))
+    return tuple(out)
+
+
+def _readers_of(manifest: Mapping[str, Any], relations: Sequence[Relation]) -> tuple[str, ...]:
+    """Selectors of everything downstream of the sources that read `relations` (seeds this
+    build loads over a source view): dbt's graph does not link a seed to a `source()` of it."""
+    wanted = {(r.schema.lower(), r.name.lower()) for r in relations}
+    selectors = []
+    for node in (manifest.get("sources") or {}).values():
+        relation = (
+            str(node.get("schema") or "").lower(),
+            str(node.get("identifier") or "").lower(),
+        )
+        if relation in wanted:
+            selectors.append(f"source:{node.get('source_name')}.{node.get('name')}+")
+    return tuple(sorted(selectors))
+
+
+def _seed_selectors_of(
+    manifest: Mapping[str, Any], relations: Sequence[Relation]
+) -> tuple[str, ...]:
+    wanted = {(r.schema.lower(), r.name.lower()) for r in relations}
+    return tuple(
+        _seed_selector(manifest, uid)
+        for uid, relation in sorted(_seed_relations(manifest).items())
+        if relation in wanted
+    )
+
+
+def _seeds_first_stage(stage: _Stage) -> None:
+    """`dbt seed` of the seeds loaded over a source view, before anything reads them."""
+    if not stage.seeds_first:
+        return
+    run = stage.dbt(
+        "seed",
+        ["--select", *stage.seeds_first],
+        task_key="seed",
+        label=f"dbt seed into {stage.info.name}",
+    )
+    stage.progress.add_nodes(run)
+    if not run.success:
+        raise BuildError(
+            f"dbt could not seed {stage.info.name}: {run.error}",
+            f"fix the seed, then run the command again (log: {run.log_file})",
+        )
+
+
+def _models_stage(stage: _Stage) -> dict[str, str]:
+    """Models, seeds and snapshots (no tests). Returns the compiled code of the models, which
+    the test step's manifest would lose."""
+    _seeds_first_stage(stage)
+    request, info, staging_target = stage.request, stage.info, stage.staging_target
+    models = stage.dbt(
+        "build",
+        [
+            *stage.select_args(),
+            *stage.defer_args(favor_state=True),
+            "--exclude-resource-type",
+            "test",
+            "--exclude-resource-type",
+            "unit_test",
+            *request.extra_args,
+        ],
+        task_key="build",
+        label=f"dbt build into {info.name}",
+    )
+    # `dbt test` rewrites manifest.json with only the tests compiled: keep the
+    # models' compiled SQL from the build step (review, lineage and the TUI read it).
+    models_manifest = _compiled_code(staging_target / "manifest.json")
+    timings = stage.progress.timings
+    timings["parse"] = round(timings.get("parse", 0.0) + models.timings.get("parse", 0.0), 3)
+    timings["run"] = round(models.elapsed - models.timings.get("parse", 0.0), 3)
+    stage.progress.add_nodes(models)
+    if not models.success:
+        log = staging_target.parent / "logs" / "dbt.log"
+        hint = f"fix the model, then run `dataops-dev build` again (log: {log})"
+        if request.select and request.defer_to is None:
+            hint = (
+                "a selected build has no baseline to read unselected parents from: "
+                "select them too (`+model`), or run `dataops-dev review` first "
+                f"(log: {log})"
+            )
+        raise BuildError(f"dbt could not build {info.name}: {models.error}", hint)
+    return models_manifest
+
+
+def _tests_stage(stage: _Stage) -> None:
+    """dbt tests and unit tests of what was built. Deferred without `--favor-state`: a test
+    reads this build's relation of every model it built, the baseline's only for the parents
+    that were not built (absent here)."""
+    request = stage.request
+    # A selected build without a baseline to defer to only has the selected models:
+    # a test that also reads an unselected model (relationships) cannot run.
+    indirect = (
+        ["--indirect-selection", "cautious"] if request.select and request.defer_to is None else []
+    )
+    tests = stage.dbt(
+        "test",
+        [*stage.select_args(exclude=False), *stage.defer_args(favor_state=False), *indirect],
+        task_key="test",
+        label=f"dbt test in {stage.info.name}",
+    )
+    stage.progress.timings["test"] = round(tests.elapsed, 3)
+    stage.progress.add_nodes(tests)
+    if tests.error and not tests.nodes:
+        raise BuildError(f"dbt test could not run in {stage.info.name}: {tests.error}")
 
 
 def _compiled_code(manifest: Path) -> dict[str, str]:
@@ -639,6 +933,10 @@ class _Backend:
     def publish(self, staging_target: Path) -> tuple[str, ...]:
         raise NotImplementedError
 
+    def drop_source_views(self, relations: Sequence[Relation]) -> None:
+        """Remove source views a seed of this build replaces (only DuckDB environments hold
+        source views of their own)."""
+
     def abort(self) -> bool:
         """Discard a partial build; True when something had to be undone."""
         raise NotImplementedError
@@ -671,9 +969,11 @@ SECRET_ENV_PREFIX = "DBT_ENV_SECRET_DATAOPS_"
 """dbt scrubs `DBT_ENV_SECRET_*` values from its logs."""
 
 
-def write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, Any]) -> Path:
-    """A profiles.yml in `directory` whose target `dataops` is `output`, under the project's
-    profile name (so the user's dbt_project.yml works unchanged).
+def write_profile(
+    loaded: LoadedConfig, directory: Path, output: Mapping[str, Any], target_name: str = "dataops"
+) -> Path:
+    """A profiles.yml in `directory` whose target `target_name` is `output`, under the
+    project's profile name (so the user's dbt_project.yml works unchanged).
 
     No rendered credential is written: a value the user's profiles.yml takes from `env_var()`
     keeps that reference, and a credential written there as plain text is handed to dbt through
@@ -685,7 +985,7 @@ def write_profile(loaded: LoadedConfig, directory: Path, output: Mapping[str, An
     clean = {k: v for k, v in output.items() if not k.startswith("_")}
     templates = _profile_templates(loaded, profile_name, output.get("_target_name"))
     clean = {k: _unrendered(k, v, templates) for k, v in clean.items()}
-    document = {profile_name: {"target": "dataops", "outputs": {"dataops": clean}}}
+    document = {profile_name: {"target": target_name, "outputs": {target_name: clean}}}
     write_text_atomic(directory / "profiles.yml", yaml.safe_dump(document, sort_keys=True))
     return directory
 
@@ -795,8 +1095,21 @@ class _DuckDBBackend(_Backend):
             "attach": attach,
         }
         return write_profile(
-            self.envs.loaded, self.envs.work_dir(self.info.name) / "profile", output
+            self.envs.loaded,
+            self.envs.work_dir(self.info.name) / "profile",
+            output,
+            environment_target_name(self.envs.loaded),
         )
+
+    def drop_source_views(self, relations: Sequence[Relation]) -> None:
+        from dataops_dev.engines.duckdb import DuckDBEngine
+
+        if not relations:
+            return
+        with DuckDBEngine(self.staging) as engine:
+            for relation in relations:
+                engine.execute(f"DROP VIEW IF EXISTS {relation.sql('duckdb')}")
+            engine.execute("CHECKPOINT")
 
     def publish(self, staging_target: Path) -> tuple[str, ...]:
         from dataops_dev.engines.duckdb import DuckDBEngine
@@ -915,7 +1228,12 @@ class _WarehouseBackend(_Backend):
             "threads": self.loaded.config.environments.threads,
         }
         output.pop("database", None)
-        return write_profile(self.loaded, self.envs.work_dir(self.info.name) / "profile", output)
+        return write_profile(
+            self.loaded,
+            self.envs.work_dir(self.info.name) / "profile",
+            output,
+            environment_target_name(self.loaded),
+        )
 
     def publish(self, staging_target: Path) -> tuple[str, ...]:
         assert self.info is not None

@@ -8,6 +8,7 @@ hint (what to run next). `exit_codes.exit_code_for` maps the classes to the CLI'
     │   └── ConfigError       dataops_dev.yml / [tool.dataops_dev] is invalid  -> exit 2
     │       └── SaltError     the masking salt's environment variable is unset -> exit 2
     ├── ProjectError          the dbt project or its artifacts cannot be read   -> exit 1
+    │   └── ParseFailed       dbt could not parse the project                   -> exit 1
     ├── StateFileError        a file dataops_dev wrote is corrupt or unreadable  -> exit 1
     ├── DiskError             the disk is full, read-only or not ours to write   -> exit 1
     ├── GitError              git refused or the repository is in an odd state  -> exit 1
@@ -61,6 +62,10 @@ class SaltError(ConfigError):
 
 class ProjectError(DataopsError):
     """The dbt project, its profiles or its artifacts cannot be used."""
+
+
+class ParseFailed(ProjectError):
+    """dbt could not parse the project (a review reports it as a blocking finding)."""
 
 
 class StateFileError(DataopsError):

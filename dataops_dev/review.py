@@ -31,6 +31,7 @@ from dataops_dev.environments import (
     Environments,
     baseline_name,
     environment_name,
+    environment_target_name,
 )
 from dataops_dev.errors import BuildError, ProjectError
 from dataops_dev.integrity import IntegrityKey
@@ -76,17 +77,26 @@ class Baseline:
     reused: bool
 
 
-def export_code(loaded: LoadedConfig, commit: str) -> Path:
-    """Production's code at `commit`, exported once under `<state_dir>/code/<sha12>`."""
+def export_code(loaded: LoadedConfig, commit: str, reporter: Reporter = NULL_REPORTER) -> Path:
+    """Production's code at `commit`, exported once under `<state_dir>/code/<sha12>`, with its
+    dbt packages installed (the working tree's install when the declaration is the same)."""
     from dataops_dev import gitrepo
+    from dataops_dev.dbt.packages import ensure_packages
 
     destination = loaded.state_dir / "code" / commit[:12]
     git_state = gitrepo.state(loaded.project_dir)
     subdir = os.path.relpath(loaded.project_dir, git_state.root)
     code_dir = destination / subdir if subdir != "." else destination
-    if (code_dir / "dbt_project.yml").exists():
-        return code_dir
-    return gitrepo.export_tree(loaded.project_dir, commit, subdir, destination)
+    if not (code_dir / "dbt_project.yml").exists():
+        code_dir = gitrepo.export_tree(loaded.project_dir, commit, subdir, destination)
+    ensure_packages(
+        code_dir,
+        work_dir=loaded.state_dir / "deps",
+        profiles_dir=loaded.profiles_dir,
+        reuse_from=loaded.project_dir,
+        reporter=reporter,
+    )
+    return code_dir
 
 
 def ensure_baseline(
@@ -101,22 +111,35 @@ def ensure_baseline(
     """The baseline environment for `commit` on `source`; rebuilt only when either changed."""
     name = baseline_name(commit)
     info = envs.find(name)
-    if (
-        info is not None
-        and info.last_build is not None
-        and info.last_build.commit == commit
-        and info.last_build.source == source.identity
-        and envs.manifest_path(name).exists()
-    ):
+    if info is not None and _still_current(loaded, envs, info, commit, source):
         return Baseline(info=info, commit=commit, ref=ref, reused=True)
     info = envs.create(ref, kind="baseline", name=name)
-    code_dir = export_code(loaded, commit)
+    code_dir = export_code(loaded, commit, reporter)
     record = envs.build(
         info, BuildRequest(code_dir=code_dir, commit=commit), source, reporter=reporter
     )
     if record.models_failed:
         raise BuildError(f"the baseline {name} did not build")
     return Baseline(info=envs.get(name), commit=commit, ref=ref, reused=False)
+
+
+def _still_current(
+    loaded: LoadedConfig,
+    envs: Environments,
+    info: EnvironmentInfo,
+    commit: str,
+    source: SourceData,
+) -> bool:
+    """The environment's last build is of `commit`, on `source`, with today's dbt target name
+    (Jinja may branch on `target.name`), and its manifest is there."""
+    last = info.last_build
+    return (
+        last is not None
+        and last.commit == commit
+        and last.source == source.identity
+        and last.target == environment_target_name(loaded)
+        and envs.manifest_path(info.name).exists()
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,6 +510,37 @@ def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
     return dataclasses.replace(report, next_commands=next_commands(report))
 
 
+@dataclasses.dataclass
+class ReviewRun:
+    """What every stage of one review shares: the project, the two sides, the clock."""
+
+    loaded: LoadedConfig
+    envs: Environments
+    git_state: Any
+    """gitrepo.state of the working tree: branch, commit, dirty."""
+    base_ref: str
+    base_commit: str
+    reporter: Reporter = NULL_REPORTER
+    worktree: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Content hashes of the project files that differ from the head commit (`worktree_state`):
+    deploy compares them with the files it finds, to tell a stale review."""
+    watch: Stopwatch = dataclasses.field(default_factory=Stopwatch)
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchBuild:
+    """The branch environment after the build stage."""
+
+    info: EnvironmentInfo
+    record: BuildRecord | None
+    reused: bool
+    error: str | None = None
+    """Why the branch did not build (dbt's message), when it did not."""
+    parse_error: str | None = None
+    """Why dbt could not parse the branch, when it could not (nothing was built)."""
+
+
 def run_review(
     loaded: LoadedConfig,
     *,
@@ -497,64 +551,139 @@ def run_review(
 ) -> Report:
     """Build baseline and branch on the sample, compare them, and judge the result.
 
+    Stages: start -> parse the branch -> sample -> baseline -> branch build -> impact ->
+    model reports (diffs, tests) -> findings (policy, then `review_findings`) -> report.
+
     Args:
         base_ref: what the branch is compared with (default: production.main_branch); the
             baseline is built from the merge-base of it and HEAD.
         select: limit data diffs to these models (names); impact still covers everything.
     """
+    run = start_review(loaded, base_ref=base_ref, reporter=reporter)
+    parse_error = parse_branch(run)
+    if parse_error is not None:
+        return finish_report(run, unparsable_branch_report(run, parse_error))
+    with run.watch.measure("sample"):
+        source = _resolve_source(run, refresh_sample)
+    with run.watch.measure("baseline"):
+        baseline = ensure_baseline(
+            loaded,
+            run.envs,
+            ref=run.base_ref,
+            commit=run.base_commit,
+            source=source,
+            reporter=reporter,
+        )
+    with run.watch.measure("branch_build"):
+        branch = build_branch_env(run, source, baseline)
+    if branch.parse_error is not None:
+        return finish_report(run, unparsable_branch_report(run, branch.parse_error))
+    with run.watch.measure("impact"), task(reporter, "impact", "impact and lineage"):
+        impact = _analyze_impact(run, baseline)
+    models = model_reports(run, source, baseline, branch, impact, select)
+    models = [*review_findings(run, baseline, branch), *judge(run, models)]
+    return finish_report(run, assemble_report(run, source, baseline, branch, models))
+
+
+def start_review(
+    loaded: LoadedConfig, *, base_ref: str | None = None, reporter: Reporter = NULL_REPORTER
+) -> ReviewRun:
+    """Resolve both sides: the working tree's branch and the merge-base with `base_ref`."""
     from dataops_dev import gitrepo
-    from dataops_dev.decisions import apply_decisions, load_decisions
-    from dataops_dev.impact import analyze_impact
-    from dataops_dev.policy import evaluate
+
+    base_ref = base_ref or loaded.config.production.main_branch
+    git_state = gitrepo.state(loaded.project_dir)
+    return ReviewRun(
+        loaded=loaded,
+        envs=Environments(loaded),
+        git_state=git_state,
+        base_ref=base_ref,
+        base_commit=gitrepo.merge_base(loaded.project_dir, base_ref, "HEAD"),
+        reporter=reporter,
+        worktree=worktree_state(loaded, git_state.commit),
+    )
+
+
+def parse_branch(run: ReviewRun) -> str | None:
+    """`dbt parse` of the branch (the working tree), cached while no project file changes.
+    Returns dbt's error when the branch does not parse: a blocking finding, not a crash."""
+    from dataops_dev.errors import ParseFailed
+    from dataops_dev.sources import load_manifest
+
+    with run.watch.measure("parse"):
+        try:
+            load_manifest(run.loaded, run.reporter)
+        except ParseFailed as exc:
+            return exc.message
+    return None
+
+
+def _resolve_source(run: ReviewRun, refresh: bool) -> SourceData:
     from dataops_dev.sources import resolve_source_data
 
-    watch = Stopwatch()
-    started = time.perf_counter()
-    git_state = gitrepo.state(loaded.project_dir)
-    worktree = worktree_state(loaded, git_state.commit)
-    base_ref = base_ref or loaded.config.production.main_branch
-    base_commit = gitrepo.merge_base(loaded.project_dir, base_ref, "HEAD")
-    envs = Environments(loaded)
+    return resolve_source_data(run.loaded, reporter=run.reporter, refresh=refresh)
 
-    with watch.measure("sample"):
-        source = resolve_source_data(loaded, reporter=reporter, refresh=refresh_sample)
-    with watch.measure("baseline"):
-        baseline = ensure_baseline(
-            loaded, envs, ref=base_ref, commit=base_commit, source=source, reporter=reporter
-        )
-    head_info = envs.create(git_state.branch)
-    error: str | None = None
-    head_record: BuildRecord | None = _reusable_branch_build(
-        loaded, envs, head_info, git_state.commit, source, baseline.info.name
+
+def build_branch_env(run: ReviewRun, source: SourceData, baseline: Baseline) -> BranchBuild:
+    """The branch's environment: only modified models and their children are built, their
+    unmodified parents read from the baseline. The last build is reused when nothing changed."""
+    from dataops_dev.errors import ParseFailed
+
+    loaded, envs, git_state = run.loaded, run.envs, run.git_state
+    info = envs.create(git_state.branch)
+    record = _reusable_branch_build(
+        loaded, envs, info, git_state.commit, source, baseline.info.name
     )
-    with watch.measure("branch_build"):
+    error: str | None = None
+    parse_error: str | None = None
+    if record is None:
+        request = BuildRequest(
+            code_dir=loaded.project_dir,
+            commit=git_state.commit,
+            dirty=git_state.dirty,
+            select=("state:modified+",),
+            defer_to=baseline.info,
+        )
         try:
-            if head_record is None:
-                head_record = envs.build(
-                    head_info,
-                    BuildRequest(
-                        code_dir=loaded.project_dir,
-                        commit=git_state.commit,
-                        dirty=git_state.dirty,
-                        select=("state:modified+",),
-                        defer_to=baseline.info,
-                    ),
-                    source,
-                    reporter=reporter,
-                )
+            record = envs.build(info, request, source, reporter=run.reporter)
+        except ParseFailed as exc:
+            parse_error = exc.message
         except BuildError as exc:
             error = exc.message
-    branch_reused = head_record is not None and head_record == head_info.last_build
-    head_info = envs.get(head_info.name)
-    base_manifest_path = envs.manifest_path(baseline.info.name)
-    with watch.measure("impact"), task(reporter, "impact", "impact and lineage"):
-        impact = analyze_impact(
-            loaded.project_dir, base_manifest_path, state_dir=loaded.state_dir, reporter=reporter
-        )
-    base_manifest = Manifest.load(base_manifest_path)
-    head_manifest_path = envs.manifest_path(head_info.name)
-    head_manifest = Manifest.load(head_manifest_path) if head_manifest_path.exists() else None
+    reused = record is not None and record == info.last_build
+    return BranchBuild(
+        info=envs.get(info.name),
+        record=record,
+        reused=reused,
+        error=error,
+        parse_error=parse_error,
+    )
 
+
+def _analyze_impact(run: ReviewRun, baseline: Baseline) -> Any:
+    from dataops_dev.impact import analyze_impact
+
+    return analyze_impact(
+        run.loaded.project_dir,
+        run.envs.manifest_path(baseline.info.name),
+        state_dir=run.loaded.state_dir,
+        reporter=run.reporter,
+    )
+
+
+def model_reports(
+    run: ReviewRun,
+    source: SourceData,
+    baseline: Baseline,
+    branch: BranchBuild,
+    impact: Any,
+    select: Sequence[str],
+) -> list[ModelReport]:
+    """One ModelReport per changed or impacted model: its data diff (where data can differ)
+    and the branch's test results."""
+    loaded, envs, reporter = run.loaded, run.envs, run.reporter
+    base_manifest = Manifest.load(envs.manifest_path(baseline.info.name))
+    head_manifest = _head_manifest(envs, branch)
     changes = {m.name: m for m in impact.models}
     impacted_only: dict[str, str] = {}
     for change in impact.models:
@@ -562,24 +691,25 @@ def run_review(
             if name not in changes:
                 impacted_only.setdefault(name, change.name)
     diff_targets = [n for n in impact.diff_needed if not select or n in select]
-
     base_tests = {
         n.unique_id: n.status
         for n in (baseline.info.last_build.nodes if baseline.info.last_build else ())
         if n.unique_id.startswith("test.")
     }
-    head_tests = _tests_by_model(head_record, head_manifest)
-    head_target = envs.target_dir(head_info.name)
+    head_tests = _tests_by_model(branch.record, head_manifest)
+    head_target = envs.target_dir(branch.info.name)
     test_messages = _run_messages(head_target) if head_manifest is not None else {}
     models: list[ModelReport] = []
     with (
-        watch.measure("diffs"),
+        run.watch.measure("diffs"),
         task(reporter, "diffs", "data diffs", total=len(diff_targets)),
         contextlib.ExitStack() as stack,
     ):
         engine = (
-            stack.enter_context(open_pair(loaded, envs, baseline.info.name, head_info.name, source))
-            if error is None
+            stack.enter_context(
+                open_pair(loaded, envs, baseline.info.name, branch.info.name, source)
+            )
+            if branch.error is None
             else None
         )
         for name in [*changes, *impacted_only]:
@@ -595,7 +725,7 @@ def run_review(
                     engine=engine,
                     backend=envs.backend,
                     base_env=baseline.info.name,
-                    head_env=head_info.name,
+                    head_env=branch.info.name,
                     diff=name in diff_targets,
                     head_tests=head_tests,
                     base_tests=base_tests,
@@ -605,60 +735,141 @@ def run_review(
             )
             if name in diff_targets:
                 reporter.task_advanced("diffs", 1)
-    models = [dataclasses.replace(m, findings=evaluate(m, loaded.config.policy)) for m in models]
-    # Trust boundary (trust.py): the branch's changes to masking policy or production target.
+    return models
+
+
+def _head_manifest(envs: Environments, branch: BranchBuild) -> Manifest | None:
+    path = envs.manifest_path(branch.info.name)
+    return Manifest.load(path) if path.exists() else None
+
+
+def judge(run: ReviewRun, models: Sequence[ModelReport]) -> list[ModelReport]:
+    """Each model's findings under the configured policy (dbt tests included)."""
+    from dataops_dev.policy import evaluate
+
+    policy = run.loaded.config.policy
+    return [dataclasses.replace(m, findings=evaluate(m, policy)) for m in models]
+
+
+def review_findings(run: ReviewRun, baseline: Baseline, branch: BranchBuild) -> list[ModelReport]:
+    """Findings about the review as a whole rather than one model, each carried by a
+    pseudo-model listed first (`(build)`, ...). Add new whole-review checks here."""
     from dataops_dev.trust import trust_model_report
 
-    if (trusted := trust_model_report(loaded)) is not None:
-        models.insert(0, trusted)
-    if error is not None:
-        from dataops_dev.decisions import fingerprint
-        from dataops_dev.report.model import Finding, FindingKind, Severity
-
-        models.insert(
-            0,
-            ModelReport(
-                name="(build)",
-                unique_id="build",
-                status=ModelStatus.MODIFIED,
-                change=ChangeKind.UNKNOWN,
-                findings=(
-                    Finding(
-                        fingerprint=fingerprint("build_failed", error),
-                        kind=FindingKind.BUILD_FAILED,
-                        severity=Severity.BLOCKING,
-                        model=None,
-                        title="the branch did not build",
-                        detail=error,
-                    ),
-                ),
-            ),
+    extra: list[ModelReport] = []
+    # Trust boundary (trust.py): the branch's changes to masking policy or production target.
+    if (trusted := trust_model_report(run.loaded)) is not None:
+        extra.append(trusted)
+    if branch.error is not None:
+        extra.append(
+            _review_finding(
+                "(build)",
+                "build",
+                "build_failed",
+                "the branch did not build",
+                branch.error,
+            )
         )
-    with watch.measure("lineage"):
+    return extra
+
+
+def _review_finding(
+    name: str, unique_id: str, rule: str, title: str, detail: str, *, kind: str = "build_failed"
+) -> ModelReport:
+    """A pseudo-model carrying one blocking finding about the whole review."""
+    from dataops_dev.decisions import fingerprint
+    from dataops_dev.report.model import Finding, FindingKind, Severity
+
+    return ModelReport(
+        name=name,
+        unique_id=unique_id,
+        status=ModelStatus.MODIFIED,
+        change=ChangeKind.UNKNOWN,
+        findings=(
+            Finding(
+                fingerprint=fingerprint(rule, detail),
+                kind=FindingKind(kind),
+                severity=Severity.BLOCKING,
+                model=None,
+                title=title,
+                detail=detail,
+            ),
+        ),
+    )
+
+
+def unparsable_branch_report(run: ReviewRun, error: str) -> Report:
+    """The report of a branch dbt cannot parse: one blocking finding that says why. Nothing is
+    sampled, built or compared (there is no branch manifest to compare)."""
+    from dataops_dev.dbt.project import read_project
+
+    git_state = run.git_state
+    finding = _review_finding(
+        "(parse)",
+        "parse",
+        "parse_failed",
+        "the branch does not parse: dbt parse failed",
+        error,
+    )
+    timings = {k: round(v, 3) for k, v in run.watch.timings.items()}
+    timings["total"] = round(time.perf_counter() - run.started, 3)
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        project=read_project(run.loaded.project_dir).name,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        base=Side(
+            ref=run.base_ref, commit=run.base_commit, environment=baseline_name(run.base_commit)
+        ),
+        head=Side(
+            ref=git_state.branch,
+            commit=git_state.commit,
+            environment=environment_name(git_state.branch),
+            dirty=git_state.dirty,
+        ),
+        verdict=Verdict.BLOCKED,
+        models=(finding,),
+        timings=timings,
+        worktree=run.worktree,
+    )
+
+
+def assemble_report(
+    run: ReviewRun,
+    source: SourceData,
+    baseline: Baseline,
+    branch: BranchBuild,
+    models: Sequence[ModelReport],
+) -> Report:
+    """The Report of a review that got as far as comparing (lineage and exposures added)."""
+    envs, git_state = run.envs, run.git_state
+    base_manifest_path = envs.manifest_path(baseline.info.name)
+    base_manifest = Manifest.load(base_manifest_path)
+    head_manifest = _head_manifest(envs, branch)
+    with run.watch.measure("lineage"):
         edges = _lineage_edges(
-            loaded,
-            head_manifest_path if head_manifest else base_manifest_path,
+            run.loaded,
+            envs.manifest_path(branch.info.name) if head_manifest else base_manifest_path,
             {m.unique_id for m in models},
         )
     exposures = _exposures(base_manifest, head_manifest, models)
-    timings = {k: round(v, 3) for k, v in watch.timings.items()}
-    timings["total"] = round(time.perf_counter() - started, 3)
-    report = Report(
+    timings = {k: round(v, 3) for k, v in run.watch.timings.items()}
+    timings["total"] = round(time.perf_counter() - run.started, 3)
+    return Report(
         schema_version=SCHEMA_VERSION,
         project=base_manifest.project_name,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         base=Side(
-            ref=base_ref,
-            commit=base_commit,
+            ref=run.base_ref,
+            commit=run.base_commit,
             environment=baseline.info.name,
             reused=baseline.reused,
         ),
         head=Side(
             ref=git_state.branch,
             commit=git_state.commit,
-            environment=head_info.name,
+            environment=branch.info.name,
             dirty=git_state.dirty,
-            reused=branch_reused,
+            reused=branch.reused,
         ),
         verdict=Verdict.PASS,
         models=tuple(models),
@@ -666,14 +877,22 @@ def run_review(
         exposures=exposures,
         sample=_sample_info(source, head_manifest or base_manifest, models),
         timings=timings,
-        error=error,
-        worktree=worktree,
+        error=branch.error,
+        worktree=run.worktree,
     )
-    report = apply_decisions(report, load_decisions(loaded.project_dir))
+
+
+def finish_report(run: ReviewRun, report: Report) -> Report:
+    """Recorded approvals applied (the verdict follows from them) and the next commands."""
+    from dataops_dev.decisions import apply_decisions, load_decisions
+
+    report = apply_decisions(report, load_decisions(run.loaded.project_dir))
     return dataclasses.replace(report, next_commands=next_commands(report))
 
 
-def _sample_info(source: SourceData, manifest: Manifest, models: list[ModelReport]) -> SampleInfo:
+def _sample_info(
+    source: SourceData, manifest: Manifest, models: Sequence[ModelReport]
+) -> SampleInfo:
     """Which sample the report was built on, and whether its examples are masked values: not
     when the models read committed seeds (never masked) or the sample masked nothing."""
     from dataops_dev.sources import seeds_upstream
@@ -707,10 +926,8 @@ def _reusable_branch_build(
     if (
         last is None
         or info.last_attempt is not None
-        or last.commit != commit
-        or last.source != source.identity
+        or not _still_current(loaded, envs, info, commit, source)
         or last.deferred_to != baseline
-        or not envs.manifest_path(info.name).exists()
     ):
         return None
     if project_changes_since(loaded, commit):

@@ -19,7 +19,7 @@ from typing import Any
 from dataops_dev import interrupts
 from dataops_dev.config import LoadedConfig
 from dataops_dev.dbt.manifest import Manifest
-from dataops_dev.errors import ProjectError
+from dataops_dev.errors import ParseFailed
 from dataops_dev.reporting import NULL_REPORTER, Reporter
 
 # dbt's process-global state (flags, adapters, event manager) allows one invocation at a time.
@@ -155,8 +155,8 @@ def run_dbt(
         str(project_dir),
         "--profiles-dir",
         str(profiles_dir),
-        "--target-path",
-        str(target_path),
+        # `dbt deps` writes no artifacts and refuses the option.
+        *(["--target-path", str(target_path)] if command != "deps" else []),
         "--log-path",
         str(log_path),
         "--log-level",
@@ -270,7 +270,15 @@ def parse_project(
 
     Uses the production target's profile so sources resolve as they do in production.
     """
+    from dataops_dev.dbt.packages import ensure_packages
+
     target_path = loaded.state_dir / "parse" / "target"
+    ensure_packages(
+        loaded.project_dir,
+        work_dir=loaded.state_dir / "deps",
+        profiles_dir=loaded.profiles_dir,
+        reporter=reporter,
+    )
     run = run_dbt(
         "parse",
         [],
@@ -283,7 +291,7 @@ def parse_project(
         cwd=loaded.project_dir,
     )
     if not run.success:
-        raise ProjectError(
+        raise ParseFailed(
             f"dbt could not parse the project: {run.error}",
             f"see {target_path.parent / 'logs' / 'dbt.log'}",
         )
