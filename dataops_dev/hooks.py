@@ -79,6 +79,8 @@ class HookResult:
     """Models the static checks cannot judge (package macros, `run_query`): not failing."""
     projects: tuple[str, ...] = ()
     checked_models: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """One-line messages for stderr: a check that could not run and the command that enables it."""
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,7 @@ class HookResult:
             "skipped": [p.to_dict() for p in self.skipped],
             "projects": list(self.projects),
             "checked_models": list(self.checked_models),
+            "notes": list(self.notes),
         }
 
 
@@ -102,12 +105,14 @@ def _merge(hook: HookId, results: Iterable[HookResult]) -> HookResult:
     skipped: list[HookProblem] = []
     projects: list[str] = []
     models: list[str] = []
+    notes: list[str] = []
     for result in results:
         problems.extend(result.problems)
         acknowledged.extend(result.acknowledged)
         skipped.extend(result.skipped)
         projects.extend(result.projects)
         models.extend(result.checked_models)
+        notes.extend(result.notes)
     return HookResult(
         hook,
         tuple(problems),
@@ -115,6 +120,7 @@ def _merge(hook: HookId, results: Iterable[HookResult]) -> HookResult:
         tuple(skipped),
         tuple(projects),
         tuple(models),
+        tuple(notes),
     )
 
 
@@ -384,13 +390,80 @@ def project_dialect(loaded: LoadedConfig, adapter: str | None) -> str | None:
     return ADAPTER_DIALECTS.get(adapter, adapter)
 
 
-def _production_manifest(loaded: LoadedConfig) -> Path | None:
+@dataclass(frozen=True)
+class HookBase:
+    """What the impact guard compares the working tree with."""
+
+    manifest: Path
+    code_dir: Path | None
+    """The base's project files (main's exported tree), when they are at hand."""
+    origin: str
+
+
+def _git_ref(project_dir: Path, ref: str) -> tuple[str, str, str] | None:
+    """(commit, git tree id of `project_dir`, its folder in the repository) of `ref`, by one
+    `git rev-parse` (not GitPython: the fast hooks stay light); None without git or the ref."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-prefix", f"{ref}^{{commit}}", f"{ref}^{{commit}}:./"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) != 3:
+        return None
+    prefix, commit, tree = lines
+    return commit, tree, prefix
+
+
+def hook_base(loaded: LoadedConfig, explicit: Path | None = None) -> HookBase | None:
+    """The base the impact guard compares with, found without dbt, a database or GitPython:
+    `--base-manifest`, `production.manifest`, `<state_dir>/production/manifest.json`, the
+    baseline `review` built for the main branch's commit, or the main branch's manifest that
+    `dataops-dev impact` parsed and cached. None when nothing was prepared yet (a fresh clone).
+
+    A misconfigured `production.manifest` is an error (the user named a file that is gone)."""
     from dataops_dev.impact import find_base_manifest
 
+    configured = loaded.config.production.manifest
+    production = loaded.state_dir / "production" / "manifest.json"
+    if explicit is not None or configured or production.is_file():
+        return HookBase(find_base_manifest(loaded, explicit), None, "production manifest")
+    main = loaded.config.production.main_branch
+    found = _git_ref(loaded.project_dir, main)
+    if found is None:
+        return None
+    commit, tree, prefix = found
+    code_dir = loaded.state_dir / "code" / commit[:12] / prefix.strip("/")
+    baseline = loaded.state_dir / "envs" / f"base_{commit[:12]}" / "target" / "manifest.json"
+    if baseline.is_file():
+        exported = code_dir if (code_dir / "dbt_project.yml").is_file() else None
+        return HookBase(baseline, exported, f"{main} at {commit[:12]}, review's baseline")
+    from dataops_dev.dbt.parse import cached_base_manifest
+
+    parsed = cached_base_manifest(loaded, commit, tree, prefix)
+    if parsed is None:
+        return None
+    return HookBase(parsed.path, parsed.code_dir, f"{main} at {commit[:12]}, parsed and cached")
+
+
+def _production_manifest(loaded: LoadedConfig) -> Path | None:
+    """The base manifest when one is at hand (the SQL check only uses it for relation names)."""
     try:
-        return find_base_manifest(loaded, None)
+        base = hook_base(loaded)
     except ProjectError:
         return None
+    return base.manifest if base is not None else None
+
+
+def enable_command(loaded: LoadedConfig, cwd: Path) -> str:
+    """The command that prepares the impact guard's base on a fresh clone."""
+    main = loaded.config.production.main_branch
+    return f"{cli_command(loaded.project_dir, cwd)} impact --base {main}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,18 +763,32 @@ def _guard(
     changed_files: Sequence[Path] | None,
     *,
     manifest_path: Path | None = None,
+    base: HookBase | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> tuple[list[GuardedChange], ImpactReport, ProjectFiles]:
     from dataops_dev.dbt.manifest import Manifest
-    from dataops_dev.impact import analyze_impact, find_base_manifest
+    from dataops_dev.impact import analyze_impact
 
-    path = manifest_path or find_base_manifest(loaded, None)
+    base = base or hook_base(loaded, manifest_path)
+    if base is None:
+        raise ProjectError(
+            f"no base manifest to compare {loaded.project_dir.name} with",
+            f"run `{enable_command(loaded, Path.cwd())}` once (dbt parses the main branch; "
+            "cached), or pass --base-manifest PATH",
+        )
+    path = base.manifest
     tree = ProjectFiles.read(loaded)
     scope: set[str] | None = None
     if changed_files is not None:
         scope = set(tree.models_of([f.resolve() for f in changed_files]))
         scope |= set(staged_deletions(loaded.project_dir, tree))
-    report = analyze_impact(loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter)
+    report = analyze_impact(
+        loaded.project_dir,
+        path,
+        state_dir=loaded.state_dir,
+        reporter=reporter,
+        base_code_dir=base.code_dir,
+    )
     manifest = Manifest.load(path)
     return guarded_changes(loaded, report, manifest, tree, scope), report, tree
 
@@ -743,15 +830,24 @@ def impact_guard(
 
     cwd = cwd or Path.cwd()
     project = str(loaded.project_dir)
-    if manifest_path is None and _production_manifest(loaded) is None:
-        if loaded.config.hooks.missing_manifest == "skip":
-            return HookResult(HookId.IMPACT_GUARD, projects=(project,))
-        raise ProjectError(
-            f"the impact guard has no production manifest to compare {loaded.project_dir.name} with",
-            "run `dataops-dev review` once (it builds the main branch's baseline), set "
-            "`production.manifest` in dataops_dev.yml, or `hooks.missing_manifest: skip`",
+    base = hook_base(loaded, manifest_path)
+    if base is None:
+        # A fresh clone: parsing main would start dbt (seconds), which the fast hooks never do.
+        command = enable_command(loaded, cwd)
+        shown = display_path(loaded.project_dir, cwd)
+        shown = loaded.project_dir.name if shown == "." else shown
+        if loaded.config.hooks.missing_manifest == "fail":
+            raise ProjectError(
+                f"the impact guard has no base manifest to compare {shown} with",
+                f"run `{command}` once (dbt parses the main branch; cached), or set "
+                "`hooks.missing_manifest: skip`",
+            )
+        note = (
+            f"impact-guard skipped ({shown}): no base manifest yet; "
+            f"run `{command}` once to enable it"
         )
-    guarded, report, tree = _guard(loaded, files, manifest_path=manifest_path, reporter=reporter)
+        return HookResult(HookId.IMPACT_GUARD, projects=(project,), notes=(note,))
+    guarded, report, tree = _guard(loaded, files, base=base, reporter=reporter)
     decisions = load_decisions(loaded.project_dir) if guarded else {}
     problems: list[HookProblem] = []
     acknowledged: list[HookProblem] = []

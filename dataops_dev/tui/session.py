@@ -213,19 +213,27 @@ class ReviewSession:
         return JobResult(Job.BUILD, None, summary + " (press r to review the new build)")
 
     def _impact(self, current: Report | None, reporter: Reporter) -> JobResult:
-        from dataops_dev.impact import analyze_impact, find_base_manifest
+        from dataops_dev.dbt.parse import ensure_packages
+        from dataops_dev.impact import analyze_impact, resolve_base
 
         loaded = self.loaded
-        path = find_base_manifest(loaded, None)
+        # As `dataops-dev impact`: a found manifest, else main's tree parsed by dbt once (cached),
+        # so a fresh clone needs nothing prepared (this runs in a worker thread).
+        base = resolve_base(loaded, None, reporter=reporter)
+        ensure_packages(loaded, reporter=reporter)
         fresh = analyze_impact(
-            loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter
+            loaded.project_dir,
+            base.manifest,
+            state_dir=loaded.state_dir,
+            reporter=reporter,
+            base_code_dir=base.code_dir,
         )
         report = static_overlay(current, fresh) if current is not None else None
         changed = len(fresh.models)
         return JobResult(
             Job.IMPACT,
             self.with_decisions(report) if report is not None else None,
-            f"impact: {plural(changed, 'changed model')} in the working tree",
+            f"impact: {plural(changed, 'changed model')} in the working tree (base: {base.origin})",
         )
 
 
