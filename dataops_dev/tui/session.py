@@ -230,10 +230,14 @@ class ReviewSession:
         )
         report = static_overlay(current, fresh) if current is not None else None
         changed = len(fresh.models)
+        origin = base.origin
+        if origin == "found":
+            # A manifest found on disk: say which (a parsed one names its ref and commit).
+            origin = _shown(base.manifest, loaded.project_dir)
         return JobResult(
             Job.IMPACT,
             self.with_decisions(report) if report is not None else None,
-            f"impact: {plural(changed, 'changed model')} in the working tree (base: {base.origin})",
+            f"impact: {plural(changed, 'changed model')} in the working tree (base: {origin})",
         )
 
 
@@ -262,6 +266,13 @@ def static_overlay(report: Report, impact: ImpactReport) -> Report:
         else:
             models[change.name] = dataclasses.replace(existing, **fields)
     return dataclasses.replace(report, models=tuple(models.values()))
+
+
+def _shown(path: Path, project_dir: Path) -> str:
+    try:
+        return path.relative_to(project_dir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _load_config(project_dir: Path | None) -> LoadedConfig:
