@@ -213,6 +213,26 @@ class ProjectFiles:
     def project_dir(self) -> Path:
         return self.loaded.project_dir
 
+    def ref_names(self) -> list[str]:
+        """What `ref()` can name in the working tree: models, seeds and snapshots (without a
+        base manifest, on a fresh clone, the renderer knows nothing else)."""
+        import re
+
+        names = list(self.model_files)
+        for folder in self.project.seed_paths:
+            base = self.project_dir / folder
+            names.extend(p.stem for p in sorted(base.rglob("*.csv")) if base.is_dir())
+        block = re.compile(r"{%-?\s*snapshot\s+([A-Za-z_][A-Za-z_0-9]*)")
+        folders = self.project.raw.get("snapshot-paths") or ("snapshots",)
+        for folder in folders if isinstance(folders, list | tuple) else ():
+            base = self.project_dir / str(folder)
+            for path in sorted(base.rglob("*")) if base.is_dir() else ():
+                if path.suffix == ".sql":
+                    names.extend(block.findall(path.read_text(encoding="utf-8")))
+                elif path.suffix in (".yml", ".yaml"):
+                    names.extend(_snapshot_entries(path))
+        return list(dict.fromkeys(names))
+
     def is_under(self, path: Path, folders: Iterable[str]) -> bool:
         for folder in folders:
             base = (self.project_dir / folder).resolve()
@@ -301,6 +321,24 @@ def _read_schema_file(path: Path, text: str) -> tuple[list[SchemaEntry], list[Ma
             entries.append(SchemaEntry(name, path.resolve(), lines.get(name, 1), entry))
     sources = [s for s in data.get("sources") or () if isinstance(s, Mapping)]
     return entries, sources
+
+
+def _snapshot_entries(path: Path) -> list[str]:
+    """Names of the snapshots a YAML file defines (dbt 1.9's `snapshots:` with a `relation`)."""
+    import yaml
+
+    try:
+        data = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )  # noqa: S506
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    entries = data.get("snapshots") if isinstance(data, Mapping) else None
+    return [
+        str(e["name"])
+        for e in entries or ()
+        if isinstance(e, Mapping) and e.get("name") and e.get("relation")
+    ]
 
 
 def _name_lines(text: str) -> dict[str, int]:
@@ -506,7 +544,7 @@ def sql_check(
             macro_paths=tree.project.macro_paths,
             adapter=adapter,
             manifest=manifest,
-            working_models=tree.model_files,
+            working_models=tree.ref_names(),
             sources=yaml_sources(tree.sources),
         )
     except RenderError as exc:
@@ -652,7 +690,7 @@ class _HeadSql:
                     macro_paths=self.tree.project.macro_paths,
                     adapter=None,
                     manifest=self.manifest,
-                    working_models=self.tree.model_files,
+                    working_models=self.tree.ref_names(),
                     sources=yaml_sources(self.tree.sources),
                 )
             return str(self._renderer.render(raw, model_name=name).sql)

@@ -150,3 +150,22 @@ def test_reviews_baseline_serves_too_and_no_base_is_a_note(tmp_path: Path) -> No
     assert hook_base(loaded) is None
     result = run_hook(HookId.IMPACT_GUARD, [Path(MODEL)], cwd=repo.root)
     assert result.ok and len(result.notes) == 1 and ENABLE in result.notes[0]
+
+
+def test_sql_check_on_a_fresh_clone_knows_seeds_and_snapshots(tmp_path: Path) -> None:
+    """Without any manifest, `ref()` to a seed or a snapshot of the working tree renders (the
+    check once failed fs_seeds' untouched model on a fresh clone); an unknown name still fails."""
+    repo = make_project_repo("fs_seeds", tmp_path)
+    repo.write("snapshots/people_snapshot.sql", "{% snapshot people_snapshot %}\n"
+               "  select * from {{ ref('people') }}\n{% endsnapshot %}\n")  # fmt: skip
+    repo.replace("models/people_by_floor.sql", "join", "-- by team\njoin")
+    loaded = load_project_config(repo.project)
+    assert hook_base(loaded) is None
+    model = "models/people_by_floor.sql"
+    assert run_hook(HookId.SQL_CHECK, [Path(model)], cwd=repo.root).ok
+    repo.replace("models/people_by_floor.sql", "ref('teams')", "ref('people_snapshot')")
+    assert run_hook(HookId.SQL_CHECK, [Path(model)], cwd=repo.root).ok
+    repo.replace("models/people_by_floor.sql", "ref('people_snapshot')", "ref('staff')")
+    result = run_hook(HookId.SQL_CHECK, [Path(model)], cwd=repo.root)
+    assert [(p.path, p.line) for p in result.problems] == [(model, 4)]
+    assert "ref('staff') names no model" in result.problems[0].message
