@@ -504,6 +504,30 @@ def enable_command(loaded: LoadedConfig, cwd: Path) -> str:
     return f"{cli_command(loaded.project_dir, cwd)} impact --base {main}"
 
 
+def _other_default_branch(project_dir: Path, main: str) -> str | None:
+    """The repository's default branch when `main` (production.main_branch) does not exist
+    but another does (a `master` repository): what the config should name. Plain git."""
+    if _git_ref(project_dir, main) is not None:
+        return None
+
+    def git(*args: str) -> str | None:
+        try:
+            run = subprocess.run(
+                ["git", *args], cwd=project_dir, capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return None
+        return run.stdout.strip() if run.returncode == 0 and run.stdout.strip() else None
+
+    remote = git("symbolic-ref", "--short", "refs/remotes/origin/HEAD")
+    if remote is not None:
+        return remote.split("/", 1)[-1]
+    for name in ("main", "master"):
+        if name != main and git("rev-parse", "--verify", "-q", f"refs/heads/{name}"):
+            return name
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # SQL check
 
@@ -874,16 +898,22 @@ def impact_guard(
         command = enable_command(loaded, cwd)
         shown = display_path(loaded.project_dir, cwd)
         shown = loaded.project_dir.name if shown == "." else shown
+        todo = f"run `{command}` once"
+        main = loaded.config.production.main_branch
+        other = _other_default_branch(loaded.project_dir, main)
+        if other is not None:
+            # `impact --base main` would fail here, and a parse of another ref is not looked up.
+            todo = (
+                f"no branch {main!r} here: set `production: {{main_branch: {other}}}` in "
+                f"dataops_dev.yml, then run `{command.removesuffix(main)}{other}` once"
+            )
         if loaded.config.hooks.missing_manifest == "fail":
             raise ProjectError(
                 f"the impact guard has no base manifest to compare {shown} with",
-                f"run `{command}` once (dbt parses the main branch; cached), or set "
+                f"{todo} (dbt parses the main branch; cached), or set "
                 "`hooks.missing_manifest: skip`",
             )
-        note = (
-            f"impact-guard skipped ({shown}): no base manifest yet; "
-            f"run `{command}` once to enable it"
-        )
+        note = f"impact-guard skipped ({shown}): no base manifest yet; {todo} to enable it"
         return HookResult(HookId.IMPACT_GUARD, projects=(project,), notes=(note,))
     guarded, report, tree = _guard(loaded, files, base=base, reporter=reporter)
     decisions = load_decisions(loaded.project_dir) if guarded else {}

@@ -169,3 +169,25 @@ def test_sql_check_on_a_fresh_clone_knows_seeds_and_snapshots(tmp_path: Path) ->
     result = run_hook(HookId.SQL_CHECK, [Path(model)], cwd=repo.root)
     assert [(p.path, p.line) for p in result.problems] == [(model, 4)]
     assert "ref('staff') names no model" in result.problems[0].message
+
+
+def test_a_master_repository_is_told_which_branch_to_configure(tmp_path: Path) -> None:
+    """`impact --base main` would fail where the default branch is `master`: the note names
+    the setting and the command that work there, and after them the guard runs."""
+    repo = make_project_repo("nc_shop", tmp_path, branch="master")
+    repo.checkout_new_branch("feature/orders")
+    model = "models/stg_orders.sql"
+    repo.write(model, repo.path(model).read_text() + "\n-- touched\n")
+    skipped = run_hook(HookId.IMPACT_GUARD, [Path(model)], cwd=repo.root)
+    assert skipped.ok
+    assert skipped.notes == (
+        "impact-guard skipped (nc_shop): no base manifest yet; no branch 'main' here: set "
+        "`production: {main_branch: master}` in dataops_dev.yml, then run "
+        "`dataops-dev impact --base master` once to enable it",
+    )
+    repo.write("dataops_dev.yml", "version: 1\nproduction:\n  main_branch: master\n")
+    assert repo.run("impact", "--base", "master", cwd=repo.root).returncode == 0
+    base = hook_base(load_project_config(repo.project))
+    assert base is not None and base.origin.startswith("master at ")
+    result = run_hook(HookId.IMPACT_GUARD, [Path(model)], cwd=repo.root)
+    assert result.ok and result.notes == ()  # a comment is no model change
