@@ -187,8 +187,9 @@ class HooksConfig:
     """Block breaking changes to models that feed an exposure (directly or downstream)."""
     fail_on_unknown: bool = False
     """Also block guarded models whose change cannot be classified statically."""
-    missing_manifest: Literal["fail", "skip"] = "fail"
-    """What the impact guard does when no production manifest exists: fail, or pass silently."""
+    missing_manifest: Literal["fail", "skip"] = "skip"
+    """What the impact guard does when it has no base manifest (a fresh clone before the first
+    `dataops-dev impact --base main`): pass with a one-line note on stderr, or fail."""
     require_key: bool = True
     """Changed or new models need a discoverable primary key (constraint, meta, unique+not_null
     tests, unique_combination_of_columns, or `diff.keys`)."""

@@ -79,6 +79,8 @@ class HookResult:
     """Models the static checks cannot judge (package macros, `run_query`): not failing."""
     projects: tuple[str, ...] = ()
     checked_models: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """One-line messages for stderr: a check that could not run and the command that enables it."""
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,7 @@ class HookResult:
             "skipped": [p.to_dict() for p in self.skipped],
             "projects": list(self.projects),
             "checked_models": list(self.checked_models),
+            "notes": list(self.notes),
         }
 
 
@@ -102,12 +105,14 @@ def _merge(hook: HookId, results: Iterable[HookResult]) -> HookResult:
     skipped: list[HookProblem] = []
     projects: list[str] = []
     models: list[str] = []
+    notes: list[str] = []
     for result in results:
         problems.extend(result.problems)
         acknowledged.extend(result.acknowledged)
         skipped.extend(result.skipped)
         projects.extend(result.projects)
         models.extend(result.checked_models)
+        notes.extend(result.notes)
     return HookResult(
         hook,
         tuple(problems),
@@ -115,6 +120,7 @@ def _merge(hook: HookId, results: Iterable[HookResult]) -> HookResult:
         tuple(skipped),
         tuple(projects),
         tuple(models),
+        tuple(notes),
     )
 
 
@@ -207,6 +213,26 @@ class ProjectFiles:
     def project_dir(self) -> Path:
         return self.loaded.project_dir
 
+    def ref_names(self) -> list[str]:
+        """What `ref()` can name in the working tree: models, seeds and snapshots (without a
+        base manifest, on a fresh clone, the renderer knows nothing else)."""
+        import re
+
+        names = list(self.model_files)
+        for folder in self.project.seed_paths:
+            base = self.project_dir / folder
+            names.extend(p.stem for p in sorted(base.rglob("*.csv")) if base.is_dir())
+        block = re.compile(r"{%-?\s*snapshot\s+([A-Za-z_][A-Za-z_0-9]*)")
+        folders = self.project.raw.get("snapshot-paths") or ("snapshots",)
+        for folder in folders if isinstance(folders, list | tuple) else ():
+            base = self.project_dir / str(folder)
+            for path in sorted(base.rglob("*")) if base.is_dir() else ():
+                if path.suffix == ".sql":
+                    names.extend(block.findall(path.read_text(encoding="utf-8")))
+                elif path.suffix in (".yml", ".yaml"):
+                    names.extend(_snapshot_entries(path))
+        return list(dict.fromkeys(names))
+
     def is_under(self, path: Path, folders: Iterable[str]) -> bool:
         for folder in folders:
             base = (self.project_dir / folder).resolve()
@@ -297,6 +323,24 @@ def _read_schema_file(path: Path, text: str) -> tuple[list[SchemaEntry], list[Ma
     return entries, sources
 
 
+def _snapshot_entries(path: Path) -> list[str]:
+    """Names of the snapshots a YAML file defines (dbt 1.9's `snapshots:` with a `relation`)."""
+    import yaml
+
+    try:
+        data = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )  # noqa: S506
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    entries = data.get("snapshots") if isinstance(data, Mapping) else None
+    return [
+        str(e["name"])
+        for e in entries or ()
+        if isinstance(e, Mapping) and e.get("name") and e.get("relation")
+    ]
+
+
 def _name_lines(text: str) -> dict[str, int]:
     """`name: X` -> the line of its first occurrence (a model's entry precedes its columns)."""
     import re
@@ -384,13 +428,104 @@ def project_dialect(loaded: LoadedConfig, adapter: str | None) -> str | None:
     return ADAPTER_DIALECTS.get(adapter, adapter)
 
 
-def _production_manifest(loaded: LoadedConfig) -> Path | None:
+@dataclass(frozen=True)
+class HookBase:
+    """What the impact guard compares the working tree with."""
+
+    manifest: Path
+    code_dir: Path | None
+    """The base's project files (main's exported tree), when they are at hand."""
+    origin: str
+
+
+def _git_ref(project_dir: Path, ref: str) -> tuple[str, str, str] | None:
+    """(commit, git tree id of `project_dir`, its folder in the repository) of `ref`, by one
+    `git rev-parse` (not GitPython: the fast hooks stay light); None without git or the ref."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-prefix", f"{ref}^{{commit}}", f"{ref}^{{commit}}:./"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) != 3:
+        return None
+    prefix, commit, tree = lines
+    return commit, tree, prefix
+
+
+def hook_base(loaded: LoadedConfig, explicit: Path | None = None) -> HookBase | None:
+    """The base the impact guard compares with, found without dbt, a database or GitPython:
+    `--base-manifest`, `production.manifest`, `<state_dir>/production/manifest.json`, the
+    baseline `review` built for the main branch's commit, or the main branch's manifest that
+    `dataops-dev impact` parsed and cached. None when nothing was prepared yet (a fresh clone).
+
+    A misconfigured `production.manifest` is an error (the user named a file that is gone)."""
     from dataops_dev.impact import find_base_manifest
 
+    configured = loaded.config.production.manifest
+    production = loaded.state_dir / "production" / "manifest.json"
+    if explicit is not None or configured or production.is_file():
+        return HookBase(find_base_manifest(loaded, explicit), None, "production manifest")
+    main = loaded.config.production.main_branch
+    found = _git_ref(loaded.project_dir, main)
+    if found is None:
+        return None
+    commit, tree, prefix = found
+    code_dir = loaded.state_dir / "code" / commit[:12] / prefix.strip("/")
+    baseline = loaded.state_dir / "envs" / f"base_{commit[:12]}" / "target" / "manifest.json"
+    if baseline.is_file():
+        exported = code_dir if (code_dir / "dbt_project.yml").is_file() else None
+        return HookBase(baseline, exported, f"{main} at {commit[:12]}, review's baseline")
+    from dataops_dev.dbt.parse import cached_base_manifest
+
+    parsed = cached_base_manifest(loaded, commit, tree, prefix)
+    if parsed is None:
+        return None
+    return HookBase(parsed.path, parsed.code_dir, f"{main} at {commit[:12]}, parsed and cached")
+
+
+def _production_manifest(loaded: LoadedConfig) -> Path | None:
+    """The base manifest when one is at hand (the SQL check only uses it for relation names)."""
     try:
-        return find_base_manifest(loaded, None)
+        base = hook_base(loaded)
     except ProjectError:
         return None
+    return base.manifest if base is not None else None
+
+
+def enable_command(loaded: LoadedConfig, cwd: Path) -> str:
+    """The command that prepares the impact guard's base on a fresh clone."""
+    main = loaded.config.production.main_branch
+    return f"{cli_command(loaded.project_dir, cwd)} impact --base {main}"
+
+
+def _other_default_branch(project_dir: Path, main: str) -> str | None:
+    """The repository's default branch when `main` (production.main_branch) does not exist
+    but another does (a `master` repository): what the config should name. Plain git."""
+    if _git_ref(project_dir, main) is not None:
+        return None
+
+    def git(*args: str) -> str | None:
+        try:
+            run = subprocess.run(
+                ["git", *args], cwd=project_dir, capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return None
+        return run.stdout.strip() if run.returncode == 0 and run.stdout.strip() else None
+
+    remote = git("symbolic-ref", "--short", "refs/remotes/origin/HEAD")
+    if remote is not None:
+        return remote.split("/", 1)[-1]
+    for name in ("main", "master"):
+        if name != main and git("rev-parse", "--verify", "-q", f"refs/heads/{name}"):
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,7 +568,7 @@ def sql_check(
             macro_paths=tree.project.macro_paths,
             adapter=adapter,
             manifest=manifest,
-            working_models=tree.model_files,
+            working_models=tree.ref_names(),
             sources=yaml_sources(tree.sources),
         )
     except RenderError as exc:
@@ -579,7 +714,7 @@ class _HeadSql:
                     macro_paths=self.tree.project.macro_paths,
                     adapter=None,
                     manifest=self.manifest,
-                    working_models=self.tree.model_files,
+                    working_models=self.tree.ref_names(),
                     sources=yaml_sources(self.tree.sources),
                 )
             return str(self._renderer.render(raw, model_name=name).sql)
@@ -690,18 +825,32 @@ def _guard(
     changed_files: Sequence[Path] | None,
     *,
     manifest_path: Path | None = None,
+    base: HookBase | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> tuple[list[GuardedChange], ImpactReport, ProjectFiles]:
     from dataops_dev.dbt.manifest import Manifest
-    from dataops_dev.impact import analyze_impact, find_base_manifest
+    from dataops_dev.impact import analyze_impact
 
-    path = manifest_path or find_base_manifest(loaded, None)
+    base = base or hook_base(loaded, manifest_path)
+    if base is None:
+        raise ProjectError(
+            f"no base manifest to compare {loaded.project_dir.name} with",
+            f"run `{enable_command(loaded, Path.cwd())}` once (dbt parses the main branch; "
+            "cached), or pass --base-manifest PATH",
+        )
+    path = base.manifest
     tree = ProjectFiles.read(loaded)
     scope: set[str] | None = None
     if changed_files is not None:
         scope = set(tree.models_of([f.resolve() for f in changed_files]))
         scope |= set(staged_deletions(loaded.project_dir, tree))
-    report = analyze_impact(loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter)
+    report = analyze_impact(
+        loaded.project_dir,
+        path,
+        state_dir=loaded.state_dir,
+        reporter=reporter,
+        base_code_dir=base.code_dir,
+    )
     manifest = Manifest.load(path)
     return guarded_changes(loaded, report, manifest, tree, scope), report, tree
 
@@ -743,15 +892,30 @@ def impact_guard(
 
     cwd = cwd or Path.cwd()
     project = str(loaded.project_dir)
-    if manifest_path is None and _production_manifest(loaded) is None:
-        if loaded.config.hooks.missing_manifest == "skip":
-            return HookResult(HookId.IMPACT_GUARD, projects=(project,))
-        raise ProjectError(
-            f"the impact guard has no production manifest to compare {loaded.project_dir.name} with",
-            "run `dataops-dev review` once (it builds the main branch's baseline), set "
-            "`production.manifest` in dataops_dev.yml, or `hooks.missing_manifest: skip`",
-        )
-    guarded, report, tree = _guard(loaded, files, manifest_path=manifest_path, reporter=reporter)
+    base = hook_base(loaded, manifest_path)
+    if base is None:
+        # A fresh clone: parsing main would start dbt (seconds), which the fast hooks never do.
+        command = enable_command(loaded, cwd)
+        shown = display_path(loaded.project_dir, cwd)
+        shown = loaded.project_dir.name if shown == "." else shown
+        todo = f"run `{command}` once"
+        main = loaded.config.production.main_branch
+        other = _other_default_branch(loaded.project_dir, main)
+        if other is not None:
+            # `impact --base main` would fail here, and a parse of another ref is not looked up.
+            todo = (
+                f"no branch {main!r} here: set `production: {{main_branch: {other}}}` in "
+                f"dataops_dev.yml, then run `{command.removesuffix(main)}{other}` once"
+            )
+        if loaded.config.hooks.missing_manifest == "fail":
+            raise ProjectError(
+                f"the impact guard has no base manifest to compare {shown} with",
+                f"{todo} (dbt parses the main branch; cached), or set "
+                "`hooks.missing_manifest: skip`",
+            )
+        note = f"impact-guard skipped ({shown}): no base manifest yet; {todo} to enable it"
+        return HookResult(HookId.IMPACT_GUARD, projects=(project,), notes=(note,))
+    guarded, report, tree = _guard(loaded, files, base=base, reporter=reporter)
     decisions = load_decisions(loaded.project_dir) if guarded else {}
     problems: list[HookProblem] = []
     acknowledged: list[HookProblem] = []

@@ -62,6 +62,9 @@ def _run(
             base_manifest=base_manifest,
             reporter=reporter,
         )
+    for note in result.notes:
+        # A check that could not run is said, never passed in silence (stderr: not the data).
+        click.echo(f"dataops-dev: {note}", err=True)
     if fmt == "json":
         emit_json(result.to_dict())
     elif result.problems or result.acknowledged:
@@ -112,14 +115,16 @@ hook.add_command(
 _guard = _files_command(
     "impact-guard",
     "Fail on unacknowledged breaking changes to contracted, exposure-feeding or protected "
-    "models (against the production manifest); print what they impact.",
+    "models (against the main branch's manifest); print what they impact. Before the first "
+    "`dataops-dev impact --base main` on a fresh clone it is skipped, with a note.",
 )
 _guard.params.append(
     click.Option(
         ["--missing-manifest"],
         type=click.Choice(["fail", "skip"]),
         default=None,
-        help="When there is no production manifest (default: config hooks.missing_manifest).",
+        help="When there is no base manifest yet: skip with a note on stderr, or fail "
+        "(default: config hooks.missing_manifest, skip).",
     )
 )
 _guard.params.append(
@@ -127,7 +132,8 @@ _guard.params.append(
         ["--base-manifest"],
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
-        help="The production manifest.json to compare with (default: found as `impact` does).",
+        help="The manifest.json to compare with (default: the production manifest, the main "
+        "branch's review baseline, or its parse cached by `dataops-dev impact`).",
     )
 )
 hook.add_command(_guard)

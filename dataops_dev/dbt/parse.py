@@ -295,18 +295,40 @@ def base_manifest(
     from dataops_dev import gitrepo
 
     code_dir = export_ref(loaded, commit)
-    name, profile_name = _project_identity(code_dir)
-    profile = parse_profile(loaded, name, profile_name)
-    tree = gitrepo.tree_id(loaded.project_dir, commit)
-    key = hashlib.sha256(f"tree:{tree}\0{profile.fingerprint}\0{_dbt_version()}".encode())
+    key, profile = _base_key(loaded, code_dir, gitrepo.tree_id(loaded.project_dir, commit))
     return parse_cached(
         code_dir,
         cache_dir=_cache_root(loaded),
         profile=profile,
-        key=key.hexdigest(),
+        key=key,
         label=f"the project at {commit[:12]}",
         reporter=reporter,
     )
+
+
+def _base_key(loaded: LoadedConfig, code_dir: Path, tree: str) -> tuple[str, ParseProfile]:
+    """The cache key of a base manifest: the project directory's git tree id, the parse profile
+    and dbt's version."""
+    name, profile_name = _project_identity(code_dir)
+    profile = parse_profile(loaded, name, profile_name)
+    key = hashlib.sha256(f"tree:{tree}\0{profile.fingerprint}\0{_dbt_version()}".encode())
+    return key.hexdigest(), profile
+
+
+def cached_base_manifest(
+    loaded: LoadedConfig, commit: str, tree: str, subdir: str
+) -> ParsedManifest | None:
+    """The manifest `base_manifest` made for `commit` when it is cached, else None; the caller
+    names the commit's project tree id and the project's folder in the repository. Starts
+    neither git nor dbt (the pre-commit hooks' fast path)."""
+    destination = loaded.state_dir / "code" / commit[:12]
+    subdir = subdir.strip("/")
+    code_dir = destination / subdir if subdir not in ("", ".") else destination
+    if not (code_dir / "dbt_project.yml").is_file():
+        return None
+    key, _profile = _base_key(loaded, code_dir, tree)
+    manifest = _cache_root(loaded) / key[:24] / "manifest.json"
+    return ParsedManifest(manifest, code_dir, key, reused=True) if manifest.is_file() else None
 
 
 def working_manifest(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER) -> ParsedManifest:

@@ -213,19 +213,31 @@ class ReviewSession:
         return JobResult(Job.BUILD, None, summary + " (press r to review the new build)")
 
     def _impact(self, current: Report | None, reporter: Reporter) -> JobResult:
-        from dataops_dev.impact import analyze_impact, find_base_manifest
+        from dataops_dev.dbt.parse import ensure_packages
+        from dataops_dev.impact import analyze_impact, resolve_base
 
         loaded = self.loaded
-        path = find_base_manifest(loaded, None)
+        # As `dataops-dev impact`: a found manifest, else main's tree parsed by dbt once (cached),
+        # so a fresh clone needs nothing prepared (this runs in a worker thread).
+        base = resolve_base(loaded, None, reporter=reporter)
+        ensure_packages(loaded, reporter=reporter)
         fresh = analyze_impact(
-            loaded.project_dir, path, state_dir=loaded.state_dir, reporter=reporter
+            loaded.project_dir,
+            base.manifest,
+            state_dir=loaded.state_dir,
+            reporter=reporter,
+            base_code_dir=base.code_dir,
         )
         report = static_overlay(current, fresh) if current is not None else None
         changed = len(fresh.models)
+        origin = base.origin
+        if origin == "found":
+            # A manifest found on disk: say which (a parsed one names its ref and commit).
+            origin = _shown(base.manifest, loaded.project_dir)
         return JobResult(
             Job.IMPACT,
             self.with_decisions(report) if report is not None else None,
-            f"impact: {plural(changed, 'changed model')} in the working tree",
+            f"impact: {plural(changed, 'changed model')} in the working tree (base: {origin})",
         )
 
 
@@ -254,6 +266,13 @@ def static_overlay(report: Report, impact: ImpactReport) -> Report:
         else:
             models[change.name] = dataclasses.replace(existing, **fields)
     return dataclasses.replace(report, models=tuple(models.values()))
+
+
+def _shown(path: Path, project_dir: Path) -> str:
+    try:
+        return path.relative_to(project_dir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _load_config(project_dir: Path | None) -> LoadedConfig:

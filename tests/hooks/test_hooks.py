@@ -271,7 +271,7 @@ def test_required_tests_and_keyless_exemption(hook_repo: Callable[..., HookRepo]
 
 
 @pytest.mark.slow
-def test_missing_production_manifest_fails_clearly_or_skips(
+def test_missing_base_manifest_skips_with_a_note_or_fails_when_asked(
     hook_repo: Callable[..., HookRepo],
 ) -> None:
     from dataops_dev.errors import ProjectError
@@ -279,16 +279,21 @@ def test_missing_production_manifest_fails_clearly_or_skips(
     repo = hook_repo("")
     manifest = repo.project / ".dataops" / "production" / "manifest.json"
     manifest.unlink()
-    with pytest.raises(ProjectError, match="no production manifest") as error:
-        run_hook(HookId.IMPACT_GUARD, ["models/staging/stg_orders.sql"], cwd=repo.root)
-    assert "dataops-dev review" in (error.value.hint or "")
-    skipped = run_hook(
-        HookId.IMPACT_GUARD,
-        ["models/staging/stg_orders.sql"],
-        cwd=repo.root,
-        overrides={"hooks.missing_manifest": "skip"},
-    )
+    # The default: pass, with a note naming the command that enables the guard.
+    skipped = run_hook(HookId.IMPACT_GUARD, ["models/staging/stg_orders.sql"], cwd=repo.root)
     assert skipped.ok
+    assert skipped.notes == (
+        f"impact-guard skipped ({repo.project.name}): no base manifest yet; "
+        "run `dataops-dev impact --base main` once to enable it",
+    )
+    with pytest.raises(ProjectError, match="no base manifest") as error:
+        run_hook(
+            HookId.IMPACT_GUARD,
+            ["models/staging/stg_orders.sql"],
+            cwd=repo.root,
+            overrides={"hooks.missing_manifest": "fail"},
+        )
+    assert "dataops-dev impact --base main" in (error.value.hint or "")
     # The SQL check does not need the manifest.
     assert run_hook(HookId.SQL_CHECK, ["models/staging/stg_orders.sql"], cwd=repo.root).ok
 

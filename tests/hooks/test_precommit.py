@@ -276,3 +276,22 @@ def test_review_hook_fails_on_blocking_findings_until_approved(
     approved = repo.pre_commit("run", "dataops-review", "--hook-stage", "manual")
     assert approved.returncode == 0, approved.stdout
     assert "models/marts/dim_stores.sql:1:1" not in approved.stdout
+
+
+def test_fresh_clone_guard_note_shows_through_pre_commit(
+    hook_repo: Callable[..., HookRepo],
+) -> None:
+    """pre-commit hides a passing hook's output unless the hook is `verbose`: the impact
+    guard's skip note must still reach the user."""
+    repo = hook_repo("analytics")
+    (repo.project / ".dataops" / "production" / "manifest.json").unlink()
+    repo.edit(
+        "models/staging/stg_orders.sql", "lower(trim(status)) as status", "lower(status) as status"
+    )
+    repo.stage()
+    result = repo.pre_commit("run")
+    assert result.returncode == 0, result.stdout
+    assert _ours(result.stdout) == [
+        "dataops-dev: impact-guard skipped (analytics): no base manifest yet; run "
+        "`dataops-dev --project-dir analytics impact --base main` once to enable it"
+    ], result.stdout

@@ -170,3 +170,40 @@ def test_review_and_model_diff_rerun_through_run_review(
         assert app.report.model("store_performance").diff is not None
 
     drive(app, scenario)
+
+
+@pytest.mark.slow
+def test_rerun_impact_on_a_fresh_clone_parses_main_once(report: Report, tmp_path: Path) -> None:
+    """`i` on a fresh clone (ir_transform, dbt project in `transform/`, nothing prepared) takes
+    the CLI's path: main's tree parsed by dbt in the worker, then reused from the cache."""
+    from tests.real_projects import make_project_repo
+
+    repo = make_project_repo("ir_transform", tmp_path, project_subdir="transform")
+    repo.checkout_new_branch("feature/segments")
+    repo.replace("models/customer_segments.sql", "    name,\n", "")
+    saved = tmp_path / "report.json"
+    saved.write_text(report.to_json(), "utf-8")
+    app = DataopsApp(ReviewSession(project_dir=repo.project, report_path=saved))
+
+    async def rerun(app: DataopsApp, pilot: Pilot[None]) -> str:
+        await pilot.press("i")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_job is not None and app.last_job.job is Job.IMPACT
+        return app.last_job.summary
+
+    async def scenario(app: DataopsApp, pilot: Pilot[None]) -> None:
+        commit = repo.git("rev-parse", "main")[:12]
+        first = await rerun(app, pilot)
+        assert first == (
+            f"impact: 1 changed model in the working tree (base: main at {commit}, parsed now)"
+        )
+        assert app.report is not None
+        segments = app.report.model("customer_segments")
+        assert segments.change is ChangeKind.BREAKING
+        assert any("name" in reason for reason in segments.reasons)
+        second = await rerun(app, pilot)
+        assert second.endswith(f"(base: main at {commit}, parsed once, cached)")
+        assert "impact: 1 changed model" in str(app.query_one("#message", Static).render())
+
+    drive(app, scenario)
