@@ -498,7 +498,7 @@ def load_report_file(loaded: LoadedConfig, path: Path) -> Report:
 def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
     """The current branch's last saved report, its tag checked, with the approvals file applied."""
     from dataops_dev import gitrepo
-    from dataops_dev.decisions import apply_decisions, load_decisions
+    from dataops_dev.decisions import apply_decisions, change_authors, load_decisions
 
     branch = branch or gitrepo.state(loaded.project_dir).branch
     path = reports_dir(loaded, environment_name(branch)) / "report.json"
@@ -506,7 +506,9 @@ def load_last_report(loaded: LoadedConfig, branch: str | None = None) -> Report:
         raise ProjectError(
             f"no review report for branch {branch!r} yet", "run `dataops-dev review` first"
         )
-    report = apply_decisions(load_report_file(loaded, path), load_decisions(loaded.project_dir))
+    report = load_report_file(loaded, path)
+    authors = change_authors(loaded.project_dir, report)
+    report = apply_decisions(report, load_decisions(loaded.project_dir), authors)
     return dataclasses.replace(report, next_commands=next_commands(report))
 
 
@@ -884,9 +886,12 @@ def assemble_report(
 
 def finish_report(run: ReviewRun, report: Report) -> Report:
     """Recorded approvals applied (the verdict follows from them) and the next commands."""
-    from dataops_dev.decisions import apply_decisions, load_decisions
+    from dataops_dev.decisions import apply_decisions, change_authors, load_decisions
 
-    report = apply_decisions(report, load_decisions(run.loaded.project_dir))
+    project_dir = run.loaded.project_dir
+    report = apply_decisions(
+        report, load_decisions(project_dir), change_authors(project_dir, report)
+    )
     return dataclasses.replace(report, next_commands=next_commands(report))
 
 

@@ -109,15 +109,16 @@ class ReviewSession:
         project_dir = self._project()
         if project_dir is None:
             return report
-        from dataops_dev.decisions import apply_decisions, load_decisions
+        from dataops_dev.decisions import apply_decisions, change_authors, load_decisions
 
-        return apply_decisions(report, load_decisions(project_dir))
+        authors = change_authors(project_dir, report)
+        return apply_decisions(report, load_decisions(project_dir), authors)
 
     # -- deciding -----------------------------------------------------------------------------
 
     def decide(self, report: Report, finding: Finding, decision: Decision, note: str) -> Report:
         """Record the decision in the approvals file (as `decide` does); the updated report."""
-        from dataops_dev.decisions import record_decision
+        from dataops_dev.decisions import TRUST_KINDS, change_authors, record_decision
         from dataops_dev.errors import UsageError
 
         project_dir = self._project()
@@ -125,7 +126,10 @@ class ReviewSession:
             raise UsageError(
                 "no project to record the decision in", "start the TUI inside the dbt project"
             )
-        record_decision(project_dir, finding, decision, note=note)
+        authors = (
+            change_authors(project_dir, report) if finding.kind in TRUST_KINDS else frozenset()
+        )
+        record_decision(project_dir, finding, decision, note=note, authors=authors)
         return self.with_decisions(report)
 
     def plan_deploy(self, report: Report) -> DeployPlan:
