@@ -116,13 +116,12 @@ def _keyed(
                 engine.execute(sql.mismatch_exact_sql(spec))
                 mismatch = _mismatch_counts(engine, spec)
         with watch.measure("detail"):
-            engine.execute(sql.selection_sql(spec))
             engine.execute(sql.detail_sql(spec))
             names, rows = engine.fetch_with_names(sql.detail_counts_sql(spec))
             detail = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
         with watch.measure("examples"):
-            columns = _column_diffs(engine, spec, detail, mismatch, options)
-            examples = _row_examples(engine, spec, options)
+            listed = detail["changed"] + mismatch["added"] + mismatch["removed"]
+            columns, examples = _examples(engine, spec, detail, options, listed=bool(listed))
     finally:
         sql.drop_temp_tables(engine, spec.temp_tables)
 
@@ -212,64 +211,70 @@ def _detect_renames(
     return schema, replace(spec, columns=spec.columns + tuple(extra))
 
 
-def _column_diffs(
+def _examples(
     engine: Engine,
     spec: sql.DiffSpec,
     detail: dict[str, int],
-    mismatch: dict[str, int],
     options: DiffOptions,
-) -> list[ColumnDiff]:
-    results = []
+    *,
+    listed: bool,
+) -> tuple[list[ColumnDiff], tuple[RowExample, ...]]:
+    """Per-column diffs with their value examples, and the row examples, from one query
+    (`listed`: some row was added, removed or changed)."""
+    per_column = options.examples if detail["changed"] else 0
+    records: list[dict[str, Any]] = []
+    if listed and (per_column or spec.example_rows):
+        names, rows = engine.fetch_with_names(sql.examples_sql(spec, per_column))
+        records = [dict(zip(names, row, strict=True)) for row in rows]
+    width = len(spec.key)
+    key_names = [sql.key_alias(i) for i in range(width)]
+    columns = []
     for index, column in enumerate(spec.columns):
-        changed = detail[f"c{index}"]
-        examples: tuple[ValueExample, ...] = ()
-        if changed and options.examples:
-            rows = engine.fetchall(sql.column_examples_sql(spec, index, options.examples))
-            width = len(spec.key)
-            examples = tuple(
-                ValueExample(key=tuple(row[:width]), before=row[width], after=row[width + 1])
-                for row in rows
-            )
-        results.append(
+        rank = sql.example_rank(index)
+        picked = sorted(
+            (
+                r
+                for r in records
+                if r[sql.KIND] == sql.CHANGED and r[sql.differs(index)] and r[rank] <= per_column
+            ),
+            key=lambda r: int(r[rank]),
+        )
+        columns.append(
             ColumnDiff(
                 name=column.name,
-                changed=changed,
+                changed=detail[f"c{index}"],
                 compared=0,
-                examples=examples,
+                examples=tuple(
+                    ValueExample(
+                        key=tuple(r[k] for k in key_names),
+                        before=r[sql.left_value(index)],
+                        after=r[sql.right_value(index)],
+                    )
+                    for r in picked
+                ),
                 left_name=column.left_name if column.left_name != column.name else None,
                 compared_as=column.cast,
                 tolerance=column.tolerance,
                 timestamp_precision=column.precision,
             )
         )
-    return results
+    limit = spec.example_rows
+    picked_rows = [r for r in records if limit and r[sql.row_rank()] <= limit][:limit]
+    return columns, tuple(_row_example(spec, r) for r in picked_rows)
 
 
-def _row_examples(
-    engine: Engine, spec: sql.DiffSpec, options: DiffOptions
-) -> tuple[RowExample, ...]:
-    if not options.example_rows:
-        return ()
-    names, rows = engine.fetch_with_names(sql.row_examples_sql(spec))
-    width = len(spec.key)
-    examples = []
-    for row in rows:
-        record: dict[str, Any] = dict(zip(names, row, strict=True))
-        kind = RowChange(record["__kind"])
-        key = tuple(row[:width])
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        for index, column in enumerate(spec.columns):
-            if kind is RowChange.CHANGED and not record[sql.differs(index)]:
-                continue
-            before[column.name] = record[sql.left_value(index)]
-            after[column.name] = record[sql.right_value(index)]
-        examples.append(
-            RowExample(
-                kind=kind,
-                key=key,
-                before=None if kind is RowChange.ADDED else before,
-                after=None if kind is RowChange.REMOVED else after,
-            )
-        )
-    return tuple(examples)
+def _row_example(spec: sql.DiffSpec, record: dict[str, Any]) -> RowExample:
+    kind = RowChange(record[sql.KIND])
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for index, column in enumerate(spec.columns):
+        if kind is RowChange.CHANGED and not record[sql.differs(index)]:
+            continue
+        before[column.name] = record[sql.left_value(index)]
+        after[column.name] = record[sql.right_value(index)]
+    return RowExample(
+        kind=kind,
+        key=tuple(record[sql.key_alias(i)] for i in range(len(spec.key))),
+        before=None if kind is RowChange.ADDED else before,
+        after=None if kind is RowChange.REMOVED else after,
+    )

@@ -3,7 +3,8 @@
 The plan (research/perf.md): one full outer join on the key of (key, hash of the compared values)
 on DuckDB, or of (key, values) on PostgreSQL, where equal pairs collapse into one group and only
 the small mismatch set is materialised; then the mismatching rows' values are compared column by
-column (`IS DISTINCT FROM`, tolerance, truncation) and counts and examples are read from there.
+column (`IS DISTINCT FROM`, tolerance, truncation) and the counts and all examples are read from
+there in two queries (`detail_counts_sql`, `examples_sql`).
 When the join's pair totals reveal duplicate keys, the set is rebuilt by one aggregate over
 key+hash of both sides instead (`mismatch_exact_sql`).
 
@@ -28,6 +29,7 @@ from dataops_dev.errors import DataopsError
 
 CHANGED, ADDED, REMOVED, DUPLICATE, SAME = "changed", "added", "removed", "duplicate", "same"
 _HASH, _KIND, _RN = "__h", "__kind", "__rn"
+KIND = _KIND
 # Shared with the keyless diff: which side a row comes from, and rows per side in a group.
 SIDE, N_LEFT, N_RIGHT = "__s", "__n_l", "__n_r"
 
@@ -120,16 +122,12 @@ class DiffSpec:
         return f"{self.prefix}_m"
 
     @property
-    def selection_table(self) -> str:
-        return f"{self.prefix}_s"
-
-    @property
     def detail_table(self) -> str:
         return f"{self.prefix}_d"
 
     @property
     def temp_tables(self) -> tuple[str, ...]:
-        return (self.mismatch_table, self.selection_table, self.detail_table)
+        return (self.mismatch_table, self.detail_table)
 
     def key_expr(self, index: int, table: str | None) -> exp.Expr:
         key = self.key[index]
@@ -379,7 +377,8 @@ def mismatch_counts_sql(spec: DiffSpec) -> exp.Select:
 # Step 2: the rows to look at in detail: every hash-changed key + a few added/removed ones
 
 
-def selection_sql(spec: DiffSpec) -> exp.Create:
+def selection(spec: DiffSpec) -> exp.Select:
+    """Read inline by `detail_sql` (no table of its own): the mismatch set is small."""
     keys = [col(key_alias(i)) for i in range(len(spec.key))]
     numbered = (
         exp.select(
@@ -401,12 +400,11 @@ def selection_sql(spec: DiffSpec) -> exp.Create:
         exp.EQ(this=col(_KIND), expression=lit(CHANGED)),
         exp.LTE(this=col(_RN), expression=lit(spec.example_rows)),
     )
-    query = (
+    return (
         exp.select(*[k.copy() for k in keys], col(_KIND))
         .from_(numbered.subquery(ident("__n")))
         .where(keep)
     )
-    return create_temp(spec.selection_table, query)
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +468,7 @@ def detail_sql(spec: DiffSpec) -> exp.Create:
         projections.append(alias(distinct_expr(spec, column), differs(index)))
     query = (
         exp.select(*projections)
-        .from_(exp.alias_(exp.table_(ident(spec.selection_table)), ident("__s"), table=True))
+        .from_(selection(spec).subquery(ident("__s")))
         .join(
             exp.alias_(spec.left.to_table(), ident("__l"), table=True),
             on=_key_join(spec, "__l"),
@@ -501,40 +499,58 @@ def detail_counts_sql(spec: DiffSpec) -> exp.Select:
     return exp.select(*projections).from_(exp.table_(ident(spec.detail_table)))
 
 
-def _key_order() -> exp.Expr:
-    return exp.Ordered(this=col(_KIND))
+def row_rank() -> str:
+    """Rank of a row among the wanted rows of its kind (row examples take the lowest)."""
+    return "__rk"
 
 
-def row_examples_sql(spec: DiffSpec) -> exp.Select:
-    """Up to `example_rows` rows, alternating changed / removed / added so each kind shows."""
+def example_rank(index: int) -> str:
+    """Running count of column `index`'s changes in key order (its examples take the lowest)."""
+    return f"__e{index}"
+
+
+def examples_sql(spec: DiffSpec, column_examples: int) -> exp.Select:
+    """Every example in one bounded read of the detail table, in the row examples' order.
+
+    Rows come back when they rank within `example_rows` of their kind (changed / removed /
+    added alternate, so each kind shows) or within the first `column_examples` changes of some
+    column by key. The caller takes the first `example_rows` rows with a low enough row rank as
+    row examples, and each column's examples by its rank. All ranks share the key order, so the
+    engine sorts at most twice, and at most example_rows * 3 + column_examples * columns rows
+    leave the engine.
+    """
     keys = [col(key_alias(i)) for i in range(len(spec.key))]
+    by_key = exp.Order(expressions=[exp.Ordered(this=k.copy()) for k in keys])
+    projections: list[exp.Expr] = [exp.Star()]
+    keep: list[exp.Expr] = []
+    if spec.example_rows:
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[col(_KIND)], order=by_key.copy())
+        projections.append(alias(rank, row_rank()))
+        keep.append(exp.LTE(this=col(row_rank()), expression=lit(spec.example_rows)))
+    if column_examples:
+        for index in range(len(spec.columns)):
+            change = exp.and_(exp.EQ(this=col(_KIND), expression=lit(CHANGED)), col(differs(index)))
+            running = exp.Window(this=count_if(change.copy()), order=by_key.copy())
+            projections.append(alias(running, example_rank(index)))
+            keep.append(
+                exp.and_(
+                    change,
+                    exp.LTE(this=col(example_rank(index)), expression=lit(column_examples)),
+                )
+            )
     wanted = exp.or_(
         exp.NEQ(this=col(_KIND), expression=lit(CHANGED)), exp.paren(_is_changed_row(spec))
     )
-    rank = exp.Window(
-        this=exp.RowNumber(),
-        partition_by=[col(_KIND)],
-        order=exp.Order(expressions=[exp.Ordered(this=k.copy()) for k in keys]),
-    )
-    order = [exp.Ordered(this=rank), _key_order(), *[exp.Ordered(this=k.copy()) for k in keys]]
+    ranked = exp.select(*projections).from_(exp.table_(ident(spec.detail_table))).where(wanted)
+    order: list[exp.Ordered] = []
+    if spec.example_rows:
+        order.append(exp.Ordered(this=col(row_rank())))
+    order += [exp.Ordered(this=col(_KIND)), *[exp.Ordered(this=k.copy()) for k in keys]]
     return (
         exp.select(exp.Star())
-        .from_(exp.table_(ident(spec.detail_table)))
-        .where(wanted)
+        .from_(ranked.subquery(ident("__x")))
+        .where(any_of(keep))
         .order_by(*order)
-        .limit(spec.example_rows)
-    )
-
-
-def column_examples_sql(spec: DiffSpec, index: int, limit: int) -> exp.Select:
-    keys = [col(key_alias(i)) for i in range(len(spec.key))]
-    condition = exp.and_(exp.EQ(this=col(_KIND), expression=lit(CHANGED)), col(differs(index)))
-    return (
-        exp.select(*keys, col(left_value(index)), col(right_value(index)))
-        .from_(exp.table_(ident(spec.detail_table)))
-        .where(condition)
-        .order_by(*[exp.Ordered(this=k.copy()) for k in keys])
-        .limit(limit)
     )
 
 
