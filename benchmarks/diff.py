@@ -520,10 +520,21 @@ def main() -> None:
     parser.add_argument("--peers-python", default=os.environ.get("DIFF_BENCH_PEERS_PYTHON", ""))
     parser.add_argument("--sqlmesh-python", default=os.environ.get("DIFF_BENCH_SQLMESH_PYTHON", ""))
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="do not precompile dataops_dev (measures compiling our source in every run)",
+    )
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
+    if not args.no_bytecode:
+        # An installed package ships bytecode (pip compiles it, as it did duckdb's and sqlglot's);
+        # a source tree under PYTHONDONTWRITEBYTECODE=1 would recompile ours in every run.
+        import compileall
+
+        compileall.compile_dir(str(ROOT / "dataops_dev"), quiet=1)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tools = [t for t in args.tools.split(",") if t]
@@ -539,6 +550,7 @@ def main() -> None:
             truth = generate_edge(path) if size == "edge" else generate(n, path)
         v1_path = args.data_dir / f"diff_{size}_v1.duckdb"
         results: dict[str, list[dict[str, Any]]] = {}
+        load_before = os.getloadavg()[0]
         # ours and reference alternate (A B A B ...) so drift on a shared machine cancels out.
         for _ in range(args.runs):
             for tool in ("reference", "ours"):
@@ -571,6 +583,7 @@ def main() -> None:
                 target = v1_path
             print(f"{size} {tool} ...", file=sys.stderr)
             results[tool] = [run_measured(python, tool, target, args.timeout)]
+        load = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
         reference = [r["wall"] for r in results.get("reference", []) if "seconds" in r]
         reference_wall = statistics.median(reference) if reference else None
         reference_cpu = [r["cpu"] for r in results.get("reference", []) if r.get("cpu")]
@@ -593,6 +606,8 @@ def main() -> None:
                     "cpu_s": cpu,
                     "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
                     "counts": verdict(runs[-1], truth),
+                    "load_avg": load,
+                    "bytecode": not args.no_bytecode,
                     "last": runs[-1],
                 }
             )
@@ -607,8 +622,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         "| size | tool | runs | wall s (median) | min s | in-process s | cpu s | peak MiB "
-        "| x ref (wall) | x ref (cpu) | counts |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| x ref (wall) | x ref (cpu) | counts | load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
@@ -616,7 +631,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"| {fmt(row['wall_min_s'], '{:.2f}')} | {fmt(row['in_process_s'], '{:.2f}')} "
             f"| {fmt(row['cpu_s'], '{:.2f}')} | {fmt(row['peak_mib'], '{:.0f}')} "
             f"| {fmt(row['x_reference'], '{:.2f}x')} | {fmt(row['x_reference_cpu'], '{:.2f}x')} "
-            f"| {row['counts']} |"
+            f"| {row['counts']} | {row.get('load_avg', '-')} |"
         )
     return "\n".join(lines)
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Any
 
 from dataops_dev.diffing import sql
-from dataops_dev.diffing.keyless import keyless_diff
 from dataops_dev.diffing.model import (
     ColumnDiff,
     DiffMode,
@@ -61,6 +60,8 @@ def diff_relations(
                     )
             plan = plan_comparison(left_columns, right_columns, key, options, engine.dialect)
         if not plan.key:
+            from dataops_dev.diffing.keyless import keyless_diff  # only the keyless path needs it
+
             result = keyless_diff(
                 engine,
                 left,
@@ -226,19 +227,11 @@ def _examples(
     if listed and (per_column or spec.example_rows):
         names, rows = engine.fetch_with_names(sql.examples_sql(spec, per_column))
         records = [dict(zip(names, row, strict=True)) for row in rows]
-    width = len(spec.key)
-    key_names = [sql.key_alias(i) for i in range(width)]
+    lists: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        lists.setdefault(int(record[sql.EXAMPLE_OF]), []).append(record)
     columns = []
     for index, column in enumerate(spec.columns):
-        rank = sql.example_rank(index)
-        picked = sorted(
-            (
-                r
-                for r in records
-                if r[sql.KIND] == sql.CHANGED and r[sql.differs(index)] and r[rank] <= per_column
-            ),
-            key=lambda r: int(r[rank]),
-        )
         columns.append(
             ColumnDiff(
                 name=column.name,
@@ -246,11 +239,11 @@ def _examples(
                 compared=0,
                 examples=tuple(
                     ValueExample(
-                        key=tuple(r[k] for k in key_names),
+                        key=_key(spec, r),
                         before=r[sql.left_value(index)],
                         after=r[sql.right_value(index)],
                     )
-                    for r in picked
+                    for r in lists.get(index, [])
                 ),
                 left_name=column.left_name if column.left_name != column.name else None,
                 compared_as=column.cast,
@@ -258,9 +251,11 @@ def _examples(
                 timestamp_precision=column.precision,
             )
         )
-    limit = spec.example_rows
-    picked_rows = [r for r in records if limit and r[sql.row_rank()] <= limit][:limit]
-    return columns, tuple(_row_example(spec, r) for r in picked_rows)
+    return columns, tuple(_row_example(spec, r) for r in lists.get(sql.ROW_EXAMPLES, []))
+
+
+def _key(spec: sql.DiffSpec, record: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(record[sql.key_alias(i)] for i in range(len(spec.key)))
 
 
 def _row_example(spec: sql.DiffSpec, record: dict[str, Any]) -> RowExample:
@@ -274,7 +269,7 @@ def _row_example(spec: sql.DiffSpec, record: dict[str, Any]) -> RowExample:
         after[column.name] = record[sql.right_value(index)]
     return RowExample(
         kind=kind,
-        key=tuple(record[sql.key_alias(i)] for i in range(len(spec.key))),
+        key=_key(spec, record),
         before=None if kind is RowChange.ADDED else before,
         after=None if kind is RowChange.REMOVED else after,
     )
