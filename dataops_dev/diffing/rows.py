@@ -251,7 +251,9 @@ def _examples(
                 timestamp_precision=column.precision,
             )
         )
-    return columns, tuple(_row_example(spec, r) for r in lists.get(sql.ROW_EXAMPLES, []))
+    # The query returns up to example_rows per kind, in the order of the final list.
+    picked = lists.get(sql.ROW_EXAMPLES, [])[: spec.example_rows]
+    return columns, tuple(_row_example(spec, r) for r in picked)
 
 
 def _key(spec: sql.DiffSpec, record: dict[str, Any]) -> tuple[Any, ...]:
