@@ -156,8 +156,8 @@ def side_counts_sql(spec: DiffSpec) -> exp.Select:
 
     return (
         exp.select(exp.Star())
-        .from_(side(spec.left, "left").subquery(ident("__a")))
-        .join(side(spec.right, "right").subquery(ident("__b")), join_type="CROSS")
+        .from_(side(spec.left, "left").subquery(ident("__a")), copy=False)
+        .join(side(spec.right, "right").subquery(ident("__b")), join_type="CROSS", copy=False)
     )
 
 
@@ -284,7 +284,7 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
             alias(col(key_alias(0), "__l"), "__lp"),
             alias(col(key_alias(0), "__r"), "__rp"),
         )
-        .from_(_side_pairs(spec, spec.left, "left").subquery(ident("__l")))
+        .from_(_side_pairs(spec, spec.left, "left").subquery(ident("__l")), copy=False)
         .join(
             _side_pairs(spec, spec.right, "right").subquery(ident("__r")),
             on=exp.and_(
@@ -294,6 +294,7 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
                 ]
             ),
             join_type="FULL OUTER",
+            copy=False,
         )
     )
     n_left, n_right = exp.Count(this=col("__lp")), exp.Count(this=col("__rp"))
@@ -313,7 +314,7 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
             alias(n_right.copy(), N_RIGHT),
             alias(kind, _KIND),
         )
-        .from_(joined.subquery(ident("__j")))
+        .from_(joined.subquery(ident("__j")), copy=False)
         .group_by(*[col(key_alias(i)) for i in keys])
     )
     return create_temp(spec.mismatch_table, query)
@@ -341,7 +342,7 @@ def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
             alias(right.copy(), N_RIGHT),
             alias(kind, _KIND),
         )
-        .from_(union.subquery(ident("__u")))
+        .from_(union.subquery(ident("__u")), copy=False)
         .group_by(*[k.copy() for k in keys])
         .having(exp.not_(exp.paren(exp.and_(one_each, same_hash))))
     )
@@ -402,7 +403,7 @@ def selection(spec: DiffSpec) -> exp.Select:
     )
     return (
         exp.select(*[k.copy() for k in keys], col(_KIND))
-        .from_(numbered.subquery(ident("__n")))
+        .from_(numbered.subquery(ident("__n")), copy=False)
         .where(keep)
     )
 
@@ -468,7 +469,7 @@ def detail_sql(spec: DiffSpec) -> exp.Create:
         projections.append(alias(distinct_expr(spec, column), differs(index)))
     query = (
         exp.select(*projections)
-        .from_(selection(spec).subquery(ident("__s")))
+        .from_(selection(spec).subquery(ident("__s")), copy=False)
         .join(
             exp.alias_(spec.left.to_table(), ident("__l"), table=True),
             on=_key_join(spec, "__l"),
@@ -535,34 +536,37 @@ def examples_sql(spec: DiffSpec, column_examples: int) -> exp.Select:
             first = (
                 exp.select(exp.Star())
                 .from_(exp.table_(ident(spec.detail_table)))
-                .where(wanted)
-                .order_by(*by_key())
-                .limit(spec.example_rows)
+                .where(wanted, copy=False)
+                .order_by(*by_key(), copy=False)
+                .limit(lit(spec.example_rows), copy=False)
             )
             rank = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=by_key()))
             parts.append(
                 exp.select(
                     alias(lit(ROW_EXAMPLES), EXAMPLE_OF), alias(rank, _RANK), exp.Star()
-                ).from_(first.subquery(ident(f"__{kind}")))
+                ).from_(first.subquery(ident(f"__{kind}")), copy=False)
             )
     if column_examples:
         for index in range(len(spec.columns)):
             change = exp.and_(exp.EQ(this=col(_KIND), expression=lit(CHANGED)), col(differs(index)))
-            parts.append(
-                tagged(index, lit(0)).where(change).order_by(*by_key()).limit(column_examples)
-            )
+            part = tagged(index, lit(0)).where(change, copy=False)
+            part = part.order_by(*by_key(), copy=False).limit(lit(column_examples), copy=False)
+            parts.append(part)
     assert parts, "the caller asks for row or column examples, or does not call"
-    union: exp.Query = exp.select(exp.Star()).from_(parts[0].subquery(ident("__x0")))
+    union: exp.Query = exp.select(exp.Star()).from_(parts[0].subquery(ident("__x0")), copy=False)
     for number, part in enumerate(parts[1:], start=1):
-        union = exp.union(
-            union,
-            exp.select(exp.Star()).from_(part.subquery(ident(f"__x{number}"))),
+        # The node itself, not exp.union(): its first call costs ~20 ms of dialect set-up.
+        union = exp.Union(
+            this=union,
+            expression=exp.select(exp.Star()).from_(
+                part.subquery(ident(f"__x{number}")), copy=False
+            ),
             distinct=False,
-            copy=False,
         )
     order = [exp.Ordered(this=col(EXAMPLE_OF)), exp.Ordered(this=col(_RANK))]
     order += [exp.Ordered(this=col(_KIND)), *by_key()]
-    return exp.select(exp.Star()).from_(union.subquery(ident("__x"))).order_by(*order)
+    query = exp.select(exp.Star()).from_(union.subquery(ident("__x")), copy=False)
+    return query.order_by(*order, copy=False)
 
 
 # --------------------------------------------------------------------------------------------
