@@ -13,7 +13,8 @@ Each tool runs in its own process (wall time includes start-up and imports; peak
 wait4). Peers run from other virtual environments (`--peers-python`: reladiff, data-diff,
 datacompy+polars on duckdb 2.0; `--sqlmesh-python`: sqlmesh pins duckdb<2, so it reads a copy of
 the data written in the v1.4 storage format). A tool that cannot be imported is reported with
-the reason. Results: a table on stdout and benchmarks/results/diff.json.
+the reason. Results: a table on stdout and benchmarks/results/diff.json, with the 1-minute load
+average before and after each size (the machine is shared: compare ratios, not seconds).
 """
 
 from __future__ import annotations
@@ -520,21 +521,15 @@ def main() -> None:
     parser.add_argument("--peers-python", default=os.environ.get("DIFF_BENCH_PEERS_PYTHON", ""))
     parser.add_argument("--sqlmesh-python", default=os.environ.get("DIFF_BENCH_SQLMESH_PYTHON", ""))
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument(
-        "--no-bytecode",
-        action="store_true",
-        help="do not precompile dataops_dev (measures compiling our source in every run)",
-    )
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
-    if not args.no_bytecode:
-        # An installed package ships bytecode (pip compiles it, as it did duckdb's and sqlglot's);
-        # a source tree under PYTHONDONTWRITEBYTECODE=1 would recompile ours in every run.
-        import compileall
+    # An installed package ships bytecode (pip compiles it, as it did duckdb's and sqlglot's); a
+    # source tree under PYTHONDONTWRITEBYTECODE=1 would recompile ours in every timed run.
+    import compileall
 
-        compileall.compile_dir(str(ROOT / "dataops_dev"), quiet=1)
+    compileall.compile_dir(str(ROOT / "dataops_dev"), quiet=1)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tools = [t for t in args.tools.split(",") if t]
@@ -607,7 +602,6 @@ def main() -> None:
                     "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
                     "counts": verdict(runs[-1], truth),
                     "load_avg": load,
-                    "bytecode": not args.no_bytecode,
                     "last": runs[-1],
                 }
             )
