@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -422,7 +423,7 @@ def run_sqlmesh(path: str) -> dict[str, Any]:
 
 
 def worker(tool: str, path: str) -> None:
-    runners = {
+    runners: dict[str, Callable[[str], dict[str, Any]]] = {
         "ours": run_ours,
         "reference": run_reference,
         "recce_style": run_recce_style,
