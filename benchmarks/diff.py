@@ -13,7 +13,8 @@ Each tool runs in its own process (wall time includes start-up and imports; peak
 wait4). Peers run from other virtual environments (`--peers-python`: reladiff, data-diff,
 datacompy+polars on duckdb 2.0; `--sqlmesh-python`: sqlmesh pins duckdb<2, so it reads a copy of
 the data written in the v1.4 storage format). A tool that cannot be imported is reported with
-the reason. Results: a table on stdout and benchmarks/results/diff.json.
+the reason. Results: a table on stdout and benchmarks/results/diff.json, with the 1-minute load
+average before and after each size (the machine is shared: compare ratios, not seconds).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -421,7 +423,7 @@ def run_sqlmesh(path: str) -> dict[str, Any]:
 
 
 def worker(tool: str, path: str) -> None:
-    runners = {
+    runners: dict[str, Callable[[str], dict[str, Any]]] = {
         "ours": run_ours,
         "reference": run_reference,
         "recce_style": run_recce_style,
@@ -524,6 +526,11 @@ def main() -> None:
     if args.worker:
         worker(*args.worker)
         return
+    # An installed package ships bytecode (pip compiles it, as it did duckdb's and sqlglot's); a
+    # source tree under PYTHONDONTWRITEBYTECODE=1 would recompile ours in every timed run.
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "dataops_dev"), quiet=1)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tools = [t for t in args.tools.split(",") if t]
@@ -539,6 +546,7 @@ def main() -> None:
             truth = generate_edge(path) if size == "edge" else generate(n, path)
         v1_path = args.data_dir / f"diff_{size}_v1.duckdb"
         results: dict[str, list[dict[str, Any]]] = {}
+        load_before = os.getloadavg()[0]
         # ours and reference alternate (A B A B ...) so drift on a shared machine cancels out.
         for _ in range(args.runs):
             for tool in ("reference", "ours"):
@@ -571,6 +579,7 @@ def main() -> None:
                 target = v1_path
             print(f"{size} {tool} ...", file=sys.stderr)
             results[tool] = [run_measured(python, tool, target, args.timeout)]
+        load = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
         reference = [r["wall"] for r in results.get("reference", []) if "seconds" in r]
         reference_wall = statistics.median(reference) if reference else None
         reference_cpu = [r["cpu"] for r in results.get("reference", []) if r.get("cpu")]
@@ -593,6 +602,7 @@ def main() -> None:
                     "cpu_s": cpu,
                     "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
                     "counts": verdict(runs[-1], truth),
+                    "load_avg": load,
                     "last": runs[-1],
                 }
             )
@@ -607,8 +617,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         "| size | tool | runs | wall s (median) | min s | in-process s | cpu s | peak MiB "
-        "| x ref (wall) | x ref (cpu) | counts |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| x ref (wall) | x ref (cpu) | counts | load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
@@ -616,7 +626,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"| {fmt(row['wall_min_s'], '{:.2f}')} | {fmt(row['in_process_s'], '{:.2f}')} "
             f"| {fmt(row['cpu_s'], '{:.2f}')} | {fmt(row['peak_mib'], '{:.0f}')} "
             f"| {fmt(row['x_reference'], '{:.2f}x')} | {fmt(row['x_reference_cpu'], '{:.2f}x')} "
-            f"| {row['counts']} |"
+            f"| {row['counts']} | {row.get('load_avg', '-')} |"
         )
     return "\n".join(lines)
 

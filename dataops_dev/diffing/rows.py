@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Any
 
 from dataops_dev.diffing import sql
-from dataops_dev.diffing.keyless import keyless_diff
 from dataops_dev.diffing.model import (
     ColumnDiff,
     DiffMode,
@@ -61,6 +60,8 @@ def diff_relations(
                     )
             plan = plan_comparison(left_columns, right_columns, key, options, engine.dialect)
         if not plan.key:
+            from dataops_dev.diffing.keyless import keyless_diff  # only the keyless path needs it
+
             result = keyless_diff(
                 engine,
                 left,
@@ -116,13 +117,12 @@ def _keyed(
                 engine.execute(sql.mismatch_exact_sql(spec))
                 mismatch = _mismatch_counts(engine, spec)
         with watch.measure("detail"):
-            engine.execute(sql.selection_sql(spec))
             engine.execute(sql.detail_sql(spec))
             names, rows = engine.fetch_with_names(sql.detail_counts_sql(spec))
             detail = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
         with watch.measure("examples"):
-            columns = _column_diffs(engine, spec, detail, mismatch, options)
-            examples = _row_examples(engine, spec, options)
+            listed = detail["changed"] + mismatch["added"] + mismatch["removed"]
+            columns, examples = _examples(engine, spec, detail, options, listed=bool(listed))
     finally:
         sql.drop_temp_tables(engine, spec.temp_tables)
 
@@ -212,64 +212,66 @@ def _detect_renames(
     return schema, replace(spec, columns=spec.columns + tuple(extra))
 
 
-def _column_diffs(
+def _examples(
     engine: Engine,
     spec: sql.DiffSpec,
     detail: dict[str, int],
-    mismatch: dict[str, int],
     options: DiffOptions,
-) -> list[ColumnDiff]:
-    results = []
+    *,
+    listed: bool,
+) -> tuple[list[ColumnDiff], tuple[RowExample, ...]]:
+    """Per-column diffs with their value examples, and the row examples, from one query
+    (`listed`: some row was added, removed or changed)."""
+    per_column = options.examples if detail["changed"] else 0
+    records: list[dict[str, Any]] = []
+    if listed and (per_column or spec.example_rows):
+        names, rows = engine.fetch_with_names(sql.examples_sql(spec, per_column))
+        records = [dict(zip(names, row, strict=True)) for row in rows]
+    lists: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        lists.setdefault(int(record[sql.EXAMPLE_OF]), []).append(record)
+    columns = []
     for index, column in enumerate(spec.columns):
-        changed = detail[f"c{index}"]
-        examples: tuple[ValueExample, ...] = ()
-        if changed and options.examples:
-            rows = engine.fetchall(sql.column_examples_sql(spec, index, options.examples))
-            width = len(spec.key)
-            examples = tuple(
-                ValueExample(key=tuple(row[:width]), before=row[width], after=row[width + 1])
-                for row in rows
-            )
-        results.append(
+        columns.append(
             ColumnDiff(
                 name=column.name,
-                changed=changed,
+                changed=detail[f"c{index}"],
                 compared=0,
-                examples=examples,
+                examples=tuple(
+                    ValueExample(
+                        key=_key(spec, r),
+                        before=r[sql.left_value(index)],
+                        after=r[sql.right_value(index)],
+                    )
+                    for r in lists.get(index, [])
+                ),
                 left_name=column.left_name if column.left_name != column.name else None,
                 compared_as=column.cast,
                 tolerance=column.tolerance,
                 timestamp_precision=column.precision,
             )
         )
-    return results
+    # The query returns up to example_rows per kind, in the order of the final list.
+    picked = lists.get(sql.ROW_EXAMPLES, [])[: spec.example_rows]
+    return columns, tuple(_row_example(spec, r) for r in picked)
 
 
-def _row_examples(
-    engine: Engine, spec: sql.DiffSpec, options: DiffOptions
-) -> tuple[RowExample, ...]:
-    if not options.example_rows:
-        return ()
-    names, rows = engine.fetch_with_names(sql.row_examples_sql(spec))
-    width = len(spec.key)
-    examples = []
-    for row in rows:
-        record: dict[str, Any] = dict(zip(names, row, strict=True))
-        kind = RowChange(record["__kind"])
-        key = tuple(row[:width])
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        for index, column in enumerate(spec.columns):
-            if kind is RowChange.CHANGED and not record[sql.differs(index)]:
-                continue
-            before[column.name] = record[sql.left_value(index)]
-            after[column.name] = record[sql.right_value(index)]
-        examples.append(
-            RowExample(
-                kind=kind,
-                key=key,
-                before=None if kind is RowChange.ADDED else before,
-                after=None if kind is RowChange.REMOVED else after,
-            )
-        )
-    return tuple(examples)
+def _key(spec: sql.DiffSpec, record: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(record[sql.key_alias(i)] for i in range(len(spec.key)))
+
+
+def _row_example(spec: sql.DiffSpec, record: dict[str, Any]) -> RowExample:
+    kind = RowChange(record[sql.KIND])
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for index, column in enumerate(spec.columns):
+        if kind is RowChange.CHANGED and not record[sql.differs(index)]:
+            continue
+        before[column.name] = record[sql.left_value(index)]
+        after[column.name] = record[sql.right_value(index)]
+    return RowExample(
+        kind=kind,
+        key=_key(spec, record),
+        before=None if kind is RowChange.ADDED else before,
+        after=None if kind is RowChange.REMOVED else after,
+    )

@@ -370,3 +370,26 @@ def test_non_strict_runs_fall_back_and_note_it(engine: Any) -> None:
     assert result.keyless and (result.rows.only_left, result.rows.only_right) == (1, 1)
     assert any("missing" in n for n in result.notes) and any("ignored" in n for n in result.notes)
     assert result.to_dict()["notes"] == list(result.notes)
+
+
+def test_row_examples_alternate_kinds_and_skip_rows_within_tolerance(engine: Any) -> None:
+    """One top-N per kind must still give the old order (rank, kind, key) and must not spend
+    a slot on a hash-changed row whose values are equal under the column's tolerance."""
+    dtype = _double(engine)
+    left = [f"({i}, {i}.0)" for i in range(20)]
+    right = [f"({i}, {i}.0001)" if i % 2 == 0 else f"({i}, {i + 5}.0)" for i in range(10)]
+    right += [f"({i}, {i}.0)" for i in range(20, 30)]
+    load(engine, "a", f"id INTEGER, v {dtype}", left)
+    load(engine, "b", f"id INTEGER, v {dtype}", right)
+    options = DiffOptions(examples=2, example_rows=4, tolerance={"v": Tolerance(abs=0.01)})
+    result = diff_relations(engine, A, B, key=["id"], options=options)
+    assert (result.rows.added, result.rows.removed, result.rows.changed) == (10, 10, 5)
+    assert [(e.kind, e.key) for e in result.examples] == [
+        (RowChange.ADDED, (20,)),
+        (RowChange.CHANGED, (1,)),
+        (RowChange.REMOVED, (10,)),
+        (RowChange.ADDED, (21,)),
+    ]
+    assert [e.key for e in result.column("v").examples] == [(1,), (3,)]
+    assert result.examples[1].before == {"v": 1.0}
+    assert result.examples[1].after == {"v": 6.0}

@@ -57,13 +57,11 @@ def render_all(name: str, dialect: str) -> str:
         ("mismatch", sql.mismatch_sql(spec)),
         ("mismatch_exact", sql.mismatch_exact_sql(spec)),
         ("mismatch_counts", sql.mismatch_counts_sql(spec)),
-        ("selection", sql.selection_sql(spec)),
         ("detail", sql.detail_sql(spec)),
         ("detail_counts", sql.detail_counts_sql(spec)),
-        ("row_examples", sql.row_examples_sql(spec)),
+        ("examples", sql.examples_sql(spec, 5)),
     ]
     if spec.columns:
-        steps.append(("column_examples", sql.column_examples_sql(spec, 0, 5)))
         steps.append(
             (
                 "keyless_groups",
