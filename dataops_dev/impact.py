@@ -1336,7 +1336,8 @@ def _seed_changed(inputs: ImpactInputs, node: Node) -> bool:
     checksum = node.raw.get("checksum") or {}
     if checksum.get("name") != "sha256":
         return False
-    text = head.read_bytes().decode("utf-8", errors="replace")
+    # dbt hashes a seed's text stripped of surrounding whitespace (its trailing newline too).
+    text = head.read_bytes().decode("utf-8", errors="replace").strip()
     return hashlib.sha256(text.encode()).hexdigest() != checksum.get("checksum")
 
 

@@ -665,11 +665,14 @@ def build_branch_env(run: ReviewRun, source: SourceData, baseline: Baseline) -> 
 def _analyze_impact(run: ReviewRun, baseline: Baseline) -> Any:
     from dataops_dev.impact import analyze_impact
 
+    # The baseline's own tree (exported to build it): changed seeds, macros, vars and files
+    # behind sources are found by comparing the trees, as `impact --base` does.
     return analyze_impact(
         run.loaded.project_dir,
         run.envs.manifest_path(baseline.info.name),
         state_dir=run.loaded.state_dir,
         reporter=run.reporter,
+        base_code_dir=export_code(run.loaded, run.base_commit),
     )
 
 
@@ -1037,6 +1040,10 @@ def _model_report(
             count = engine.fetchall(f"SELECT count(*) FROM {relation.sql(engine.dialect)}")[0][0]
             schema = SchemaChange(added=tuple(ColumnType(c.name, c.data_type) for c in columns))
             data = DataDiff(key=None, rows=RowCounts(base=0, head=int(count), added=int(count)))
+    elif not engine.columns(_relation(head_node, head_env, backend)):
+        # dbt did not rebuild it on the branch (unmodified to dbt's state comparison): the
+        # branch reads the baseline's relation, so there is no data difference to show.
+        note = "no data diff: the branch did not rebuild it (it reads the baseline's data)"
     else:
         left = _relation(base_node, base_env, backend)
         right = _relation(head_node, head_env, backend)
