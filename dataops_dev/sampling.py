@@ -41,11 +41,6 @@ BUCKETS = 1_000_000
 
 _MAX_CLOSURE_ROUNDS = 1000
 
-INLINE_DISTINCT_RATIO = 0.8
-"""A value-mapped column with at least this share of distinct values among its non-null ones is
-masked in line, row by row: its mapping table would hold nearly every row again, so the DISTINCT
-and the join back cost more than the few repeated values they save. The output is the same."""
-
 
 class Role(str, Enum):
     """How a table's rows enter the sample."""
@@ -608,7 +603,7 @@ def run_sample(
                 if not _has_masks(table_plan):
                     store(table_plan)
         with watch.measure("mask"):
-            inline = _inline_columns(plan, work, names, dialect)
+            inline = _inline_columns(plan)
             maps = _build_maps(plan, work, names, salt, dialect, inline)
             for index, table_plan in masked:
                 target = _masked_name(index)
@@ -737,33 +732,25 @@ def _build_maps(
     return maps
 
 
-def _inline_columns(
-    plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], dialect: str
-) -> frozenset[tuple[str, str]]:
-    """(table, column) of the value-mapped columns to mask in line (`INLINE_DISTINCT_RATIO`).
+def _inline_columns(plan: SamplePlan) -> frozenset[tuple[str, str]]:
+    """(table, column) of the value-mapped columns masked in line, row by row.
 
-    DuckDB only: its `approx_count_distinct` (HyperLogLog) tells in one cheap scan per table;
-    elsewhere an exact count would cost about what it saves, so every column is mapped.
+    A column the dbt project declares unique (a single-column primary key) would get a mapping
+    table as large as itself and a join back: its values are masked in line instead, with the
+    same functions, so the output is the same. Foreign keys joined to it repeat values and keep
+    the mapping table. Estimating the distinct share of other columns (DuckDB's
+    `approx_count_distinct`) costs about what in-line masking saves on sample_project, so
+    only what the project declares counts.
     """
-    if dialect != "duckdb":
-        return frozenset()
     chosen: set[tuple[str, str]] = set()
     for table_plan in plan.tables:
-        candidates = [
-            m for m in table_plan.masks if m.masked and m.rule.strategy is MaskStrategy.VALUE_MAP
-        ]
-        if not candidates:
+        source = plan.graph.tables.get(table_plan.name)
+        key = source.primary_key if source is not None else None
+        if not key or len(key) != 1:
             continue
-        measures: list[exp.Expr] = []
-        for mask in candidates:
-            measures.append(exp.func("count", _t(mask.column)))
-            measures.append(exp.ApproxDistinct(this=canonical(mask.rule, _t(mask.column), dialect)))
-        query = exp.select(*measures).from_(names[table_plan.name].copy().as_("t"))
-        row = work.fetchall(query)[0]
-        for i, mask in enumerate(candidates):
-            values, distinct = int(row[2 * i] or 0), int(row[2 * i + 1] or 0)
-            if values and distinct >= INLINE_DISTINCT_RATIO * values:
-                chosen.add((table_plan.name, mask.column))
+        mask = table_plan.mask_of(key[0])
+        if mask is not None and mask.masked and mask.rule.strategy is MaskStrategy.VALUE_MAP:
+            chosen.add((table_plan.name, key[0]))
     return frozenset(chosen)
 
 

@@ -1,4 +1,4 @@
-"""Nearly-unique columns are masked in line (no DISTINCT, no join back): same output as mapped."""
+"""Unique columns are masked in line (no DISTINCT, no join back): the same output as mapped."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataops_dev import sampling
 from dataops_dev.config import AnchorConfig, SampleConfig
 from dataops_dev.engines import DuckDBEngine, Relation
 from dataops_dev.fkgraph import EdgeOrigin, FkGraph, ForeignKey, SourceTable
-from dataops_dev.masking import ColumnClass, MaskRule, Reason, Salt, Transformer
+from dataops_dev.masking import ColumnClass, MaskRule, Reason, Salt, Transformer, python_feistel
 from dataops_dev.sampling import DuckDBSampleWriter, plan_sample, run_sample
 
 SALT = Salt.from_secret("inline-tests")
@@ -32,6 +32,7 @@ GRAPH = FkGraph(
 
 # Every value transformer, with columns whose names clash with map_query's stage names (h, x, d).
 PEOPLE_MASKS = {
+    "id": MaskRule(Transformer.HMAC_INT),
     "email": MaskRule(Transformer.EMAIL),
     "phone": MaskRule(Transformer.PHONE),
     "h": MaskRule(Transformer.CARD),
@@ -119,51 +120,66 @@ def _sample(production: Path, out: Path) -> dict[str, list[tuple[Any, ...]]]:
         production_rows=counts,
     )
     tables = {
-        name: engine.fetchall(f'select * from app."{name}" order by id')
+        name: engine.fetchall(f'select * from app."{name}" order by all')
         for name in ("people", "orders")
     }
     engine.close()
     return tables
 
 
+def _every_value_column(plan: Any) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (t.name, m.column)
+        for t in plan.tables
+        for m in t.masks
+        if m.masked and m.rule.strategy.value == "value_map"
+    )
+
+
 def test_inline_masks_equal_mapped_masks(
     production: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chosen: list[frozenset[tuple[str, str]]] = []
-    original = sampling._inline_columns
+    default = sampling._inline_columns
 
-    def spy(*args: Any) -> frozenset[tuple[str, str]]:
-        result = original(*args)
-        chosen.append(result)
-        return result
+    def spy(decide: Any) -> Any:
+        def inline(plan: Any) -> frozenset[tuple[str, str]]:
+            chosen.append(decide(plan))
+            return chosen[-1]
 
-    monkeypatch.setattr(sampling, "_inline_columns", spy)
-    monkeypatch.setattr(sampling, "INLINE_DISTINCT_RATIO", 2.0)  # nothing in line
+        return inline
+
+    monkeypatch.setattr(sampling, "_inline_columns", spy(lambda plan: frozenset()))
     mapped = _sample(production, tmp_path / "mapped.duckdb")
-    monkeypatch.setattr(sampling, "INLINE_DISTINCT_RATIO", 0.0)  # every value column in line
+    monkeypatch.setattr(sampling, "_inline_columns", spy(_every_value_column))
     inline = _sample(production, tmp_path / "inline.duckdb")
-    monkeypatch.setattr(sampling, "INLINE_DISTINCT_RATIO", 0.8)  # the default: a mix
+    monkeypatch.setattr(sampling, "_inline_columns", spy(default))
     mixed = _sample(production, tmp_path / "mixed.duckdb")
 
-    assert chosen[0] == frozenset()
     value_mapped = {c for c in PEOPLE_MASKS if c not in ("born", "zip")}
     assert chosen[1] == {("app.people", c) for c in value_mapped} | {
         ("app.orders", c) for c in ORDER_MASKS
-    }
-    # nearly unique columns go in line, repeated ones (cities, orders' e-mails) are mapped
-    assert ("app.people", "street") in chosen[2] and ("app.people", "city") not in chosen[2]
-    assert ("app.orders", "email") not in chosen[2]
+    } | {("app.orders", "person_id")}
+    # the default: the declared key in line; its foreign key (repeated values) stays mapped
+    assert chosen[2] == {("app.people", "id")}
 
     assert len(mapped["people"]) == 3000 and len(mapped["orders"]) == 9000
     assert inline == mapped
     assert mixed == mapped
     # the masks did mask, NULLs stayed NULL, one e-mail -> one mask in both tables
-    people = {row[0]: row for row in mapped["people"]}
     raw = duckdb.connect(str(production), read_only=True)
-    raw_people = {r[0]: r for r in raw.execute("select * from app.people").fetchall()}
+    raw_people = raw.execute("select * from app.people order by id").fetchall()
     raw.close()
-    assert people[17][1] is None and people[13][2] is None
-    assert all(people[i][1] != raw_people[i][1] for i in (1, 2, 3))
-    mail = {r[0]: r[2] for r in mapped["orders"]}
+    ids = [row[0] for row in mapped["people"]]
+    assert len(set(ids)) == 3000 and not set(ids) & {r[0] for r in raw_people}
+    people = {python_feistel(r[0], SALT, 62): r for r in raw_people}
+    masked = {row[0]: row for row in mapped["people"]}
+    assert set(people) == set(masked)
+    # masked keys still join: every order points at a masked person
+    assert {row[1] for row in mapped["orders"]} <= set(masked)
+    assert masked[python_feistel(17, SALT, 62)][1] is None  # NULL stays NULL
+    assert masked[python_feistel(13, SALT, 62)][2] is None
+    assert all(masked[k][1] != people[k][1] for k in list(masked)[:50] if people[k][1])
     expected = "user_" + SALT.hmac_hex("email", "user2@mail.test")[:12] + "@mail.test"
-    assert people[2][1] == expected and mail[1] == expected
+    assert masked[python_feistel(2, SALT, 62)][1] == expected
+    assert {r[2] for r in mapped["orders"] if r[0] == 1} == {expected}
