@@ -523,14 +523,20 @@ def _col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def map_query(rule: MaskRule, values: exp.Query, salt: Salt, dialect: str) -> exp.Select:
+def map_query(
+    rule: MaskRule, values: exp.Query, salt: Salt, dialect: str, carry: Sequence[str] = ()
+) -> exp.Select:
     """SELECT raw, masked over `values` (a query of distinct canonical values named `raw`).
 
     Built in stages so each expensive piece (the HMAC, a regex, the digit string) is computed
     once per value and then only referenced: per-character lambdas would otherwise recompute
-    the HMAC for every character.
+    the HMAC for every character. `carry` names columns of `values` passed through every stage
+    (after `raw`, `masked`): the sampler masks nearly-unique columns in line this way, row by
+    row, with no DISTINCT and no join back. Their names must not clash with the stages' (`raw`,
+    `h`, `d`, `x`...).
     """
     t = rule.transformer
+    kept = [_col(name) for name in carry]
     purpose = t.value if t is not Transformer.FULL_NAME else "full_name"
     raw = _col("raw")
     stage1: list[exp.Expr] = [raw, hmac_sql(salt, purpose, as_text(raw, dialect), dialect).as_("h")]
@@ -543,7 +549,7 @@ def map_query(rule: MaskRule, values: exp.Query, salt: Salt, dialect: str) -> ex
         only = template(dialect, "only_digits", v=raw)
         stage1.append(exp.Length(this=only).as_("n"))
         stage1.append(only.as_("od"))
-    query = exp.select(*stage1).from_(values.subquery("v0"))
+    query = exp.select(*stage1, *_copies(kept)).from_(values.subquery("v0"))
     names = [e.alias_or_name for e in stage1]
     stage2: list[exp.Expr] = [_col(n) for n in names]
     if t is Transformer.CARD:
@@ -559,7 +565,7 @@ def map_query(rule: MaskRule, values: exp.Query, salt: Salt, dialect: str) -> ex
         stage2.append(_keyed_digits(_col("h"), dialect, 2).as_("d"))
     if t is Transformer.IP:
         stage2.append(hex_int(_col("h"), dialect).as_("x"))
-    query = exp.select(*stage2).from_(query.subquery("v1"))
+    query = exp.select(*stage2, *_copies(kept)).from_(query.subquery("v1"))
     names = [e.alias_or_name for e in stage2]
     stage3: list[exp.Expr] = [_col(n) for n in names]
     if t is Transformer.SCRAMBLE:
@@ -570,17 +576,24 @@ def map_query(rule: MaskRule, values: exp.Query, salt: Salt, dialect: str) -> ex
         stage3.append(_cycled(_col("d"), _col("rest"), 30, dialect).as_("dd"))
     if t is Transformer.CARD:
         stage3.append(_card_body(rule).as_("b"))
-    query = exp.select(*stage3).from_(query.subquery("v2"))
+    query = exp.select(*stage3, *_copies(kept)).from_(query.subquery("v2"))
     if t is Transformer.CARD:
         # The body as a number, for the arithmetic Luhn check digit (at most 18 digits).
         number = exp.cast(
             exp.Nullif(this=_col("b"), expression=_lit("")), exp.DataType.build("BIGINT")
         )
         query = exp.select(
-            raw, _col("b"), exp.Coalesce(this=number, expressions=[_num(0)]).as_("x")
+            raw,
+            _col("b"),
+            exp.Coalesce(this=number, expressions=[_num(0)]).as_("x"),
+            *_copies(kept),
         ).from_(query.subquery("v3n"))
     masked = _masked_value(rule, salt, dialect)
-    return exp.select(raw, masked.as_("masked")).from_(query.subquery("v3"))
+    return exp.select(raw, masked.as_("masked"), *_copies(kept)).from_(query.subquery("v3"))
+
+
+def _copies(columns: Sequence[exp.Expr]) -> list[exp.Expr]:
+    return [c.copy() for c in columns]
 
 
 def _num(n: int) -> exp.Expr:

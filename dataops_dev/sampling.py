@@ -7,7 +7,7 @@ are pulled in to a fixed point; everything runs as SQL inside the engine that ho
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -603,10 +603,13 @@ def run_sample(
                 if not _has_masks(table_plan):
                     store(table_plan)
         with watch.measure("mask"):
-            maps = _build_maps(plan, work, names, salt, dialect)
+            inline = _inline_columns(plan)
+            maps = _build_maps(plan, work, names, salt, dialect, inline)
             for index, table_plan in masked:
                 target = _masked_name(index)
-                query = _masked_select(table_plan, names[table_plan.name], maps, dialect)
+                query = _masked_select(
+                    table_plan, names[table_plan.name], maps, dialect, salt=salt, inline=inline
+                )
                 work.execute(_drop(target))
                 work.execute(_create_temp(target, query))
                 work.execute(_drop(names[table_plan.name]))
@@ -692,14 +695,18 @@ def _build_maps(
     names: Mapping[str, exp.Table],
     salt: Salt,
     dialect: str,
+    inline: frozenset[tuple[str, str]] = frozenset(),
 ) -> dict[str, int]:
-    """One mapping table per masking domain, over the distinct values of every column in it."""
+    """One mapping table per masking domain, over the distinct values of every column in it
+    (across tables), except the columns masked in line."""
     inputs: dict[str, list[exp.Select]] = {}
     rules: dict[str, MaskRule] = {}
     for table_plan in plan.tables:
         for mask in table_plan.masks:
             strategy = mask.rule.strategy
             if strategy not in (MaskStrategy.VALUE_MAP, MaskStrategy.ENTITY_MAP):
+                continue
+            if (table_plan.name, mask.column) in inline:
                 continue
             source_column = mask.column
             if strategy is MaskStrategy.ENTITY_MAP:
@@ -725,6 +732,28 @@ def _build_maps(
     return maps
 
 
+def _inline_columns(plan: SamplePlan) -> frozenset[tuple[str, str]]:
+    """(table, column) of the value-mapped columns masked in line, row by row.
+
+    A column the dbt project declares unique (a single-column primary key) would get a mapping
+    table as large as itself and a join back: its values are masked in line instead, with the
+    same functions, so the output is the same. Foreign keys joined to it repeat values and keep
+    the mapping table. Estimating the distinct share of other columns (DuckDB's
+    `approx_count_distinct`) costs about what in-line masking saves on sample_project, so
+    only what the project declares counts.
+    """
+    chosen: set[tuple[str, str]] = set()
+    for table_plan in plan.tables:
+        source = plan.graph.tables.get(table_plan.name)
+        key = source.primary_key if source is not None else None
+        if not key or len(key) != 1:
+            continue
+        mask = table_plan.mask_of(key[0])
+        if mask is not None and mask.masked and mask.rule.strategy is MaskStrategy.VALUE_MAP:
+            chosen.add((table_plan.name, key[0]))
+    return frozenset(chosen)
+
+
 def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
     key = mask.rule.opt("key", None)
     if key:
@@ -748,17 +777,27 @@ def _copy_select(plan: TablePlan, table: exp.Table) -> exp.Select:
 
 
 def _masked_select(
-    plan: TablePlan, work_table: exp.Table, maps: Mapping[str, int], dialect: str
+    plan: TablePlan,
+    work_table: exp.Table,
+    maps: Mapping[str, int],
+    dialect: str,
+    *,
+    salt: Salt | None = None,
+    inline: frozenset[tuple[str, str]] = frozenset(),
 ) -> exp.Select:
+    """The table masked: mapped columns joined to their mapping tables, inline ones computed."""
+    source, ref, computed = _inline_source(plan, work_table, dialect, salt, inline)
     projections: list[exp.Expr] = []
     joins: list[tuple[exp.Expr, exp.Expr]] = []
     for position, column in enumerate(plan.columns):
         mask = plan.mask_of(column.name)
         if mask is None or not mask.masked:
-            projections.append(_t(column.name).as_(column.name, quoted=True))
+            projections.append(ref(column.name).as_(column.name, quoted=True))
             continue
         mapped: exp.Expr | None = None
-        if mask.rule.domain in maps and mask.rule.strategy in (
+        if column.name in computed:
+            mapped = computed[column.name]
+        elif mask.rule.domain in maps and mask.rule.strategy in (
             MaskStrategy.VALUE_MAP,
             MaskStrategy.ENTITY_MAP,
         ):
@@ -770,16 +809,70 @@ def _masked_select(
             )
             on = exp.EQ(
                 this=exp.column("raw", alias, quoted=True),
-                expression=canonical(mask.rule, _t(key_column), dialect),
+                expression=canonical(mask.rule, ref(key_column), dialect),
             )
             joins.append((_map_name(maps[mask.rule.domain]).as_(alias), on))
             mapped = exp.column("masked", alias, quoted=True)
-        value = apply_sql(mask.rule, _t(column.name), mapped, column.data_type, dialect)
+        value = apply_sql(mask.rule, ref(column.name), mapped, column.data_type, dialect)
         projections.append(exp.alias_(value, column.name, quoted=True))
-    query = exp.select(*projections).from_(work_table.copy().as_("t"))
+    query = exp.select(*projections).from_(source)
     for table, condition in joins:
         query = query.join(table, on=condition, join_type="left")
     return query
+
+
+def _inline_source(
+    plan: TablePlan,
+    work_table: exp.Table,
+    dialect: str,
+    salt: Salt | None,
+    inline: frozenset[tuple[str, str]],
+) -> tuple[exp.Expr, Callable[[str], exp.Column], dict[str, exp.Expr]]:
+    """What `_masked_select` reads: the work table, or for inline columns a chain of `map_query`
+    stages over its rows that carries every column along (renamed `__dataops_c<i>` so they never
+    clash with a stage's names) and adds each inline mask as `__dataops_i<k>`.
+
+    Returns the FROM expression, column name -> reference, and column name -> masked value.
+    """
+    columns = [
+        (c, m)
+        for c in plan.columns
+        if (m := plan.mask_of(c.name)) is not None and (plan.name, c.name) in inline
+    ]
+    if not columns or salt is None:
+        return work_table.copy().as_("t"), _t, {}
+    carried = {c.name: f"__dataops_c{i}" for i, c in enumerate(plan.columns)}
+    names = list(carried.values())
+    query = exp.select(*(_t(c).as_(alias, quoted=True) for c, alias in carried.items())).from_(
+        work_table.copy().as_("t")
+    )
+    computed: dict[str, exp.Expr] = {}
+    for k, (column, mask) in enumerate(columns):
+        values = exp.select(
+            *(_col(n) for n in names),
+            canonical(mask.rule, _col(carried[column.name]), dialect).as_("raw"),
+        ).from_(query.subquery(f"s{k}"))
+        staged = map_query(mask.rule, values, salt, dialect, carry=names)
+        # NULL stays NULL, as when a NULL finds no row in a mapping table.
+        masked = exp.Case(
+            ifs=[exp.If(this=exp.Is(this=_col("raw"), expression=exp.null()), true=exp.null())],
+            default=_col("masked"),
+        )
+        name = f"__dataops_i{k}"
+        query = exp.select(*(_col(n) for n in names), masked.as_(name, quoted=True)).from_(
+            staged.subquery(f"i{k}")
+        )
+        names.append(name)
+        computed[column.name] = _t(name)
+
+    def ref(name: str) -> exp.Column:
+        return _t(carried[name])
+
+    return query.subquery("t"), ref, computed
+
+
+def _col(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
 
 
 def count_orphans(engine: Engine, edge: ForeignKey, child: exp.Table, parent: exp.Table) -> int:
