@@ -398,6 +398,9 @@ class SamplePolicy:
     working: MaskingPolicy
     base: MaskingPolicy | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    committed: str | None = None
+    """On the main branch: the fingerprint of its committed policy (what a branch's `base`
+    would be), so a branch that changes no policy reuses main's sample instead of rebuilding."""
 
     @property
     def salt_env(self) -> str:
@@ -411,7 +414,7 @@ class SamplePolicy:
         return f"stricter of {self.base.label} and the working tree"
 
     def fingerprint(self) -> str:
-        base = self.base.fingerprint() if self.base is not None else "-"
+        base = self.base.fingerprint() if self.base is not None else (self.committed or "-")
         return f"{base}:{self.salt_env}"
 
 
@@ -422,8 +425,27 @@ def sample_policy(loaded: LoadedConfig, base_ref: str | None = None) -> SamplePo
     working = working_policy(loaded)
     tree = base_tree(loaded, base_ref)
     if tree is None:
-        return SamplePolicy(working=working)
+        head = _head_tree(loaded)
+        committed = base_policy(loaded, head).fingerprint() if head is not None else None
+        return SamplePolicy(working=working, committed=committed)
     return SamplePolicy(working=working, base=base_policy(loaded, tree))
+
+
+def _head_tree(loaded: LoadedConfig) -> BaseTree | None:
+    """HEAD's committed files (on the main branch), or None outside git or before a commit."""
+    import git
+
+    try:
+        repo = git.Repo(loaded.project_dir, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        head = _ref_sha(repo, "HEAD")
+        if head is None:
+            return None
+        return BaseTree(repo_root=Path(str(repo.working_tree_dir)), ref="HEAD", commit=head)
+    finally:
+        repo.close()
 
 
 # --------------------------------------------------------------------------------------------
