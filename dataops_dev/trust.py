@@ -513,13 +513,19 @@ def _outside_profiles() -> Path:
 # Findings: what the branch changes across the boundary
 
 
-def _finding(kind: FindingKind, title: str, detail: str, *parts: Any) -> Finding:
+def _finding(
+    kind: FindingKind,
+    title: str,
+    detail: str,
+    *parts: Any,
+    severity: Severity = Severity.BLOCKING,
+) -> Finding:
     from dataops_dev.decisions import fingerprint
 
     return Finding(
         fingerprint=fingerprint(kind.value, *parts),
         kind=kind,
-        severity=Severity.BLOCKING,
+        severity=severity,
         model=TRUST_MODEL_NAME,
         title=title,
         detail=detail,
@@ -566,6 +572,23 @@ def masking_findings(loaded: LoadedConfig, tree: BaseTree) -> list[Finding]:
     head_lock = ((read_lock(loaded) or {}).get("columns")) or {}
     base_lock = ((base.lock or {}).get("columns")) or {}
     lock_name = tree.relative(_lock_file(loaded)) or LOCK_FILE
+    if base.lock is None and head_lock:
+        # First adoption (`init` on a branch): main has no lock file to weaken, and until the
+        # merge the sample masks every column by the stricter of the lock and main's defaults.
+        # The reviewer still has to read the proposal, so it is reported, without blocking.
+        findings.append(
+            _finding(
+                FindingKind.MASKING_POLICY_CHANGED,
+                f"the branch adds {lock_name} ({len(head_lock)} column decisions; "
+                f"{tree.label} has none)",
+                "review its masking decisions before merging: they decide masking once merged; "
+                f"until then the sample masks by the stricter of them and {tree.label}'s defaults",
+                "lock-added",
+                sorted(head_lock),
+                severity=Severity.WARNING,
+            )
+        )
+        head_lock = {}
     for column in sorted(set(base_lock) | set(head_lock)):
         rule_before, rule_after = (
             _lock_rule(base_lock.get(column)),

@@ -474,7 +474,7 @@ def test_deploy_refuses_a_commit_that_is_not_the_code_the_review_built(
 
 
 def test_dry_run_shows_production_row_counts_not_the_samples(
-    duck: tuple[Path, LoadedConfig, Path],
+    duck: tuple[Path, LoadedConfig, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import dataclasses
 
@@ -486,6 +486,8 @@ def test_dry_run_shows_production_row_counts_not_the_samples(
     from dataops_dev.review import save_report
 
     project, loaded, production = duck
+    # The report is saved tagged, as review saves it: deploy refuses an untagged one.
+    monkeypatch.setenv("DATAOPS_SALT", "deploy-atomic-tests")
     con = duckdb.connect(str(production))
     try:
         con.execute("INSERT INTO raw.items SELECT range, 1 FROM range(100, 1100)")  # 1,010 rows

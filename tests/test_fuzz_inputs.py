@@ -307,6 +307,8 @@ def _comparable(command: tuple[str, ...], stdout: str) -> object:
     if isinstance(data, dict):
         data.pop("timings", None)
         data.pop("stats", None)  # computed vs cached counts
+        # Which manifest `lineage` read (target/ or a cached parse) is provenance, not the answer.
+        data.pop("manifest", None)
     return data
 
 
