@@ -10,8 +10,14 @@ keyed by the compiled SQL and the upstream schemas, so an unchanged project re-r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
+import multiprocessing.context
+import os
+import queue
+import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -368,6 +374,17 @@ def _map_tables(expression: exp.Expr, relations: RelationIndex) -> tuple[dict[st
         table.set("db", exp.to_identifier(_DB))
         table.set("this", exp.to_identifier(key))
     return table_nodes, {key: uid for uid, key in by_uid.items()}
+
+
+def referenced_nodes(sql: str, dialect: str, relations: RelationIndex) -> set[str]:
+    """The project nodes a query reads (tables and inlined ephemeral models), as `prepare`
+    maps them; empty when the SQL does not parse (its lineage is then unknown anyway)."""
+    try:
+        expression = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return set()
+    _names, mapping = _map_tables(expression, relations)
+    return {uid for uid in mapping.values() if not uid.startswith("ext:")}
 
 
 # (node, column, is_row): a value input or a row input (filter/join/group) of a column.
@@ -914,6 +931,33 @@ def _relation_label(node: Node | None) -> str:
     return f"{(node.schema or '').lower()}.{node.identifier.lower()}"
 
 
+# Below this many models left to compute, a pool's start-up costs more than it saves.
+PARALLEL_MIN_MODELS = 64
+_WORKERS_ENV = "DATAOPS_DEV_LINEAGE_WORKERS"
+
+
+def lineage_workers(requested: int | None = None) -> int:
+    """How many processes compute lineage: `requested`, else `$DATAOPS_DEV_LINEAGE_WORKERS`,
+    else the cores this process may use. 1 means serial, in this process."""
+    if requested is None:
+        env = os.environ.get(_WORKERS_ENV, "").strip()
+        if env.isdigit():
+            requested = int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, requested if requested is not None else cores)
+
+
+def downstream_closure(manifest: Manifest, uids: Iterable[str]) -> set[str]:
+    """`uids` and every model or snapshot downstream of them: with `compute_lineage(only=…)`
+    (which adds the ancestors) the smallest set whose lineage answers both directions."""
+    wanted = set(uids)
+    models = {n.unique_id for n in manifest.dependency_order}
+    return wanted | (manifest.descendants(wanted) & models)
+
+
 def compute_lineage(
     manifest: Manifest,
     *,
@@ -923,6 +967,7 @@ def compute_lineage(
     catalog: Mapping[str, tuple[str, ...]] | None = None,
     only: Iterable[str] | None = None,
     reporter: Reporter = NULL_REPORTER,
+    workers: int | None = None,
 ) -> ProjectLineage:
     """Column lineage of every model of `manifest`, in topological order.
 
@@ -931,20 +976,24 @@ def compute_lineage(
         cache_dir: where per-model results are cached (None: no cache).
         sql_for: the SQL of a model (default: its `compiled_code`); return None for "unknown".
         catalog: columns per node from catalog.json, preferred over YAML-declared columns.
-        only: restrict to these models and their ancestors (the rest is not computed).
+        only: restrict to these models and their ancestors (the rest is not computed); each
+            model's result is the same as in the full computation.
+        workers: processes for the models not in the cache (default: `lineage_workers()`);
+            a pool starts only when at least `PARALLEL_MIN_MODELS` models are left, and the
+            result is the same edge for edge as the serial computation.
     """
     dialect = dialect or dialect_for(manifest)
     relations = RelationIndex.from_manifest(manifest)
     cache = LineageCache(cache_dir) if cache_dir is not None else None
     sql_for = sql_for or (lambda node: node.compiled_code)
-    schemas: dict[str, tuple[str, ...] | None] = {}
+    roots: dict[str, tuple[str, ...] | None] = {}
     types: dict[str, dict[str, str]] = {}
     names: dict[str, str] = {}
     for node in (*manifest.nodes.values(), *manifest.sources.values()):
         if node.resource_type in ("seed", "source", "model", "snapshot"):
             names[node.unique_id] = node.display_name
         if node.resource_type in ("seed", "source"):
-            schemas[node.unique_id] = node_columns(node, catalog)
+            roots[node.unique_id] = node_columns(node, catalog)
         declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
         if declared:
             types[node.unique_id] = {c: str(t) for c, t in declared.items()}
@@ -952,46 +1001,212 @@ def compute_lineage(
     if only is not None:
         wanted = _ancestors(manifest, set(only))
         order = [n for n in order if n.unique_id in wanted]
+    schemas: dict[str, tuple[str, ...] | None] = dict(roots)
     results: dict[str, ModelLineage] = {}
-    computed = cached = unknown = 0
+    counts = {"computed": 0, "cached": 0, "unknown": 0}
+
+    def inputs_of(parents: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+        # A model sees its parents' columns and the roots' (seeds, sources), nothing else: the
+        # cache key covers exactly that, and the result cannot depend on which other models
+        # happen to be done (serial, parallel and `only=` give the same edges).
+        return {p: schemas[p] for p in parents if p in schemas and p not in roots}
+
+    def start(node: Node) -> ModelLineage | tuple[str, str]:
+        """A result when there is nothing to parse (cache hit, no SQL), else (sql, key)."""
+        parents = node.depends_on_nodes
+        sql = sql_for(node) if node.language == "sql" else None
+        if sql is None:
+            reason = "Python model" if node.language != "sql" else "no compiled SQL for the model"
+            return _opaque(node.unique_id, parents, reason)
+        key = cache_key_for(
+            sql,
+            dialect,
+            ((p, _relation_label(manifest.get(p)), schemas.get(p)) for p in parents),
+        )
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None and hit.unique_id == node.unique_id:
+            counts["cached"] += 1
+            return hit
+        return sql, key
+
+    def finish(node: Node, result: ModelLineage, fresh: bool) -> None:
+        if fresh:
+            counts["computed"] += 1
+            if cache is not None:
+                cache.put(result)
+        parents = node.depends_on_nodes
+        if result.columns is None and not result.edges and parents:
+            # Unparsable SQL still reads its parents: keep the edges, as unknown.
+            result = _opaque(node.unique_id, parents, result.unknown_reason or "", result.cache_key)
+        if result.unknown_reason:
+            counts["unknown"] += 1
+        results[node.unique_id] = result
+        schemas[node.unique_id] = result.columns
+        reporter.task_advanced("lineage")
+
+    def compute_here(node: Node, sql: str, key: str) -> ModelLineage:
+        return model_lineage_from_sql(
+            node.unique_id,
+            sql,
+            dialect,
+            relations,
+            {**roots, **inputs_of(node.depends_on_nodes)},
+            types=types,
+            cache_key=key,
+        )
+
+    n_workers = min(lineage_workers(workers), max(1, len(order) // 8))
     with task(reporter, "lineage", "column lineage", total=len(order)):
-        for node in order:
-            parents = [p for p in node.depends_on_nodes]
-            sql = sql_for(node) if node.language == "sql" else None
-            if sql is None:
-                reason = (
-                    "Python model" if node.language != "sql" else "no compiled SQL for the model"
-                )
-                result = _opaque(node.unique_id, parents, reason)
-            else:
-                key = cache_key_for(
-                    sql,
-                    dialect,
-                    ((p, _relation_label(manifest.get(p)), schemas.get(p)) for p in parents),
-                )
-                hit = cache.get(key) if cache is not None else None
-                if hit is not None and hit.unique_id == node.unique_id:
-                    result = hit
-                    cached += 1
+        if n_workers < 2 or len(order) < PARALLEL_MIN_MODELS:
+            for node in order:
+                started = start(node)
+                if isinstance(started, ModelLineage):
+                    finish(node, started, fresh=False)
                 else:
-                    result = model_lineage_from_sql(
-                        node.unique_id, sql, dialect, relations, schemas, types=types, cache_key=key
+                    finish(node, compute_here(node, *started), fresh=True)
+        else:
+            _schedule(
+                order,
+                start,
+                finish,
+                compute_here,
+                inputs_of,
+                _WorkerSetup(dialect, relations, roots, types),
+                n_workers,
+            )
+    ordered = {n.unique_id: results[n.unique_id] for n in order}
+    stats = LineageStats(len(ordered), counts["computed"], counts["cached"], counts["unknown"])
+    return ProjectLineage(ordered, schemas, names, stats)
+
+
+# --------------------------------------------------------------------------------------------
+# The process pool: models go to the workers as soon as their parents are done (the DAG's
+# layers, without waiting for a whole layer); the parent keeps the cache, the schemas and the
+# order, so the pool changes when a model is computed, never what it gives.
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    dialect: str
+    relations: RelationIndex
+    roots: Mapping[str, tuple[str, ...] | None]
+    types: Mapping[str, Mapping[str, str]]
+
+
+_WORKER: list[_WorkerSetup] = []
+
+
+def _worker_init(setup: _WorkerSetup) -> None:
+    # Ctrl-C is the parent's to handle: it terminates the pool, the workers just stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER[:] = [setup]
+
+
+def _worker_run(
+    uid: str, sql: str, parent_schemas: dict[str, tuple[str, ...] | None], key: str
+) -> dict[str, Any]:
+    setup = _WORKER[0]
+    result = model_lineage_from_sql(
+        uid,
+        sql,
+        setup.dialect,
+        setup.relations,
+        {**setup.roots, **parent_schemas},
+        types=setup.types,
+        cache_key=key,
+    )
+    return result.to_json()
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork: the workers inherit the relations and roots instead of importing and unpickling
+    # them (spawn would cost ~0.5 s of imports per worker); elsewhere the platform default.
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _schedule(
+    order: list[Node],
+    start: Callable[[Node], ModelLineage | tuple[str, str]],
+    finish: Callable[[Node, ModelLineage, bool], None],
+    compute_here: Callable[[Node, str, str], ModelLineage],
+    inputs_of: Callable[[Iterable[str]], dict[str, tuple[str, ...] | None]],
+    setup: _WorkerSetup,
+    n_workers: int,
+) -> None:
+    by_uid = {n.unique_id: n for n in order}
+    waiting = {
+        uid: {p for p in node.depends_on_nodes if p in by_uid and p != uid}
+        for uid, node in by_uid.items()
+    }
+    children: dict[str, list[str]] = {}
+    for uid, parents in waiting.items():
+        for parent in parents:
+            children.setdefault(parent, []).append(uid)
+    position = {uid: i for i, uid in enumerate(by_uid)}
+    ready = [uid for uid in by_uid if not waiting[uid]]
+    done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]]
+    done = queue.SimpleQueue()
+    left = len(order)
+    in_flight = 0
+    with contextlib.ExitStack() as stack:
+        pool: Any = None
+
+        def complete(uid: str, result: ModelLineage, fresh: bool) -> None:
+            nonlocal left
+            finish(by_uid[uid], result, fresh)
+            left -= 1
+            for child in children.get(uid, ()):
+                waiting[child].discard(uid)
+                if not waiting[child]:
+                    ready.append(child)
+
+        while ready or in_flight:
+            # Topological position first, so the run is reproducible whatever finishes first.
+            ready.sort(key=position.__getitem__, reverse=True)
+            while ready:
+                uid = ready.pop()
+                node = by_uid[uid]
+                started = start(node)
+                if isinstance(started, ModelLineage):
+                    complete(uid, started, False)
+                    continue
+                sql, key = started
+                if pool is None and left >= PARALLEL_MIN_MODELS:
+                    pool = stack.enter_context(
+                        _pool_context().Pool(n_workers, _worker_init, (setup,))
                     )
-                    computed += 1
-                    if cache is not None:
-                        cache.put(result)
-            if result.columns is None and not result.edges and parents:
-                # Unparsable SQL still reads its parents: keep the edges, as unknown.
-                result = _opaque(
-                    node.unique_id, parents, result.unknown_reason or "", result.cache_key
+                if pool is None:
+                    complete(uid, compute_here(node, sql, key), True)
+                    continue
+                pool.apply_async(
+                    _worker_run,
+                    (uid, sql, inputs_of(node.depends_on_nodes), key),
+                    callback=lambda data, uid=uid: done.put((uid, data, None)),
+                    error_callback=lambda error, uid=uid: done.put((uid, None, error)),
                 )
-            if result.unknown_reason:
-                unknown += 1
-            results[node.unique_id] = result
-            schemas[node.unique_id] = result.columns
-            reporter.task_advanced("lineage")
-    stats = LineageStats(len(results), computed, cached, unknown)
-    return ProjectLineage(results, schemas, names, stats)
+                in_flight += 1
+            if in_flight:
+                uid, data, error = _next_done(done)
+                in_flight -= 1
+                if error is not None:
+                    raise error
+                assert data is not None
+                complete(uid, ModelLineage.from_json(data), True)
+        # Leaving the stack terminates the pool: also on Ctrl-C or an error, so no worker
+        # outlives the call.
+
+
+def _next_done(
+    done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]],
+) -> tuple[str, dict[str, Any] | None, BaseException | None]:
+    while True:
+        try:
+            # A timeout keeps the wait interruptible by Ctrl-C on every platform.
+            return done.get(timeout=0.5)
+        except queue.Empty:
+            continue
 
 
 def _ancestors(manifest: Manifest, uids: set[str]) -> set[str]:
@@ -1086,18 +1301,27 @@ def load_project_lineage(
     state_dir: Path | None = None,
     reporter: Reporter = NULL_REPORTER,
     render_memo: RenderMemo | None = None,
+    select: Callable[[Manifest], Iterable[str]] | None = None,
+    workers: int | None = None,
 ) -> tuple[Manifest, ProjectLineage]:
     """Lineage of the project behind `manifest_path`: compiled SQL when the manifest has it, else
     the model rendered by the light renderer (a `dbt parse` manifest; `render_memo` keeps those
     renders when the manifest and the project files are fixed); the catalog.json next to the
-    manifest, when present, and the seed CSV headers give source and seed columns."""
+    manifest, when present, and the seed CSV headers give source and seed columns.
+
+    `select`: the models to compute, given the manifest (`compute_lineage(only=…)`: they and
+    their ancestors); None computes every model."""
     manifest = Manifest.load(manifest_path)
+    only = set(select(manifest)) if select is not None else None
     catalog = load_catalog(manifest_path.parent / "catalog.json")
     if project_dir is not None:
         catalog = {**seed_headers(manifest, project_dir), **catalog}
     renderer = None
+    wanted = _ancestors(manifest, only) if only is not None else None
     if project_dir is not None and any(
-        not n.compiled_code for n in manifest.models() if n.language == "sql"
+        not n.compiled_code
+        for n in manifest.models()
+        if n.language == "sql" and (wanted is None or n.unique_id in wanted)
     ):
         from dataops_dev.dbt.project import read_project
         from dataops_dev.dbt.render import Renderer
@@ -1128,7 +1352,9 @@ def load_project_lineage(
         cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
         sql_for=render_memo.wrap(sql_for) if render_memo is not None else sql_for,
         catalog=catalog,
+        only=only,
         reporter=reporter,
+        workers=workers,
     )
     if render_memo is not None:
         render_memo.save()
