@@ -982,101 +982,176 @@ def compute_lineage(
             a pool starts only when at least `PARALLEL_MIN_MODELS` models are left, and the
             result is the same edge for edge as the serial computation.
     """
-    dialect = dialect or dialect_for(manifest)
-    relations = RelationIndex.from_manifest(manifest)
-    cache = LineageCache(cache_dir) if cache_dir is not None else None
-    sql_for = sql_for or (lambda node: node.compiled_code)
-    roots: dict[str, tuple[str, ...] | None] = {}
-    types: dict[str, dict[str, str]] = {}
-    names: dict[str, str] = {}
-    for node in (*manifest.nodes.values(), *manifest.sources.values()):
-        if node.resource_type in ("seed", "source", "model", "snapshot"):
-            names[node.unique_id] = node.display_name
-        if node.resource_type in ("seed", "source"):
-            roots[node.unique_id] = node_columns(node, catalog)
-        declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
-        if declared:
-            types[node.unique_id] = {c: str(t) for c, t in declared.items()}
-    order = topological_models(manifest)
-    if only is not None:
-        wanted = _ancestors(manifest, set(only))
-        order = [n for n in order if n.unique_id in wanted]
-    schemas: dict[str, tuple[str, ...] | None] = dict(roots)
-    results: dict[str, ModelLineage] = {}
-    counts = {"computed": 0, "cached": 0, "unknown": 0}
+    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
+    targets = [n.unique_id for n in manifest.dependency_order] if only is None else only
+    with task(reporter, "lineage", "column lineage", total=len(_ancestors(manifest, set(targets)))):
+        run.ensure(targets)
+    return run.result()
 
-    def inputs_of(parents: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+
+def column_lineage(
+    manifest: Manifest,
+    unique_id: str,
+    column: str | None = None,
+    *,
+    downstream: bool = True,
+    dialect: str | None = None,
+    cache_dir: Path | None = None,
+    sql_for: Callable[[Node], str | None] | None = None,
+    catalog: Mapping[str, tuple[str, ...]] | None = None,
+    reporter: Reporter = NULL_REPORTER,
+    workers: int | None = None,
+) -> ProjectLineage:
+    """What `lineage MODEL[.COLUMN]` walks, computed on demand: the node's ancestors (its
+    upstream), then, level by level while the column reaches further, the children of every
+    node reached (with the ancestors they read). `upstream()` and `downstream()` of the
+    result for `unique_id.column` equal the full computation's; so does every model in it."""
+    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
+    models = {n.unique_id for n in manifest.dependency_order}
+    with task(reporter, "lineage", "column lineage"):
+        run.ensure([unique_id])
+        frontier: set[tuple[str, str | None]] = {(unique_id, column)} if downstream else set()
+        seen: set[tuple[str, str | None]] = set()
+        while frontier:
+            seen |= frontier
+            nodes = {node for node, _ in frontier}
+            children = {c for n in nodes for c in manifest.child_map.get(n, ()) if c in models}
+            run.ensure(children)
+            asked: dict[str, set[str | None]] = {}
+            for node, col in frontier:
+                asked.setdefault(node, set()).add(col)
+            following: set[tuple[str, str | None]] = set()
+            for child in children:
+                for edge in run.results[child].edges:
+                    if _follows(edge, asked.get(edge.source_node)):
+                        reached = None if edge.target_column == STAR else edge.target_column
+                        following.add((edge.target_node, reached))
+            frontier = following - seen
+    return run.result()
+
+
+def _follows(edge: ColumnEdge, asked: set[str | None] | None) -> bool:
+    """Whether `ProjectLineage.edges_from(node, column)` holds `edge` for one of the columns
+    asked of its source node (None: the whole node)."""
+    if not asked:
+        return False
+    if None in asked or edge.source_column in asked:
+        return True
+    return edge.source_column == STAR and any(c != STAR for c in asked)
+
+
+class _Run:
+    """One lineage computation over a manifest, extended on demand (`ensure`): each model is
+    computed once, after its parents, from its parents' and the roots' columns only."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        dialect: str | None,
+        cache_dir: Path | None,
+        sql_for: Callable[[Node], str | None] | None,
+        catalog: Mapping[str, tuple[str, ...]] | None,
+        reporter: Reporter,
+        workers: int | None,
+    ) -> None:
+        self.manifest = manifest
+        self.dialect = dialect or dialect_for(manifest)
+        self.relations = RelationIndex.from_manifest(manifest)
+        self.cache = LineageCache(cache_dir) if cache_dir is not None else None
+        self.sql_for = sql_for or (lambda node: node.compiled_code)
+        self.reporter = reporter
+        self.workers = workers
+        self.roots: dict[str, tuple[str, ...] | None] = {}
+        self.types: dict[str, dict[str, str]] = {}
+        self.names: dict[str, str] = {}
+        for node in (*manifest.nodes.values(), *manifest.sources.values()):
+            if node.resource_type in ("seed", "source", "model", "snapshot"):
+                self.names[node.unique_id] = node.display_name
+            if node.resource_type in ("seed", "source"):
+                self.roots[node.unique_id] = node_columns(node, catalog)
+            declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
+            if declared:
+                self.types[node.unique_id] = {c: str(t) for c, t in declared.items()}
+        self.order = topological_models(manifest)
+        self.position = {n.unique_id: i for i, n in enumerate(self.order)}
+        self.schemas: dict[str, tuple[str, ...] | None] = dict(self.roots)
+        self.results: dict[str, ModelLineage] = {}
+        self.computed = self.cached = self.unknown = 0
+
+    def inputs_of(self, parents: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
         # A model sees its parents' columns and the roots' (seeds, sources), nothing else: the
         # cache key covers exactly that, and the result cannot depend on which other models
         # happen to be done (serial, parallel and `only=` give the same edges).
-        return {p: schemas[p] for p in parents if p in schemas and p not in roots}
+        return {p: self.schemas[p] for p in parents if p in self.schemas and p not in self.roots}
 
-    def start(node: Node) -> ModelLineage | tuple[str, str]:
+    def start(self, node: Node) -> ModelLineage | tuple[str, str]:
         """A result when there is nothing to parse (cache hit, no SQL), else (sql, key)."""
         parents = node.depends_on_nodes
-        sql = sql_for(node) if node.language == "sql" else None
+        sql = self.sql_for(node) if node.language == "sql" else None
         if sql is None:
             reason = "Python model" if node.language != "sql" else "no compiled SQL for the model"
             return _opaque(node.unique_id, parents, reason)
         key = cache_key_for(
             sql,
-            dialect,
-            ((p, _relation_label(manifest.get(p)), schemas.get(p)) for p in parents),
+            self.dialect,
+            ((p, _relation_label(self.manifest.get(p)), self.schemas.get(p)) for p in parents),
         )
-        hit = cache.get(key) if cache is not None else None
+        hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None and hit.unique_id == node.unique_id:
-            counts["cached"] += 1
+            self.cached += 1
             return hit
         return sql, key
 
-    def finish(node: Node, result: ModelLineage, fresh: bool) -> None:
+    def finish(self, node: Node, result: ModelLineage, fresh: bool) -> None:
         if fresh:
-            counts["computed"] += 1
-            if cache is not None:
-                cache.put(result)
+            self.computed += 1
+            if self.cache is not None:
+                self.cache.put(result)
         parents = node.depends_on_nodes
         if result.columns is None and not result.edges and parents:
             # Unparsable SQL still reads its parents: keep the edges, as unknown.
             result = _opaque(node.unique_id, parents, result.unknown_reason or "", result.cache_key)
         if result.unknown_reason:
-            counts["unknown"] += 1
-        results[node.unique_id] = result
-        schemas[node.unique_id] = result.columns
-        reporter.task_advanced("lineage")
+            self.unknown += 1
+        self.results[node.unique_id] = result
+        self.schemas[node.unique_id] = result.columns
+        self.reporter.task_advanced("lineage")
 
-    def compute_here(node: Node, sql: str, key: str) -> ModelLineage:
+    def compute_here(self, node: Node, sql: str, key: str) -> ModelLineage:
         return model_lineage_from_sql(
             node.unique_id,
             sql,
-            dialect,
-            relations,
-            {**roots, **inputs_of(node.depends_on_nodes)},
-            types=types,
+            self.dialect,
+            self.relations,
+            {**self.roots, **self.inputs_of(node.depends_on_nodes)},
+            types=self.types,
             cache_key=key,
         )
 
-    n_workers = min(lineage_workers(workers), max(1, len(order) // 8))
-    with task(reporter, "lineage", "column lineage", total=len(order)):
+    def ensure(self, uids: Iterable[str]) -> None:
+        """Compute `uids` and their ancestors, those not computed yet."""
+        wanted = _ancestors(self.manifest, set(uids))
+        order = [n for n in self.order if n.unique_id in wanted and n.unique_id not in self.results]
+        n_workers = min(lineage_workers(self.workers), max(1, len(order) // 8))
         if n_workers < 2 or len(order) < PARALLEL_MIN_MODELS:
             for node in order:
-                started = start(node)
+                started = self.start(node)
                 if isinstance(started, ModelLineage):
-                    finish(node, started, fresh=False)
+                    self.finish(node, started, fresh=False)
                 else:
-                    finish(node, compute_here(node, *started), fresh=True)
-        else:
-            _schedule(
-                order,
-                start,
-                finish,
-                compute_here,
-                inputs_of,
-                _WorkerSetup(dialect, relations, roots, types),
-                n_workers,
-            )
-    ordered = {n.unique_id: results[n.unique_id] for n in order}
-    stats = LineageStats(len(ordered), counts["computed"], counts["cached"], counts["unknown"])
-    return ProjectLineage(ordered, schemas, names, stats)
+                    self.finish(node, self.compute_here(node, *started), fresh=True)
+            return
+        setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types)
+        _schedule(
+            order, self.start, self.finish, self.compute_here, self.inputs_of, setup, n_workers
+        )
+
+    def result(self) -> ProjectLineage:
+        ordered = {
+            uid: self.results[uid] for uid in sorted(self.results, key=self.position.__getitem__)
+        }
+        stats = LineageStats(len(ordered), self.computed, self.cached, self.unknown)
+        return ProjectLineage(ordered, dict(self.schemas), self.names, stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1294,6 +1369,15 @@ def default_cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache" / "lineage"
 
 
+@dataclass(frozen=True)
+class Focus:
+    """What a `lineage MODEL[.COLUMN]` question asks: only that is computed (`column_lineage`)."""
+
+    unique_id: str
+    column: str | None = None
+    downstream: bool = True
+
+
 def load_project_lineage(
     manifest_path: Path,
     *,
@@ -1301,7 +1385,7 @@ def load_project_lineage(
     state_dir: Path | None = None,
     reporter: Reporter = NULL_REPORTER,
     render_memo: RenderMemo | None = None,
-    select: Callable[[Manifest], Iterable[str]] | None = None,
+    focus: Callable[[Manifest], Focus] | None = None,
     workers: int | None = None,
 ) -> tuple[Manifest, ProjectLineage]:
     """Lineage of the project behind `manifest_path`: compiled SQL when the manifest has it, else
@@ -1309,53 +1393,59 @@ def load_project_lineage(
     renders when the manifest and the project files are fixed); the catalog.json next to the
     manifest, when present, and the seed CSV headers give source and seed columns.
 
-    `select`: the models to compute, given the manifest (`compute_lineage(only=…)`: they and
-    their ancestors); None computes every model."""
+    `focus`: the question, given the manifest; only what answers it is computed (None: every
+    model)."""
     manifest = Manifest.load(manifest_path)
-    only = set(select(manifest)) if select is not None else None
+    asked = focus(manifest) if focus is not None else None
     catalog = load_catalog(manifest_path.parent / "catalog.json")
     if project_dir is not None:
         catalog = {**seed_headers(manifest, project_dir), **catalog}
-    renderer = None
-    wanted = _ancestors(manifest, only) if only is not None else None
-    if project_dir is not None and any(
-        not n.compiled_code
-        for n in manifest.models()
-        if n.language == "sql" and (wanted is None or n.unique_id in wanted)
-    ):
-        from dataops_dev.dbt.project import read_project
-        from dataops_dev.dbt.render import Renderer
+    renderers: list[Any] = []
 
-        project = read_project(project_dir)
-        renderer = Renderer.for_project(
-            project_dir,
-            manifest,
-            project_name=project.name,
-            vars=project.vars,
-            macro_paths=project.macro_paths,
-        )
+    def renderer() -> Any:
+        # Made on the first model without compiled SQL: a compiled manifest never pays for it.
+        if not renderers:
+            from dataops_dev.dbt.project import read_project
+            from dataops_dev.dbt.render import Renderer
+
+            assert project_dir is not None
+            project = read_project(project_dir)
+            renderers.append(
+                Renderer.for_project(
+                    project_dir,
+                    manifest,
+                    project_name=project.name,
+                    vars=project.vars,
+                    macro_paths=project.macro_paths,
+                )
+            )
+        return renderers[0]
 
     def sql_for(node: Node) -> str | None:
         if node.compiled_code:
             return node.compiled_code
-        if renderer is None:
+        if project_dir is None:
             return None
         from dataops_dev.dbt.render import RenderError
 
         try:
-            return renderer.render(node.raw_code, model_name=node.name).sql
+            return str(renderer().render(node.raw_code, model_name=node.name).sql)
         except RenderError:
             return None
 
-    lineage = compute_lineage(
-        manifest,
-        cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
-        sql_for=render_memo.wrap(sql_for) if render_memo is not None else sql_for,
-        catalog=catalog,
-        only=only,
-        reporter=reporter,
-        workers=workers,
-    )
+    common: dict[str, Any] = {
+        "cache_dir": default_cache_dir(state_dir) if state_dir is not None else None,
+        "sql_for": render_memo.wrap(sql_for) if render_memo is not None else sql_for,
+        "catalog": catalog,
+        "reporter": reporter,
+        "workers": workers,
+    }
+    if asked is None:
+        lineage = compute_lineage(manifest, **common)
+    else:
+        lineage = column_lineage(
+            manifest, asked.unique_id, asked.column, downstream=asked.downstream, **common
+        )
     if render_memo is not None:
         render_memo.save()
     return manifest, lineage

@@ -22,6 +22,7 @@ from dataops_dev.impact import analyze_impact
 from dataops_dev.lineage import (
     PARALLEL_MIN_MODELS,
     ProjectLineage,
+    column_lineage,
     compute_lineage,
     downstream_closure,
     lineage_workers,
@@ -74,6 +75,39 @@ def test_only_equals_the_full_computation_restricted(
         for column in columns:
             assert part.upstream(target, column) == full_serial.upstream(target, column)
             assert part.downstream(target, column) == full_serial.downstream(target, column)
+
+
+def test_column_lineage_walks_the_same_edges_and_computes_less(
+    project_120: Path, full_serial: ProjectLineage
+) -> None:
+    manifest = Manifest.load(project_120 / "target" / "manifest.json")
+    order = [n.unique_id for n in manifest.dependency_order]
+    fewer = 0
+    for target in order[::7]:
+        for column in (None, "id", "fk", "c3", "*"):
+            part = column_lineage(manifest, target, column, workers=1)
+            assert part.upstream(target, column) == full_serial.upstream(target, column)
+            assert part.downstream(target, column) == full_serial.downstream(target, column)
+            for uid, model in part.models.items():
+                assert model == full_serial.models[uid], uid
+            closure = compute_lineage(manifest, only=downstream_closure(manifest, {target}))
+            assert set(part.models) <= set(closure.models)
+            fewer += len(part.models) < len(closure.models)
+        upstream_only = column_lineage(manifest, target, "c3", downstream=False, workers=1)
+        assert set(upstream_only.models) == set(compute_lineage(manifest, only={target}).models)
+    assert fewer > 0  # the column reaches less than the whole downstream somewhere
+
+
+def test_column_lineage_on_the_pool_equals_serial(
+    project_120: Path, full_serial: ProjectLineage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lineage_module, "PARALLEL_MIN_MODELS", 4)
+    manifest = Manifest.load(project_120 / "target" / "manifest.json")
+    target = manifest.dependency_order[0].unique_id
+    pooled = column_lineage(manifest, target, None, workers=2)
+    assert len(pooled.models) > 8
+    assert pooled.downstream(target) == full_serial.downstream(target)
+    assert all(model == full_serial.models[uid] for uid, model in pooled.models.items())
 
 
 def test_upstream_only_computes_the_ancestors(project_120: Path) -> None:
