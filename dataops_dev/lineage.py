@@ -11,6 +11,7 @@ keyed by the compiled SQL and the upstream schemas, so an unchanged project re-r
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -1249,6 +1250,10 @@ def _schedule(
                     continue
                 sql, key = started
                 if pool is None and left >= PARALLEL_MIN_MODELS:
+                    # Frozen objects are never scanned by the workers' collector, so the
+                    # parent's heap stays shared instead of being copied page by page.
+                    gc.freeze()
+                    stack.callback(gc.unfreeze)
                     pool = stack.enter_context(
                         _pool_context().Pool(n_workers, _worker_init, (setup,))
                     )
