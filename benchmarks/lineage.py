@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -313,10 +314,21 @@ def main() -> None:
         default=os.environ.get("RECCE_PYTHON", "/tmp/recce-venv/bin/python"),
         help="python of a venv with `recce` installed ('' to skip)",
     )
+    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--out", type=Path, default=REPO / "benchmarks" / "results" / "lineage.json"
+        "--scoped",
+        action="store_true",
+        help="issue 14 only: lineage MODEL.COL and impact, cold, ours vs --reference-ref",
     )
+    parser.add_argument("--runs", type=int, default=3, help="--scoped: A/B pairs per row")
+    parser.add_argument("--fresh-clone-runs", type=int, default=1, help="--scoped; 0 to skip")
+    parser.add_argument("--reference-ref", default=REFERENCE_REF, help="--scoped: the reference")
     args = parser.parse_args()
+    if args.scoped:
+        args.out = args.out or REPO / "benchmarks" / "results" / "lineage_scoped.json"
+        scoped_main(args)
+        return
+    args.out = args.out or REPO / "benchmarks" / "results" / "lineage.json"
 
     import sqlglot
 
@@ -542,6 +554,309 @@ def _print_table(results: dict[str, Any]) -> None:
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")  # noqa: T201 - a benchmark prints its table
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: lineage computes only what is asked (`--scoped`). Every row runs ours and the
+# reference in turn (A B A B ...), each in a new process with a new state directory, and prints
+# median and min of both, the CPU ratio taken pair by pair, and the load average around it.
+
+REFERENCE_REF = "b62ca70"
+"""main before issue 14's lineage part: every command computed every model, serially."""
+
+BARS_S = {"lineage_cold": 1.0, "impact_cold": 5.0}
+
+
+def _export_reference(ref: str, work: Path) -> Path:
+    """The package as it was at `ref` (git archive), to run the reference side from."""
+    target = work / "reference"
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "dataops_dev"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def _run_cli(code: Path, cwd: Path, args: list[str], state: Path) -> dict[str, Any]:
+    """One `python -m dataops_dev ARGS` from `code` in a new process: wall and CPU seconds (its
+    workers included: they are reaped before it exits) and its parsed JSON output."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "DATAOPS_DEV_BACKEND__STATE_DIR": str(state),
+        "NO_COLOR": "1",
+    }
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "dataops_dev", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    try:
+        data = json.loads(done.stdout) if done.returncode == 0 else None
+    except json.JSONDecodeError:
+        data = None
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "ok": data is not None,
+        "data": data,
+        "error": None if data is not None else done.stderr[-1500:],
+    }
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    walls = [r["wall_s"] for r in runs]
+    cpus = [r["cpu_s"] for r in runs]
+    return {
+        "runs": len(runs),
+        "wall_median_s": round(statistics.median(walls), 3),
+        "wall_min_s": round(min(walls), 3),
+        "cpu_median_s": round(statistics.median(cpus), 3),
+        "cpu_min_s": round(min(cpus), 3),
+        "ok": all(r["ok"] for r in runs),
+        "error": next((r["error"] for r in runs if r["error"]), None),
+    }
+
+
+def _ab(
+    label: str,
+    runs: int,
+    ours: Any,
+    reference: Any,
+) -> dict[str, Any]:
+    """`ours()` and `reference()` in turn, `runs` times each; ratios pair by pair."""
+    load_before = os.getloadavg()
+    a: list[dict[str, Any]] = []
+    b: list[dict[str, Any]] = []
+    for _ in range(runs):
+        a.append(ours())
+        b.append(reference())
+    load_after = os.getloadavg()
+    cpu_ratios = [x["cpu_s"] / y["cpu_s"] for x, y in zip(a, b, strict=True) if y["cpu_s"]]
+    wall_ratios = [x["wall_s"] / y["wall_s"] for x, y in zip(a, b, strict=True) if y["wall_s"]]
+    return {
+        "label": label,
+        "ours": _summary(a),
+        "reference": _summary(b),
+        "cpu_ratio_median": round(statistics.median(cpu_ratios), 4) if cpu_ratios else None,
+        "wall_ratio_median": round(statistics.median(wall_ratios), 4) if wall_ratios else None,
+        "loadavg_1m": [round(load_before[0], 2), round(load_after[0], 2)],
+        "_data": (a[-1]["data"], b[-1]["data"]),
+    }
+
+
+def _in_process(manifest_path: Path, targets: list[str], runs: int) -> dict[str, Any]:
+    """In one process, CPU seconds: `compute_lineage(only=…)` against the full computation for
+    a few targets, and the full computation on the pool against serial (edge for edge)."""
+    from dataops_dev.dbt.manifest import Manifest
+    from dataops_dev.lineage import compute_lineage, downstream_closure
+
+    manifest = Manifest.load(manifest_path)
+
+    def timed(**kwargs: Any) -> tuple[float, float, Any]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        value = compute_lineage(manifest, **kwargs)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return time.perf_counter() - wall0, time.process_time() - cpu0 + children, value
+
+    load_before = os.getloadavg()
+    serial_walls, serial_cpus, pool_walls, pool_cpus = [], [], [], []
+    same = True
+    serial = None
+    for _ in range(runs):
+        wall, cpu, serial = timed(workers=1)
+        serial_walls.append(wall)
+        serial_cpus.append(cpu)
+        wall, cpu, pooled = timed(workers=2)
+        pool_walls.append(wall)
+        pool_cpus.append(cpu)
+        same = same and list(pooled.edges()) == list(serial.edges())
+    assert serial is not None
+    only_rows = []
+    for target in targets:
+        wanted = downstream_closure(manifest, {target})
+        cpus = []
+        for _ in range(runs):
+            _wall, cpu, part = timed(only=wanted, workers=1)
+            cpus.append(cpu)
+        equal = all(part.models[u] == serial.models[u] for u in part.models)
+        only_rows.append(
+            {
+                "target": serial.names.get(target, target),
+                "models_computed": part.stats.computed,
+                "cpu_median_s": round(statistics.median(cpus), 4),
+                "full_cpu_median_s": round(statistics.median(serial_cpus), 3),
+                "speedup": round(statistics.median(serial_cpus) / statistics.median(cpus), 1),
+                "same_as_full": equal,
+            }
+        )
+    return {
+        "serial_wall_median_s": round(statistics.median(serial_walls), 3),
+        "serial_wall_min_s": round(min(serial_walls), 3),
+        "pool_wall_median_s": round(statistics.median(pool_walls), 3),
+        "pool_wall_min_s": round(min(pool_walls), 3),
+        "pool_wall_ratio": round(
+            statistics.median(pool_walls) / statistics.median(serial_walls), 3
+        ),
+        "serial_cpu_median_s": round(statistics.median(serial_cpus), 3),
+        "pool_cpu_median_s": round(statistics.median(pool_cpus), 3),
+        "pool_equals_serial": same,
+        "only": only_rows,
+        "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def scoped_main(args: argparse.Namespace) -> None:
+    from dataops_dev.dbt.manifest import Manifest
+
+    work = Path(tempfile.mkdtemp(prefix="dataops-lineage-scoped-"))
+    results: dict[str, Any] = {
+        "models": args.models,
+        "columns": args.columns,
+        "cpus": os.cpu_count(),
+        "reference": args.reference_ref,
+        "bars_s": BARS_S,
+    }
+    try:
+        project = generate_project(work / "project", args.models, args.columns, args.seed)
+        manifest_path = project / "target" / "manifest.json"
+        reference = _export_reference(args.reference_ref, work)
+        states = iter(range(10_000))
+
+        def state() -> Path:
+            return work / "state" / str(next(states))
+
+        manifest = Manifest.load(manifest_path)
+        column = _cols_of(manifest, args.columns)
+        middle = manifest.dependency_order[len(manifest.dependency_order) // 2]
+        target = f"{middle.name}.{column}"
+        results["target"] = target
+        lineage_args = ["lineage", target, "--json"]
+        row = _ab(
+            f"lineage {target} cold (manifest present)",
+            args.runs,
+            lambda: _run_cli(REPO, project, lineage_args, state()),
+            lambda: _run_cli(reference, project, lineage_args, state()),
+        )
+        ours_data, ref_data = row.pop("_data")
+        row["same_edges"] = bool(ours_data and ref_data) and (
+            ours_data["edges"] == ref_data["edges"]
+        )
+        results["lineage_cold"] = row
+
+        edited = work / "edited"
+        shutil.copytree(project, edited)
+        results["edited"] = [p.stem for p in apply_edits(edited, args.models)]
+        impact_args = ["impact", "--base-manifest", str(manifest_path), "--json"]
+        row = _ab(
+            "impact cold, 3-model change (manifest present)",
+            args.runs,
+            lambda: _run_cli(REPO, edited, impact_args, state()),
+            lambda: _run_cli(reference, edited, impact_args, state()),
+        )
+        ours_data, ref_data = row.pop("_data")
+        row["same_report"] = bool(ours_data and ref_data) and _comparable(ours_data) == _comparable(
+            ref_data
+        )
+        results["impact_cold"] = row
+
+        if args.fresh_clone_runs:
+            template = _fresh_clone(project, work / "clone_template")
+
+            def fresh(code: Path, cli: list[str]) -> dict[str, Any]:
+                copy = work / f"clone_{next(states)}"
+                shutil.copytree(template, copy, symlinks=True)
+                return _run_cli(code, copy, cli, copy / ".dataops")
+
+            for key, cli in (
+                ("lineage_fresh_clone", lineage_args),
+                ("impact_fresh_clone", ["impact", "--base", "main", "--json"]),
+            ):
+                row = _ab(
+                    f"{cli[0]} on a fresh clone (dbt parse included)",
+                    args.fresh_clone_runs,
+                    lambda cli=cli: fresh(REPO, cli),
+                    lambda cli=cli: fresh(reference, cli),
+                )
+                row.pop("_data")
+                results[key] = row
+
+        order = [n.unique_id for n in manifest.dependency_order]
+        picks = [order[len(order) // 5], middle.unique_id, order[(4 * len(order)) // 5]]
+        results["in_process"] = _in_process(manifest_path, picks, max(1, args.runs // 2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    _print_scoped(results)
+
+
+def _cols_of(manifest: Any, n_columns: int) -> str:
+    # gen_project names columns id, fk, c2, c3, ...: a value column, not a key.
+    del manifest
+    return "c3" if n_columns > 3 else "fk"
+
+
+def _comparable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in ("timings",)}
+
+
+def _print_scoped(results: dict[str, Any]) -> None:
+    print(  # noqa: T201 - a benchmark prints its table
+        f"{results['models']} generated models x {results['columns']} columns; reference = "
+        f"{results['reference']} (every model, serial); {results['cpus']} cpus"
+    )
+    header = (
+        f"{'case':<52} {'ours wall med/min s':>20} {'ref wall med/min s':>20} "
+        f"{'cpu ratio':>9} {'wall ratio':>10} {'bar':>6} {'load 1m':>12}  same"
+    )
+    print(header)  # noqa: T201
+    for key in ("lineage_cold", "impact_cold", "lineage_fresh_clone", "impact_fresh_clone"):
+        row = results.get(key)
+        if not row:
+            continue
+        ours, ref = row["ours"], row["reference"]
+        bar = BARS_S.get(key)
+        same = row.get("same_edges", row.get("same_report", "-"))
+        print(  # noqa: T201
+            f"{row['label']:<52} "
+            f"{ours['wall_median_s']:>9.2f}/{ours['wall_min_s']:<9.2f}  "
+            f"{ref['wall_median_s']:>9.2f}/{ref['wall_min_s']:<9.2f} "
+            f"{row['cpu_ratio_median'] or 0:>9.3f} {row['wall_ratio_median'] or 0:>10.3f} "
+            f"{(f'<={bar:g}s' if bar else '-'):>6} "
+            f"{row['loadavg_1m'][0]:>5.1f}->{row['loadavg_1m'][1]:<5.1f}  {same}"
+        )
+        for side in ("ours", "reference"):
+            if row[side]["error"]:
+                print(f"    {side} failed: {row[side]['error'][-300:]}")  # noqa: T201
+    inproc = results.get("in_process")
+    if inproc:
+        print(  # noqa: T201
+            f"full project, in process: pool {inproc['pool_wall_median_s']:.2f}/"
+            f"{inproc['pool_wall_min_s']:.2f} s vs serial {inproc['serial_wall_median_s']:.2f}/"
+            f"{inproc['serial_wall_min_s']:.2f} s wall (ratio {inproc['pool_wall_ratio']:.2f}), "
+            f"cpu {inproc['pool_cpu_median_s']:.2f} vs {inproc['serial_cpu_median_s']:.2f} s, "
+            f"identical: {inproc['pool_equals_serial']}, load "
+            f"{inproc['loadavg_1m'][0]:.1f}->{inproc['loadavg_1m'][1]:.1f}"
+        )
+        for only in inproc["only"]:
+            print(  # noqa: T201
+                f"  compute_lineage(only={only['target']} + downstream): "
+                f"{only['models_computed']} models, cpu {only['cpu_median_s']:.3f} s vs full "
+                f"{only['full_cpu_median_s']:.2f} s = {only['speedup']}x, "
+                f"same edges: {only['same_as_full']}"
+            )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from dataops_dev.lineage import (
     compute_lineage,
     default_cache_dir,
     dialect_for,
+    downstream_closure,
     first_select,
     has_aggregate,
     is_outer_join,
@@ -44,6 +45,7 @@ from dataops_dev.lineage import (
     output_index,
     output_names,
     prepare,
+    referenced_nodes,
     seed_headers,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
@@ -1785,6 +1787,25 @@ def assemble_report(
     )
 
 
+def lineage_scope(
+    inputs: ImpactInputs, changes: ChangeSet, versions: Versions, relations: RelationIndex
+) -> set[str]:
+    """The models whose lineage the later stages read (`compute_lineage(only=…)` adds their
+    ancestors): every changed model with its downstream, and what the new SQL of a changed or
+    added model reads (its parents' columns qualify it), even where the base did not read it."""
+    starts = {
+        inputs.base_models[name].unique_id
+        for name in (*changes.changed, *changes.indirect, *changes.removed)
+        if name in inputs.base_models
+    }
+    starts.update(data.unique_id for data in changes.data)
+    scope = downstream_closure(inputs.manifest, starts)
+    for version in versions.head.values():
+        if version.sql is not None:
+            scope |= referenced_nodes(version.sql, inputs.dialect, relations)
+    return scope
+
+
 def analyze_impact(
     project_dir: Path,
     base_manifest_path: Path,
@@ -1817,6 +1838,7 @@ def analyze_impact(
     memo = RenderMemo.for_base(state_dir, base_manifest_path, base_code_dir)
     if memo is not None:
         versions = dataclasses.replace(versions, base_sql=memo.wrap(versions.base_sql))
+    relations = RelationIndex.from_manifest(inputs.manifest)
     with watch.measure("lineage"):
         catalog = seed_headers(inputs.manifest, base_code_dir or project_dir)
         lineage = compute_lineage(
@@ -1825,9 +1847,9 @@ def analyze_impact(
             cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
             sql_for=versions.base_sql,
             catalog=catalog,
+            only=lineage_scope(inputs, changes, versions, relations),
             reporter=reporter,
         )
-    relations = RelationIndex.from_manifest(inputs.manifest)
     exposures = _exposure_names(inputs.manifest)
     classified = Classified(head_schemas=dict(lineage.schemas))
     with watch.measure("classify"):

@@ -10,8 +10,15 @@ keyed by the compiled SQL and the upstream schemas, so an unchanged project re-r
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
+import multiprocessing
+import multiprocessing.context
+import os
+import queue
+import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -368,6 +375,17 @@ def _map_tables(expression: exp.Expr, relations: RelationIndex) -> tuple[dict[st
         table.set("db", exp.to_identifier(_DB))
         table.set("this", exp.to_identifier(key))
     return table_nodes, {key: uid for uid, key in by_uid.items()}
+
+
+def referenced_nodes(sql: str, dialect: str, relations: RelationIndex) -> set[str]:
+    """The project nodes a query reads (tables and inlined ephemeral models), as `prepare`
+    maps them; empty when the SQL does not parse (its lineage is then unknown anyway)."""
+    try:
+        expression = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return set()
+    _names, mapping = _map_tables(expression, relations)
+    return {uid for uid in mapping.values() if not uid.startswith("ext:")}
 
 
 # (node, column, is_row): a value input or a row input (filter/join/group) of a column.
@@ -934,6 +952,33 @@ def _relation_label(node: Node | None) -> str:
     return f"{(node.schema or '').lower()}.{node.identifier.lower()}"
 
 
+# Below this many models left to compute, a pool's start-up costs more than it saves.
+PARALLEL_MIN_MODELS = 64
+_WORKERS_ENV = "DATAOPS_DEV_LINEAGE_WORKERS"
+
+
+def lineage_workers(requested: int | None = None) -> int:
+    """How many processes compute lineage: `requested`, else `$DATAOPS_DEV_LINEAGE_WORKERS`,
+    else the cores this process may use. 1 means serial, in this process."""
+    if requested is None:
+        env = os.environ.get(_WORKERS_ENV, "").strip()
+        if env.isdigit():
+            requested = int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, requested if requested is not None else cores)
+
+
+def downstream_closure(manifest: Manifest, uids: Iterable[str]) -> set[str]:
+    """`uids` and every model or snapshot downstream of them: with `compute_lineage(only=…)`
+    (which adds the ancestors) the smallest set whose lineage answers both directions."""
+    wanted = set(uids)
+    models = {n.unique_id for n in manifest.dependency_order}
+    return wanted | (manifest.descendants(wanted) & models)
+
+
 def compute_lineage(
     manifest: Manifest,
     *,
@@ -943,6 +988,7 @@ def compute_lineage(
     catalog: Mapping[str, tuple[str, ...]] | None = None,
     only: Iterable[str] | None = None,
     reporter: Reporter = NULL_REPORTER,
+    workers: int | None = None,
 ) -> ProjectLineage:
     """Column lineage of every model of `manifest`, in topological order.
 
@@ -951,67 +997,316 @@ def compute_lineage(
         cache_dir: where per-model results are cached (None: no cache).
         sql_for: the SQL of a model (default: its `compiled_code`); return None for "unknown".
         catalog: columns per node from catalog.json, preferred over YAML-declared columns.
-        only: restrict to these models and their ancestors (the rest is not computed).
+        only: restrict to these models and their ancestors (the rest is not computed); each
+            model's result is the same as in the full computation.
+        workers: processes for the models not in the cache (default: `lineage_workers()`);
+            a pool starts only when at least `PARALLEL_MIN_MODELS` models are left, and the
+            result is the same edge for edge as the serial computation.
     """
-    dialect = dialect or dialect_for(manifest)
-    relations = RelationIndex.from_manifest(manifest)
-    cache = LineageCache(cache_dir) if cache_dir is not None else None
-    sql_for = sql_for or (lambda node: node.compiled_code)
-    schemas: dict[str, tuple[str, ...] | None] = {}
-    types: dict[str, dict[str, str]] = {}
-    names: dict[str, str] = {}
-    for node in (*manifest.nodes.values(), *manifest.sources.values()):
-        if node.resource_type in ("seed", "source", "model", "snapshot"):
-            names[node.unique_id] = node.display_name
-        if node.resource_type in ("seed", "source"):
-            schemas[node.unique_id] = node_columns(node, catalog)
-        declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
-        if declared:
-            types[node.unique_id] = {c: str(t) for c, t in declared.items()}
-    order = topological_models(manifest)
-    if only is not None:
-        wanted = _ancestors(manifest, set(only))
-        order = [n for n in order if n.unique_id in wanted]
-    results: dict[str, ModelLineage] = {}
-    computed = cached = unknown = 0
-    with task(reporter, "lineage", "column lineage", total=len(order)):
-        for node in order:
-            parents = [p for p in node.depends_on_nodes]
-            sql = sql_for(node) if node.language == "sql" else None
-            if sql is None:
-                reason = (
-                    "Python model" if node.language != "sql" else "no compiled SQL for the model"
-                )
-                result = _opaque(node.unique_id, parents, reason)
-            else:
-                key = cache_key_for(
-                    sql,
-                    dialect,
-                    ((p, _relation_label(manifest.get(p)), schemas.get(p)) for p in parents),
-                )
-                hit = cache.get(key) if cache is not None else None
-                if hit is not None and hit.unique_id == node.unique_id:
-                    result = hit
-                    cached += 1
+    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
+    targets = [n.unique_id for n in manifest.dependency_order] if only is None else only
+    with task(reporter, "lineage", "column lineage", total=len(_ancestors(manifest, set(targets)))):
+        run.ensure(targets)
+    return run.result()
+
+
+def column_lineage(
+    manifest: Manifest,
+    unique_id: str,
+    column: str | None = None,
+    *,
+    downstream: bool = True,
+    dialect: str | None = None,
+    cache_dir: Path | None = None,
+    sql_for: Callable[[Node], str | None] | None = None,
+    catalog: Mapping[str, tuple[str, ...]] | None = None,
+    reporter: Reporter = NULL_REPORTER,
+    workers: int | None = None,
+) -> ProjectLineage:
+    """What `lineage MODEL[.COLUMN]` walks, computed on demand: the node's ancestors (its
+    upstream), then, level by level while the column reaches further, the children of every
+    node reached (with the ancestors they read). `upstream()` and `downstream()` of the
+    result for `unique_id.column` equal the full computation's; so does every model in it."""
+    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
+    models = {n.unique_id for n in manifest.dependency_order}
+    with task(reporter, "lineage", "column lineage"):
+        run.ensure([unique_id])
+        frontier: set[tuple[str, str | None]] = {(unique_id, column)} if downstream else set()
+        seen: set[tuple[str, str | None]] = set()
+        while frontier:
+            seen |= frontier
+            nodes = {node for node, _ in frontier}
+            children = {c for n in nodes for c in manifest.child_map.get(n, ()) if c in models}
+            run.ensure(children)
+            asked: dict[str, set[str | None]] = {}
+            for node, col in frontier:
+                asked.setdefault(node, set()).add(col)
+            following: set[tuple[str, str | None]] = set()
+            for child in children:
+                for edge in run.results[child].edges:
+                    if _follows(edge, asked.get(edge.source_node)):
+                        reached = None if edge.target_column == STAR else edge.target_column
+                        following.add((edge.target_node, reached))
+            frontier = following - seen
+    return run.result()
+
+
+def _follows(edge: ColumnEdge, asked: set[str | None] | None) -> bool:
+    """Whether `ProjectLineage.edges_from(node, column)` holds `edge` for one of the columns
+    asked of its source node (None: the whole node)."""
+    if not asked:
+        return False
+    if None in asked or edge.source_column in asked:
+        return True
+    return edge.source_column == STAR and any(c != STAR for c in asked)
+
+
+class _Run:
+    """One lineage computation over a manifest, extended on demand (`ensure`): each model is
+    computed once, after its parents, from its parents' and the roots' columns only."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        dialect: str | None,
+        cache_dir: Path | None,
+        sql_for: Callable[[Node], str | None] | None,
+        catalog: Mapping[str, tuple[str, ...]] | None,
+        reporter: Reporter,
+        workers: int | None,
+    ) -> None:
+        self.manifest = manifest
+        self.dialect = dialect or dialect_for(manifest)
+        self.relations = RelationIndex.from_manifest(manifest)
+        self.cache = LineageCache(cache_dir) if cache_dir is not None else None
+        self.sql_for = sql_for or (lambda node: node.compiled_code)
+        self.reporter = reporter
+        self.workers = workers
+        self.roots: dict[str, tuple[str, ...] | None] = {}
+        self.types: dict[str, dict[str, str]] = {}
+        self.names: dict[str, str] = {}
+        for node in (*manifest.nodes.values(), *manifest.sources.values()):
+            if node.resource_type in ("seed", "source", "model", "snapshot"):
+                self.names[node.unique_id] = node.display_name
+            if node.resource_type in ("seed", "source"):
+                self.roots[node.unique_id] = node_columns(node, catalog)
+            declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
+            if declared:
+                self.types[node.unique_id] = {c: str(t) for c, t in declared.items()}
+        self.order = topological_models(manifest)
+        self.position = {n.unique_id: i for i, n in enumerate(self.order)}
+        self.schemas: dict[str, tuple[str, ...] | None] = dict(self.roots)
+        self.results: dict[str, ModelLineage] = {}
+        self.computed = self.cached = self.unknown = 0
+
+    def inputs_of(self, parents: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+        # A model sees its parents' columns and the roots' (seeds, sources), nothing else: the
+        # cache key covers exactly that, and the result cannot depend on which other models
+        # happen to be done (serial, parallel and `only=` give the same edges).
+        return {p: self.schemas[p] for p in parents if p in self.schemas and p not in self.roots}
+
+    def start(self, node: Node) -> ModelLineage | tuple[str, str]:
+        """A result when there is nothing to parse (cache hit, no SQL), else (sql, key)."""
+        parents = node.depends_on_nodes
+        sql = self.sql_for(node) if node.language == "sql" else None
+        if sql is None:
+            reason = "Python model" if node.language != "sql" else "no compiled SQL for the model"
+            return _opaque(node.unique_id, parents, reason)
+        key = cache_key_for(
+            sql,
+            self.dialect,
+            ((p, _relation_label(self.manifest.get(p)), self.schemas.get(p)) for p in parents),
+        )
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None and hit.unique_id == node.unique_id:
+            self.cached += 1
+            return hit
+        return sql, key
+
+    def finish(self, node: Node, result: ModelLineage, fresh: bool) -> None:
+        if fresh:
+            self.computed += 1
+            if self.cache is not None:
+                self.cache.put(result)
+        parents = node.depends_on_nodes
+        if result.columns is None and not result.edges and parents:
+            # Unparsable SQL still reads its parents: keep the edges, as unknown.
+            result = _opaque(node.unique_id, parents, result.unknown_reason or "", result.cache_key)
+        if result.unknown_reason:
+            self.unknown += 1
+        self.results[node.unique_id] = result
+        self.schemas[node.unique_id] = result.columns
+        self.reporter.task_advanced("lineage")
+
+    def compute_here(self, node: Node, sql: str, key: str) -> ModelLineage:
+        return model_lineage_from_sql(
+            node.unique_id,
+            sql,
+            self.dialect,
+            self.relations,
+            {**self.roots, **self.inputs_of(node.depends_on_nodes)},
+            types=self.types,
+            cache_key=key,
+        )
+
+    def ensure(self, uids: Iterable[str]) -> None:
+        """Compute `uids` and their ancestors, those not computed yet."""
+        wanted = _ancestors(self.manifest, set(uids))
+        order = [n for n in self.order if n.unique_id in wanted and n.unique_id not in self.results]
+        n_workers = min(lineage_workers(self.workers), max(1, len(order) // 8))
+        if n_workers < 2 or len(order) < PARALLEL_MIN_MODELS:
+            for node in order:
+                started = self.start(node)
+                if isinstance(started, ModelLineage):
+                    self.finish(node, started, fresh=False)
                 else:
-                    result = model_lineage_from_sql(
-                        node.unique_id, sql, dialect, relations, schemas, types=types, cache_key=key
+                    self.finish(node, self.compute_here(node, *started), fresh=True)
+            return
+        setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types)
+        _schedule(
+            order, self.start, self.finish, self.compute_here, self.inputs_of, setup, n_workers
+        )
+
+    def result(self) -> ProjectLineage:
+        ordered = {
+            uid: self.results[uid] for uid in sorted(self.results, key=self.position.__getitem__)
+        }
+        stats = LineageStats(len(ordered), self.computed, self.cached, self.unknown)
+        return ProjectLineage(ordered, dict(self.schemas), self.names, stats)
+
+
+# --------------------------------------------------------------------------------------------
+# The process pool: models go to the workers as soon as their parents are done (the DAG's
+# layers, without waiting for a whole layer); the parent keeps the cache, the schemas and the
+# order, so the pool changes when a model is computed, never what it gives.
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    dialect: str
+    relations: RelationIndex
+    roots: Mapping[str, tuple[str, ...] | None]
+    types: Mapping[str, Mapping[str, str]]
+
+
+_WORKER: list[_WorkerSetup] = []
+
+
+def _worker_init(setup: _WorkerSetup) -> None:
+    # Ctrl-C is the parent's to handle: it terminates the pool, the workers just stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER[:] = [setup]
+
+
+def _worker_run(
+    uid: str, sql: str, parent_schemas: dict[str, tuple[str, ...] | None], key: str
+) -> dict[str, Any]:
+    setup = _WORKER[0]
+    result = model_lineage_from_sql(
+        uid,
+        sql,
+        setup.dialect,
+        setup.relations,
+        {**setup.roots, **parent_schemas},
+        types=setup.types,
+        cache_key=key,
+    )
+    return result.to_json()
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork: the workers inherit the relations and roots instead of importing and unpickling
+    # them (spawn would cost ~0.5 s of imports per worker); elsewhere the platform default.
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _schedule(
+    order: list[Node],
+    start: Callable[[Node], ModelLineage | tuple[str, str]],
+    finish: Callable[[Node, ModelLineage, bool], None],
+    compute_here: Callable[[Node, str, str], ModelLineage],
+    inputs_of: Callable[[Iterable[str]], dict[str, tuple[str, ...] | None]],
+    setup: _WorkerSetup,
+    n_workers: int,
+) -> None:
+    by_uid = {n.unique_id: n for n in order}
+    waiting = {
+        uid: {p for p in node.depends_on_nodes if p in by_uid and p != uid}
+        for uid, node in by_uid.items()
+    }
+    children: dict[str, list[str]] = {}
+    for uid, parents in waiting.items():
+        for parent in parents:
+            children.setdefault(parent, []).append(uid)
+    position = {uid: i for i, uid in enumerate(by_uid)}
+    ready = [uid for uid in by_uid if not waiting[uid]]
+    done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]]
+    done = queue.SimpleQueue()
+    left = len(order)
+    in_flight = 0
+    with contextlib.ExitStack() as stack:
+        pool: Any = None
+
+        def complete(uid: str, result: ModelLineage, fresh: bool) -> None:
+            nonlocal left
+            finish(by_uid[uid], result, fresh)
+            left -= 1
+            for child in children.get(uid, ()):
+                waiting[child].discard(uid)
+                if not waiting[child]:
+                    ready.append(child)
+
+        while ready or in_flight:
+            # Topological position first, so the run is reproducible whatever finishes first.
+            ready.sort(key=position.__getitem__, reverse=True)
+            while ready:
+                uid = ready.pop()
+                node = by_uid[uid]
+                started = start(node)
+                if isinstance(started, ModelLineage):
+                    complete(uid, started, False)
+                    continue
+                sql, key = started
+                if pool is None and left >= PARALLEL_MIN_MODELS:
+                    # Frozen objects are never scanned by the workers' collector, so the
+                    # parent's heap stays shared instead of being copied page by page.
+                    gc.freeze()
+                    stack.callback(gc.unfreeze)
+                    pool = stack.enter_context(
+                        _pool_context().Pool(n_workers, _worker_init, (setup,))
                     )
-                    computed += 1
-                    if cache is not None:
-                        cache.put(result)
-            if result.columns is None and not result.edges and parents:
-                # Unparsable SQL still reads its parents: keep the edges, as unknown.
-                result = _opaque(
-                    node.unique_id, parents, result.unknown_reason or "", result.cache_key
+                if pool is None:
+                    complete(uid, compute_here(node, sql, key), True)
+                    continue
+                pool.apply_async(
+                    _worker_run,
+                    (uid, sql, inputs_of(node.depends_on_nodes), key),
+                    callback=lambda data, uid=uid: done.put((uid, data, None)),
+                    error_callback=lambda error, uid=uid: done.put((uid, None, error)),
                 )
-            if result.unknown_reason:
-                unknown += 1
-            results[node.unique_id] = result
-            schemas[node.unique_id] = result.columns
-            reporter.task_advanced("lineage")
-    stats = LineageStats(len(results), computed, cached, unknown)
-    return ProjectLineage(results, schemas, names, stats)
+                in_flight += 1
+            if in_flight:
+                uid, data, error = _next_done(done)
+                in_flight -= 1
+                if error is not None:
+                    raise error
+                assert data is not None
+                complete(uid, ModelLineage.from_json(data), True)
+        # Leaving the stack terminates the pool: also on Ctrl-C or an error, so no worker
+        # outlives the call.
+
+
+def _next_done(
+    done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]],
+) -> tuple[str, dict[str, Any] | None, BaseException | None]:
+    while True:
+        try:
+            # A timeout keeps the wait interruptible by Ctrl-C on every platform.
+            return done.get(timeout=0.5)
+        except queue.Empty:
+            continue
 
 
 def _ancestors(manifest: Manifest, uids: set[str]) -> set[str]:
@@ -1099,6 +1394,15 @@ def default_cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache" / "lineage"
 
 
+@dataclass(frozen=True)
+class Focus:
+    """What a `lineage MODEL[.COLUMN]` question asks: only that is computed (`column_lineage`)."""
+
+    unique_id: str
+    column: str | None = None
+    downstream: bool = True
+
+
 def load_project_lineage(
     manifest_path: Path,
     *,
@@ -1106,50 +1410,67 @@ def load_project_lineage(
     state_dir: Path | None = None,
     reporter: Reporter = NULL_REPORTER,
     render_memo: RenderMemo | None = None,
+    focus: Callable[[Manifest], Focus] | None = None,
+    workers: int | None = None,
 ) -> tuple[Manifest, ProjectLineage]:
     """Lineage of the project behind `manifest_path`: compiled SQL when the manifest has it, else
     the model rendered by the light renderer (a `dbt parse` manifest; `render_memo` keeps those
     renders when the manifest and the project files are fixed); the catalog.json next to the
-    manifest, when present, and the seed CSV headers give source and seed columns."""
+    manifest, when present, and the seed CSV headers give source and seed columns.
+
+    `focus`: the question, given the manifest; only what answers it is computed (None: every
+    model)."""
     manifest = Manifest.load(manifest_path)
+    asked = focus(manifest) if focus is not None else None
     catalog = load_catalog(manifest_path.parent / "catalog.json")
     if project_dir is not None:
         catalog = {**seed_headers(manifest, project_dir), **catalog}
-    renderer = None
-    if project_dir is not None and any(
-        not n.compiled_code for n in manifest.models() if n.language == "sql"
-    ):
-        from dataops_dev.dbt.project import read_project
-        from dataops_dev.dbt.render import Renderer
+    renderers: list[Any] = []
 
-        project = read_project(project_dir)
-        renderer = Renderer.for_project(
-            project_dir,
-            manifest,
-            project_name=project.name,
-            vars=project.vars,
-            macro_paths=project.macro_paths,
-        )
+    def renderer() -> Any:
+        # Made on the first model without compiled SQL: a compiled manifest never pays for it.
+        if not renderers:
+            from dataops_dev.dbt.project import read_project
+            from dataops_dev.dbt.render import Renderer
+
+            assert project_dir is not None
+            project = read_project(project_dir)
+            renderers.append(
+                Renderer.for_project(
+                    project_dir,
+                    manifest,
+                    project_name=project.name,
+                    vars=project.vars,
+                    macro_paths=project.macro_paths,
+                )
+            )
+        return renderers[0]
 
     def sql_for(node: Node) -> str | None:
         if node.compiled_code:
             return node.compiled_code
-        if renderer is None:
+        if project_dir is None:
             return None
         from dataops_dev.dbt.render import RenderError
 
         try:
-            return renderer.render(node.raw_code, model_name=node.name).sql
+            return str(renderer().render(node.raw_code, model_name=node.name).sql)
         except RenderError:
             return None
 
-    lineage = compute_lineage(
-        manifest,
-        cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
-        sql_for=render_memo.wrap(sql_for) if render_memo is not None else sql_for,
-        catalog=catalog,
-        reporter=reporter,
-    )
+    common: dict[str, Any] = {
+        "cache_dir": default_cache_dir(state_dir) if state_dir is not None else None,
+        "sql_for": render_memo.wrap(sql_for) if render_memo is not None else sql_for,
+        "catalog": catalog,
+        "reporter": reporter,
+        "workers": workers,
+    }
+    if asked is None:
+        lineage = compute_lineage(manifest, **common)
+    else:
+        lineage = column_lineage(
+            manifest, asked.unique_id, asked.column, downstream=asked.downstream, **common
+        )
     if render_memo is not None:
         render_memo.save()
     return manifest, lineage

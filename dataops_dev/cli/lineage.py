@@ -88,11 +88,17 @@ def lineage(
     project_dir: Path | None,
 ) -> None:
     """Column lineage of MODEL (or one column of it), upstream and/or downstream."""
-    from dataops_dev.lineage import STAR, load_project_lineage
+    from dataops_dev.lineage import STAR, Focus, load_project_lineage
 
     app = _for_project(app, project_dir)
     loaded = app.loaded
     from dataops_dev.lineage import RenderMemo
+
+    def focus(manifest: Any) -> Focus:
+        # Only what the answer walks: the node's ancestors, and unless --upstream what its
+        # column reaches downstream; an unknown name fails before any parsing.
+        node, column = _split_target(manifest, target)
+        return Focus(node.unique_id, column, downstream=direction != "upstream")
 
     with app.reporter() as reporter:
         fixed = False
@@ -109,6 +115,7 @@ def lineage(
             reporter=reporter,
             # A parse cached by content hash is fixed with its files: keep its renders.
             render_memo=RenderMemo.beside(manifest_path) if fixed else None,
+            focus=focus,
         )
     node, column = _split_target(manifest, target)
     from dataops_dev.errors import UsageError
