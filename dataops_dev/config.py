@@ -767,3 +767,15 @@ def field_docs(cls: type = Config, prefix: str = "") -> dict[str, str]:
         if dataclasses.is_dataclass(hints[f.name]):
             docs.update(field_docs(hints[f.name], f"{prefix}{f.name}."))
     return docs
+
+
+def as_plain(value: Any) -> Any:
+    """Settings (dataclasses, mappings, also read-only proxies, and tuples) as JSON-ready
+    values: what a fingerprint of the configuration hashes."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): as_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_plain(v) for v in value]
+    return value

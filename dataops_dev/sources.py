@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from dataops_dev import interrupts
 from dataops_dev.atomic import write_json_atomic, write_text_atomic
-from dataops_dev.config import LoadedConfig
+from dataops_dev.config import LoadedConfig, as_plain
 from dataops_dev.dbt.manifest import Manifest
 from dataops_dev.dbt.project import database_name_of, load_profile_target, read_project
 from dataops_dev.engines.base import Column, Engine, Relation
@@ -741,25 +741,12 @@ def load_manifest(loaded: LoadedConfig, reporter: Reporter = NULL_REPORTER) -> M
     return manifest
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses, mappings (also read-only proxies) and tuples as JSON-ready values."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _config_hash(loaded: LoadedConfig) -> str:
     config = loaded.config
     relevant = {
-        "sample": _plain(config.sample),
-        "masking": _plain(config.masking),
-        "production": _plain(config.production),
+        "sample": as_plain(config.sample),
+        "masking": as_plain(config.masking),
+        "production": as_plain(config.production),
         "backend": {"type": config.backend.type, "sandbox": config.backend.sandbox_database},
     }
     text = json.dumps(relevant, sort_keys=True)

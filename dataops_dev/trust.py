@@ -9,6 +9,7 @@ finding and takes effect only once merged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,7 +22,14 @@ from typing import Any
 
 import yaml
 
-from dataops_dev.config import CONFIG_FILE, Config, LoadedConfig, MaskingConfig, load_config
+from dataops_dev.config import (
+    CONFIG_FILE,
+    Config,
+    LoadedConfig,
+    MaskingConfig,
+    as_plain,
+    load_config,
+)
 from dataops_dev.errors import DataopsError
 from dataops_dev.report.model import (
     ChangeKind,
@@ -202,37 +210,49 @@ def trusted_main_branch(loaded: LoadedConfig, repo: Any) -> str:
     return base.config.production.main_branch
 
 
-def base_tree(loaded: LoadedConfig, base_ref: str | None = None) -> BaseTree | None:
-    """The main branch's side of HEAD, or None when there is no untrusted side to guard:
-    not a git repository, no main branch, or HEAD is the main branch itself."""
+@contextlib.contextmanager
+def _repository(loaded: LoadedConfig) -> Iterator[Any]:
+    """The project's git repository (closed afterwards), or None outside git."""
     import git
 
     try:
         repo = git.Repo(loaded.project_dir, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
+        yield None
+        return
     try:
-        head = _ref_sha(repo, "HEAD")
-        if head is None:
-            return None  # no commits yet
-        try:
-            branch: str | None = repo.active_branch.name
-        except TypeError:
-            branch = None  # detached HEAD (CI): the PR's code, untrusted like any branch
-        main = base_ref or trusted_main_branch(loaded, repo)
-        if base_ref is None and branch == main:
-            return None
-        root = Path(str(repo.working_tree_dir))
-        for ref in (main, f"origin/{main}"):
-            ref_sha = _ref_sha(repo, ref)
-            if ref_sha is None:
-                continue
-            commit = _merge_base(str(root), ref_sha, head)
-            if commit is not None:
-                return BaseTree(repo_root=root, ref=ref, commit=commit)
-        return None
+        yield repo
     finally:
         repo.close()
+
+
+def base_tree(loaded: LoadedConfig, base_ref: str | None = None) -> BaseTree | None:
+    """The main branch's side of HEAD, or None when there is no untrusted side to guard:
+    not a git repository, no main branch, or HEAD is the main branch itself."""
+    with _repository(loaded) as repo:
+        return None if repo is None else _base_tree(loaded, repo, base_ref)
+
+
+def _base_tree(loaded: LoadedConfig, repo: Any, base_ref: str | None) -> BaseTree | None:
+    head = _ref_sha(repo, "HEAD")
+    if head is None:
+        return None  # no commits yet
+    try:
+        branch: str | None = repo.active_branch.name
+    except TypeError:
+        branch = None  # detached HEAD (CI): the PR's code, untrusted like any branch
+    main = base_ref or trusted_main_branch(loaded, repo)
+    if base_ref is None and branch == main:
+        return None
+    root = Path(str(repo.working_tree_dir))
+    for ref in (main, f"origin/{main}"):
+        ref_sha = _ref_sha(repo, ref)
+        if ref_sha is None:
+            continue
+        commit = _merge_base(str(root), ref_sha, head)
+        if commit is not None:
+            return BaseTree(repo_root=root, ref=ref, commit=commit)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,23 +310,13 @@ class MaskingPolicy:
         import hashlib
 
         data = {
-            "masking": _plain(self.masking),
+            "masking": as_plain(self.masking),
             "lock": (self.lock or {}).get("columns") or {},
             "meta": {k: [dict(v[0]), list(v[1])] for k, v in sorted((self.meta or {}).items())},
             "salt_env": self.salt_env,
         }
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _parse_lock(text: str | None) -> dict[str, Any] | None:
@@ -433,19 +443,11 @@ def sample_policy(loaded: LoadedConfig, base_ref: str | None = None) -> SamplePo
 
 def _head_tree(loaded: LoadedConfig) -> BaseTree | None:
     """HEAD's committed files (on the main branch), or None outside git or before a commit."""
-    import git
-
-    try:
-        repo = git.Repo(loaded.project_dir, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
-    try:
-        head = _ref_sha(repo, "HEAD")
+    with _repository(loaded) as repo:
+        head = None if repo is None else _ref_sha(repo, "HEAD")
         if head is None:
             return None
         return BaseTree(repo_root=Path(str(repo.working_tree_dir)), ref="HEAD", commit=head)
-    finally:
-        repo.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -607,9 +609,9 @@ def masking_findings(loaded: LoadedConfig, tree: BaseTree) -> list[Finding]:
                 )
             )
     changes = _dict_changes(
-        {"masking": _plain(base.masking), "sample.salt_env": base.salt_env},
+        {"masking": as_plain(base.masking), "sample.salt_env": base.salt_env},
         {
-            "masking": _plain(loaded.config.masking),
+            "masking": as_plain(loaded.config.masking),
             "sample.salt_env": loaded.config.sample.salt_env,
         },
     )

@@ -15,13 +15,19 @@ from dataops_dev.environments import Environments
 from tests.conftest import git, run_cli
 
 
-def test_gc_dry_run_leaves_what_a_killed_build_left(tmp_path: Path) -> None:
+def _project(tmp_path: Path) -> Path:
+    """A committed one-file dbt project on branch main."""
     project = tmp_path / "project"
     project.mkdir()
     (project / "dbt_project.yml").write_text("name: shop\nprofile: shop\n", "utf-8")
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "initial")
+    return project
+
+
+def test_gc_dry_run_leaves_what_a_killed_build_left(tmp_path: Path) -> None:
+    project = _project(tmp_path)
     envs = Environments(load_config(project))
     info = envs.create("main")
     # What a build killed mid-way leaves: its staging database (a real DuckDB file).
@@ -41,12 +47,7 @@ def test_gc_dry_run_leaves_what_a_killed_build_left(tmp_path: Path) -> None:
 
 
 def _project_with_env(tmp_path: Path, branch: str) -> tuple[Path, str]:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "dbt_project.yml").write_text("name: shop\nprofile: shop\n", "utf-8")
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "initial")
+    project = _project(tmp_path)
     return project, Environments(load_config(project)).create(branch).name
 
 
