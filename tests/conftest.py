@@ -164,6 +164,45 @@ def pg_conninfo(database: str) -> str:
     return f"host={PG_HOST} user={PG_USER} dbname={database}"
 
 
+# Spark: one local Spark Connect server for the whole run. `./dev test` starts it before pytest
+# and stops it afterwards (DATAOPS_SPARK_REMOTE); run without it, the first test that needs Spark
+# starts one under SPARK_HOME_DIR (both xdist workers share it through a file lock) and it is
+# left running for the next run.
+SPARK_HOME_DIR = Path(
+    os.environ.get("DATAOPS_SPARK_HOME", f"/tmp/dataops-test-spark-{os.getuid()}")
+)
+
+
+@pytest.fixture(scope="session")
+def spark_remote() -> str:
+    """The `sc://` address of a running Spark Connect server (started here if needed)."""
+    remote = os.environ.get("DATAOPS_SPARK_REMOTE")
+    if remote:
+        return remote
+    import fcntl
+
+    from dataops_dev.engines import spark_server
+
+    SPARK_HOME_DIR.mkdir(parents=True, exist_ok=True)
+    with open(SPARK_HOME_DIR / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return spark_server.ensure_local(SPARK_HOME_DIR).remote
+
+
+@pytest.fixture
+def spark_schema(spark_remote: str) -> Iterator[str]:
+    """A fresh, empty Spark schema; yields its name and drops it (with its tables) afterwards."""
+    from dataops_dev.engines.spark import SparkEngine
+
+    engine = SparkEngine(spark_remote)
+    name = f"dataops_test_{uuid.uuid4().hex[:10]}"
+    engine.execute(f"CREATE SCHEMA `{name}`")
+    try:
+        yield name
+    finally:
+        engine.execute(f"DROP SCHEMA IF EXISTS `{name}` CASCADE")
+
+
 def _load_generator():  # type: ignore[no-untyped-def]
     import importlib.util
 
