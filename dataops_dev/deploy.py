@@ -4,7 +4,9 @@ Deploy refuses while the branch's review has unapproved blocking findings or is 
 builds the modified models and their children into a staging area of the production target,
 runs their tests there, and only then swaps the result into place in one step. DuckDB: the
 staging area is a copy of the production file, swapped in with an atomic rename. PostgreSQL:
-staging schemas whose relations are moved into production's schemas in one transaction.
+staging schemas whose relations are moved into production's schemas in one transaction. Spark:
+a new version schema, published by one row of a pointer table, behind stable views
+(see `_SparkProduction`).
 """
 
 from __future__ import annotations
@@ -368,6 +370,10 @@ def _count_production(
 
         engine = PostgresEngine(conninfo_from_credentials(output))
         engine.execute("SET default_transaction_read_only = on")
+    elif target_type == "spark":
+        from dataops_dev.engines.spark import SparkEngine, remote_from_output
+
+        engine = SparkEngine(remote_from_output(output))
     else:
         return {}
     counts: dict[str, int] = {}
@@ -424,12 +430,13 @@ def deploy(
         with task(reporter, "deploy-lock", f"lock production ({plan.target})"):
             stack.enter_context(production.locked())
         _finish_interrupted(loaded, production)
+        production.check_unchanged(report)
         sweep_work_dirs(loaded.state_dir)
         state = production_manifest_path(loaded)
         work = stack.enter_context(work_dir(loaded.state_dir))
         with task(reporter, "deploy-export", f"export the reviewed commit {commit[:8]}"):
             code = _export_reviewed_code(loaded, commit, work)
-        job = _Job(loaded, plan, output, state, work, code, reporter, timings)
+        job = _Job(loaded, plan, output, state, work, code, reporter, timings, commit)
         target = production.build(job, stack)
         _check_reviewed_code(loaded, report, target / "manifest.json")
         timings["total"] = round(time.perf_counter() - started, 3)
@@ -460,6 +467,8 @@ class _Job:
     """The reviewed commit's tree, exported: dbt builds this, never the working tree."""
     reporter: Reporter
     timings: dict[str, float]
+    commit: str = ""
+    """The reviewed commit, which this deploy ships."""
 
     @property
     def target_name(self) -> str:
@@ -479,6 +488,9 @@ class _Production(Protocol):
 
     def swapped(self, journal: Journal) -> bool | None: ...
 
+    def check_unchanged(self, report: Report) -> None:
+        """Refuse when production moved since the review (a no-op where it cannot tell)."""
+
     def build(self, job: _Job, stack: contextlib.ExitStack) -> Path: ...
 
     def swap(self, job: _Job, write_journal: Callable[[Mapping[str, Any]], Journal]) -> None: ...
@@ -489,6 +501,8 @@ def _production(loaded: LoadedConfig, plan: DeployPlan, output: Mapping[str, Any
         return _DuckDBProduction(loaded, output)
     if plan.target_type == "postgres":
         return _PostgresProduction(loaded, output)
+    if plan.target_type == "spark":
+        return _SparkProduction(loaded, output)
     raise UsageError(f"deploy to {plan.target_type} targets is not supported yet")
 
 
@@ -768,6 +782,9 @@ class _DuckDBProduction:
     def swapped(self, journal: Journal) -> bool | None:
         return duckdb_swapped(journal)
 
+    def check_unchanged(self, report: Report) -> None:
+        """Not told: the lock and the copy make a DuckDB deploy whole either way."""
+
     def build(self, job: _Job, stack: contextlib.ExitStack) -> Path:
         staging = job.work / self.path.name
         with task(job.reporter, "deploy-copy", "copy production"):
@@ -963,6 +980,9 @@ class _PostgresProduction:
         who = application or "a session"
         return f"{who} (server pid {pid}, connected since {since:%Y-%m-%d %H:%M:%S %Z})"
 
+    def check_unchanged(self, report: Report) -> None:
+        """Not told: PostgreSQL production keeps no pointer to compare with."""
+
     def swapped(self, journal: Journal) -> bool | None:
         txid = journal.swapped_when.get("txid")
         if txid is None:
@@ -1084,5 +1104,354 @@ def _rewrite_manifest(path: Path, schema: str, staging_schema: str) -> None:
             node["schema"] = schema + node["schema"][len(staging_schema) :]
         relation = node.get("relation_name")
         if isinstance(relation, str):
-            node["relation_name"] = relation.replace(f'"{staging_schema}', f'"{schema}')
+            for mark in ('"', "`"):  # PostgreSQL quotes names with ", Spark with `
+                relation = relation.replace(f"{mark}{staging_schema}", f"{mark}{schema}")
+            node["relation_name"] = relation
     path.write_text(json.dumps(data), "utf-8")
+
+
+# -- Spark -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pointer:
+    """One published version of a Spark production: a row of `<schema>__dataops.deploys`."""
+
+    version: int
+    token: str
+    deployed_at: str
+    commit: str
+    relations: tuple[tuple[str, str, str, str], ...]
+    """(version schema, production schema, name, materialization) of each model it built."""
+    removed: tuple[tuple[str, str], ...]
+    """(production schema, name) of each model it removed."""
+
+
+def _current_map(pointers: list[_Pointer]) -> dict[tuple[str, str], str]:
+    """(production schema, name) -> the version schema its view points at, as the published
+    versions left it (a later version overrides an earlier one; a removal ends the entry)."""
+    current: dict[tuple[str, str], str] = {}
+    for pointer in sorted(pointers, key=lambda p: p.version):
+        for version_schema_name, production_schema, name, _kind in pointer.relations:
+            current[(production_schema, name)] = version_schema_name
+        for production_schema, name in pointer.removed:
+            current.pop((production_schema, name), None)
+    return current
+
+
+class _SparkProduction:
+    """A Spark production target: each deploy builds into a fresh version schema, and each
+    deployed model's production relation becomes a stable view over its current version.
+
+    Spark has no transactions, no schema rename and no cross-schema move, so the commit point is
+    one row appended to the pointer table `<schema>__dataops.deploys` (one INSERT, committed by
+    Spark's file commit protocol or not at all). Order: build version N (`<schema>__v<N>_<token>`
+    and its custom schemas), journal it, append the pointer row, point each view at version N
+    with one `CREATE OR REPLACE VIEW` each, then drop what no view points at any more. Recovery
+    reads the pointer table: a version it lists is rolled forward (views re-pointed, which is
+    idempotent), one it does not list is dropped. A version the views point at is always a
+    complete, tested build.
+
+    A production relation that is a TABLE (built by dbt before the first deploy) cannot be
+    replaced by a view in one statement: it is dropped, then the view is created. Between the two
+    statements a reader of that one relation gets "table not found"; a kill there is finished by
+    the next command (the pointer row is already written).
+
+    The deploy lock is a file lock on this machine (Spark has no advisory lock). Across
+    machines, the pointer is the guard: a deploy refuses when a version was published after its
+    review, and aborts when one was published while it built.
+    """
+
+    def __init__(self, loaded: LoadedConfig, output: Mapping[str, Any]) -> None:
+        from dataops_dev import spark_layout
+        from dataops_dev.engines.spark import remote_from_output
+
+        self.schema = str(output.get("schema") or "").lower()
+        self.log_schema = spark_layout.deploy_log_schema(self.schema)
+        self.remote = remote_from_output(output)
+        self.engine: Any = None
+        self.before: _Pointer | None = None
+        self.version_schema: str | None = None
+        self.staged: list[tuple[str, str, str, str]] = []
+        self.published = False
+
+    def identity(self) -> str:
+        return f"spark:{self.remote}:{self.schema}"
+
+    def _lock_file(self) -> Path:
+        import tempfile
+
+        digest = hashlib.sha256(self.identity().encode("utf-8")).hexdigest()[:20]
+        return Path(tempfile.gettempdir()) / "dataops-dev-deploy-locks" / f"spark-{digest}.lock"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        from dataops_dev.engines.spark import SparkEngine
+
+        with file_lock(self._lock_file(), holder_description()):
+            self.engine = SparkEngine(self.remote)
+            try:
+                self._ensure_log()
+                yield
+            finally:
+                self.engine.close()
+
+    # -- the pointer table --
+
+    def _log_table(self) -> str:
+        from dataops_dev.engines.base import Relation
+        from dataops_dev.spark_layout import DEPLOY_LOG_TABLE
+
+        return Relation(self.log_schema, DEPLOY_LOG_TABLE).sql("spark")
+
+    def _ensure_log(self) -> None:
+        from dataops_dev.engines.base import quote
+
+        self.engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.log_schema, 'spark')}")
+        self.engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._log_table()} (version INT, token STRING, "
+            "deployed_at STRING, commit STRING, relations STRING, removed STRING) USING parquet"
+        )
+
+    def pointers(self) -> list[_Pointer]:
+        """Every published version, oldest first."""
+        rows = self.engine.fetchall(
+            "SELECT version, token, deployed_at, commit, relations, removed FROM "
+            f"{self._log_table()} ORDER BY version"
+        )
+        return [
+            _Pointer(
+                version=int(version),
+                token=str(token),
+                deployed_at=str(deployed_at),
+                commit=str(commit),
+                relations=tuple(
+                    (str(a), str(b), str(c), str(d)) for a, b, c, d in json.loads(relations)
+                ),
+                removed=tuple((str(a), str(b)) for a, b in json.loads(removed)),
+            )
+            for version, token, deployed_at, commit, relations, removed in rows
+        ]
+
+    def _latest(self) -> _Pointer | None:
+        pointers = self.pointers()
+        return pointers[-1] if pointers else None
+
+    def check_unchanged(self, report: Report) -> None:
+        """Refuse when a version was published after the review: it reviewed another
+        production. Also pins the version this deploy starts from (checked again at publish)."""
+        self.before = self._latest()
+        if self.before is None:
+            return
+        published = datetime.fromisoformat(self.before.deployed_at)
+        try:
+            reviewed_at = datetime.fromisoformat(report.generated_at)
+        except ValueError:
+            reviewed_at = None
+        if reviewed_at is None or reviewed_at.tzinfo is None or published > reviewed_at:
+            raise UsageError(
+                f"deploy refused, production is unchanged: production {self.schema} moved to "
+                f"version {self.before.version} (commit {self.before.commit[:8]}, deployed "
+                f"{self.before.deployed_at}) after this review ({report.generated_at})",
+                "run `dataops-dev review` against production as it is now, then deploy",
+            )
+
+    # -- build --
+
+    def build(self, job: _Job, stack: contextlib.ExitStack) -> Path:
+        from dataops_dev import spark_layout
+
+        version = (self.before.version if self.before else 0) + 1
+        self.version_schema = spark_layout.version_schema(
+            self.schema, version, spark_layout.new_version_token()
+        )
+        stack.callback(self._drop_unpublished)
+        profile = write_profile(
+            job.loaded,
+            job.work / "profile",
+            {**job.output, "schema": self.version_schema},
+            target_name=job.target_name,
+        )
+        target = _build_selection(
+            job,
+            profile,
+            ["--defer", "--state", str(job.state.parent), "--favor-state"],
+            f"dbt build into production version {version}",
+        )
+        if _selection(job.plan):
+            self.staged = _staged_relations(target, job.state, self.version_schema, self.schema)
+        _rewrite_manifest(target / "manifest.json", self.schema, self.version_schema)
+        return target
+
+    def _drop_unpublished(self) -> None:
+        if not self.published and self.version_schema is not None:
+            self._drop_version(self.version_schema)
+
+    def _schemas(self) -> list[str]:
+        return [str(row[0]) for row in self.engine.fetchall("SHOW SCHEMAS")]
+
+    def _drop_version(self, base: str) -> None:
+        """Drop a version's schemas: its base and the custom schemas dbt derived from it."""
+        from dataops_dev.engines.base import quote
+
+        for name in self._schemas():
+            if name == base or name.startswith(base + "_"):
+                self.engine.execute(f"DROP SCHEMA IF EXISTS {quote(name, 'spark')} CASCADE")
+
+    # -- publish --
+
+    def swap(self, job: _Job, write_journal: Callable[[Mapping[str, Any]], Journal]) -> None:
+        from dataops_dev import spark_layout
+
+        assert self.version_schema is not None
+        parsed = spark_layout.version_of(self.schema, self.version_schema)
+        assert parsed is not None
+        version = parsed[0]
+        latest = self._latest()
+        if latest != self.before:
+            raise LockedError(
+                f"deploy aborted, production is unchanged: production {self.schema} moved to "
+                f"version {latest.version if latest else 0} while this deploy built",
+                "run `dataops-dev review` against production as it is now, then deploy",
+            )
+        removed = self._removed(job)
+        pointer = _Pointer(
+            version=version,
+            token=self.version_schema.rsplit("_", 1)[1],
+            deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            commit=job.commit,
+            relations=tuple(self.staged),
+            removed=tuple(removed),
+        )
+        write_journal({"version": version, "token": pointer.token})
+        start = time.perf_counter()
+        # The commit point: from this row on, version N is production's.
+        self.engine.execute(
+            f"INSERT INTO {self._log_table()} VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                pointer.version,
+                pointer.token,
+                pointer.deployed_at,
+                pointer.commit,
+                json.dumps([list(r) for r in pointer.relations]),
+                json.dumps([list(r) for r in pointer.removed]),
+            ],
+        )
+        self.published = True
+        self._point_views(pointer, job.reporter)
+        self._collect_garbage()
+        job.timings["publish"] = round(time.perf_counter() - start, 3)
+
+    def _removed(self, job: _Job) -> list[tuple[str, str]]:
+        removed = {m.unique_id for m in job.plan.models if m.action == "drop"}
+        if not removed:
+            return []
+        return [
+            (str(node.schema or self.schema), node.identifier)
+            for node in _children_first(Manifest.load(job.state), removed)
+            if node.materialized != "ephemeral"
+        ]
+
+    def _kind(self, schema: str, name: str) -> str | None:
+        """ "VIEW", "TABLE" or None (no such relation)."""
+        from dataops_dev.engines.base import Relation, quote
+
+        if not self.engine.relation_exists(Relation(schema, name)):
+            return None
+        rows = self.engine.fetchall(f"SHOW VIEWS IN {quote(schema, 'spark')}")
+        return "VIEW" if any(str(row[1]) == name for row in rows) else "TABLE"
+
+    def _point_views(self, pointer: _Pointer, reporter: Reporter) -> None:
+        """Make production's relations those of `pointer`'s version: one statement per view
+        (two for a table that becomes a view). Idempotent, so recovery can run it again."""
+        from dataops_dev.engines.base import Relation, quote
+
+        with task(
+            reporter,
+            "deploy-views",
+            f"point production at version {pointer.version}",
+            total=len(pointer.relations) + len(pointer.removed),
+        ):
+            for version_schema_name, production_schema, name, _kind in pointer.relations:
+                view = Relation(production_schema, name).sql("spark")
+                source = Relation(version_schema_name, name).sql("spark")
+                self.engine.execute(
+                    f"CREATE SCHEMA IF NOT EXISTS {quote(production_schema, 'spark')}"
+                )
+                if self._kind(production_schema, name) == "TABLE":
+                    # No statement turns a table into a view: readers miss it until the next one.
+                    self.engine.execute(f"DROP TABLE {view}")
+                    reporter.task_advanced("deploy-views", 0.5)
+                self.engine.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}")
+                reporter.task_advanced("deploy-views", 0.5)
+            for production_schema, name in pointer.removed:
+                kind = self._kind(production_schema, name)
+                if kind is not None:
+                    self.engine.execute(
+                        f"DROP {kind} {Relation(production_schema, name).sql('spark')}"
+                    )
+                reporter.task_advanced("deploy-views", 1)
+
+    def _collect_garbage(self) -> None:
+        """Drop every version relation no production view points at, and every version schema
+        left empty, up to the newest published version (a newer one may be building)."""
+        from dataops_dev import spark_layout
+        from dataops_dev.engines.base import Relation, quote
+
+        pointers = self.pointers()
+        if not pointers:
+            return
+        newest = pointers[-1].version
+        live = {(v, name) for (_, name), v in _current_map(pointers).items()}
+        for schema_name in self._schemas():
+            parsed = spark_layout.version_of(self.schema, schema_name)
+            if parsed is None or parsed[0] > newest:
+                continue
+            relations = self.engine.list_relations(schema_name)
+            if not any((schema_name, r.name) in live for r in relations):
+                self.engine.execute(f"DROP SCHEMA IF EXISTS {quote(schema_name, 'spark')} CASCADE")
+                continue
+            for relation in relations:
+                if (schema_name, relation.name) not in live:
+                    kind = self._kind(schema_name, relation.name) or "TABLE"
+                    self.engine.execute(
+                        f"DROP {kind} IF EXISTS {Relation(schema_name, relation.name).sql('spark')}"
+                    )
+
+    # -- recovery --
+
+    def swapped(self, journal: Journal) -> bool | None:
+        """Whether the journal's version was published; settles production either way: a
+        published version has its views (re)pointed and the old ones dropped, an unpublished
+        one is dropped. Production is then wholly the new or wholly the old version."""
+        from dataops_dev import spark_layout
+
+        try:
+            version = int(journal.swapped_when["version"])
+            token = str(journal.swapped_when["token"])
+        except (KeyError, TypeError, ValueError):
+            return False  # killed before the journal named a version: nothing was published
+        published = [p for p in self.pointers() if (p.version, p.token) == (version, token)]
+        if not published:
+            self._drop_version(spark_layout.version_schema(self.schema, version, token))
+            return False
+        self._point_views(published[0], NULL_REPORTER)
+        self._collect_garbage()
+        return True
+
+
+@contextlib.contextmanager
+def spark_swap_check(loaded: LoadedConfig, journal: Journal) -> Iterator[bool | None]:
+    """For `deploy_state.recover`: under production's deploy lock, settle the journal's version
+    (finish its views or drop it) and say whether it was published (None: not this project's
+    production target)."""
+    output = load_profile_target(loaded)
+    if output.get("type") != "spark":
+        yield None
+        return
+    production = _SparkProduction(loaded, output)
+    if production.identity() != journal.production:
+        yield None
+        return
+    with production.locked():
+        yield production.swapped(journal)

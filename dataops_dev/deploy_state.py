@@ -202,10 +202,12 @@ class Journal:
 
     backend: str
     production: str
-    """DuckDB: the production file. PostgreSQL: the production conninfo's database name."""
+    """DuckDB: the production file. PostgreSQL: the production conninfo's database name.
+    Spark: `spark:<remote>:<schema>`."""
     swapped_when: Mapping[str, Any]
     """DuckDB: {"inode": [dev, ino]} of the staging file (production has it once renamed).
-    PostgreSQL: {"txid": ...} of the publishing transaction."""
+    PostgreSQL: {"txid": ...} of the publishing transaction. Spark: {"version", "token"} of the
+    version schema, published once the pointer table has its row."""
     record_path: str
     record: Mapping[str, Any]
 
@@ -280,12 +282,18 @@ SwapCheck = Callable[["Journal"], contextlib.AbstractContextManager[bool | None]
 yields whether the journal's swap happened (None: cannot tell)."""
 
 
-def recover(state_dir: Path, *, postgres_check: SwapCheck | None = None) -> list[str]:
+def recover(
+    state_dir: Path,
+    *,
+    postgres_check: SwapCheck | None = None,
+    spark_check: SwapCheck | None = None,
+) -> list[str]:
     """Run at every command's start: finish or drop an interrupted deploy's journal, then sweep
     dead deploys' work directories. Returns what was done, one line each.
 
-    A PostgreSQL journal needs `postgres_check` (it connects to production); without it the
-    journal is left for a command that can check.
+    A PostgreSQL or Spark journal needs `postgres_check` / `spark_check` (they connect to
+    production); without it the journal is left for a command that can check. The Spark check
+    also settles production itself (views finished, or the unpublished version dropped).
     """
     done: list[str] = []
     journal = read_journal(state_dir)
@@ -294,6 +302,8 @@ def recover(state_dir: Path, *, postgres_check: SwapCheck | None = None) -> list
         check = _duckdb_check
     if journal is not None and journal.backend == "postgres":
         check = postgres_check
+    if journal is not None and journal.backend == "spark":
+        check = spark_check
     if journal is not None and check is not None:
         try:
             with check(journal) as swapped:
@@ -334,7 +344,14 @@ def recover_at_start(loaded: LoadedConfig) -> list[str]:
         with postgres_swap_check(loaded, journal) as swapped:
             yield swapped
 
+    @contextlib.contextmanager
+    def spark_check(journal: Journal) -> Iterator[bool | None]:
+        from dataops_dev.deploy import spark_swap_check
+
+        with spark_swap_check(loaded, journal) as swapped:
+            yield swapped
+
     try:
-        return recover(loaded.state_dir, postgres_check=postgres_check)
+        return recover(loaded.state_dir, postgres_check=postgres_check, spark_check=spark_check)
     except (DataopsError, OSError):
         return []

@@ -5,7 +5,12 @@ Spark catalog has only schemas, so the sandbox is a schema *prefix* instead:
 
     <prefix>__sample__<source schema>.<table>   the masked sample of one production source schema
     <prefix>__<env>[_<custom>].<model>          an environment's models (custom schemas suffixed)
-    <prefix>__deploy__…                         deploy's own versioned schemas (see deploy)
+
+Deploy's versions live beside production, not under the sandbox prefix (the sandbox is dropped
+freely, a version holds production's data):
+
+    <schema>__v<N>_<token>[_<custom>].<model>   version N of production schema <schema>'s models
+    <schema>__dataops.deploys                   the pointer: one row per published version
 
 `prefix` is `backend.sandbox_database` (default `dataops`). Production's schemas are the dbt
 target's and its custom ones; nothing here ever names one of them, and `check_not_production`
@@ -15,6 +20,7 @@ refuses a prefix that would.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 
 from dataops_dev.errors import ConfigError
@@ -63,3 +69,34 @@ def check_not_production(prefix: str, production_schemas: Iterable[str]) -> None
             f"backend.sandbox_database {prefix!r} would cover production schema {clashing[0]!r}",
             "choose a sandbox prefix no production schema starts with",
         )
+
+
+# -- deploy versions (see deploy._SparkProduction) ----------------------------------------------
+
+DEPLOY_LOG_TABLE = "deploys"
+
+
+def deploy_log_schema(schema: str) -> str:
+    """The schema of production `schema`'s pointer table (`<schema>__dataops.deploys`)."""
+    return f"{_checked(schema.lower(), 'production schema')}__dataops"
+
+
+def new_version_token() -> str:
+    """Six hex digits that tell apart two deploys that picked the same version number."""
+    return secrets.token_hex(3)
+
+
+def version_schema(schema: str, version: int, token: str) -> str:
+    """The schema version `version` of production `schema` is built into; dbt suffixes a
+    model's custom schema to it (`<this>_<custom>`), as it does to the target schema."""
+    return f"{_checked(schema.lower(), 'production schema')}__v{int(version)}_{token}"
+
+
+def version_of(schema: str, candidate: str) -> tuple[int, str] | None:
+    """(version, base version schema) when `candidate` is one of production `schema`'s version
+    schemas (or a custom schema of one), else None."""
+    match = re.match(rf"^{re.escape(schema.lower())}__v(\d+)_([0-9a-f]{{6}})(?:_.*)?$", candidate)
+    if match is None:
+        return None
+    version = int(match.group(1))
+    return version, version_schema(schema, version, match.group(2))
