@@ -1,0 +1,232 @@
+"""A Spark deploy publishes a whole version or nothing: production's models become views over a
+versioned build schema, published by one pointer-table row. A deploy killed anywhere leaves
+production, once the next command has recovered, in the old or the new state, checked by reading
+every production relation's rows; a deploy reviewed before another one was published is refused.
+
+Real Spark (the shared local Spark Connect server), real dbt-spark (`method: session`), real
+subprocess kills at named stages (the driver of test_deploy_atomic.py). Production is the tiny
+project's: `raw.items` -> `a_parent` (view) -> `z_child` (table), built by dbt before the first
+deploy, so the first deploy also turns the table `z_child` into a view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataops_dev.config import LoadedConfig, load_config
+from dataops_dev.demo import build_production
+from dataops_dev.deploy import deploy
+from dataops_dev.deploy_state import JOURNAL
+from dataops_dev.engines.spark import SparkEngine
+from dataops_dev.errors import UsageError
+from dataops_dev.report.model import ModelStatus, Report
+from tests.conftest import git, run_cli
+from tests.test_deploy_atomic import start_deploy
+from tests.test_deploy_safety import CHILD, PARENT, _write, commit_change, reviewed
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+PLUS_ONE = "select id, amount + 1 as amount, 'v2' as version from {{ source('raw', 'items') }}\n"
+OLD = {
+    "a_parent": [(i, 10) for i in range(6)],
+    "z_child": [(i, 20) for i in range(6)],
+}
+NEW = {
+    "a_parent": [(i, 11, "v2") for i in range(6)],
+    "z_child": [(i, 22) for i in range(6)],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prod:
+    project: Path
+    loaded: LoadedConfig
+    schema: str
+    remote: str
+
+
+def _spark_project(project: Path, schema: str, remote: str) -> Path:
+    output = (
+        "      type: spark\n      method: session\n      host: localhost\n"
+        f"      schema: {schema}\n      threads: 1\n"
+        f'      server_side_parameters:\n        spark.remote: "{remote}"\n'
+    )
+    _write(
+        project,
+        {
+            "dbt_project.yml": "name: tiny\nversion: '1.0.0'\nconfig-version: 2\nprofile: tiny\n"
+            "models:\n  tiny:\n    +materialized: view\n",
+            "profiles.yml": "tiny:\n  target: prod\n  outputs:\n    prod:\n" + output,
+            "dataops_dev.yml": "version: 1\nproduction:\n  target: prod\n",
+            ".gitignore": ".dataops/\ntarget/\nlogs/\n",
+            "models/sources.yml": "version: 2\nsources:\n  - name: raw\n"
+            f"    schema: {schema}_raw\n    tables:\n      - name: items\n",
+            "models/a_parent.sql": PARENT,
+            "models/z_child.sql": "{{ config(materialized='table') }}\n" + CHILD,
+        },
+    )
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "production code")
+    return project
+
+
+@pytest.fixture
+def prod(tmp_path: Path, spark_remote: str) -> Iterator[Prod]:
+    """tiny's production on Spark, built by dbt, in schemas of its own (dropped afterwards)."""
+    schema = f"sdp_{uuid.uuid4().hex[:8]}"
+    engine = SparkEngine(spark_remote)
+    try:
+        engine.execute(f"CREATE SCHEMA `{schema}_raw`")
+        engine.execute(
+            f"CREATE TABLE `{schema}_raw`.items USING parquet AS "
+            "SELECT CAST(id AS INT) AS id, 10 AS amount FROM range(6)"
+        )
+        project = _spark_project(tmp_path / "tiny", schema, spark_remote)
+        loaded = load_config(project)
+        build_production(loaded)
+        yield Prod(project, loaded, schema, spark_remote)
+    finally:
+        for name in _schemas(engine, schema):
+            engine.execute(f"DROP SCHEMA IF EXISTS `{name}` CASCADE")
+        engine.close()
+
+
+def _schemas(engine: SparkEngine, schema: str) -> list[str]:
+    return sorted(str(r[0]) for r in engine.fetchall("SHOW SCHEMAS") if str(r[0]).startswith(schema))
+
+
+def _production(prod: Prod) -> dict[str, Any]:
+    """Every production relation's rows (ordered), or None where the relation is missing; and
+    the schemas that exist beside production."""
+    with SparkEngine(prod.remote) as engine:
+        rows: dict[str, Any] = {}
+        for name in ("a_parent", "z_child"):
+            relations = {r.name for r in engine.list_relations(prod.schema)}
+            rows[name] = (
+                sorted(engine.fetchall(f"SELECT * FROM `{prod.schema}`.`{name}`"))
+                if name in relations
+                else None
+            )
+        views = {str(r[1]) for r in engine.fetchall(f"SHOW VIEWS IN `{prod.schema}`")}
+        rows["views"] = sorted(views)
+        rows["schemas"] = _schemas(engine, prod.schema)
+    return rows
+
+
+def _versions(state: dict[str, Any], prod: Prod) -> list[str]:
+    return [s for s in state["schemas"] if s.startswith(f"{prod.schema}__v")]
+
+
+def _report(prod: Prod, generated_at: str | None = None) -> Report:
+    report = reviewed(
+        prod.project, ("a_parent", ModelStatus.MODIFIED), ("z_child", ModelStatus.IMPACTED)
+    )
+    if generated_at is not None:
+        report = dataclasses.replace(report, generated_at=generated_at)
+    return report
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _is_old(state: dict[str, Any]) -> bool:
+    return state["a_parent"] == OLD["a_parent"] and state["z_child"] == OLD["z_child"]
+
+
+def _is_new(state: dict[str, Any]) -> bool:
+    return state["a_parent"] == NEW["a_parent"] and state["z_child"] == NEW["z_child"]
+
+
+# Before the pointer row: the old state. From it on: the new state, once recovered.
+KILL_POINTS = [
+    ("advance:deploy-build", "SIGKILL", "old"),
+    ("finish:deploy-build", "SIGTERM", "old"),
+    ("start:deploy-views", "SIGKILL", "new"),
+    # The first step of the views: production's table z_child dropped, its view not yet made.
+    ("advance:deploy-views", "SIGKILL", "new"),
+    ("finish:deploy-swap", "SIGKILL", "new"),
+]
+
+
+@pytest.mark.parametrize(("event", "sig", "expected"), KILL_POINTS)
+def test_a_killed_spark_deploy_leaves_production_old_or_new_after_recovery(
+    prod: Prod, tmp_path: Path, event: str, sig: str, expected: str
+) -> None:
+    assert _is_old(_production(prod))
+    commit_change(prod.project, {"models/a_parent.sql": PLUS_ONE})
+    process = start_deploy(prod.project, _report(prod), event, sig, tmp_path / "kill")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == -getattr(signal, sig), f"not killed at {event}: {err}"
+    if event == "advance:deploy-views":
+        # What a reader sees mid-migration: the one relation being turned into a view is gone.
+        assert _production(prod)["z_child"] is None
+
+    listed = run_cli("env", "list", "--json", cwd=prod.project)
+    assert listed.returncode == 0, listed.stderr
+
+    state = _production(prod)
+    journal = prod.loaded.state_dir / "deploy" / JOURNAL
+    assert not journal.exists(), "recovery settles the journal"
+    manifest = (prod.loaded.state_dir / "production" / "manifest.json").read_text()
+    records = prod.loaded.state_dir / "deployments"
+    if expected == "new":
+        assert _is_new(state), state
+        assert state["views"] == ["a_parent", "z_child"]
+        assert len(_versions(state, prod)) == 1, "one version, and only one, is production's"
+        assert "'v2'" in manifest
+        (record,) = records.iterdir()
+        assert json.loads(record.read_text())["commit"] == git(prod.project, "rev-parse", "HEAD")
+        return
+    assert _is_old(state), state
+    assert "'v2'" not in manifest
+    assert not records.exists()
+    if sig == "SIGTERM":
+        assert _versions(state, prod) == [], "an interrupted build drops its version"
+    # A killed build's version is never published; the next deploy publishes its own, whole,
+    # and drops the dead one.
+    deploy(prod.loaded, _report(prod))
+    state = _production(prod)
+    assert _is_new(state), state
+    assert len(_versions(state, prod)) == 1
+
+
+def test_a_second_spark_deploy_replaces_the_version_and_a_stale_review_is_refused(
+    prod: Prod,
+) -> None:
+    commit_change(prod.project, {"models/a_parent.sql": PLUS_ONE})
+    reviewed_before = _now()
+    deploy(prod.loaded, _report(prod, reviewed_before))
+    first = _production(prod)
+    assert _is_new(first)
+    (first_version,) = _versions(first, prod)
+    assert f"{prod.schema}__v1_" in first_version
+
+    # Someone else's deploy published version 1 after this review: it reviewed another
+    # production, so it is refused before anything is built.
+    commit_change(
+        prod.project, {"models/a_parent.sql": PLUS_ONE.replace("amount + 1", "amount + 2")}
+    )
+    with pytest.raises(UsageError, match="moved to version 1"):
+        deploy(prod.loaded, _report(prod, "2024-01-01T00:00:00+00:00"))
+    assert _production(prod) == first
+
+    deploy(prod.loaded, _report(prod, _now()))
+    second = _production(prod)
+    assert second["a_parent"] == [(i, 12, "v2") for i in range(6)]
+    assert second["z_child"] == [(i, 24) for i in range(6)]
+    (second_version,) = _versions(second, prod)
+    assert f"{prod.schema}__v2_" in second_version, "the old version is dropped"
+    with SparkEngine(prod.remote) as engine:
+        log = engine.fetchall(f"SELECT version FROM `{prod.schema}__dataops`.deploys")
+    assert sorted(log) == [(1,), (2,)]
