@@ -1325,7 +1325,15 @@ class _SparkProduction:
         )
         write_journal({"version": version, "token": pointer.token})
         start = time.perf_counter()
-        # The commit point: from this row on, version N is production's.
+        with task(job.reporter, "deploy-pointer", f"publish version {version}"):
+            self._append(pointer)
+        self._point_views(pointer, job.reporter)
+        self._collect_garbage()
+        job.timings["publish"] = round(time.perf_counter() - start, 3)
+
+    def _append(self, pointer: _Pointer) -> None:
+        """The commit point: from this row on, the pointer's version is production's."""
+        self.published = True  # even if the INSERT fails half-way: recovery asks the table
         self.engine.execute(
             f"INSERT INTO {self._log_table()} VALUES (?, ?, ?, ?, ?, ?)",
             [
@@ -1337,10 +1345,6 @@ class _SparkProduction:
                 json.dumps([list(r) for r in pointer.removed]),
             ],
         )
-        self.published = True
-        self._point_views(pointer, job.reporter)
-        self._collect_garbage()
-        job.timings["publish"] = round(time.perf_counter() - start, 3)
 
     def _removed(self, job: _Job) -> list[tuple[str, str]]:
         removed = {m.unique_id for m in job.plan.models if m.action == "drop"}
