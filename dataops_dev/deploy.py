@@ -1139,6 +1139,11 @@ def _current_map(pointers: list[_Pointer]) -> dict[tuple[str, str], str]:
     return current
 
 
+PUBLISHED = "published"
+ABORTED = "aborted"
+"""States of a pointer-table row."""
+
+
 class _SparkProduction:
     """A Spark production target: each deploy builds into a fresh version schema, and each
     deployed model's production relation becomes a stable view over its current version.
@@ -1178,7 +1183,7 @@ class _SparkProduction:
     def identity(self) -> str:
         return f"spark:{self.remote}:{self.schema}"
 
-    def _lock_file(self) -> Path:
+    def lock_file(self) -> Path:
         import tempfile
 
         digest = hashlib.sha256(self.identity().encode("utf-8")).hexdigest()[:20]
@@ -1188,7 +1193,7 @@ class _SparkProduction:
     def locked(self) -> Iterator[None]:
         from dataops_dev.engines.spark import SparkEngine
 
-        with file_lock(self._lock_file(), holder_description()):
+        with file_lock(self.lock_file(), holder_description()):
             self.engine = SparkEngine(self.remote)
             try:
                 self._ensure_log()
@@ -1210,14 +1215,20 @@ class _SparkProduction:
         self.engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.log_schema, 'spark')}")
         self.engine.execute(
             f"CREATE TABLE IF NOT EXISTS {self._log_table()} (version INT, token STRING, "
-            "deployed_at STRING, commit STRING, relations STRING, removed STRING) USING parquet"
+            "deployed_at STRING, commit STRING, relations STRING, removed STRING, "
+            "state STRING) USING parquet"
         )
 
     def pointers(self) -> list[_Pointer]:
-        """Every published version, oldest first."""
+        """Every published version, oldest first. A version recovery gave up on (an "aborted"
+        row) never counts, even if its own row landed after that (a dead client's INSERT can
+        still be running on the server when recovery looks)."""
         rows = self.engine.fetchall(
             "SELECT version, token, deployed_at, commit, relations, removed FROM "
-            f"{self._log_table()} ORDER BY version"
+            f"{self._log_table()} p WHERE state = ? AND NOT EXISTS (SELECT 1 FROM "
+            f"{self._log_table()} a WHERE a.state = ? AND a.version = p.version "
+            "AND a.token = p.token) ORDER BY version",
+            [PUBLISHED, ABORTED],
         )
         return [
             _Pointer(
@@ -1335,7 +1346,7 @@ class _SparkProduction:
         """The commit point: from this row on, the pointer's version is production's."""
         self.published = True  # even if the INSERT fails half-way: recovery asks the table
         self.engine.execute(
-            f"INSERT INTO {self._log_table()} VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {self._log_table()} VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 pointer.version,
                 pointer.token,
@@ -1343,6 +1354,7 @@ class _SparkProduction:
                 pointer.commit,
                 json.dumps([list(r) for r in pointer.relations]),
                 json.dumps([list(r) for r in pointer.removed]),
+                PUBLISHED,
             ],
         )
 
@@ -1437,6 +1449,19 @@ class _SparkProduction:
             return False  # killed before the journal named a version: nothing was published
         published = [p for p in self.pointers() if (p.version, p.token) == (version, token)]
         if not published:
+            # Marked first: a pointer row still in flight can never count after this.
+            self.engine.execute(
+                f"INSERT INTO {self._log_table()} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    version,
+                    token,
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                    "",
+                    "[]",
+                    "[]",
+                    ABORTED,
+                ],
+            )
             self._drop_version(spark_layout.version_schema(self.schema, version, token))
             return False
         self._point_views(published[0], NULL_REPORTER)

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 
 from dataops_dev.config import LoadedConfig, load_config
+from dataops_dev.dbt.project import load_profile_target
 from dataops_dev.demo import build_production
-from dataops_dev.deploy import deploy
-from dataops_dev.deploy_state import JOURNAL
+from dataops_dev.deploy import _SparkProduction, deploy, plan_deploy, with_production_rows
+from dataops_dev.deploy_state import JOURNAL, file_lock
 from dataops_dev.engines.spark import SparkEngine
-from dataops_dev.errors import UsageError
+from dataops_dev.errors import LockedError, UsageError
 from dataops_dev.report.model import ModelStatus, Report
 from tests.conftest import git, run_cli
 from tests.test_deploy_atomic import start_deploy
@@ -211,9 +212,21 @@ def test_a_second_spark_deploy_replaces_the_version_and_a_stale_review_is_refuse
 ) -> None:
     commit_change(prod.project, {"models/a_parent.sql": PLUS_ONE})
     reviewed_before = _now()
+    # One deploy at a time: another holding production's lock is named, nothing is built.
+    production = _SparkProduction(prod.loaded, load_profile_target(prod.loaded))
+    with (
+        file_lock(production.lock_file(), "another deploy (pid 4242)"),
+        pytest.raises(LockedError, match=r"another deploy \(pid 4242\)"),
+    ):
+        deploy(prod.loaded, _report(prod, reviewed_before))
+    assert _production(prod)["schemas"] == [prod.schema, f"{prod.schema}_raw"]
+
     deploy(prod.loaded, _report(prod, reviewed_before))
     first = _production(prod)
     assert _is_new(first)
+    # The dry run reads production's rows through its views.
+    plan = with_production_rows(prod.loaded, plan_deploy(prod.loaded, _report(prod, _now())))
+    assert {m.name: m.production_rows for m in plan.models} == {"a_parent": 6, "z_child": 6}
     (first_version,) = _versions(first, prod)
     assert f"{prod.schema}__v1_" in first_version
 
