@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import pickle
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,8 +34,8 @@ from dataops_dev.deploy_state import JOURNAL, file_lock
 from dataops_dev.engines.spark import SparkEngine
 from dataops_dev.errors import LockedError, UsageError
 from dataops_dev.report.model import ModelStatus, Report
-from tests.conftest import git, run_cli
-from tests.test_deploy_atomic import start_deploy
+from tests.conftest import REPO_ROOT, git, run_cli
+from tests.test_deploy_atomic import DRIVER, start_deploy
 from tests.test_deploy_safety import CHILD, PARENT, _write, commit_change, reviewed
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -197,6 +201,9 @@ def test_a_killed_spark_deploy_leaves_production_old_or_new_after_recovery(
     assert not records.exists()
     if event == "start:deploy-pointer":
         assert _versions(state, prod) == [], "recovery drops the unpublished version"
+        with SparkEngine(prod.remote) as engine:
+            log = engine.fetchall(f"SELECT version, state FROM `{prod.schema}__dataops`.deploys")
+        assert log == [(1, "aborted")], "and marks it so that its pointer row never counts"
         return
     # A killed build's version is never published; the next deploy publishes its own, whole,
     # and drops the dead one.
@@ -248,3 +255,47 @@ def test_a_second_spark_deploy_replaces_the_version_and_a_stale_review_is_refuse
     with SparkEngine(prod.remote) as engine:
         log = engine.fetchall(f"SELECT version FROM `{prod.schema}__dataops`.deploys")
     assert sorted(log) == [(1,), (2,)]
+
+
+# The driver with the CLI's signal handling: a SIGTERM is an exception that unwinds the deploy.
+HANDLED_DRIVER = DRIVER.replace(
+    "deploy(load_config(Path(project))",
+    "from dataops_dev import interrupts\n"
+    "interrupts.install()\n"
+    "try:\n"
+    "    deploy(load_config(Path(project))",
+).replace(
+    'print("deployed")',
+    'except interrupts.Interrupted as stop:\n    sys.exit(stop.exit_code)\nprint("deployed")',
+)
+
+
+def test_a_sigterm_during_the_spark_build_drops_its_version_at_once(
+    prod: Prod, tmp_path: Path
+) -> None:
+    commit_change(prod.project, {"models/a_parent.sql": PLUS_ONE})
+    pickled = tmp_path / "report.pickle"
+    pickled.write_bytes(pickle.dumps(_report(prod)))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            HANDLED_DRIVER,
+            str(prod.project),
+            str(pickled),
+            "finish:deploy-build",
+            "SIGTERM",
+            str(tmp_path / "term"),
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *sys.path])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 143, err
+    # No recovery needed: the deploy itself dropped the version it had built.
+    state = _production(prod)
+    assert _is_old(state), state
+    assert _versions(state, prod) == []
+    assert not (prod.loaded.state_dir / "deploy" / JOURNAL).exists()
