@@ -1223,6 +1223,9 @@ class _SparkProduction:
         """Every published version, oldest first. A version recovery gave up on (an "aborted"
         row) never counts, even if its own row landed after that (a dead client's INSERT can
         still be running on the server when recovery looks)."""
+        # A session caches a table's file listing: rows another session appended since (another
+        # deploy's pointer) are invisible until the table is refreshed.
+        self.engine.execute(f"REFRESH TABLE {self._log_table()}")
         rows = self.engine.fetchall(
             "SELECT version, token, deployed_at, commit, relations, removed FROM "
             f"{self._log_table()} p WHERE state = ? AND NOT EXISTS (SELECT 1 FROM "

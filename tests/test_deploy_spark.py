@@ -35,7 +35,7 @@ from dataops_dev.engines.spark import SparkEngine
 from dataops_dev.errors import LockedError, UsageError
 from dataops_dev.report.model import ModelStatus, Report
 from tests.conftest import REPO_ROOT, git, run_cli
-from tests.test_deploy_atomic import DRIVER, start_deploy
+from tests.test_deploy_atomic import DRIVER, start_deploy, wait_for
 from tests.test_deploy_safety import CHILD, PARENT, _write, commit_change, reviewed
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -252,9 +252,48 @@ def test_a_second_spark_deploy_replaces_the_version_and_a_stale_review_is_refuse
     assert second["z_child"] == [(i, 24) for i in range(6)]
     (second_version,) = _versions(second, prod)
     assert f"{prod.schema}__v2_" in second_version, "the old version is dropped"
+
+    # A removed model's view goes; the version relation behind it too, the rest stays.
+    (prod.project / "models" / "z_child.sql").unlink()
+    commit_change(prod.project, {})
+    removal = dataclasses.replace(
+        reviewed(prod.project, ("z_child", ModelStatus.REMOVED)), generated_at=_now()
+    )
+    deploy(prod.loaded, removal)
+    third = _production(prod)
+    assert third["z_child"] is None
+    assert third["a_parent"] == second["a_parent"]
+    assert _versions(third, prod) == [second_version]
     with SparkEngine(prod.remote) as engine:
-        log = engine.fetchall(f"SELECT version FROM `{prod.schema}__dataops`.deploys")
-    assert sorted(log) == [(1,), (2,)]
+        assert [r.name for r in engine.list_relations(second_version)] == ["a_parent"]
+        log = engine.fetchall(f"SELECT version, state FROM `{prod.schema}__dataops`.deploys")
+    assert sorted(log) == [(1, "published"), (2, "published"), (3, "published")]
+
+
+def test_a_spark_deploy_aborts_when_another_publishes_while_it_builds(
+    prod: Prod, tmp_path: Path
+) -> None:
+    commit_change(prod.project, {"models/a_parent.sql": PLUS_ONE})
+    marker = tmp_path / "pause"
+    process = start_deploy(prod.project, _report(prod), "finish:deploy-build", "pause", marker)
+    try:
+        wait_for(marker.with_suffix(".ready"), process)
+        # Another machine's deploy publishes version 1 (a pointer row of its own) meanwhile.
+        with SparkEngine(prod.remote) as engine:
+            engine.execute(
+                f"INSERT INTO `{prod.schema}__dataops`.deploys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [1, "0a0b0c", _now(), "f" * 40, "[]", "[]", "published"],
+            )
+        built = _production(prod)
+        assert len(_versions(built, prod)) == 1, "this deploy's build exists, unpublished"
+    finally:
+        marker.with_suffix(".go").write_text("go")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 1, err
+    assert "moved to version 1 while this deploy built" in err
+    state = _production(prod)
+    assert _is_old(state), state
+    assert _versions(state, prod) == [], "its version is dropped, never published"
 
 
 # The driver with the CLI's signal handling: a SIGTERM is an exception that unwinds the deploy.
