@@ -1104,8 +1104,10 @@ def _rewrite_manifest(path: Path, schema: str, staging_schema: str) -> None:
             node["schema"] = schema + node["schema"][len(staging_schema) :]
         relation = node.get("relation_name")
         if isinstance(relation, str):
-            for mark in ('"', "`"):  # PostgreSQL quotes names with ", Spark with `
-                relation = relation.replace(f"{mark}{staging_schema}", f"{mark}{schema}")
+            # PostgreSQL: "db"."schema"."name"; Spark: schema.name, unquoted.
+            relation = relation.replace(f'"{staging_schema}', f'"{schema}')
+            if relation.startswith(staging_schema):
+                relation = schema + relation[len(staging_schema) :]
             node["relation_name"] = relation
     path.write_text(json.dumps(data), "utf-8")
 

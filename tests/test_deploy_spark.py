@@ -235,6 +235,10 @@ def test_a_second_spark_deploy_replaces_the_version_and_a_stale_review_is_refuse
     plan = with_production_rows(prod.loaded, plan_deploy(prod.loaded, _report(prod, _now())))
     assert {m.name: m.production_rows for m in plan.models} == {"a_parent": 6, "z_child": 6}
     (first_version,) = _versions(first, prod)
+    # Production's manifest names production's relations (the next deploy defers to them).
+    manifest = json.loads((prod.loaded.state_dir / "production" / "manifest.json").read_text())
+    parent = manifest["nodes"]["model.tiny.a_parent"]
+    assert (parent["schema"], parent["relation_name"]) == (prod.schema, f"{prod.schema}.a_parent")
     assert f"{prod.schema}__v1_" in first_version
 
     # Someone else's deploy published version 1 after this review: it reviewed another
@@ -253,21 +257,38 @@ def test_a_second_spark_deploy_replaces_the_version_and_a_stale_review_is_refuse
     (second_version,) = _versions(second, prod)
     assert f"{prod.schema}__v2_" in second_version, "the old version is dropped"
 
-    # A removed model's view goes; the version relation behind it too, the rest stays.
+    # Only the child changes: it reads its parent through production's view (deferred), the
+    # parent stays on version 2, and version 2's copy of the child is dropped.
+    commit_change(prod.project, {"models/z_child.sql": CHILD.replace("* 2", "* 3")})
+    deploy(
+        prod.loaded,
+        dataclasses.replace(
+            reviewed(prod.project, ("z_child", ModelStatus.MODIFIED)), generated_at=_now()
+        ),
+    )
+    third = _production(prod)
+    assert third["a_parent"] == second["a_parent"]
+    assert third["z_child"] == [(i, 36) for i in range(6)]
+    second_again, third_version = _versions(third, prod)
+    assert second_again == second_version and f"{prod.schema}__v3_" in third_version
+    with SparkEngine(prod.remote) as engine:
+        assert [r.name for r in engine.list_relations(second_version)] == ["a_parent"]
+        assert [r.name for r in engine.list_relations(third_version)] == ["z_child"]
+
+    # A removed model's view goes, and the version holding only it.
     (prod.project / "models" / "z_child.sql").unlink()
     commit_change(prod.project, {})
     removal = dataclasses.replace(
         reviewed(prod.project, ("z_child", ModelStatus.REMOVED)), generated_at=_now()
     )
     deploy(prod.loaded, removal)
-    third = _production(prod)
-    assert third["z_child"] is None
-    assert third["a_parent"] == second["a_parent"]
-    assert _versions(third, prod) == [second_version]
+    fourth = _production(prod)
+    assert fourth["z_child"] is None
+    assert fourth["a_parent"] == second["a_parent"]
+    assert _versions(fourth, prod) == [second_version]
     with SparkEngine(prod.remote) as engine:
-        assert [r.name for r in engine.list_relations(second_version)] == ["a_parent"]
         log = engine.fetchall(f"SELECT version, state FROM `{prod.schema}__dataops`.deploys")
-    assert sorted(log) == [(1, "published"), (2, "published"), (3, "published")]
+    assert sorted(log) == [(v, "published") for v in (1, 2, 3, 4)]
 
 
 def test_a_spark_deploy_aborts_when_another_publishes_while_it_builds(
