@@ -64,7 +64,7 @@ def keyless_groups_sql(
         .group_by(*[v.copy() for v in values])
         .having(exp.not_(exp.paren(one_each)))
     )
-    return sql.create_temp(table, query)
+    return sql.create_temp(table, query, dialect)
 
 
 def keyless_counts_sql(table: str) -> exp.Select:
