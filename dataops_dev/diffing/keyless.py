@@ -41,7 +41,7 @@ def keyless_groups_sql(
     right: Relation,
     columns: Sequence[CompareColumn],
     table: str,
-) -> exp.Create:
+) -> exp.Expression:
     """Groups of identical rows whose copies differ between the sides (or repeat on one side)."""
     union = exp.union(
         _side(dialect, left, columns, "left", 0),

@@ -84,7 +84,7 @@ def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return exp.or_(*[exp.paren(c, copy=False) for c in conditions], copy=False)
 
 
-def create_temp(name: str, query: exp.Expr, dialect: str) -> exp.Expr:
+def create_temp(name: str, query: exp.Expr, dialect: str) -> exp.Expression:
     """A session-private table holding `query`'s result, computed once."""
     table = exp.table_(ident(name))
     if dialect == "spark":
@@ -99,7 +99,7 @@ def create_temp(name: str, query: exp.Expr, dialect: str) -> exp.Expr:
     )
 
 
-def drop_temp(name: str, dialect: str) -> list[exp.Expr]:
+def drop_temp(name: str, dialect: str) -> list[exp.Expression]:
     table = exp.table_(ident(name))
     if dialect == "spark":
         return [
@@ -456,7 +456,7 @@ def _with_values(spec: DiffSpec, groups: exp.Select, right_from: str) -> exp.Sel
     return query
 
 
-def match_sql(spec: DiffSpec) -> exp.Expr:
+def match_sql(spec: DiffSpec) -> exp.Expression:
     """The one pass: the grouped join (head values on its probe side) plus the base values of
     the changed and removed keys, compared column by column, into `spec.detail_table`."""
     return create_temp(
@@ -464,7 +464,7 @@ def match_sql(spec: DiffSpec) -> exp.Expr:
     )
 
 
-def match_exact_sql(spec: DiffSpec) -> exp.Expr:
+def match_exact_sql(spec: DiffSpec) -> exp.Expression:
     """The duplicate-key path: exact groups, then both sides' values of the comparable keys."""
     return create_temp(
         spec.detail_table, _with_values(spec, _exact_groups(spec), "__r"), spec.dialect
