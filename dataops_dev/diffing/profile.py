@@ -184,7 +184,7 @@ def distribution_sql(
             ),
             "__rn",
         ),
-    ).from_(grouped.subquery(sql.ident("__g")))
+    ).from_(grouped.subquery(sql.ident("__g"), copy=False))
     keep = exp.or_(
         exp.and_(
             exp.EQ(this=sql.col("__gv"), expression=sql.lit(0)),
@@ -198,7 +198,7 @@ def distribution_sql(
     )
     return (
         exp.select(sql.col("__c"), sql.col("__v"), sql.col("__b"), sql.col("__gv"), sql.col("__n"))
-        .from_(ranked.subquery(sql.ident("__r")))
+        .from_(ranked.subquery(sql.ident("__r"), copy=False))
         .where(keep)
         .order_by(sql.col("__c"), sql.col("__gv"), sql.col("__rn"))
     )
@@ -235,7 +235,7 @@ def profile_relation(
         raise UsageError(f"relation {relation} does not exist or has no columns")
     chosen = [c for c in all_columns if columns is None or c.name in columns]
     dialect = engine.dialect
-    names, rows = engine.fetch_with_names(stats_sql(relation, chosen, dialect))
+    names, rows = engine.fetch_with_names(sql.text(stats_sql(relation, chosen, dialect), dialect))
     stats = dict(zip(names, rows[0], strict=True))
     total = int(stats["rows"])
     ranges: dict[int, tuple[float, float]] = {}
@@ -248,9 +248,8 @@ def profile_relation(
     tops: dict[int, list[TopValue]] = {i: [] for i in range(len(chosen))}
     bins: dict[int, dict[int, int]] = {i: {} for i in range(len(chosen))}
     if total and chosen:
-        for c, value, bucket, grouping, count in engine.fetchall(
-            distribution_sql(relation, chosen, ranges, dialect, top)
-        ):
+        distribution = distribution_sql(relation, chosen, ranges, dialect, top)
+        for c, value, bucket, grouping, count in engine.fetchall(sql.text(distribution, dialect)):
             if int(grouping) == 0 and len(tops[int(c)]) < top:
                 tops[int(c)].append(TopValue(str(value), int(count)))
             elif int(grouping) == 1:

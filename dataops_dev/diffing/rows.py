@@ -104,17 +104,17 @@ def _keyed(
             schema, spec = _detect_renames(engine, spec, plan, schema)
     try:
         with watch.measure("counts"):
-            names, rows = engine.fetch_with_names(sql.side_counts_sql(spec))
+            names, rows = engine.fetch_with_names(sql.text(sql.side_counts_sql(spec), spec.dialect))
             sides = dict(zip(names, rows[0], strict=True))
         with watch.measure("match"):
-            engine.execute(sql.match_sql(spec))
+            engine.execute(sql.text(sql.match_sql(spec), spec.dialect))
             counts = _counts(engine, spec)
             left_keyed = int(sides["left_rows"]) - int(sides["left_null_keys"])
             right_keyed = int(sides["right_rows"]) - int(sides["right_null_keys"])
             if _has_duplicates(counts, left_keyed, right_keyed):
                 # The join multiplied duplicated keys; rebuild the set with the exact aggregate.
                 sql.drop_temp_tables(engine, (spec.detail_table,))
-                engine.execute(sql.match_exact_sql(spec))
+                engine.execute(sql.text(sql.match_exact_sql(spec), spec.dialect))
                 counts = _counts(engine, spec)
         with watch.measure("examples"):
             listed = counts["changed"] + counts["added"] + counts["removed"]
@@ -161,7 +161,7 @@ def _keyed(
 
 
 def _counts(engine: Engine, spec: sql.DiffSpec) -> dict[str, int]:
-    names, rows = engine.fetch_with_names(sql.counts_sql(spec))
+    names, rows = engine.fetch_with_names(sql.text(sql.counts_sql(spec), spec.dialect))
     return {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
 
 
@@ -181,7 +181,7 @@ def _detect_renames(
     engine: Engine, spec: sql.DiffSpec, plan: ComparePlan, schema: SchemaDiff
 ) -> tuple[SchemaDiff, sql.DiffSpec]:
     pairs = [(old.name, new.name) for old, new in plan.rename_candidates]
-    names, rows = engine.fetch_with_names(sql.rename_probe_sql(spec, pairs))
+    names, rows = engine.fetch_with_names(sql.text(sql.rename_probe_sql(spec, pairs), spec.dialect))
     found = dict(zip(names, rows[0], strict=True))
     if not found["matched"]:
         return schema, spec
@@ -220,7 +220,9 @@ def _examples(
     per_column = options.examples if counts["changed"] else 0
     records: list[dict[str, Any]] = []
     if listed and (per_column or spec.example_rows):
-        names, rows = engine.fetch_with_names(sql.examples_sql(spec, per_column))
+        names, rows = engine.fetch_with_names(
+            sql.text(sql.examples_sql(spec, per_column), spec.dialect)
+        )
         records = [dict(zip(names, row, strict=True)) for row in rows]
     lists: dict[int, list[dict[str, Any]]] = {}
     for record in records:
