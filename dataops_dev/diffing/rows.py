@@ -103,19 +103,7 @@ def _keyed(
         with watch.measure("renames"):
             schema, spec = _detect_renames(engine, spec, plan, schema)
     try:
-        with watch.measure("counts"):
-            names, rows = engine.fetch_with_names(sql.text(sql.side_counts_sql(spec), spec.dialect))
-            sides = dict(zip(names, rows[0], strict=True))
-        with watch.measure("match"):
-            engine.execute(sql.text(sql.match_sql(spec), spec.dialect))
-            counts = _counts(engine, spec)
-            left_keyed = int(sides["left_rows"]) - int(sides["left_null_keys"])
-            right_keyed = int(sides["right_rows"]) - int(sides["right_null_keys"])
-            if _has_duplicates(counts, left_keyed, right_keyed):
-                # The join multiplied duplicated keys; rebuild the set with the exact aggregate.
-                sql.drop_temp_tables(engine, (spec.detail_table,))
-                engine.execute(sql.text(sql.match_exact_sql(spec), spec.dialect))
-                counts = _counts(engine, spec)
+        sides, counts = _match(engine, spec, watch)
         with watch.measure("examples"):
             listed = counts["changed"] + counts["added"] + counts["removed"]
             columns, examples = _examples(engine, spec, counts, options, listed=bool(listed))
@@ -158,6 +146,27 @@ def _keyed(
         examples=examples,
         timings=dict(watch.timings),
     )
+
+
+def _match(
+    engine: Engine, spec: sql.DiffSpec, watch: Stopwatch
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Row counts per side, then the one pass that writes the mismatch set and its counts (the
+    exact aggregate instead when keys repeat)."""
+    with watch.measure("counts"):
+        names, rows = engine.fetch_with_names(sql.text(sql.side_counts_sql(spec), spec.dialect))
+        sides = dict(zip(names, rows[0], strict=True))
+    with watch.measure("match"):
+        engine.execute(sql.text(sql.match_sql(spec), spec.dialect))
+        counts = _counts(engine, spec)
+        left_keyed = int(sides["left_rows"]) - int(sides["left_null_keys"])
+        right_keyed = int(sides["right_rows"]) - int(sides["right_null_keys"])
+        if _has_duplicates(counts, left_keyed, right_keyed):
+            # The join multiplied duplicated keys; rebuild the set with the exact aggregate.
+            sql.drop_temp_tables(engine, (spec.detail_table,))
+            engine.execute(sql.text(sql.match_exact_sql(spec), spec.dialect))
+            counts = _counts(engine, spec)
+    return sides, counts
 
 
 def _counts(engine: Engine, spec: sql.DiffSpec) -> dict[str, int]:
