@@ -103,3 +103,35 @@ def test_production_is_masked_and_environments_are_not(tmp_path: Path) -> None:
     # Attaching production to an environment's file withholds them again.
     stdout, stderr = _diff(repo.project, environment, "--attach", f"prod={production}")
     assert _leaks(stdout + stderr) == []
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_connect_address_diffs_and_withholds_values_outside_the_sandbox(
+    tmp_path: Path, spark_remote: str, spark_schema: str
+) -> None:
+    """`--database sc://…`: the diff runs on Spark; a schema outside the sandbox prefix is
+    treated as production (values withheld), and --show-values shows them."""
+    from dataops_dev.engines.spark import SparkEngine
+
+    with SparkEngine(spark_remote) as engine:
+        for table in ("before", "after"):
+            engine.execute(f"CREATE TABLE `{spark_schema}`.`{table}` (id INT, email STRING)")
+        engine.execute(f"INSERT INTO `{spark_schema}`.`before` VALUES (1, ?), (2, ?)", EMAILS)
+        engine.execute(
+            f"INSERT INTO `{spark_schema}`.`after` VALUES (1, ?), (2, ?), (3, 'x@mail.test')",
+            CHANGED,
+        )
+    names = (f"{spark_schema}.before", f"{spark_schema}.after")
+    common = ("--key", "id", "--database", spark_remote, "--json")
+    withheld = run_cli("diff-tables", *names, *common, cwd=tmp_path, env={"NO_COLOR": "1"})
+    assert withheld.returncode == 0, withheld.stderr
+    data = json.loads(withheld.stdout)
+    assert (data["rows"]["added"], data["rows"]["changed"]) == (1, 2)
+    assert "sandbox prefix" in data["values_withheld"]
+    assert _leaks(withheld.stdout + withheld.stderr) == []
+
+    shown = run_cli("diff-tables", *names, *common, "--show-values", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    email = next(c for c in json.loads(shown.stdout)["columns"] if c["name"] == "email")
+    assert {e["after"] for e in email["examples"]} == set(CHANGED)
