@@ -243,35 +243,46 @@ def bind(
     salt: Salt,
     dialect: str,
     values: Mapping[str, Any] | None = None,
+    params: Sequence[Any] = (),
 ) -> tuple[str, list[Any]]:
     """The statement's SQL text and its positional parameters (`?` markers, in order).
 
     Key markers get the salt's key material; other named placeholders (`:name`) take
-    `values[name]` (e.g. test inputs). Dialects outside PARAMETER_DIALECTS inline their keys
-    and get no key markers, so they come back with no parameters unless `values` names some.
+    `values[name]` (e.g. test inputs); `?` markers already in the statement take `params`, in
+    order. Dialects outside PARAMETER_DIALECTS inline their keys and have no key markers.
+    An engine wrapper can pass every statement through here: `execute(*bind(sql, salt, ...))`.
     """
     from sqlglot.dialects.dialect import Dialect
 
     sql = query if isinstance(query, str) else query.sql(dialect)
     tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    given = iter(params)
     pieces: list[str] = []
-    params: list[Any] = []
+    bound: list[Any] = []
     done = 0
-    for colon, name in zip(tokens, tokens[1:], strict=False):
-        if colon.token_type != TokenType.COLON or name.start != colon.end + 1:
+    for token, name in zip(tokens, [*tokens[1:], None], strict=True):
+        if token.token_type == TokenType.PLACEHOLDER and token.text == "?":
+            value = next(given, given)
+            if value is given:
+                raise ConfigError(f"{len(params)} parameters for more `?` markers in the statement")
+            bound.append(value)
+            continue
+        if token.token_type != TokenType.COLON or name is None or name.start != token.end + 1:
             continue
         if name.token_type not in (TokenType.VAR, TokenType.IDENTIFIER):
             continue
         if name.text.startswith(_KEY_MARKER):
-            params.append(_key_value(name.text[len(_KEY_MARKER) :], salt))
+            bound.append(_key_value(name.text[len(_KEY_MARKER) :], salt))
         elif values is not None and name.text in values:
-            params.append(values[name.text])
+            bound.append(values[name.text])
         else:
             continue  # a slice bound or a JSON path, not a marker of ours
-        pieces.extend([sql[done : colon.start], "?"])
+        pieces.extend([sql[done : token.start], "?"])
         done = name.end + 1
     pieces.append(sql[done:])
-    return "".join(pieces), params
+    if next(given, given) is not given:
+        raise ConfigError(f"{len(params)} parameters for fewer `?` markers in the statement")
+    return "".join(pieces), bound
 
 
 def hex_int(hex_expr: exp.Expr, dialect: str, start: int = 1) -> exp.Expr:

@@ -22,6 +22,7 @@ import pytest
 from sqlglot import exp
 
 from dataops_dev import masking as m
+from dataops_dev.errors import ConfigError
 
 SALT = m.Salt.from_secret("engines-test-salt")
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "masking" / "outputs.json"
@@ -344,6 +345,16 @@ def test_bind_turns_key_markers_into_parameters_in_order() -> None:
     for key in keys + mult:
         assert str(key) not in sql
     assert m.bind(query.sql("duckdb"), SALT, "duckdb") == (query.sql("duckdb"), [])
+    # The caller's own `?` markers keep their values, in their places among the keys.
+    mixed = exp.select(
+        exp.Placeholder(), m.hmac_sql(SALT, "sample", exp.Placeholder(), "spark"), exp.Placeholder()
+    )
+    sql, params = m.bind(mixed, SALT, "spark", params=["a", "b", "c"])
+    assert params == ["a", SALT.subkey("sample").hex(), "b", "c"] and sql.count("?") == 4
+    with pytest.raises(ConfigError):
+        m.bind(mixed, SALT, "spark", params=["a", "b", "c", "d"])
+    with pytest.raises(ConfigError):
+        m.bind(mixed, SALT, "spark", params=["a"])
 
 
 if __name__ == "__main__":
