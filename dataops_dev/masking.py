@@ -683,9 +683,9 @@ def map_query(
 ) -> exp.Select:
     """SELECT raw, masked over `values` (a query of distinct canonical values named `raw`).
 
-    Built in stages so each expensive piece (the HMAC, a regex, the digit string) is computed
+    Built in stages so each expensive piece (the keyed hash, a regex, the digit string) is computed
     once per value and then only referenced: per-character lambdas would otherwise recompute
-    the HMAC for every character. `carry` names columns of `values` passed through every stage
+    the hash for every character. `carry` names columns of `values` passed through every stage
     (after `raw`, `masked`): the sampler masks nearly-unique columns in line this way, row by
     row, with no DISTINCT and no join back. Their names must not clash with the stages' (`raw`,
     `h`, `d`, `x`...).
