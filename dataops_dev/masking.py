@@ -223,7 +223,9 @@ def hmac_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Exp
     In PARAMETER_DIALECTS the key is a named placeholder that `bind` turns into a parameter.
     """
     if dialect in PARAMETER_DIALECTS:
-        return template(dialect, "hmac", k=_key_marker(f"h_{purpose.encode().hex()}"), v=value)
+        return template(
+            dialect, "hmac", k=_key_marker(salt, f"h_{purpose.encode().hex()}"), v=value
+        )
     inner, outer = salt.pads(purpose)
     return template(
         dialect, "hmac", o=exp.Literal.string(outer), i=exp.Literal.string(inner), v=value
@@ -242,7 +244,7 @@ def keyed_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Ex
     value to mask. One compression call for values under 24 bytes instead of HMAC's four.
     """
     if dialect in PARAMETER_DIALECTS:
-        key: exp.Expr = _key_marker(f"p_{purpose.encode().hex()}")
+        key: exp.Expr = _key_marker(salt, f"p_{purpose.encode().hex()}")
     else:
         key = exp.Literal.string(salt.prefix_key(purpose).hex())
     return template(dialect, "keyed", k=key, v=value)
@@ -250,40 +252,57 @@ def keyed_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Ex
 
 # --------------------------------------------------------------------------------------------
 # Key material as parameters. Spark servers log every statement at INFO, so in
-# PARAMETER_DIALECTS the SQL carries named markers (`:dataops_key_...`) that say which key they
-# stand for; `bind` renders the statement with `?` markers and derives the values from the salt.
+# PARAMETER_DIALECTS the SQL carries named markers (`:dataops_key_<salt>_<key>`) that say which
+# salt (by its public fingerprint) and which key they stand for; `bind` renders the statement
+# with `?` markers and derives the values from the salts it is given.
 
 _KEY_MARKER = "dataops_key_"
+_MARKER = re.compile(r"([0-9a-f]{12})_(.+)")
 _HMAC_KEY = re.compile(r"h_((?:[0-9a-f]{2})*)")
 _PREFIX_KEY = re.compile(r"p_((?:[0-9a-f]{2})*)")
 _FEISTEL_KEY = re.compile(r"f(\d+)_([km])(\d)")
 
 
-def _key_marker(name: str) -> exp.Placeholder:
-    return exp.Placeholder(this=_KEY_MARKER + name)
+def _key_marker(salt: Salt, name: str) -> exp.Placeholder:
+    return exp.Placeholder(this=f"{_KEY_MARKER}{salt.fingerprint[:12]}_{name}")
 
 
-def _key_value(name: str, salt: Salt) -> Any:
-    if match := _HMAC_KEY.fullmatch(name):
-        return salt.subkey(bytes.fromhex(match.group(1)).decode()).hex()
-    if match := _PREFIX_KEY.fullmatch(name):
-        return salt.prefix_key(bytes.fromhex(match.group(1)).decode()).hex()
-    if match := _FEISTEL_KEY.fullmatch(name):
-        keys, mult = _feistel_keys(salt, int(match.group(1)))
-        return (keys if match.group(2) == "k" else mult)[int(match.group(3))]
-    raise ConfigError(f"unknown masking key marker :{_KEY_MARKER}{name}")  # pragma: no cover
+def _key_value(marker: str, salts: Mapping[str, Salt]) -> Any:
+    match = _MARKER.fullmatch(marker)
+    salt = salts.get(match.group(1)) if match else None
+    if match is None or salt is None:
+        raise ConfigError(
+            f"the statement needs the key :{_KEY_MARKER}{marker} of a salt `bind` was not given",
+            "pass every salt the statement was built with (masking salt and sampling key)",
+        )
+    name = match.group(2)
+    if found := _HMAC_KEY.fullmatch(name):
+        return salt.subkey(bytes.fromhex(found.group(1)).decode()).hex()
+    if found := _PREFIX_KEY.fullmatch(name):
+        return salt.prefix_key(bytes.fromhex(found.group(1)).decode()).hex()
+    if found := _FEISTEL_KEY.fullmatch(name):
+        keys, mult = _feistel_keys(salt, int(found.group(1)))
+        return (keys if found.group(2) == "k" else mult)[int(found.group(3))]
+    raise ConfigError(f"unknown masking key marker :{_KEY_MARKER}{marker}")  # pragma: no cover
+
+
+def sampling_salt(seed: str) -> Salt:
+    """The key of the sampling bucket: from the (public) seed, so which rows are sampled does
+    not depend on the masking salt (rotating it re-masks the same rows)."""
+    return Salt.from_secret(seed, "sample.seed")
 
 
 def bind(
     query: exp.Expr | str,
-    salt: Salt,
+    salts: Salt | Iterable[Salt],
     dialect: str,
     values: Mapping[str, Any] | None = None,
     params: Sequence[Any] = (),
 ) -> tuple[str, list[Any]]:
     """The statement's SQL text and its positional parameters (`?` markers, in order).
 
-    Key markers get the salt's key material; other named placeholders (`:name`) take
+    Key markers get the key material of the salt they name (`salts`: every salt the statement
+    was built with, e.g. the masking salt and `sampling_salt(seed)`); other named placeholders (`:name`) take
     `values[name]` (e.g. test inputs); `?` markers already in the statement take `params`, in
     order. Dialects outside PARAMETER_DIALECTS inline their keys and have no key markers.
     An engine wrapper can pass every statement through here: `execute(*bind(sql, salt, ...))`.
@@ -291,6 +310,7 @@ def bind(
     from sqlglot.dialects.dialect import Dialect
 
     sql = query if isinstance(query, str) else query.sql(dialect)
+    by_print = {s.fingerprint[:12]: s for s in ([salts] if isinstance(salts, Salt) else salts)}
     tokens = Dialect.get_or_raise(dialect).tokenize(sql)
     given = iter(params)
     pieces: list[str] = []
@@ -308,7 +328,7 @@ def bind(
         if name.token_type not in (TokenType.VAR, TokenType.IDENTIFIER):
             continue
         if name.text.startswith(_KEY_MARKER):
-            bound.append(_key_value(name.text[len(_KEY_MARKER) :], salt))
+            bound.append(_key_value(name.text[len(_KEY_MARKER) :], by_print))
         elif values is not None and name.text in values:
             bound.append(values[name.text])
         else:
@@ -624,8 +644,8 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     keys: Sequence[exp.Expr]
     mult: Sequence[exp.Expr]
     if dialect in PARAMETER_DIALECTS:
-        keys = [_bigint(_key_marker(f"f{bits}_k{r}")) for r in range(4)]
-        mult = [_bigint(_key_marker(f"f{bits}_m{r}")) for r in range(4)]
+        keys = [_bigint(_key_marker(salt, f"f{bits}_k{r}")) for r in range(4)]
+        mult = [_bigint(_key_marker(salt, f"f{bits}_m{r}")) for r in range(4)]
     else:
         plain_keys, plain_mult = _feistel_keys(salt, bits)
         keys, mult = [_num(k) for k in plain_keys], [_num(k) for k in plain_mult]

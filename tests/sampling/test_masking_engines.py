@@ -348,9 +348,10 @@ def test_bind_turns_key_markers_into_parameters_in_order() -> None:
     query = query.select(m.hmac_sql(SALT, "email", exp.column("s"), "spark").as_("e"))
     sql, params = m.bind(query, SALT, "spark", {"v0": 123})
     keys, mult = m._feistel_keys(SALT, 30)
-    expected = {"v0": 123, "dataops_key_h_" + b"email".hex(): SALT.subkey("email").hex()}
-    expected |= {f"dataops_key_f30_k{r}": k for r, k in enumerate(keys)}
-    expected |= {f"dataops_key_f30_m{r}": k for r, k in enumerate(mult)}
+    marker = f"dataops_key_{SALT.fingerprint[:12]}_"
+    expected = {"v0": 123, marker + "h_" + b"email".hex(): SALT.subkey("email").hex()}
+    expected |= {f"{marker}f30_k{r}": k for r, k in enumerate(keys)}
+    expected |= {f"{marker}f30_m{r}": k for r, k in enumerate(mult)}
     order = re.findall(r"(?<!')\B:(\w+)", query.sql("spark"))
     assert params == [expected[name] for name in order] and set(order) == set(expected)
     assert sql.count("?") == len(params) and "':dataops_key_h_00'" in sql
@@ -367,6 +368,20 @@ def test_bind_turns_key_markers_into_parameters_in_order() -> None:
         m.bind(mixed, SALT, "spark", params=["a", "b", "c", "d"])
     with pytest.raises(ConfigError):
         m.bind(mixed, SALT, "spark", params=["a"])
+
+
+def test_bind_takes_the_key_of_the_salt_each_marker_names() -> None:
+    """The sampling bucket is keyed by the seed and the masks by the salt: one statement can
+    hold both, and a salt `bind` was not given is an error, never another salt's key."""
+    seed = m.sampling_salt("42")
+    query = exp.select(
+        m.bucket_sql(seed, [exp.column("k")], "spark").as_("b"),
+        m.keyed_sql(SALT, "email", exp.column("e"), "spark").as_("h"),
+    )
+    _, params = m.bind(query, [SALT, seed], "spark")
+    assert params == [seed.subkey("sample").hex(), SALT.prefix_key("email").hex()]
+    with pytest.raises(ConfigError, match="was not given"):
+        m.bind(query, SALT, "spark")
 
 
 if __name__ == "__main__":
