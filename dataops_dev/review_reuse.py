@@ -106,8 +106,13 @@ def store(
     if key is None or not report.head.environment:
         return None
     try:
-        if review_inputs(loaded, **_options(found.inputs)) != found.inputs:
-            return None  # the working tree moved during the review: its key is not this report's
+        now = review_inputs(loaded, **_options(found.inputs))
+        # Not the environment: dbt sets DBT_* variables in this process, which the next one
+        # will not have; the user's variables are the ones read before the review.
+        moved = sorted(k for k in now if k != "environ" and now[k] != found.inputs.get(k))
+        if moved:
+            reporter.message("info", f"not kept for reuse: {', '.join(moved)} changed meanwhile")
+            return None
         outputs = _outputs(loaded, report.base.environment, report.head.environment)
         if outputs is None:
             return None
