@@ -76,7 +76,7 @@ def lookup(
         return Lookup(inputs, reason="--refresh-sample" if refresh_sample else "--no-reuse")
     entry = _read_entry(cache_path(loaded, inputs), key, reporter)
     if entry is None:
-        return Lookup(inputs, reason="no stored review")
+        return Lookup(inputs, reason="no stored review (or one that was ignored)")
     changed = sorted(
         k for k in {*inputs, *entry["inputs"]} if inputs.get(k) != entry["inputs"].get(k)
     )
