@@ -8,7 +8,8 @@ Times `dataops-dev review` as a user runs it (a whole process), with reuse (revi
 stored report is returned) and without it (DATAOPS_REVIEW_REUSE=0: the previous path, which
 reuses both environments but re-runs impact, every diff and lineage), interleaved A/B. Also
 in-process: `review_reuse.lookup` against `run_review` with reuse off. Prints median and min of
-wall and CPU seconds with the load average, and writes benchmarks/results/review_noop.json.
+wall and CPU seconds with the load average, and writes benchmarks/results/review_noop.json
+(review_noop_scale<N>.json at another scale).
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def main() -> None:
         f"{table['json, reuse']['wall']['min']:.3f}s (wall includes waiting for the CPU under load)"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "review_noop.json"
+    suffix = "" if args.scale == 1 else f"_scale{args.scale:g}"
+    out = RESULTS / f"review_noop{suffix}.json"
     out.write_text(
         json.dumps(
             {
