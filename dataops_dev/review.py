@@ -550,6 +550,7 @@ def run_review(
     select: Sequence[str] = (),
     reporter: Reporter = NULL_REPORTER,
     refresh_sample: bool = False,
+    reuse: Any = None,
 ) -> Report:
     """Build baseline and branch on the sample, compare them, and judge the result.
 
@@ -560,7 +561,15 @@ def run_review(
         base_ref: what the branch is compared with (default: production.main_branch); the
             baseline is built from the merge-base of it and HEAD.
         select: limit data diffs to these models (names); impact still covers everything.
+        reuse: the `review_reuse.Lookup` already made (the CLI looks before importing this).
     """
+    from dataops_dev import review_reuse
+
+    reuse = reuse or review_reuse.lookup(
+        loaded, base_ref=base_ref, select=select, refresh_sample=refresh_sample, reporter=reporter
+    )
+    if reuse.report is not None:
+        return reuse.report  # nothing it depends on changed since the last review
     run = start_review(loaded, base_ref=base_ref, reporter=reporter)
     parse_error = parse_branch(run)
     if parse_error is not None:
@@ -584,7 +593,9 @@ def run_review(
         impact = _analyze_impact(run, baseline)
     models = model_reports(run, source, baseline, branch, impact, select)
     models = [*review_findings(run, baseline, branch), *judge(run, models)]
-    return finish_report(run, assemble_report(run, source, baseline, branch, models))
+    report = finish_report(run, assemble_report(run, source, baseline, branch, models))
+    review_reuse.store(loaded, reuse, report, reporter)
+    return report
 
 
 def start_review(

@@ -180,31 +180,28 @@ def emit_json(data: Any) -> None:
 
 
 def _report_error(error: BaseException, debug: bool) -> None:
-    from rich.text import Text
-
-    from dataops_dev.cli.console import stderr_console
+    """One red line plus a hint on stderr, through click rather than rich: importing rich
+    would be a third of a no-op review that ends blocked."""
+    from dataops_dev.cli.console import click_color, stderr_console
     from dataops_dev.errors import DataopsError
 
-    def line(label: str, style: str, message: str) -> Text:
-        # The message is data (model names, paths, SQL), never rich markup: `stg[orders]`
-        # must print as written and `[/tmp/a]` must not raise inside the error handler.
-        return Text.assemble((label, style), " ", message)
+    def show(label: str, message: str = "", **style: Any) -> None:
+        # The message is data (model names, paths, SQL), printed as written.
+        text = click.style(label, **style) + (f" {message}" if message else "")
+        click.echo(text, err=True, color=click_color())
 
-    console = stderr_console()
     if debug:
-        console.print_exception()
+        stderr_console().print_exception()
     if isinstance(error, DataopsError):
-        console.print(line("error:", "bold red", error.message))
+        show("error:", error.message, fg="red", bold=True)
         if error.hint:
-            console.print(line("hint:", "dim", error.hint))
+            show("hint:", error.hint, dim=True)
     elif isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
-        console.print(Text("interrupted", "yellow"))
+        show("interrupted", fg="yellow")
     else:
-        console.print(line("unexpected error:", "bold red", f"{type(error).__name__}: {error}"))
+        show("unexpected error:", f"{type(error).__name__}: {error}", fg="red", bold=True)
         if not debug:
-            console.print(
-                line("hint:", "dim", "run again with --debug for the traceback, and report it")
-            )
+            show("hint:", "run again with --debug for the traceback, and report it", dim=True)
 
 
 def _interrupted_exit(error: BaseException | None, debug: bool) -> ExitCode | None:

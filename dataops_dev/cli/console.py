@@ -11,19 +11,11 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported where it draws: `set_color` runs for every command
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 _color_choice = "auto"
 
@@ -48,7 +40,19 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
 
 
+def click_color() -> bool | None:
+    """The same colour rule for `click.echo(color=...)`: lines printed without rich (the error
+    line of a fast command must not import it). None: colour when the stream is a terminal."""
+    if _no_color():
+        return False
+    if _color_choice == "always" or os.environ.get("FORCE_COLOR"):
+        return True
+    return None
+
+
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(
         file=sys.stderr,
         no_color=_no_color(),
@@ -68,6 +72,8 @@ def stdout_console(width: int | None = None) -> Console:
     set, else the content's own width (up to PIPE_WIDTH)."""
     if width is None and not _isatty(sys.stdout) and not os.environ.get("COLUMNS", "").isdigit():
         width = PIPE_WIDTH
+    from rich.console import Console
+
     return Console(
         file=sys.stdout,
         no_color=_no_color(),
@@ -96,6 +102,15 @@ class TerminalReporter:
 
     def _ensure(self) -> Progress:
         if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 SpinnerColumn(),
                 # Descriptions name models and paths (`stg[orders]`): data, not markup.
@@ -134,6 +149,8 @@ class TerminalReporter:
                     self._progress.stop()
                     self._progress = None
             if not self.quiet:
+                from rich.text import Text
+
                 mark = ("✓", "green") if status == "ok" else (f"✗ {status}", "red")
                 self.console.print(
                     Text.assemble(mark, " ", label, " ", (f"({elapsed:.1f}s)", "dim"))
@@ -142,6 +159,8 @@ class TerminalReporter:
     def message(self, level: str, text: str) -> None:
         if self.quiet and level == "info":
             return
+        from rich.text import Text
+
         style = {"warning": "yellow", "error": "red"}.get(level, "dim")
         with self._lock:
             line = Text(text) if level == "info" else Text.assemble((f"{level}:", style), " ", text)

@@ -61,10 +61,67 @@ def exit_for(report: Any) -> None:
         )
 
 
+_REUSE_IGNORES = ("generated_at", "timings", "reused_from", "integrity")
+"""Keys in which a reused report differs from the review it reuses."""
+
+
+def current_artifacts(loaded: Any, report: Any) -> dict[str, Path] | None:
+    """The saved report.json/.md/.html when they already hold the review `report` reuses (its
+    tag verifies and only the reuse keys differ): a no-op review then writes nothing."""
+    from dataops_dev.integrity import IntegrityStatus, verify
+    from dataops_dev.review_reuse import integrity_key
+    from dataops_dev.statefiles import InvalidFile, decode_text, parse_json, read_bytes
+
+    directory = loaded.state_dir / "reports" / (report.head.environment or "unknown")
+    paths = {fmt: directory / f"report.{suffix}" for fmt, suffix in FILES}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    try:
+        saved = parse_json(decode_text(read_bytes(paths["json"])))
+    except (InvalidFile, OSError):
+        return None
+    if verify(saved, integrity_key(loaded)) is not IntegrityStatus.VERIFIED:
+        return None
+
+    def body(data: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k not in _REUSE_IGNORES}
+
+    return paths if body(saved) == body(report.to_dict()) else None
+
+
+FILES = (("json", "json"), ("markdown", "md"), ("html", "html"))
+
+
+def reused_or_reviewed(app: AppContext, *, force: bool = False, **options: Any) -> Any:
+    """The stored review when nothing changed since (review_reuse.py: no dbt, no DuckDB
+    imported), else a review run with progress on stderr."""
+    from dataops_dev.reporting import CaptureReporter
+    from dataops_dev.review_reuse import lookup
+
+    captured = CaptureReporter()
+    found = lookup(app.loaded, reporter=captured, force=force, **options)
+    if not app.quiet:
+        for text in captured.messages("warning"):
+            click.echo(f"warning: {text}", err=True)
+    if app.debug:
+        click.echo(f"review reuse: {found.reason}", err=True)
+    if found.report is not None:
+        return found.report
+    from dataops_dev.review import run_review
+
+    with app.reporter() as reporter:
+        return run_review(app.loaded, reporter=reporter, reuse=found, **options)
+
+
 @click.command()
 @click.option("--base", "base_ref", help="Compare with this ref (default: production.main_branch).")
 @click.option("--select", "-s", multiple=True, help="Limit data diffs to these models.")
 @click.option("--refresh-sample", is_flag=True, help="Rebuild the masked sample first.")
+@click.option(
+    "--no-reuse",
+    is_flag=True,
+    help="Run the review even when nothing changed since the last one (which is reused).",
+)
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
 )
@@ -75,23 +132,27 @@ def review(
     base_ref: str | None,
     select: tuple[str, ...],
     refresh_sample: bool,
+    no_reuse: bool,
     output: Path | None,
     output_format: str,
     as_json: bool,
 ) -> None:
     """The main job: build base and branch on the sample, compare, judge. Exit 3 when blocked."""
     from dataops_dev.cli.report import emit
-    from dataops_dev.review import run_review
 
-    with app.reporter() as reporter:
-        report = run_review(
-            app.loaded,
-            base_ref=base_ref,
-            select=select,
-            reporter=reporter,
-            refresh_sample=refresh_sample,
-        )
-    paths = write_artifacts(app.loaded, report)
+    report = reused_or_reviewed(
+        app, force=no_reuse, base_ref=base_ref, select=select, refresh_sample=refresh_sample
+    )
+    paths = None
+    if report.reused_from is not None:
+        if not app.quiet:
+            click.echo(
+                f"reused the review of {report.reused_from}: nothing it depends on changed"
+                " since (`--no-reuse` runs it again)",
+                err=True,
+            )
+        paths = current_artifacts(app.loaded, report)
+    paths = paths or write_artifacts(app.loaded, report)
     click.echo(
         "report: " + ", ".join(f"{k} {v}" for k, v in paths.items()),
         err=True,

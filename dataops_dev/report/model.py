@@ -334,6 +334,9 @@ class Report:
     worktree: Mapping[str, str] = field(default_factory=dict)
     """Files of the dbt project that differed from `head.commit` when the review started
     (path -> content hash, or "deleted"): with the commit, the exact state the review saw."""
+    reused_from: str | None = None
+    """`generated_at` of the review whose results this one returned unchanged because nothing
+    it depends on changed since (review_reuse.py); None when the review ran."""
     integrity: IntegrityStatus = field(
         default=IntegrityStatus.COMPUTED, compare=False, metadata={"json": False}
     )
