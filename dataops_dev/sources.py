@@ -1402,14 +1402,16 @@ def _build_spark(
     directory = samples_dir(loaded)
     with open_production(loaded) as production:
         engine = production.engine
+        session = SparkWorkSession(engine, scratch)
         writers: list[SparkSampleWriter] = []
 
         def factory(rels: Mapping[str, Relation]) -> SparkSampleWriter:
-            writers.append(SparkSampleWriter(engine, rels, prefix, version))
+            # The writer reads the work tables: through the session that places them.
+            writers.append(SparkSampleWriter(session, rels, prefix, version))
             return writers[-1]
 
         engine.execute(exp.Create(this=_schema_table(scratch), kind="SCHEMA", exists=True))
-        work = replace(production, engine=SparkWorkSession(engine, scratch))
+        work = replace(production, engine=session)
         published = False
         try:
             inspection, outcome, relations = _run(
@@ -1443,7 +1445,9 @@ def _build_spark(
         finally:
             with contextlib.suppress(EngineError):
                 engine.execute(
-                    exp.Drop(this=_schema_table(scratch), kind="SCHEMA", exists=True, cascade=True)
+                    exp.Drop(
+                        tables=[_schema_table(scratch)], kind="SCHEMA", exists=True, cascade=True
+                    )
                 )
             if not published and writers:
                 with contextlib.suppress(EngineError):
