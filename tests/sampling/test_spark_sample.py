@@ -29,11 +29,14 @@ from dataops_dev.engines.base import Relation
 from dataops_dev.engines.spark import SparkEngine
 from dataops_dev.errors import ConfigError
 from dataops_dev.sources import SPARK_POINTER, SampleRecord, ensure_sample, resolve_source_data
-from dataops_dev.spark_layout import sample_schema
+from dataops_dev.spark_layout import (
+    sample_schema,
+    sample_scratch_schema,
+    sample_version_of,
+    sample_version_schema,
+)
 from tests.conftest import REPO_ROOT, SAMPLE_PROJECT, git
 from tests.sampling.test_sample_project import _raw_pii
-
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 SALT_VAR = "DATAOPS_TEST_SPARK_SAMPLE_SALT"
 SALT = "salt-for-spark-sample-tests"
@@ -182,6 +185,8 @@ def _spark_rows(
     return engine.fetchall(f"SELECT {columns} FROM `{schema}`.`{table}` ORDER BY 1")
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_spark_sample_is_closed_masked_and_the_same_as_duckdbs(
     spark_project: SparkProject, first_sample: tuple[SampleRecord, Any, list[str]]
 ) -> None:
@@ -256,6 +261,8 @@ def _versions(engine: SparkEngine, prefix: str) -> list[str]:
     return [s for s in _ours(engine, prefix) if re.search(r"__v[0-9a-f]+$", s)]
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_a_killed_spark_sample_leaves_the_previous_one_whole(
     spark_project: SparkProject, first_sample: tuple[SampleRecord, Any, list[str]]
 ) -> None:
@@ -304,6 +311,8 @@ def test_a_killed_spark_sample_leaves_the_previous_one_whole(
     assert engine.fetchall(f"SELECT count(*) FROM `{stable}`.orders") == [(counts["shop.orders"],)]
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_spark_production_needs_the_warehouse_backend(spark_project: SparkProject) -> None:
     loaded = load_config(spark_project.spark, overrides={"backend.type": "duckdb"})
     with pytest.raises(ConfigError, match="backend.type: warehouse"):
@@ -313,3 +322,33 @@ def test_spark_production_needs_the_warehouse_backend(spark_project: SparkProjec
     )
     with pytest.raises(ConfigError, match="would cover production schema"):
         ensure_sample(clash, refresh=True)
+
+
+def test_sample_versions_are_named_under_the_prefix_and_recognised() -> None:
+    schema = sample_version_schema("dataops", "raw", "0a1b2c")
+    assert schema == "dataops__sample__raw__v0a1b2c"
+    assert sample_version_of("dataops", schema) == "0a1b2c"
+    scratch = sample_scratch_schema("dataops", "0a1b2c")
+    assert sample_version_of("dataops", scratch) == "0a1b2c"
+    # The stable schema (views), environments and other prefixes are no versions.
+    for other in ("dataops__sample__raw", "dataops__feature_x", "other__sample__raw__v0a1b2c"):
+        assert sample_version_of("dataops", other) is None
+    with pytest.raises(ConfigError):
+        sample_version_schema("dataops", "raw", "Not-A-Version")
+
+
+def test_the_work_session_places_temporary_tables_in_its_scratch_schema() -> None:
+    from sqlglot import exp
+
+    from dataops_dev.sampling import SparkWorkSession, _create_temp, _drop, _work_name
+
+    session = SparkWorkSession(None, "dataops__samplework__v1")
+    query = exp.select(exp.Star()).from_(exp.table_("orders", db="raw", quoted=True))
+    created = session._placed(_create_temp(_work_name(0), query))
+    assert created.sql("spark") == (
+        "CREATE TABLE `dataops__samplework__v1`.`__dataops_w0` USING PARQUET AS "
+        "SELECT * FROM `raw`.`orders`"
+    )
+    assert session._placed(_drop(_work_name(3))).sql("spark") == (
+        "DROP TABLE IF EXISTS `dataops__samplework__v1`.`__dataops_w3`"
+    )
