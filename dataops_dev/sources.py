@@ -973,9 +973,30 @@ def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
     current = read_cache_json(directory / pointer)
     if current is None or current.get("sample_id") != sample_id:
         return None
-    if record.backend == "spark" and current.get("schemas") != dict(record.schemas):
-        return None
+    if record.backend == "spark":
+        if current.get("schemas") != dict(record.schemas):
+            return None
+        return record if _intact_spark_sample(loaded, record) else None
     return record
+
+
+def _intact_spark_sample(loaded: LoadedConfig, record: SampleRecord) -> bool:
+    """Every table the record lists is still in its version's schema (a schema dropped by hand,
+    or by a clean-up that took it for something else, means building the sample again)."""
+    from dataops_dev.engines.spark import SparkEngine
+
+    wanted: dict[str, set[str]] = {}
+    for relation in record.relations:
+        schema = record.schemas.get(relation.schema)
+        if schema is None:
+            return False
+        wanted.setdefault(schema, set()).add(relation.name.lower())
+    with SparkEngine(_spark_remote(load_profile_target(loaded))) as spark:
+        for schema, names in wanted.items():
+            present = {r.name.lower() for r in spark.list_relations(schema)}
+            if not names <= present:
+                return False
+    return True
 
 
 def _files_changed(record: SampleRecord) -> bool:

@@ -28,7 +28,13 @@ from dataops_dev.config import load_config
 from dataops_dev.engines.base import Relation
 from dataops_dev.engines.spark import SparkEngine
 from dataops_dev.errors import ConfigError
-from dataops_dev.sources import SPARK_POINTER, SampleRecord, ensure_sample, resolve_source_data
+from dataops_dev.sources import (
+    SPARK_POINTER,
+    SampleRecord,
+    _existing,
+    ensure_sample,
+    resolve_source_data,
+)
 from dataops_dev.spark_layout import (
     sample_schema,
     sample_scratch_schema,
@@ -309,6 +315,11 @@ def test_a_killed_spark_sample_leaves_the_previous_one_whole(
     assert not engine.schema_exists(schema)
     stable = sample_schema(prefix, spark_project.raw)
     assert engine.fetchall(f"SELECT count(*) FROM `{stable}`.orders") == [(counts["shop.orders"],)]
+
+    # A version dropped behind our back is not reused: the sample would be built again.
+    assert _existing(loaded, fresh.sample_id) is not None
+    engine.execute(f"DROP TABLE `{new_schema}`.`payments`")
+    assert _existing(loaded, fresh.sample_id) is None
 
 
 @pytest.mark.slow
