@@ -1,7 +1,8 @@
 """PII classification (dbt meta and tags, column names, value patterns) and masking transformers.
 
-Every transformer is SQL built on sqlglot ASTs for DuckDB and PostgreSQL: keyed HMAC-SHA256 in plain
-SQL, evaluated once per distinct value into mapping tables that the sampler joins back.
+Every transformer is SQL built on sqlglot ASTs for DuckDB, PostgreSQL and Spark (byte-identical
+output): a keyed SHA-256 in plain SQL, evaluated once per distinct value into mapping tables that
+the sampler joins back. The sampling bucket is HMAC-SHA256.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from sqlglot.tokens import TokenType
 
 from dataops_dev.errors import ConfigError, SaltError
 
-MASKING_VERSION = "mask-2"
-"""Bumped whenever a transformer's output for the same salt and value changes."""
+MASKING_VERSION = "mask-3"
+"""Bumped whenever a transformer's output for the same salt and value changes.
+
+mask-3: transformers hash with `keyed_sql` (one SHA-256 over key || value, 4x cheaper than
+HMAC's four compression calls) instead of HMAC-SHA256."""
 
 DEFAULT_SALT_ENV = "DATAOPS_SALT"
 _KEY_DERIVATION = b"dataops-dev/salt/v1"
@@ -82,6 +86,14 @@ class Salt:
         """Python reference of `hmac_sql`: what the SQL must produce."""
         return hmac.new(self.subkey(purpose), value.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def prefix_key(self, purpose: str) -> bytes:
+        """The secret prefix of `keyed_sql` (derived apart from HMAC's keys)."""
+        return self.subkey("prefix:" + purpose)
+
+    def keyed_hex(self, purpose: str, value: str) -> str:
+        """Python reference of `keyed_sql`: what the SQL must produce."""
+        return hashlib.sha256(self.prefix_key(purpose) + value.encode("utf-8")).hexdigest()
+
 
 # --------------------------------------------------------------------------------------------
 # Dialect templates: parsed once by sqlglot, placeholders replaced by AST nodes.
@@ -89,6 +101,7 @@ class Salt:
 _TEMPLATES: dict[str, dict[str, str]] = {
     "duckdb": {
         "hmac": "sha256(unhex(:o) || unhex(sha256(unhex(:i) || encode(:v))))",
+        "keyed": "sha256(unhex(:k) || encode(:v))",
         "hex_int": "('0x' || substr(:h, :start, 15))::BIGINT",
         "xor": "xor(:a, :b)",
         # translate() is several times slower than a chain of replace() here.
@@ -118,6 +131,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
             "encode(sha256(decode(:o, 'hex') || sha256(decode(:i, 'hex')"
             " || convert_to(:v, 'UTF8'))), 'hex')"
         ),
+        "keyed": "encode(sha256(decode(:k, 'hex') || convert_to(:v, 'UTF8')), 'hex')",
         "hex_int": "('x' || substr(:h, :start, 15))::bit(60)::BIGINT",
         "xor": ":a # :b",
         "digits": "translate(:h, 'abcdef', '012345')",
@@ -143,6 +157,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
     # The key (:k) is always a bound parameter: Spark servers log statements at INFO.
     "spark": {
         "hmac": "lower(hex(hmac(unhex(:k), encode(:v, 'UTF-8'), 'SHA-256')))",
+        "keyed": "sha2(unhex(:k) || encode(:v, 'UTF-8'), 256)",
         "hex_int": "CAST(conv(substr(:h, :start, 15), 16, 10) AS BIGINT)",
         "xor": ":a ^ :b",
         "digits": "translate(:h, 'abcdef', '012345')",
@@ -208,46 +223,86 @@ def hmac_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Exp
     In PARAMETER_DIALECTS the key is a named placeholder that `bind` turns into a parameter.
     """
     if dialect in PARAMETER_DIALECTS:
-        return template(dialect, "hmac", k=_key_marker(f"h_{purpose.encode().hex()}"), v=value)
+        return template(
+            dialect, "hmac", k=_key_marker(salt, f"h_{purpose.encode().hex()}"), v=value
+        )
     inner, outer = salt.pads(purpose)
     return template(
         dialect, "hmac", o=exp.Literal.string(outer), i=exp.Literal.string(inner), v=value
     )
 
 
+def keyed_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Expr:
+    """SHA-256(prefix_key(purpose) || utf8(value)) as 64 lowercase hex characters: the keyed
+    hash behind every transformer.
+
+    A secret-prefix hash is a keyed PRF where no input extends another's padded form (the
+    cascade construction on a prefix-free set; Bellare, Canetti and Krawczyk 1996). Length
+    extension is the only generic attack on it, and it cannot reach another text here: the
+    extension of `key || m` starts with SHA-256's 0x80 padding byte, which cannot follow a
+    complete UTF-8 string (it is a continuation byte), so `m || 0x80...` is never a valid
+    value to mask. One compression call for values under 24 bytes instead of HMAC's four.
+    """
+    if dialect in PARAMETER_DIALECTS:
+        key: exp.Expr = _key_marker(salt, f"p_{purpose.encode().hex()}")
+    else:
+        key = exp.Literal.string(salt.prefix_key(purpose).hex())
+    return template(dialect, "keyed", k=key, v=value)
+
+
 # --------------------------------------------------------------------------------------------
 # Key material as parameters. Spark servers log every statement at INFO, so in
-# PARAMETER_DIALECTS the SQL carries named markers (`:dataops_key_...`) that say which key they
-# stand for; `bind` renders the statement with `?` markers and derives the values from the salt.
+# PARAMETER_DIALECTS the SQL carries named markers (`:dataops_key_<salt>_<key>`) that say which
+# salt (by its public fingerprint) and which key they stand for; `bind` renders the statement
+# with `?` markers and derives the values from the salts it is given.
 
 _KEY_MARKER = "dataops_key_"
+_MARKER = re.compile(r"([0-9a-f]{12})_(.+)")
 _HMAC_KEY = re.compile(r"h_((?:[0-9a-f]{2})*)")
+_PREFIX_KEY = re.compile(r"p_((?:[0-9a-f]{2})*)")
 _FEISTEL_KEY = re.compile(r"f(\d+)_([km])(\d)")
 
 
-def _key_marker(name: str) -> exp.Placeholder:
-    return exp.Placeholder(this=_KEY_MARKER + name)
+def _key_marker(salt: Salt, name: str) -> exp.Placeholder:
+    return exp.Placeholder(this=f"{_KEY_MARKER}{salt.fingerprint[:12]}_{name}")
 
 
-def _key_value(name: str, salt: Salt) -> Any:
-    if match := _HMAC_KEY.fullmatch(name):
-        return salt.subkey(bytes.fromhex(match.group(1)).decode()).hex()
-    if match := _FEISTEL_KEY.fullmatch(name):
-        keys, mult = _feistel_keys(salt, int(match.group(1)))
-        return (keys if match.group(2) == "k" else mult)[int(match.group(3))]
-    raise ConfigError(f"unknown masking key marker :{_KEY_MARKER}{name}")  # pragma: no cover
+def _key_value(marker: str, salts: Mapping[str, Salt]) -> Any:
+    match = _MARKER.fullmatch(marker)
+    salt = salts.get(match.group(1)) if match else None
+    if match is None or salt is None:
+        raise ConfigError(
+            f"the statement needs the key :{_KEY_MARKER}{marker} of a salt `bind` was not given",
+            "pass every salt the statement was built with (masking salt and sampling key)",
+        )
+    name = match.group(2)
+    if found := _HMAC_KEY.fullmatch(name):
+        return salt.subkey(bytes.fromhex(found.group(1)).decode()).hex()
+    if found := _PREFIX_KEY.fullmatch(name):
+        return salt.prefix_key(bytes.fromhex(found.group(1)).decode()).hex()
+    if found := _FEISTEL_KEY.fullmatch(name):
+        keys, mult = _feistel_keys(salt, int(found.group(1)))
+        return (keys if found.group(2) == "k" else mult)[int(found.group(3))]
+    raise ConfigError(f"unknown masking key marker :{_KEY_MARKER}{marker}")  # pragma: no cover
+
+
+def sampling_salt(seed: str) -> Salt:
+    """The key of the sampling bucket: from the (public) seed, so which rows are sampled does
+    not depend on the masking salt (rotating it re-masks the same rows)."""
+    return Salt.from_secret(seed, "sample.seed")
 
 
 def bind(
     query: exp.Expr | str,
-    salt: Salt,
+    salts: Salt | Iterable[Salt],
     dialect: str,
     values: Mapping[str, Any] | None = None,
     params: Sequence[Any] = (),
 ) -> tuple[str, list[Any]]:
     """The statement's SQL text and its positional parameters (`?` markers, in order).
 
-    Key markers get the salt's key material; other named placeholders (`:name`) take
+    Key markers get the key material of the salt they name (`salts`: every salt the statement
+    was built with, e.g. the masking salt and `sampling_salt(seed)`); other named placeholders (`:name`) take
     `values[name]` (e.g. test inputs); `?` markers already in the statement take `params`, in
     order. Dialects outside PARAMETER_DIALECTS inline their keys and have no key markers.
     An engine wrapper can pass every statement through here: `execute(*bind(sql, salt, ...))`.
@@ -255,6 +310,7 @@ def bind(
     from sqlglot.dialects.dialect import Dialect
 
     sql = query if isinstance(query, str) else query.sql(dialect)
+    by_print = {s.fingerprint[:12]: s for s in ([salts] if isinstance(salts, Salt) else salts)}
     tokens = Dialect.get_or_raise(dialect).tokenize(sql)
     given = iter(params)
     pieces: list[str] = []
@@ -272,7 +328,7 @@ def bind(
         if name.token_type not in (TokenType.VAR, TokenType.IDENTIFIER):
             continue
         if name.text.startswith(_KEY_MARKER):
-            bound.append(_key_value(name.text[len(_KEY_MARKER) :], salt))
+            bound.append(_key_value(name.text[len(_KEY_MARKER) :], by_print))
         elif values is not None and name.text in values:
             bound.append(values[name.text])
         else:
@@ -588,8 +644,8 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     keys: Sequence[exp.Expr]
     mult: Sequence[exp.Expr]
     if dialect in PARAMETER_DIALECTS:
-        keys = [_bigint(_key_marker(f"f{bits}_k{r}")) for r in range(4)]
-        mult = [_bigint(_key_marker(f"f{bits}_m{r}")) for r in range(4)]
+        keys = [_bigint(_key_marker(salt, f"f{bits}_k{r}")) for r in range(4)]
+        mult = [_bigint(_key_marker(salt, f"f{bits}_m{r}")) for r in range(4)]
     else:
         plain_keys, plain_mult = _feistel_keys(salt, bits)
         keys, mult = [_num(k) for k in plain_keys], [_num(k) for k in plain_mult]
@@ -647,9 +703,9 @@ def map_query(
 ) -> exp.Select:
     """SELECT raw, masked over `values` (a query of distinct canonical values named `raw`).
 
-    Built in stages so each expensive piece (the HMAC, a regex, the digit string) is computed
+    Built in stages so each expensive piece (the keyed hash, a regex, the digit string) is computed
     once per value and then only referenced: per-character lambdas would otherwise recompute
-    the HMAC for every character. `carry` names columns of `values` passed through every stage
+    the hash for every character. `carry` names columns of `values` passed through every stage
     (after `raw`, `masked`): the sampler masks nearly-unique columns in line this way, row by
     row, with no DISTINCT and no join back. Their names must not clash with the stages' (`raw`,
     `h`, `d`, `x`...).
@@ -658,7 +714,9 @@ def map_query(
     kept = [_col(name) for name in carry]
     purpose = t.value if t is not Transformer.FULL_NAME else "full_name"
     raw = _col("raw")
-    stage1: list[exp.Expr] = [raw, hmac_sql(salt, purpose, as_text(raw, dialect), dialect).as_("h")]
+    stage1: list[exp.Expr] = [raw]
+    if t is not Transformer.HMAC_INT:  # a keyed permutation of the integer, no hash
+        stage1.append(keyed_sql(salt, purpose, as_text(raw, dialect), dialect).as_("h"))
     if t is Transformer.PHONE and rule.opt("keep_country_code", True):
         prefix = exp.Coalesce(this=template(dialect, "phone_prefix", v=raw), expressions=[_lit("")])
         stage1.append(prefix.as_("pre"))

@@ -31,6 +31,7 @@ from dataops_dev.masking import (
     bucket_sql,
     canonical,
     map_query,
+    sampling_salt,
 )
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
 
@@ -569,7 +570,7 @@ def run_sample(
     dialect = plan.dialect
     # Which rows are sampled depends on the (public) seed only: rotating the salt re-masks the
     # same rows, so samples before and after a rotation stay comparable.
-    sampling_key = Salt.from_secret(plan.seed, "sample.seed")
+    sampling_key = sampling_salt(plan.seed)
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
     total_steps = 2 * len(plan.tables) + 1 + sum(1 for p in plan.tables if _has_masks(p))

@@ -213,7 +213,8 @@ def _spark(remote: str) -> Iterator[Runner]:
     def run(query: exp.Select) -> list[tuple[Any, ...]]:
         # Key material travels as parameters: the statement text holds `?` markers only.
         sql, params = m.bind(query, SALT, "spark")
-        assert "dataops_key" not in sql and SALT.key.hex() not in sql
+        assert not any(isinstance(p, str) and p in sql for p in params)
+        assert SALT.key.hex() not in sql
         return engine.fetchall(sql, params)
 
     yield run
@@ -283,6 +284,22 @@ def test_same_output_value_by_value(
         assert got == [None if v is None else m.python_feistel(v, SALT, bits) for v in keys]
 
 
+def test_keyed_hash_and_hmac_equal_python(engine: tuple[str, Runner]) -> None:
+    """The transformers' keyed hash and the bucket's HMAC give Python's bytes for every text."""
+    dialect, run = engine
+    texts = [t for t in TEXTS if t is not None]
+    projections = []
+    for i, text in enumerate(texts):
+        value = exp.Literal.string(text)
+        projections.append(m.keyed_sql(SALT, "email", value, dialect).as_(f"k{i}"))
+        projections.append(m.hmac_sql(SALT, "sample", value, dialect).as_(f"h{i}"))
+    row = run(exp.select(*projections).from_(exp.table_("inputs", quoted=True)).limit(1))[0]
+    expected = []
+    for text in texts:
+        expected += [SALT.keyed_hex("email", text), SALT.hmac_hex("sample", text)]
+    assert list(row) == expected
+
+
 BUCKET_KEYS: list[tuple[Any, ...]] = [
     ("alice",),
     ("",),
@@ -331,14 +348,10 @@ def test_bind_turns_key_markers_into_parameters_in_order() -> None:
     query = query.select(m.hmac_sql(SALT, "email", exp.column("s"), "spark").as_("e"))
     sql, params = m.bind(query, SALT, "spark", {"v0": 123})
     keys, mult = m._feistel_keys(SALT, 30)
-    expected = {
-        "v0": 123,
-        **{
-            "dataops_key_h_" + p.encode().hex(): SALT.subkey(p).hex() for p in ("email", "hmac_int")
-        },
-    }
-    expected |= {f"dataops_key_f30_k{r}": k for r, k in enumerate(keys)}
-    expected |= {f"dataops_key_f30_m{r}": k for r, k in enumerate(mult)}
+    marker = f"dataops_key_{SALT.fingerprint[:12]}_"
+    expected = {"v0": 123, marker + "h_" + b"email".hex(): SALT.subkey("email").hex()}
+    expected |= {f"{marker}f30_k{r}": k for r, k in enumerate(keys)}
+    expected |= {f"{marker}f30_m{r}": k for r, k in enumerate(mult)}
     order = re.findall(r"(?<!')\B:(\w+)", query.sql("spark"))
     assert params == [expected[name] for name in order] and set(order) == set(expected)
     assert sql.count("?") == len(params) and "':dataops_key_h_00'" in sql
@@ -355,6 +368,20 @@ def test_bind_turns_key_markers_into_parameters_in_order() -> None:
         m.bind(mixed, SALT, "spark", params=["a", "b", "c", "d"])
     with pytest.raises(ConfigError):
         m.bind(mixed, SALT, "spark", params=["a"])
+
+
+def test_bind_takes_the_key_of_the_salt_each_marker_names() -> None:
+    """The sampling bucket is keyed by the seed and the masks by the salt: one statement can
+    hold both, and a salt `bind` was not given is an error, never another salt's key."""
+    seed = m.sampling_salt("42")
+    query = exp.select(
+        m.bucket_sql(seed, [exp.column("k")], "spark").as_("b"),
+        m.keyed_sql(SALT, "email", exp.column("e"), "spark").as_("h"),
+    )
+    _, params = m.bind(query, [SALT, seed], "spark")
+    assert params == [seed.subkey("sample").hex(), SALT.prefix_key("email").hex()]
+    with pytest.raises(ConfigError, match="was not given"):
+        m.bind(query, SALT, "spark")
 
 
 if __name__ == "__main__":
