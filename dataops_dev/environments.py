@@ -103,6 +103,9 @@ class BuildRecord:
     error: str | None = None
     target: str | None = None
     """The dbt target name the build ran with (`target.name` in the project's Jinja)."""
+    extended: bool = False
+    """The build extended the environment's previous one: it rebuilt what changed since and
+    kept the rest (its nodes list both)."""
 
     @property
     def tests_failed(self) -> int:
@@ -218,6 +221,10 @@ class BuildRequest:
     defer_to: EnvironmentInfo | None = None
     """Unselected parents resolve to this (baseline) environment instead of being built."""
     extra_args: Sequence[str] = field(default_factory=tuple)
+    extend_previous: bool = False
+    """Build on the environment's last build instead of from nothing (DuckDB, deferred
+    `state:modified+` builds): only what changed since it is built again, the rest is kept.
+    Falls back to a whole build when the last build cannot be extended safely."""
 
 
 class Environments:
@@ -446,44 +453,18 @@ class Environments:
             target = environment_target_name(self.loaded)
             progress = _BuildProgress(request=request, source=source, target=target)
             try:
-                backend.prepare(source, request)
+                previous = self._open_staging(backend, info, request, source, target)
                 staging_target = self._staging_target(info)
-                profiles_dir = backend.write_profile(source, request)
-                self._install_packages(info, request, profiles_dir, reporter)
-                dbt = functools.partial(
-                    _run_dbt,
-                    prepare_manifest=_sources_from_sample(source),
-                    project_dir=request.code_dir,
-                    profiles_dir=profiles_dir,
-                    target_path=staging_target,
-                    target=target,
-                    reporter=reporter,
-                    cwd=request.code_dir,
-                )
+                dbt = self._dbt_for(backend, info, request, source, staging_target, reporter)
                 parsed, manifest = _parse_stage(dbt, info, progress)
                 # Every later step runs on this one parse; manifest.json is written once, at
                 # the end, with the compiled code of everything this build ran.
                 dbt = functools.partial(dbt, manifest=parsed, write_json=False)
-                state = self._defer_state(request)
-                if state is not None:
-                    state = _comparison_state(state, manifest, self.work_dir(info.name) / "state")
-                exclude = _seeds_kept_as_source_views(manifest, source, state)
-                replaced = _seeds_replacing_source_views(manifest, source, exclude)
-                backend.drop_source_views(replaced)
-                stage = _Stage(
-                    dbt,
-                    info,
-                    request,
-                    staging_target,
-                    state,
-                    exclude,
-                    progress,
-                    also_select=_readers_of(manifest, replaced),
-                    seeds_first=_seed_selectors_of(manifest, replaced),
-                    fqns=_fqn_selectors(parsed),
+                stage = self._plan(
+                    backend, info, dbt, staging_target, progress, previous, parsed, manifest
                 )
                 _build_stage(stage)
-                _write_manifest(parsed, staging_target)
+                _write_target(stage, parsed)
                 # Never after a signal (dbt may have swallowed it); one during it waits.
                 with interrupts.publishing():
                     schemas = backend.publish(staging_target)
@@ -497,6 +478,92 @@ class Environments:
                 backend.abort()
                 self._record_failed_attempt(info, progress, exc)
                 raise
+
+    def _open_staging(
+        self,
+        backend: _Backend,
+        info: EnvironmentInfo,
+        request: BuildRequest,
+        source: SourceData,
+        target: str,
+    ) -> BuildRecord | None:
+        """The staging area: a copy of the last build when this one extends it (returned),
+        else prepared from nothing."""
+        previous = self._previous_to_extend(info, request, source, target)
+        if previous is None or not backend.start_from_previous():
+            backend.prepare(source, request)
+            return None
+        return previous
+
+    def _dbt_for(
+        self,
+        backend: _Backend,
+        info: EnvironmentInfo,
+        request: BuildRequest,
+        source: SourceData,
+        staging_target: Path,
+        reporter: Reporter,
+    ) -> Any:
+        """run_dbt bound to the environment: its profile, packages installed, target path."""
+        profiles_dir = backend.write_profile(source, request)
+        self._install_packages(info, request, profiles_dir, reporter)
+        return functools.partial(
+            _run_dbt,
+            prepare_manifest=_sources_from_sample(source),
+            project_dir=request.code_dir,
+            profiles_dir=profiles_dir,
+            target_path=staging_target,
+            target=environment_target_name(self.loaded),
+            reporter=reporter,
+            cwd=request.code_dir,
+        )
+
+    def _plan(
+        self,
+        backend: _Backend,
+        info: EnvironmentInfo,
+        dbt: Any,
+        staging_target: Path,
+        progress: _BuildProgress,
+        previous: BuildRecord | None,
+        parsed: Any,
+        manifest: Mapping[str, Any],
+    ) -> _Stage:
+        """What the build runs, from the parsed project: the baseline state to defer to, the
+        seeds kept as the sample's views, and whether the last build can still be extended
+        (not when macros, project files or a seed over a source view changed)."""
+        request, source = progress.request, progress.source
+        inputs = _project_inputs(parsed, request)
+        if previous is not None and inputs != _read_inputs(self.target_dir(info.name)):
+            previous = None
+            backend.prepare(source, request)
+        state = self._defer_state(request)
+        if state is not None:
+            state = _comparison_state(state, manifest, self.work_dir(info.name) / "state")
+        exclude = _seeds_kept_as_source_views(manifest, source, state)
+        replaced = _seeds_replacing_source_views(manifest, source, exclude)
+        if previous is not None and replaced:
+            previous = None
+            backend.prepare(source, request)
+        backend.drop_source_views(replaced)
+        fqns = _fqn_selectors(parsed)
+        if previous is not None:  # its results stand for what it built and is kept
+            progress.nodes = tuple(n for n in previous.nodes if n.unique_id in fqns)
+            progress.extended = True
+        return _Stage(
+            dbt,
+            info,
+            request,
+            staging_target,
+            state,
+            exclude,
+            progress,
+            also_select=_readers_of(manifest, replaced),
+            seeds_first=_seed_selectors_of(manifest, replaced),
+            fqns=fqns,
+            previous=self.target_dir(info.name) if previous is not None else None,
+            inputs=inputs,
+        )
 
     def _backend(self, info: EnvironmentInfo) -> _Backend:
         if info.backend == "duckdb":
@@ -526,6 +593,32 @@ class Environments:
             reuse_from=self.loaded.project_dir,
             reporter=reporter,
         )
+
+    def _previous_to_extend(
+        self, info: EnvironmentInfo, request: BuildRequest, source: SourceData, target: str
+    ) -> BuildRecord | None:
+        """The last build, when this one may build on it: a good deferred `state:modified+`
+        build on the same sample, target and baseline, the baseline not rebuilt since, and the
+        same selection now. Anything else builds from nothing."""
+        last = info.last_build
+        base = request.defer_to
+        if (
+            not request.extend_previous
+            or base is None
+            or base.last_build is None
+            or last is None
+            or info.last_attempt is not None
+            or last.status != "success"
+            or last.source != source.identity
+            or last.target != target
+            or last.deferred_to != base.name
+            or last.selector != " ".join(request.select)
+            or list(request.select) != ["state:modified+"]
+            or base.last_build.finished_at > last.started_at
+            or not self.manifest_path(info.name).exists()
+        ):
+            return None
+        return last
 
     def _defer_state(self, request: BuildRequest) -> Path | None:
         """The baseline's target directory unselected parents are read from (`--state`)."""
@@ -610,6 +703,7 @@ class _BuildProgress:
     timings: dict[str, float] = field(default_factory=dict)
     nodes: tuple[NodeStatus, ...] = ()
     t0: float = field(default_factory=time.perf_counter)
+    extended: bool = False
 
     def add_nodes(self, run: Any) -> None:
         """Add a run's node results; a node run again keeps its last result, in its place."""
@@ -635,6 +729,7 @@ class _BuildProgress:
             deferred_to=request.defer_to.name if request.defer_to else None,
             error=error,
             target=self.target,
+            extended=self.extended,
         )
 
 
@@ -664,6 +759,11 @@ class _Stage:
     `source()` (a dependency dbt's graph does not have)."""
     fqns: Mapping[str, str] = field(default_factory=dict)
     """unique_id -> a selector of that node alone (to build again what a failed test skipped)."""
+    previous: Path | None = None
+    """The target of the last build this one extends: `state:modified` is measured against it,
+    and what it built (kept in the environment) is read from here, not from the baseline."""
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Hashes of what every model depends on beyond its node (`_project_inputs`)."""
 
     def select_args(self, *, exclude: bool = True) -> list[str]:
         """The request's selection, less the excluded nodes (`exclude=False`: tests still run
@@ -675,10 +775,13 @@ class _Stage:
 
     def defer_args(self, *, favor_state: bool) -> list[str]:
         """`--defer --state <baseline target>`; `--favor-state` only where every unselected
-        parent must come from the baseline (the models step). Tests never favor state: a test
-        of a model this build rebuilt must read the rebuilt relation, not the baseline's."""
+        parent must come from the baseline (the first build of an environment). Extending the
+        last build: `--state` is that build's target (what changed since), deferral goes to the
+        baseline only for what this environment does not hold."""
         if self.state is None:
             return []
+        if self.previous is not None:
+            return ["--defer", "--defer-state", str(self.state), "--state", str(self.previous)]
         return ["--defer", "--state", str(self.state), *(["--favor-state"] if favor_state else [])]
 
 
@@ -715,14 +818,73 @@ def _manifest_summary(parsed: Any) -> dict[str, Any]:
 
 
 def _fqn_selectors(parsed: Any) -> dict[str, str]:
-    """unique_id -> a dbt selector naming that node (dbt has no unique_id selector)."""
-    return {uid: "fqn:" + ".".join(node.fqn) for uid, node in parsed.nodes.items()}
+    """unique_id -> a dbt selector naming that node (dbt has no unique_id selector), for every
+    node and unit test of the project."""
+    nodes = {**parsed.nodes, **getattr(parsed, "unit_tests", {})}
+    return {uid: "fqn:" + ".".join(node.fqn) for uid, node in nodes.items()}
 
 
 def _write_manifest(parsed: Any, target: Path) -> None:
     from dataops_dev.dbt.runner import write_manifest
 
     write_manifest(parsed, target)
+
+
+_INPUTS_FILE = "dataops_build_inputs.json"
+_PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "package-lock.yml")
+
+
+def _project_inputs(parsed: Any, request: BuildRequest) -> dict[str, str]:
+    """What every model depends on beyond its own node, which `state:modified` may not see:
+    the project files (vars, configs), the macros and the extra dbt arguments, hashed."""
+    macros = hashlib.sha256()
+    for uid in sorted(parsed.macros):
+        macros.update(f"{uid}\0{parsed.macros[uid].macro_sql}\0".encode())
+    inputs = {"macros": macros.hexdigest(), "args": " ".join(request.extra_args)}
+    for name in _PROJECT_FILES:
+        path = request.code_dir / name
+        inputs[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    return inputs
+
+
+def _read_inputs(target: Path) -> dict[str, str] | None:
+    from dataops_dev.statefiles import read_cache_json
+
+    data = read_cache_json(target / _INPUTS_FILE)
+    return data if isinstance(data, dict) else None
+
+
+def _write_inputs(target: Path, inputs: Mapping[str, str]) -> None:
+    write_json_atomic(target / _INPUTS_FILE, dict(inputs))
+
+
+def _write_target(stage: _Stage, parsed: Any) -> None:
+    """The build's target directory as readers expect it: manifest.json (once, with compiled
+    code, also of what an extended build kept) and the inputs the next build compares."""
+    _write_manifest(parsed, stage.staging_target)
+    if stage.previous is not None:
+        _carry_compiled_code(stage.previous, stage.staging_target)
+    _write_inputs(stage.staging_target, stage.inputs)
+
+
+def _carry_compiled_code(previous: Path, target: Path) -> None:
+    """The compiled code of the nodes an extending build kept (it compiled only what it
+    built): review, lineage and the TUI read it from the manifest."""
+    old = previous / "manifest.json"
+    if not old.exists():
+        return
+    kept = {
+        uid: node["compiled_code"]
+        for uid, node in (json.loads(old.read_text("utf-8")).get("nodes") or {}).items()
+        if node.get("compiled_code")
+    }
+    path = target / "manifest.json"
+    data = json.loads(path.read_text("utf-8"))
+    for uid, node in (data.get("nodes") or {}).items():
+        if uid in kept and not node.get("compiled_code"):
+            node["compiled_code"] = kept[uid]
+            node["compiled"] = True
+    write_text_atomic(path, json.dumps(data))
 
 
 def _comparison_state(state: Path, manifest: Mapping[str, Any], directory: Path) -> Path:
@@ -918,9 +1080,16 @@ class _BuildResults:
     counts) into the progress record and one run_results.json."""
 
     def __init__(self, stage: _Stage) -> None:
+        from dataops_dev.statefiles import read_cache_json
+
         self.stage = stage
         self.results: dict[str, Any] = {}
         self.document: dict[str, Any] | None = None
+        if stage.previous is not None:  # what the extended build ran is still there
+            kept = read_cache_json(stage.previous / "run_results.json") or {}
+            for item in kept.get("results") or ():
+                if str(item.get("unique_id")) in stage.fqns:  # not what the branch removed
+                    self.results[str(item.get("unique_id"))] = item
 
     def add(self, run: Any) -> None:
         from dataops_dev.statefiles import read_cache_json
@@ -1010,6 +1179,11 @@ class _Backend:
     def drop_source_views(self, relations: Sequence[Relation]) -> None:
         """Remove source views a seed of this build replaces (only DuckDB environments hold
         source views of their own)."""
+
+    def start_from_previous(self) -> bool:
+        """Start the staging area as a copy of the environment's current state (to extend the
+        last build); False when this backend cannot, and the build starts from nothing."""
+        return False
 
     def abort(self) -> bool:
         """Discard a partial build; True when something had to be undone."""
@@ -1174,6 +1348,14 @@ class _DuckDBBackend(_Backend):
             output,
             environment_target_name(self.envs.loaded),
         )
+
+    def start_from_previous(self) -> bool:
+        if not self.final.exists():
+            return False
+        self.abort()
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.final, self.staging)
+        return True
 
     def drop_source_views(self, relations: Sequence[Relation]) -> None:
         from dataops_dev.engines.duckdb import DuckDBEngine
