@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from dataops_dev.errors import ConfigError, SaltError
 
@@ -132,12 +133,41 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         "idiv": ":a / :b",
         "only_digits": "regexp_replace(:v, '[^0-9]', '', 'g')",
         "phone_prefix": "substring(:v from '^[+][0-9]{1,3}[ .-]')",
-        "add_days": ":v + make_interval(days => :n)",
+        "add_days": ":v + make_interval(days => CAST(:n AS INTEGER))",
         "year": "extract(year from :v)::INTEGER",
         "make_date": "make_date(:y, 1, 1)",
         "pick": "(:arr)[:i]",
     },
+    # Spark: native HMAC (4.x; byte-identical to the pad construction and cheaper), hex via
+    # conv() (a '0x' cast fails under ANSI mode and is NULL without it), 0-based lambda indexes.
+    # The key (:k) is always a bound parameter: Spark servers log statements at INFO.
+    "spark": {
+        "hmac": "lower(hex(hmac(unhex(:k), encode(:v, 'UTF-8'), 'SHA-256')))",
+        "hex_int": "CAST(conv(substr(:h, :start, 15), 16, 10) AS BIGINT)",
+        "xor": ":a ^ :b",
+        "digits": "translate(:h, 'abcdef', '012345')",
+        "letters": "translate(:h, '0123456789abcdef', 'abcdefghijklmnop')",
+        "scramble": (
+            "array_join(transform(split(:v, ''), (c, i) -> CASE"
+            " WHEN c BETWEEN '0' AND '9' THEN substr(:d, i + 1, 1)"
+            " WHEN c BETWEEN 'a' AND 'z' THEN substr(:l, i + 1, 1)"
+            " WHEN c BETWEEN 'A' AND 'Z' THEN upper(substr(:l, i + 1, 1))"
+            " ELSE c END), '')"
+        ),
+        "idiv": ":a DIV :b",
+        "only_digits": "regexp_replace(:v, '[^0-9]', '')",
+        "phone_prefix": "regexp_extract(:v, '^[+][0-9]{1,3}[ .-]', 0)",
+        "add_days": "timestampadd(DAY, :n, :v)",
+        "year": "year(:v)",
+        "make_date": "make_date(:y, 1, 1)",
+        # An array literal's items are non-null, so Spark takes `arr[NULL]` for non-null too and
+        # fails (NullPointerException) on a NULL index: the guard makes the NULL explicit.
+        "pick": "CASE WHEN :i IS NULL THEN NULL ELSE (:arr)[:i] END",
+    },
 }
+
+PARAMETER_DIALECTS = frozenset({"spark"})
+"""Dialects whose key material travels as bound parameters (see `bind`), never as literals."""
 
 SUPPORTED_DIALECTS = tuple(_TEMPLATES)
 
@@ -154,7 +184,14 @@ def _parsed(dialect: str, name: str) -> exp.Expr:
 def template(dialect: str, name: str, **values: exp.Expr) -> exp.Expr:
     """A dialect template with its `:placeholders` replaced by expressions."""
     tree = _parsed(dialect, name).copy()
-    return exp.replace_placeholders(tree, **values)
+    for marker in list(tree.find_all(exp.Placeholder)):
+        value = values.get(marker.name)
+        if value is not None:
+            # A copy per occurrence: a template may use a placeholder twice.
+            replaced = marker.replace(value.copy())
+            if marker is tree:
+                tree = replaced
+    return tree
 
 
 def text_type(dialect: str) -> exp.DataType:
@@ -166,11 +203,86 @@ def as_text(value: exp.Expr, dialect: str) -> exp.Expr:
 
 
 def hmac_sql(salt: Salt, purpose: str, value: exp.Expr, dialect: str) -> exp.Expr:
-    """HMAC-SHA256(subkey(purpose), utf8(value)) as 64 lowercase hex characters, in SQL."""
+    """HMAC-SHA256(subkey(purpose), utf8(value)) as 64 lowercase hex characters, in SQL.
+
+    In PARAMETER_DIALECTS the key is a named placeholder that `bind` turns into a parameter.
+    """
+    if dialect in PARAMETER_DIALECTS:
+        return template(dialect, "hmac", k=_key_marker(f"h_{purpose.encode().hex()}"), v=value)
     inner, outer = salt.pads(purpose)
     return template(
         dialect, "hmac", o=exp.Literal.string(outer), i=exp.Literal.string(inner), v=value
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Key material as parameters. Spark servers log every statement at INFO, so in
+# PARAMETER_DIALECTS the SQL carries named markers (`:dataops_key_...`) that say which key they
+# stand for; `bind` renders the statement with `?` markers and derives the values from the salt.
+
+_KEY_MARKER = "dataops_key_"
+_HMAC_KEY = re.compile(r"h_((?:[0-9a-f]{2})*)")
+_FEISTEL_KEY = re.compile(r"f(\d+)_([km])(\d)")
+
+
+def _key_marker(name: str) -> exp.Placeholder:
+    return exp.Placeholder(this=_KEY_MARKER + name)
+
+
+def _key_value(name: str, salt: Salt) -> Any:
+    if match := _HMAC_KEY.fullmatch(name):
+        return salt.subkey(bytes.fromhex(match.group(1)).decode()).hex()
+    if match := _FEISTEL_KEY.fullmatch(name):
+        keys, mult = _feistel_keys(salt, int(match.group(1)))
+        return (keys if match.group(2) == "k" else mult)[int(match.group(3))]
+    raise ConfigError(f"unknown masking key marker :{_KEY_MARKER}{name}")  # pragma: no cover
+
+
+def bind(
+    query: exp.Expr | str,
+    salt: Salt,
+    dialect: str,
+    values: Mapping[str, Any] | None = None,
+    params: Sequence[Any] = (),
+) -> tuple[str, list[Any]]:
+    """The statement's SQL text and its positional parameters (`?` markers, in order).
+
+    Key markers get the salt's key material; other named placeholders (`:name`) take
+    `values[name]` (e.g. test inputs); `?` markers already in the statement take `params`, in
+    order. Dialects outside PARAMETER_DIALECTS inline their keys and have no key markers.
+    An engine wrapper can pass every statement through here: `execute(*bind(sql, salt, ...))`.
+    """
+    from sqlglot.dialects.dialect import Dialect
+
+    sql = query if isinstance(query, str) else query.sql(dialect)
+    tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    given = iter(params)
+    pieces: list[str] = []
+    bound: list[Any] = []
+    done = 0
+    for token, name in zip(tokens, [*tokens[1:], None], strict=True):
+        if token.token_type == TokenType.PLACEHOLDER and token.text == "?":
+            value = next(given, given)
+            if value is given:
+                raise ConfigError(f"{len(params)} parameters for more `?` markers in the statement")
+            bound.append(value)
+            continue
+        if token.token_type != TokenType.COLON or name is None or name.start != token.end + 1:
+            continue
+        if name.token_type not in (TokenType.VAR, TokenType.IDENTIFIER):
+            continue
+        if name.text.startswith(_KEY_MARKER):
+            bound.append(_key_value(name.text[len(_KEY_MARKER) :], salt))
+        elif values is not None and name.text in values:
+            bound.append(values[name.text])
+        else:
+            continue  # a slice bound or a JSON path, not a marker of ours
+        pieces.extend([sql[done : token.start], "?"])
+        done = name.end + 1
+    pieces.append(sql[done:])
+    if next(given, given) is not given:
+        raise ConfigError(f"{len(params)} parameters for fewer `?` markers in the statement")
+    return "".join(pieces), bound
 
 
 def hex_int(hex_expr: exp.Expr, dialect: str, start: int = 1) -> exp.Expr:
@@ -473,7 +585,14 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     """
     half = bits // 2
     mask = (1 << half) - 1
-    keys, mult = _feistel_keys(salt, bits)
+    keys: Sequence[exp.Expr]
+    mult: Sequence[exp.Expr]
+    if dialect in PARAMETER_DIALECTS:
+        keys = [_bigint(_key_marker(f"f{bits}_k{r}")) for r in range(4)]
+        mult = [_bigint(_key_marker(f"f{bits}_m{r}")) for r in range(4)]
+    else:
+        plain_keys, plain_mult = _feistel_keys(salt, bits)
+        keys, mult = [_num(k) for k in plain_keys], [_num(k) for k in plain_mult]
 
     def band(a: exp.Expr, m: int) -> exp.Expr:
         return exp.paren(exp.BitwiseAnd(this=a, expression=_num(m)), copy=False)
@@ -484,8 +603,8 @@ def _feistel(value: exp.Expr, salt: Salt, bits: int, dialect: str) -> exp.Expr:
     right: exp.Expr = band(value, mask)
     for r in range(4):
         # F(R) = ((R xor k) * m  mod 2^half) xor (R >> 3): products stay below 2^(2*half) <= 2^62.
-        mixed = template(dialect, "xor", a=exp.paren(right, copy=False), b=_num(keys[r]))
-        product = band(exp.Mul(this=exp.paren(mixed, copy=False), expression=_num(mult[r])), mask)
+        mixed = template(dialect, "xor", a=exp.paren(right, copy=False), b=keys[r].copy())
+        product = band(exp.Mul(this=exp.paren(mixed, copy=False), expression=mult[r].copy()), mask)
         f = template(
             dialect,
             "xor",
@@ -599,6 +718,10 @@ def _copies(columns: Sequence[exp.Expr]) -> list[exp.Expr]:
 def _num(n: int) -> exp.Expr:
     # Typed BIGINT: DuckDB would otherwise multiply small literals as INT32 and overflow.
     return exp.cast(exp.Literal.number(n), exp.DataType.build("BIGINT"))
+
+
+def _bigint(value: exp.Expr) -> exp.Expr:
+    return exp.cast(value, exp.DataType.build("BIGINT"))
 
 
 def _keyed_digits(h: exp.Expr, dialect: str, slices: int) -> exp.Expr:

@@ -1036,3 +1036,158 @@ class PostgresSampleWriter(SampleWriter):
                     )
                 self.sandbox.execute(f"ANALYZE {final.sql('postgres')}")
             self.sandbox.execute(_drop_schema(self.STAGING))
+
+
+class SparkWorkSession:
+    """The sampler's work engine on Spark: its temporary tables become Parquet tables in a
+    scratch schema.
+
+    Spark rejects `CREATE TEMPORARY TABLE … AS`, and a temporary view (what sqlglot writes
+    instead) is recomputed on every read, while the closure reads each work table many times.
+    So every unqualified `__dataops_*` table the sampler names is placed in `scratch`, and a
+    temporary table is created there as a real one. The caller creates and drops `scratch`.
+    """
+
+    dialect = "spark"
+
+    def __init__(self, engine: Any, scratch: str) -> None:
+        self.engine = engine
+        self.scratch = scratch
+
+    def _placed(self, sql: str | exp.Expr) -> str | exp.Expr:
+        if isinstance(sql, str):
+            return sql
+        tree = sql.copy()
+        for table in tree.find_all(exp.Table):
+            if not table.args.get("db") and table.name.startswith("__dataops_"):
+                table.set("db", exp.to_identifier(self.scratch, quoted=True))
+        if isinstance(tree, exp.Create) and tree.find(exp.TemporaryProperty) is not None:
+            tree.set(
+                "properties",
+                exp.Properties(expressions=[exp.FileFormatProperty(this=exp.Var(this="PARQUET"))]),
+            )
+        return tree
+
+    def execute(self, sql: str | exp.Expr, params: Sequence[Any] | None = None) -> None:
+        self.engine.execute(self._placed(sql), params)
+
+    def fetchall(
+        self, sql: str | exp.Expr, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return list(self.engine.fetchall(self._placed(sql), params))
+
+    def fetch_with_names(
+        self, sql: str | exp.Expr, params: Sequence[Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        names, rows = self.engine.fetch_with_names(self._placed(sql), params)
+        return list(names), list(rows)
+
+    def columns(self, relation: Any) -> list[Column]:
+        return list(self.engine.columns(relation))
+
+    def relation_exists(self, relation: Any) -> bool:
+        return bool(self.engine.relation_exists(relation))
+
+    def list_relations(self, schema: str, database: str | None = None) -> list[Any]:
+        return list(self.engine.list_relations(schema, database))
+
+    def close(self) -> None:
+        """The session belongs to whoever opened it."""
+
+
+class SparkSampleWriter(SampleWriter):
+    """Writes each masked table as a Parquet table into one version of the sample's schemas.
+
+    Production, the work tables and the sample live in the same Spark, so masking runs there and
+    no row leaves it. A version is invisible until `sources` records it as the current one;
+    `point_views` then repoints the stable views under `spark_layout.sample_schema` and `retire`
+    drops every other version (and the scratch of interrupted runs).
+    """
+
+    def __init__(
+        self, engine: Any, relations: Mapping[str, Any], prefix: str, version: str
+    ) -> None:
+        self.engine = engine
+        self.relations = relations
+        self.prefix = prefix
+        self.version = version
+        self._schemas: set[str] = set()
+
+    @property
+    def schemas(self) -> dict[str, str]:
+        """Production source schema -> the schema holding this version of its sample."""
+        from dataops_dev.spark_layout import sample_version_schema
+
+        return {
+            r.schema: sample_version_schema(self.prefix, r.schema, self.version)
+            for r in self.relations.values()
+        }
+
+    def _table(self, name: str) -> exp.Table:
+        relation = self.relations[name]
+        return exp.table_(relation.name, db=self.schemas[relation.schema], quoted=True)
+
+    def write(self, plan: TablePlan, query: exp.Select) -> None:
+        schema = self.schemas[self.relations[plan.name].schema]
+        if schema not in self._schemas:
+            self.engine.execute(exp.Create(this=_schema(schema), kind="SCHEMA", exists=True))
+            self._schemas.add(schema)
+        target = self._table(plan.name)
+        self.engine.execute(_drop(target))
+        self.engine.execute(
+            exp.Create(
+                this=target,
+                kind="TABLE",
+                expression=query,
+                properties=exp.Properties(
+                    expressions=[exp.FileFormatProperty(this=exp.Var(this="PARQUET"))]
+                ),
+            )
+        )
+
+    def count(self, plan: TablePlan) -> int:
+        return _count(self.engine, self._table(plan.name))
+
+    def orphans(self, edge: ForeignKey) -> int:
+        return count_orphans(self.engine, edge, self._table(edge.child), self._table(edge.parent))
+
+    def point_views(self) -> None:
+        """One view per table under the stable `sample_schema` names, over this version (each
+        view is replaced in one statement; readers that must never mix versions go by the
+        recorded schemas instead)."""
+        from dataops_dev.spark_layout import sample_schema
+
+        for name, relation in sorted(self.relations.items()):
+            stable = sample_schema(self.prefix, relation.schema)
+            if stable not in self._schemas:
+                self.engine.execute(exp.Create(this=_schema(stable), kind="SCHEMA", exists=True))
+                self._schemas.add(stable)
+            view = exp.table_(relation.name, db=stable, quoted=True)
+            self.engine.execute(
+                exp.Create(
+                    this=view,
+                    kind="VIEW",
+                    replace=True,
+                    expression=exp.select(exp.Star()).from_(self._table(name)),
+                )
+            )
+
+    def discard(self) -> None:
+        """Drop this version's schemas (a failed run: the current sample stays as it was)."""
+        for schema in sorted(set(self.schemas.values())):
+            self.engine.execute(_drop_schema(schema))
+
+    def retire(self) -> list[str]:
+        """Drop every other version of the sample and every sampler scratch schema left by an
+        interrupted run; returns the schemas dropped."""
+        from dataops_dev.spark_layout import sample_version_of
+
+        pattern = exp.Literal.string(f"{self.prefix}__sample*").sql("spark")
+        dropped = []
+        for row in self.engine.fetchall(f"SHOW SCHEMAS LIKE {pattern}"):
+            schema = str(row[0])
+            version = sample_version_of(self.prefix, schema)
+            if version is not None and version != self.version:
+                self.engine.execute(_drop_schema(schema))
+                dropped.append(schema)
+        return dropped

@@ -2,6 +2,9 @@
 
 DuckDB: environments attach `<state_dir>/samples/<id>.duckdb` read-only as `SOURCE_ALIAS`.
 Warehouse: the sample is published into the sandbox database under production's source schemas.
+Spark: production is a dbt-spark `method: session` target reached over Spark Connect; the sample is
+written in versions under the sandbox schema prefix (`spark_layout`) and a recorded pointer names
+the current one.
 Sources that are files (dbt-duckdb `external_location`) are production too: read into the
 sampling session (`file_sources.py`) and sampled like tables. Seeds are committed data, not sampled.
 """
@@ -12,8 +15,9 @@ import contextlib
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -73,6 +77,11 @@ class SourceData:
     """Warehouse backend: the database whose source schemas hold the data."""
     masked_columns: int = 0
     """How many source columns the sample masks."""
+    sandbox_prefix: str | None = None
+    """Spark backend: the schema prefix of everything dataops_dev writes (`spark_layout`)."""
+    sample_schemas: Mapping[str, str] = field(default_factory=dict)
+    """Spark backend: production source schema -> the schema holding the current sample of it
+    (one version, never rewritten: read these, not the stable views, to never mix two samples)."""
     file_sources: tuple[str, ...] = ()
     """Sources that production reads from files (`source_name.table_name`): environments
     point them at the sample instead (they never read the files)."""
@@ -83,9 +92,9 @@ class SampleRecord:
     """The run manifest of one sample: what it was built from and what it holds (no secrets)."""
 
     sample_id: str
-    backend: Literal["duckdb", "warehouse"]
+    backend: Literal["duckdb", "warehouse", "spark"]
     location: str
-    """The sample file (DuckDB) or the sandbox database (warehouse)."""
+    """The sample file (DuckDB), the sandbox database (warehouse) or schema prefix (Spark)."""
     created_at: str
     snapshot_time: str
     """When production's consistent snapshot was taken."""
@@ -112,6 +121,8 @@ class SampleRecord:
     """The project's seeds: committed data, not sampled, never masked."""
     file_stamps: Mapping[str, str] = field(default_factory=dict)
     """Each production file read: size and mtime then (a changed file makes the sample stale)."""
+    schemas: Mapping[str, str] = field(default_factory=dict)
+    """Spark: production source schema -> the schema of this sample's version of it."""
 
     @property
     def identity(self) -> str:
@@ -189,6 +200,7 @@ class SampleRecord:
             files=tuple(data.get("files", ())),
             seeds=tuple(data.get("seeds", ())),
             file_stamps={str(k): str(v) for k, v in (data.get("file_stamps") or {}).items()},
+            schemas={str(k): str(v) for k, v in (data.get("schemas") or {}).items()},
         )
 
 
@@ -206,7 +218,7 @@ class Production:
 
     engine: Engine
     dialect: str
-    backend: Literal["duckdb", "warehouse"]
+    backend: Literal["duckdb", "warehouse", "spark"]
     identity: str
     snapshot_time: str
     catalog: str | None = None
@@ -219,6 +231,10 @@ class Production:
     absent: Path | None = None
     """DuckDB: production's database file when it does not exist (yet): a project whose
     sources are all files (or that has none) is sampled without it."""
+    value_samples: dict[tuple[Relation, str, int], tuple[tuple[str, ...], int]] = field(
+        default_factory=dict
+    )
+    """Spark: the value samples of a table's columns, read for all of them at once."""
 
     def _where(self, relation: Relation) -> Relation:
         plain = Relation(relation.schema, relation.name)
@@ -259,15 +275,26 @@ def _file_identity(path: Path) -> str:
     return "duckdb:" + str(path) + ":" + ",".join(parts)
 
 
-def _backend(output: Mapping[str, Any]) -> Literal["duckdb", "warehouse"]:
+def _backend(output: Mapping[str, Any]) -> Literal["duckdb", "warehouse", "spark"]:
+    """Where production's sample is built: a DuckDB file, a PostgreSQL sandbox database, or
+    schemas of production's own Spark."""
     if output.get("type") == "duckdb":
         return "duckdb"
     if output.get("type") == "postgres":
         return "warehouse"
+    if output.get("type") == "spark":
+        if output.get("method") != "session":
+            raise ConfigError(
+                f"the spark target {output.get('_target_name')!r} uses method "
+                f"{output.get('method')!r}; dataops-dev reaches Spark through Spark Connect",
+                'use method: session with server_side_parameters: {"spark.remote": '
+                '"sc://host:15002"}',
+            )
+        return "spark"
     raise ConfigError(
         f"production target type {output.get('type')!r} (profiles.yml, target "
         f"{output.get('_target_name')!r}) is not supported yet",
-        "dataops-dev samples DuckDB and PostgreSQL production targets",
+        "dataops-dev samples DuckDB, PostgreSQL and Spark production targets",
     )
 
 
@@ -289,6 +316,77 @@ def _postgres_identity(engine: Engine, output: Mapping[str, Any]) -> str:
     )
 
 
+def _spark_remote(output: Mapping[str, Any]) -> str:
+    from dataops_dev.engines.spark import remote_from_output
+
+    try:
+        return remote_from_output(output)
+    except EngineError as exc:
+        raise ConfigError(
+            f"the spark target {output.get('_target_name')!r}: {exc.message}", exc.hint
+        ) from exc
+
+
+def _spark_address(output: Mapping[str, Any]) -> str:
+    """Host and port of production's Spark Connect endpoint: what identifies it in records
+    (the URL's `;token=…` parameters are credentials and never written anywhere)."""
+    from dataops_dev.engines.spark import _endpoint
+
+    host, port = _endpoint(_spark_remote(output))
+    return f"{host}:{port}"
+
+
+def _source_relations(loaded: LoadedConfig) -> tuple[Relation, ...]:
+    """The production tables the dbt project declares as sources (from its parsed manifest)."""
+    manifest = load_manifest(loaded)
+    return tuple(
+        sorted({Relation(n.schema or "default", n.identifier) for n in manifest.sources.values()})
+    )
+
+
+def _union_all(selects: Sequence[exp.Select]) -> exp.Expression:
+    """`a UNION ALL b UNION ALL …` (`SELECT 1 WHERE false` when there is nothing to unite)."""
+    if not selects:
+        return exp.select(exp.Literal.number(0)).where(exp.false())
+    union: exp.Expression = selects[0]
+    for select in selects[1:]:
+        union = exp.Union(this=union, expression=select, distinct=False)
+    return union
+
+
+def _spark_identity(engine: Any, output: Mapping[str, Any], tables: Sequence[Relation]) -> str:
+    """A fingerprint of production's source tables on Spark: the data files each one reads.
+
+    Parquet tables keep no statistics a write updates, but every Spark write adds files under
+    new names, and listing them runs no job; a table that reads no files (JDBC, an empty
+    table) contributes its row count.
+    """
+    from dataops_dev.engines.spark import error_text
+
+    listing: dict[Relation, tuple[str, ...]] = {}
+    for relation in tables:
+        try:
+            files = engine.session.table(relation.sql("spark")).inputFiles()
+        except Exception as exc:
+            raise EngineError(f"Spark: {error_text(exc)}") from exc
+        listing[relation] = tuple(sorted(str(f) for f in files))
+    empty = [r for r in tables if not listing[r]]
+    counts = engine.fetchall(
+        _union_all(
+            [
+                exp.select(exp.Literal.number(i), exp.func("count", exp.Star())).from_(r.to_table())
+                for i, r in enumerate(empty)
+            ]
+        )
+    )
+    for position, count in counts:
+        listing[empty[int(position)]] = (f"rows:{count}",)
+    digest = hashlib.sha256()
+    for relation in sorted(listing):
+        digest.update(f"{relation}:{','.join(listing[relation])}\n".encode())
+    return f"spark:{_spark_address(output)}:{output.get('schema')}:{digest.hexdigest()[:16]}"
+
+
 @contextlib.contextmanager
 def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> Iterator[Production]:
     """Production's sources, read-only, in one snapshot.
@@ -296,9 +394,21 @@ def open_production(loaded: LoadedConfig, *, work_file: Path | None = None) -> I
     DuckDB: with `work_file`, that (writable) file is opened and production attached READ_ONLY
     under `PRODUCTION_ALIAS`; without, production itself is opened read-only. PostgreSQL: one
     REPEATABLE READ transaction, rolled back at the end (its temporary tables vanish with it).
+    Spark: one Spark Connect session; Parquet tables have no snapshots, so the sampler checks
+    that production's fingerprint did not move while it read (`check_unchanged`).
     """
     output = load_profile_target(loaded)
     backend = _backend(output)
+    if backend == "spark":
+        from dataops_dev.engines.spark import SparkEngine
+
+        engine_spark = SparkEngine(_spark_remote(output))
+        try:
+            identity = _spark_identity(engine_spark, output, _source_relations(loaded))
+            yield Production(engine_spark, "spark", "spark", identity, utc_now(), None, output)
+        finally:
+            engine_spark.close()
+        return
     if backend == "duckdb":
         from dataops_dev.engines.duckdb import DuckDBEngine
 
@@ -402,6 +512,39 @@ def _value_sample(
         exp.select(exp.Count(this=exp.Distinct(expressions=[col.copy()]))).from_(prefix)
     )
     return tuple(str(v[0]) for v in values), int(distinct[0][0])
+
+
+def _table_value_sample(
+    production: Production, relation: Relation, column: str, size: int
+) -> tuple[tuple[str, ...], int]:
+    """`_value_sample` of one column, read with those of every value-checked column of its table
+    in one statement (same prefixes, same sorted values, same counts): Spark answers each
+    statement in tenths of a second whatever its size, so one per table, not two per column."""
+    cache = production.value_samples
+    if (relation, column, size) not in cache:
+        names = [c.name for c in production.columns(relation) if value_checked(c.data_type)]
+        branches = []
+        for position, name in enumerate(names):
+            col = exp.column(name, quoted=True)
+            prefix = (
+                exp.select(exp.cast(col.copy(), exp.DataType.build("TEXT")).as_("v"))
+                .from_(production.table(relation))
+                .where(exp.not_(exp.Is(this=col.copy(), expression=exp.null())))
+                .limit(20_000)
+                .subquery("p")
+            )
+            values = exp.func(
+                "slice",
+                exp.func("array_sort", exp.func("collect_set", exp.column("v"))),
+                exp.Literal.number(1),
+                exp.Literal.number(size),
+            )
+            count = exp.Count(this=exp.Distinct(expressions=[exp.column("v")]))
+            branches.append(exp.select(exp.Literal.number(position), values, count).from_(prefix))
+        for position, values, count in production.engine.fetchall(_union_all(branches)):
+            key = (relation, names[int(position)], size)
+            cache[key] = (tuple(str(v) for v in values or ()), int(count))
+    return cache[(relation, column, size)]
 
 
 def inspect_production(
@@ -551,7 +694,14 @@ class _LazyFacts:
         if self._values is None:
             text_key = self.is_key and is_text_type(self.column.data_type)
             if value_checked(self.column.data_type) and (text_key or not self.is_key):
-                self._values = _value_sample(self.production, self.relation, self.column.name, size)
+                if self.production.dialect == "spark":
+                    self._values = _table_value_sample(
+                        self.production, self.relation, self.column.name, size
+                    )
+                else:
+                    self._values = _value_sample(
+                        self.production, self.relation, self.column.name, size
+                    )
             else:
                 self._values = ((), None)
         return self._values
@@ -789,8 +939,14 @@ def _sample_lock(loaded: LoadedConfig) -> Iterator[None]:
 
 def _current_identity(loaded: LoadedConfig) -> str:
     output = load_profile_target(loaded)
-    if _backend(output) == "duckdb":
+    backend = _backend(output)
+    if backend == "duckdb":
         return _file_identity(_duckdb_production_path(loaded, output, must_exist=False))
+    if backend == "spark":
+        from dataops_dev.engines.spark import SparkEngine
+
+        with SparkEngine(_spark_remote(output)) as spark:
+            return _spark_identity(spark, output, _source_relations(loaded))
     from dataops_dev.engines.postgres import PostgresEngine, conninfo_from_credentials
 
     engine = PostgresEngine(conninfo_from_credentials(output))
@@ -813,8 +969,11 @@ def _existing(loaded: LoadedConfig, sample_id: str) -> SampleRecord | None:
         return None
     if record.backend == "duckdb":
         return record if _intact_sample_file(record) else None
-    current = read_cache_json(directory / "warehouse-current.json")
+    pointer = SPARK_POINTER if record.backend == "spark" else "warehouse-current.json"
+    current = read_cache_json(directory / pointer)
     if current is None or current.get("sample_id") != sample_id:
+        return None
+    if record.backend == "spark" and current.get("schemas") != dict(record.schemas):
         return None
     return record
 
@@ -841,7 +1000,9 @@ def _intact_record(data: Mapping[str, Any] | None, sample_id: str) -> SampleReco
         record = SampleRecord.from_json(data, reused=True)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    if record.backend not in ("duckdb", "warehouse") or not isinstance(record.location, str):
+    if record.backend not in ("duckdb", "warehouse", "spark") or not isinstance(
+        record.location, str
+    ):
         return None
     return record
 
@@ -910,8 +1071,11 @@ def _build(
     directory = samples_dir(loaded)
     directory.mkdir(parents=True, exist_ok=True)
     output = load_profile_target(loaded)
-    if _backend(output) == "duckdb":
+    backend = _backend(output)
+    if backend == "duckdb":
         return _build_duckdb(loaded, salt, sample_id, manifest, policy, reporter)
+    if backend == "spark":
+        return _build_spark(loaded, salt, sample_id, manifest, policy, reporter)
     return _build_warehouse(loaded, salt, sample_id, manifest, policy, reporter)
 
 
@@ -1005,13 +1169,14 @@ def _record(
     loaded: LoadedConfig,
     salt: Salt,
     sample_id: str,
-    backend: Literal["duckdb", "warehouse"],
+    backend: Literal["duckdb", "warehouse", "spark"],
     location: str,
     production: Production,
     inspection: Inspection,
     outcome: SampleOutcome,
     relations: Mapping[str, Relation],
     policy: SamplePolicy,
+    schemas: Mapping[str, str] | None = None,
 ) -> SampleRecord:
     return SampleRecord(
         sample_id=sample_id,
@@ -1035,6 +1200,7 @@ def _record(
         file_stamps=dict(sorted(production.file_stamps.items())),
         policy=policy.label,
         decided=_unconfirmed(inspection, policy),
+        schemas=dict(sorted((schemas or {}).items())),
     )
 
 
@@ -1179,6 +1345,146 @@ def _build_warehouse(
     return record
 
 
+SPARK_POINTER = "spark-current.json"
+"""The recorded pointer to the current Spark sample: its id and the schemas of its version."""
+
+
+def spark_sandbox_prefix(loaded: LoadedConfig, production_schemas: Sequence[str] = ()) -> str:
+    """The Spark sandbox's schema prefix (`backend.sandbox_database`, default `dataops`), refused
+    when a production schema (the target's, or a source's) falls under it."""
+    from dataops_dev.spark_layout import check_not_production, sandbox_prefix
+
+    output = load_profile_target(loaded)
+    prefix = sandbox_prefix(loaded.config.backend.sandbox_database)
+    check_not_production(prefix, [str(output.get("schema") or ""), *production_schemas])
+    return prefix
+
+
+def _check_spark_backend(loaded: LoadedConfig, output: Mapping[str, Any]) -> None:
+    """The sample is written where production is read (masking runs there; no row leaves it):
+    environments must live on that same Spark."""
+    if loaded.config.backend.type != "warehouse":
+        raise ConfigError(
+            "a Spark production target needs backend.type: warehouse",
+            "set backend.type: warehouse in dataops_dev.yml: the sample and the environments "
+            "live in schemas of the same Spark",
+        )
+    target = loaded.config.backend.target
+    if target:
+        sandbox = load_profile_target(loaded, target)
+        if sandbox.get("type") != "spark" or _spark_address(sandbox) != _spark_address(output):
+            raise ConfigError(
+                f"backend.target {target!r} is not production's Spark",
+                "on Spark the sample and environments live beside production (a schema prefix): "
+                "leave backend.target unset or point it at the same spark.remote",
+            )
+
+
+def _build_spark(
+    loaded: LoadedConfig,
+    salt: Salt,
+    sample_id: str,
+    manifest: Manifest,
+    policy: SamplePolicy,
+    reporter: Reporter,
+) -> SampleRecord:
+    """Sample inside production's Spark, into a new version of the sample schemas, then move the
+    recorded pointer to it: until then the previous sample is the current one, whole."""
+    from dataops_dev.sampling import SparkSampleWriter, SparkWorkSession
+    from dataops_dev.spark_layout import sample_scratch_schema
+
+    output = load_profile_target(loaded)
+    _check_spark_backend(loaded, output)
+    sources = [n.schema or "default" for n in manifest.sources.values()]
+    prefix = spark_sandbox_prefix(loaded, sources)
+    version = uuid.uuid4().hex[:12]
+    scratch = sample_scratch_schema(prefix, version)
+    directory = samples_dir(loaded)
+    with open_production(loaded) as production:
+        engine = production.engine
+        session = SparkWorkSession(engine, scratch)
+        writers: list[SparkSampleWriter] = []
+
+        def factory(rels: Mapping[str, Relation]) -> SparkSampleWriter:
+            # The writer reads the work tables: through the session that places them.
+            writers.append(SparkSampleWriter(session, rels, prefix, version))
+            return writers[-1]
+
+        engine.execute(exp.Create(this=_schema_table(scratch), kind="SCHEMA", exists=True))
+        work = replace(production, engine=session)
+        published = False
+        try:
+            inspection, outcome, relations = _run(
+                loaded, work, manifest, policy, salt, factory, reporter
+            )
+            with task(reporter, "publish", f"publishing the sample under {prefix}__sample__"):
+                _check_unchanged(production, loaded)
+                interrupts.check()  # never after a signal, whatever swallowed it
+                writer = writers[0]
+                record = _record(
+                    loaded,
+                    salt,
+                    sample_id,
+                    "spark",
+                    prefix,
+                    production,
+                    inspection,
+                    outcome,
+                    relations,
+                    policy,
+                    writer.schemas,
+                )
+                with interrupts.publishing():
+                    write_json_atomic(directory / f"{sample_id}.json", record.to_json())
+                    write_json_atomic(
+                        directory / SPARK_POINTER,
+                        {"sample_id": sample_id, "schemas": dict(record.schemas)},
+                    )
+                    published = True
+                _tidy_spark(writer, reporter)
+        finally:
+            with contextlib.suppress(EngineError):
+                engine.execute(
+                    exp.Drop(
+                        tables=[_schema_table(scratch)], kind="SCHEMA", exists=True, cascade=True
+                    )
+                )
+            if not published and writers:
+                with contextlib.suppress(EngineError):
+                    writers[0].discard()
+    return record
+
+
+def _tidy_spark(writer: Any, reporter: Reporter) -> None:
+    """After the pointer moved: the stable views follow it and older versions go. The sample is
+    published either way; what failed here is redone by the next sample."""
+    try:
+        writer.point_views()
+        writer.retire()
+    except EngineError as exc:
+        reporter.message(
+            "warning",
+            f"the sample is published, but tidying the sandbox failed ({exc.message}): "
+            "the views under the stable sample schemas may point at an older sample until the "
+            "next `dataops-dev sample --refresh`",
+        )
+
+
+def _schema_table(name: str) -> exp.Table:
+    return exp.Table(db=exp.to_identifier(name, quoted=True))
+
+
+def _check_unchanged(production: Production, loaded: LoadedConfig) -> None:
+    """Spark: fail when production was written while it was sampled (no snapshot to read)."""
+    now = _spark_identity(production.engine, production.output, _source_relations(loaded))
+    if now != production.identity:
+        raise DataopsError(
+            "production's source tables changed while they were sampled: the sample could mix "
+            "two states of them, so it was not published (the previous sample is kept)",
+            "run `dataops-dev sample` again when production's loads are done",
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # What is (not) sampled and masked
 
@@ -1255,6 +1561,15 @@ def resolve_source_data(
             duckdb_file=Path(record.location),
             masked_columns=record.masked_columns,
             file_sources=record.files,
+        )
+    if record.backend == "spark":
+        return SourceData(
+            kind="sample",
+            identity=record.sample_id,
+            relations=record.relations,
+            masked_columns=record.masked_columns,
+            sandbox_prefix=record.location,
+            sample_schemas=dict(record.schemas),
         )
     return SourceData(
         kind="sample",

@@ -63,3 +63,36 @@ def check_not_production(prefix: str, production_schemas: Iterable[str]) -> None
             f"backend.sandbox_database {prefix!r} would cover production schema {clashing[0]!r}",
             "choose a sandbox prefix no production schema starts with",
         )
+
+
+# The sample is published in versions, because Spark can neither rename a schema nor replace a
+# set of tables in one statement: each sample is written whole into its own schemas, then a
+# recorded pointer moves to it (and the views under `sample_schema` follow). A reader that goes
+# by the pointer never sees half a sample; an interrupted sample leaves the previous one intact.
+_VERSION = re.compile(r"^[a-z0-9]{1,32}$")
+
+
+def _version(version: str) -> str:
+    if not _VERSION.match(version):
+        raise ConfigError(f"sample version {version!r} is not lower-case letters and digits")
+    return version
+
+
+def sample_version_schema(prefix: str, source_schema: str, version: str) -> str:
+    """The schema holding version `version` of the masked sample of `source_schema`."""
+    return f"{sample_schema(prefix, source_schema)}__v{_version(version)}"
+
+
+def sample_scratch_schema(prefix: str, version: str) -> str:
+    """The sampler's work tables while it builds version `version` (Spark has no temporary
+    tables); dropped when the sample is written."""
+    return f"{prefix}__samplework__v{_version(version)}"
+
+
+def sample_version_of(prefix: str, schema: str) -> str | None:
+    """The version a sample data or scratch schema belongs to; None for any other schema."""
+    match = re.match(
+        rf"^{re.escape(prefix)}__(?:sample__[a-z0-9_]+?|samplework)__v([a-z0-9]{{1,32}})$",
+        schema.lower(),
+    )
+    return match.group(1) if match else None
