@@ -3,6 +3,7 @@
     python benchmarks/diff.py                       # 1m for every tool, 10m for ours + reference
     python benchmarks/diff.py --sizes 1m,10m --peers-10m --runs 3
     python benchmarks/diff.py --sizes edge --runs 1  # subtle changes: who finds them all
+    python benchmarks/diff.py --sizes 100k,1m --tools ours,reference --spark  # + ours on Spark
     python benchmarks/diff.py --worker TOOL FILE    # internal: one tool, one run, JSON on stdout
 
 Data: `prod(id, 10 mixed columns)` and `dev` = prod minus 0.5% rows, 1% rows changed in 1-2
@@ -13,7 +14,9 @@ Each tool runs in its own process (wall time includes start-up and imports; peak
 wait4). Peers run from other virtual environments (`--peers-python`: reladiff, data-diff,
 datacompy+polars on duckdb 2.0; `--sqlmesh-python`: sqlmesh pins duckdb<2, so it reads a copy of
 the data written in the v1.4 storage format). A tool that cannot be imported is reported with
-the reason. Results: a table on stdout and benchmarks/results/diff.json, with the 1-minute load
+the reason. `--spark [sc://host:port]` also runs our diff on Spark (the shared local Spark Connect
+server of the tests unless an address is given) over the same rows, loaded from Parquet, and prints
+it beside our DuckDB run (`x duckdb`); Spark costs seconds per statement, so keep to 100k-1M rows. Results: a table on stdout and benchmarks/results/diff.json, with the 1-minute load
 average before and after each size (the machine is shared: compare ratios, not seconds).
 """
 
@@ -242,6 +245,75 @@ def run_ours(path: str) -> dict[str, Any]:
     }
 
 
+SPARK_SCHEMA = "dataops_bench_{name}"
+
+
+def spark_schema(path: str) -> str:
+    return SPARK_SCHEMA.format(name=Path(path).stem.replace("-", "_"))
+
+
+def load_spark(remote: str, path: Path) -> None:
+    """Copy prod and dev into a scratch Spark schema (Parquet files Spark reads directly: the
+    local server shares this file system)."""
+    import duckdb
+    from sqlglot import exp
+
+    sys.path.insert(0, str(ROOT))
+    from dataops_dev.engines.spark import SparkEngine
+
+    folder = path.parent / f"{path.stem}_parquet"
+    folder.mkdir(exist_ok=True)
+    con = duckdb.connect(str(path), read_only=True)
+    for table in ("prod", "dev"):
+        target = folder / f"{table}.parquet"
+        if not target.exists():
+            con.execute(
+                f"COPY {table} TO {exp.Literal.string(str(target)).sql('duckdb')} (FORMAT parquet)"
+            )
+    con.close()
+    schema = spark_schema(str(path))
+    with SparkEngine(remote) as engine:
+        engine.execute(f"CREATE SCHEMA IF NOT EXISTS `{schema}`")
+        for table in ("prod", "dev"):
+            engine.execute(f"DROP TABLE IF EXISTS `{schema}`.`{table}`")
+            engine.execute(
+                f"CREATE TABLE `{schema}`.`{table}` USING parquet AS "
+                f"SELECT * FROM parquet.`{folder / f'{table}.parquet'}`"
+            )
+
+
+def drop_spark(remote: str, path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from dataops_dev.engines.spark import SparkEngine
+
+    with SparkEngine(remote) as engine:
+        engine.execute(f"DROP SCHEMA IF EXISTS `{spark_schema(str(path))}` CASCADE")
+
+
+def run_ours_spark(path: str) -> dict[str, Any]:
+    """Our diff on Spark over the rows of `path` (loaded by `load_spark`); the session's
+    start-up is inside the time, as opening the DuckDB file is in `ours`."""
+    sys.path.insert(0, str(ROOT))
+    from dataops_dev.diffing import diff_relations
+    from dataops_dev.engines import Relation
+    from dataops_dev.engines.spark import SparkEngine
+
+    start = time.perf_counter()
+    schema = spark_schema(path)
+    with SparkEngine(os.environ["DIFF_BENCH_SPARK_REMOTE"]) as engine:
+        result = diff_relations(
+            engine, Relation(schema, "prod"), Relation(schema, "dev"), key=["id"]
+        )
+    return {
+        "seconds": time.perf_counter() - start,
+        "added": result.rows.added,
+        "removed": result.rows.removed,
+        "changed": result.rows.changed,
+        "columns": {c.name: c.changed for c in result.columns},
+        "timings": dict(result.timings),
+    }
+
+
 def run_reference(path: str) -> dict[str, Any]:
     """Hand-written: hash each row, join only id+hash, detail only the mismatching ids."""
     import duckdb
@@ -425,6 +497,7 @@ def run_sqlmesh(path: str) -> dict[str, Any]:
 def worker(tool: str, path: str) -> None:
     runners: dict[str, Callable[[str], dict[str, Any]]] = {
         "ours": run_ours,
+        "ours_spark": run_ours_spark,
         "reference": run_reference,
         "recce_style": run_recce_style,
         "reladiff_joindiff": lambda p: run_reladiff(p, "joindiff"),
@@ -522,6 +595,14 @@ def main() -> None:
     parser.add_argument("--peers-python", default=os.environ.get("DIFF_BENCH_PEERS_PYTHON", ""))
     parser.add_argument("--sqlmesh-python", default=os.environ.get("DIFF_BENCH_SQLMESH_PYTHON", ""))
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--spark",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="sc://HOST:PORT",
+        help="also run ours on Spark (default: the tests' shared local Spark Connect server)",
+    )
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -534,6 +615,8 @@ def main() -> None:
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tools = [t for t in args.tools.split(",") if t]
+    if args.spark:
+        os.environ["DIFF_BENCH_SPARK_REMOTE"] = spark_remote(args.spark)
     rows: list[dict[str, Any]] = []
     for size in args.sizes.split(","):
         n = SIZES[size]
@@ -555,6 +638,19 @@ def main() -> None:
                     results.setdefault(tool, []).append(
                         run_measured(sys.executable, tool, path, args.timeout)
                     )
+        if args.spark:
+            print(f"{size} loading into Spark ...", file=sys.stderr)
+            load_spark(os.environ["DIFF_BENCH_SPARK_REMOTE"], path)
+            try:
+                # Interleaved with our DuckDB run, so both see the same machine load.
+                for _ in range(args.runs):
+                    for tool in ("ours", "ours_spark"):
+                        print(f"{size} {tool} ...", file=sys.stderr)
+                        results.setdefault(tool, []).append(
+                            run_measured(sys.executable, tool, path, args.timeout)
+                        )
+            finally:
+                drop_spark(os.environ["DIFF_BENCH_SPARK_REMOTE"], path)
         for tool in tools:
             if tool in ("ours", "reference"):
                 continue
@@ -584,6 +680,8 @@ def main() -> None:
         reference_wall = statistics.median(reference) if reference else None
         reference_cpu = [r["cpu"] for r in results.get("reference", []) if r.get("cpu")]
         ref_cpu = statistics.median(reference_cpu) if reference_cpu else None
+        ours_walls = [r["wall"] for r in results.get("ours", []) if "seconds" in r]
+        ours_wall = statistics.median(ours_walls) if ours_walls else None
         for tool, runs in results.items():
             good = [r for r in runs if "wall" in r and "error" not in r]
             wall = statistics.median(r["wall"] for r in good) if good else None
@@ -601,6 +699,7 @@ def main() -> None:
                     "x_reference": wall / reference_wall if wall and reference_wall else None,
                     "cpu_s": cpu,
                     "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
+                    "x_ours_duckdb": wall / ours_wall if wall and ours_wall else None,
                     "counts": verdict(runs[-1], truth),
                     "load_avg": load,
                     "last": runs[-1],
@@ -611,14 +710,29 @@ def main() -> None:
     print(render(rows))
 
 
+def spark_remote(option: str) -> str:
+    if option != "local":
+        return option
+    sys.path.insert(0, str(ROOT))
+    import fcntl
+
+    from dataops_dev.engines import spark_server
+
+    home = Path(os.environ.get("DATAOPS_SPARK_HOME", f"/tmp/dataops-test-spark-{os.getuid()}"))
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "start.lock", "w") as lock:  # the tests start and reuse it under this lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return spark_server.ensure_local(home).remote
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     def fmt(value: Any, pattern: str) -> str:
         return "-" if value is None else pattern.format(value)
 
     lines = [
         "| size | tool | runs | wall s (median) | min s | in-process s | cpu s | peak MiB "
-        "| x ref (wall) | x ref (cpu) | counts | load 1m |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| x ref (wall) | x ref (cpu) | x duckdb | counts | load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
@@ -626,6 +740,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"| {fmt(row['wall_min_s'], '{:.2f}')} | {fmt(row['in_process_s'], '{:.2f}')} "
             f"| {fmt(row['cpu_s'], '{:.2f}')} | {fmt(row['peak_mib'], '{:.0f}')} "
             f"| {fmt(row['x_reference'], '{:.2f}x')} | {fmt(row['x_reference_cpu'], '{:.2f}x')} "
+            f"| {fmt(row.get('x_ours_duckdb'), '{:.2f}x')} "
             f"| {row['counts']} | {row.get('load_avg', '-')} |"
         )
     return "\n".join(lines)

@@ -17,9 +17,13 @@ _DSN = re.compile(r"^(postgres(ql)?://|.*\b(dbname|host|user)=)", re.IGNORECASE)
 
 
 def open_engine(database: str) -> Any:
-    """A PostgreSQL DSN/conninfo, or a DuckDB file opened read-only."""
+    """A Spark Connect address, a PostgreSQL DSN/conninfo, or a DuckDB file opened read-only."""
     from dataops_dev.errors import UsageError
 
+    if database.startswith("sc://"):
+        from dataops_dev.engines.spark import SparkEngine
+
+        return SparkEngine(database)
     if _DSN.match(database):
         from dataops_dev.engines.postgres import PostgresEngine
 
@@ -28,7 +32,8 @@ def open_engine(database: str) -> Any:
     if not path.is_file():
         raise UsageError(
             f"database {database} is neither a DuckDB file nor a PostgreSQL DSN",
-            "pass --database path/to/file.duckdb or --database postgresql://user@host/db",
+            "pass --database path/to/file.duckdb, --database postgresql://user@host/db or "
+            "--database sc://host:15002 (Spark Connect)",
         )
     from dataops_dev.engines.duckdb import DuckDBEngine
 
@@ -88,6 +93,32 @@ def production_like(app: AppContext, databases: list[str]) -> str | None:
     return None
 
 
+def spark_production_like(app: AppContext, schemas: list[str]) -> str | None:
+    """Why values of these Spark schemas may be raw production data, or None when every one is
+    under the sandbox prefix (the sample and the environments; Spark has one catalog)."""
+    from dataops_dev.errors import DataopsError
+    from dataops_dev.spark_layout import owned, sandbox_prefix
+
+    try:
+        prefix = sandbox_prefix(app.loaded.config.backend.sandbox_database)
+    except DataopsError:
+        prefix = sandbox_prefix(None)  # outside a project: only the default sandbox is ours
+    for schema in schemas:
+        if not owned(prefix, schema):
+            return f"schema {schema} is not under the dataops sandbox prefix {prefix}__"
+    return None
+
+
+def _why_withheld(
+    app: AppContext, database: str, attached: dict[str, str], relations: tuple[str, str]
+) -> str | None:
+    if database.startswith("sc://"):
+        from dataops_dev.engines.base import Relation
+
+        return spark_production_like(app, [Relation.parse(r).schema for r in relations])
+    return production_like(app, [database, *attached.values()])
+
+
 def _withhold_values(data: Any) -> Any:
     """The profile diff without the statistics that are values of the data."""
     if isinstance(data, dict):
@@ -128,7 +159,8 @@ def _number(text: str, option: str) -> float:
 @click.option(
     "--database",
     required=True,
-    help="DuckDB file (opened read-only) or PostgreSQL DSN holding both relations.",
+    help="DuckDB file (opened read-only), PostgreSQL DSN or Spark Connect address "
+    "(sc://host:15002) holding both relations.",
 )
 @click.option("--examples", default=5, show_default=True, help="Example values per column.")
 @click.option("--example-rows", default=20, show_default=True, help="Example rows overall.")
@@ -184,7 +216,7 @@ def diff_tables(
     from dataops_dev.engines.base import Relation
 
     attached = _pairs(attach, "--attach")
-    withheld = None if show_values else production_like(app, [database, *attached.values()])
+    withheld = None if show_values else _why_withheld(app, database, attached, (left, right))
     if withheld is not None:
         # Never fetched: raw values do not even reach this process.
         examples = example_rows = 0

@@ -41,12 +41,13 @@ def keyless_groups_sql(
     right: Relation,
     columns: Sequence[CompareColumn],
     table: str,
-) -> exp.Create:
+) -> exp.Expression:
     """Groups of identical rows whose copies differ between the sides (or repeat on one side)."""
     union = exp.union(
         _side(dialect, left, columns, "left", 0),
         _side(dialect, right, columns, "right", 1),
         distinct=False,
+        copy=False,
     )
     values = [sql.col(sql.value_alias(i)) for i in range(len(columns))]
     n, n_right = sql.count_star(), exp.Sum(this=sql.col(sql.SIDE))
@@ -60,11 +61,11 @@ def keyless_groups_sql(
             sql.alias(exp.Sub(this=n.copy(), expression=n_right.copy()), sql.N_LEFT),
             sql.alias(n_right.copy(), sql.N_RIGHT),
         )
-        .from_(union.subquery(sql.ident("__u")))
+        .from_(union.subquery(sql.ident("__u"), copy=False))
         .group_by(*[v.copy() for v in values])
         .having(exp.not_(exp.paren(one_each)))
     )
-    return sql.create_temp(table, query)
+    return sql.create_temp(table, query, dialect)
 
 
 def keyless_counts_sql(table: str) -> exp.Select:
@@ -137,9 +138,15 @@ def keyless_diff(
     table = f"__dataops_keyless_{uuid.uuid4().hex[:10]}"
     try:
         with watch.measure("match"):
-            totals = engine.fetchall(row_counts_sql(left, right))[0]
-            engine.execute(keyless_groups_sql(engine.dialect, left, right, columns, table))
-            names, rows = engine.fetch_with_names(keyless_counts_sql(table))
+            totals = engine.fetchall(sql.text(row_counts_sql(left, right), engine.dialect))[0]
+            engine.execute(
+                sql.text(
+                    keyless_groups_sql(engine.dialect, left, right, columns, table), engine.dialect
+                )
+            )
+            names, rows = engine.fetch_with_names(
+                sql.text(keyless_counts_sql(table), engine.dialect)
+            )
             counts = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
         with watch.measure("examples"):
             examples: dict[str, tuple[dict[str, Any], ...]] = {}
@@ -221,7 +228,9 @@ def suggest_keys(
         return ()
     unique: list[set[str]] = []
     for relation in (left, right):
-        names, rows = engine.fetch_with_names(uniqueness_sql(relation, probe))
+        names, rows = engine.fetch_with_names(
+            sql.text(uniqueness_sql(relation, probe), engine.dialect)
+        )
         record = dict(zip(names, rows[0], strict=True))
         total = record["rows"]
         unique.append(

@@ -1,8 +1,8 @@
 """Column profiles of a relation and their diff, computed in two scans per relation.
 
 Scan 1 is one aggregate (count, nulls, distinct, min, max, mean, quartiles for every column); scan 2
-unpivots every row once (LATERAL VALUES) and groups it twice (GROUPING SETS): top values and
-histogram bins for every column together.
+unpivots every row once (LATERAL VALUES; LATERAL VIEW STACK on Spark) and groups it twice (GROUPING
+SETS): top values and histogram bins for every column together.
 """
 
 from __future__ import annotations
@@ -35,8 +35,23 @@ _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 def _orderable(family: str, dialect: str) -> bool:
     # PostgreSQL has no min()/max() over booleans; "other" types (json, lists) may not sort.
     return family in ("numeric", "temporal", "text") or (
-        family == "boolean" and dialect == "duckdb"
+        family == "boolean" and dialect in ("duckdb", "spark")
     )
+
+
+def _quantiles(value: exp.Expr, family: str, dialect: str) -> exp.Expr:
+    """Quartiles as one array: continuous for numbers, discrete (an actual value) for dates."""
+    fractions = exp.Array(expressions=[sql.lit(q) for q in QUANTILES])
+    if dialect == "spark":
+        if family == "numeric":
+            # Spark's exact `percentile` interpolates like PERCENTILE_CONT.
+            return exp.Quantile(this=value, quantile=fractions)
+        # No exact discrete percentile of timestamps on Spark: the sketch is exact while it
+        # holds every row (accuracy = its size), approximate (1e-6 relative rank) beyond.
+        return exp.ApproxQuantile(this=value, quantile=fractions, accuracy=sql.lit(1_000_000))
+    if family == "numeric":
+        return exp.PercentileCont(this=value, expression=fractions)
+    return exp.PercentileDisc(this=value, expression=fractions)
 
 
 def stats_sql(relation: Relation, columns: Sequence[Column], dialect: str) -> exp.Select:
@@ -56,17 +71,11 @@ def stats_sql(relation: Relation, columns: Sequence[Column], dialect: str) -> ex
         if family == "numeric":
             as_double = sql.cast(value.copy(), "DOUBLE", dialect)
             projections.append(sql.alias(exp.Avg(this=as_double), f"mean{index}"))
-            fractions = exp.Array(expressions=[sql.lit(q) for q in QUANTILES])
             projections.append(
-                sql.alias(
-                    exp.PercentileCont(this=as_double.copy(), expression=fractions), f"q{index}"
-                )
+                sql.alias(_quantiles(as_double.copy(), family, dialect), f"q{index}")
             )
         elif family == "temporal":
-            fractions = exp.Array(expressions=[sql.lit(q) for q in QUANTILES])
-            projections.append(
-                sql.alias(exp.PercentileDisc(this=value.copy(), expression=fractions), f"q{index}")
-            )
+            projections.append(sql.alias(_quantiles(value.copy(), family, dialect), f"q{index}"))
     return exp.select(*projections).from_(relation.to_table())
 
 
@@ -75,6 +84,13 @@ def _as_number(column: Column, dialect: str) -> exp.Expr | None:
     if family == "numeric":
         return sql.cast(sql.col(column.name), "DOUBLE", dialect)
     if family == "temporal":
+        if dialect == "spark":
+            # Seconds since the epoch, fractions kept (UNIX_TIMESTAMP would drop them).
+            micros = exp.Anonymous(
+                this="UNIX_MICROS",
+                expressions=[sql.cast(sql.col(column.name), "TIMESTAMP", dialect)],
+            )
+            return exp.Div(this=micros, expression=sql.lit(1e6))
         return exp.func("EPOCH", sql.col(column.name), dialect="duckdb")
     return None
 
@@ -94,6 +110,23 @@ def _bucket(value: exp.Expr, low: float, high: float) -> exp.Expr:
     return exp.Cast(this=capped, to=exp.DataType.build("INT"))
 
 
+def _unpivot(rows: list[exp.Tuple], dialect: str) -> exp.Lateral:
+    """One output row (column index, value as text, histogram bin) per column of each row."""
+    names = [sql.ident("__c"), sql.ident("__v"), sql.ident("__b")]
+    if dialect == "spark":
+        # Spark's VALUES cannot read the outer row; its STACK generator can.
+        cells = [cell for row in rows for cell in row.expressions]
+        return exp.Lateral(
+            this=exp.Stack(this=sql.lit(len(rows)), expressions=cells),
+            view=True,
+            alias=exp.TableAlias(this=sql.ident("__u"), columns=names),
+        )
+    return exp.Lateral(
+        this=exp.Subquery(this=exp.Values(expressions=rows)),
+        alias=exp.TableAlias(this=sql.ident("__u"), columns=names),
+    )
+
+
 def distribution_sql(
     relation: Relation,
     columns: Sequence[Column],
@@ -110,24 +143,19 @@ def distribution_sql(
         if number is not None and index in ranges:
             bucket = _bucket(number, *ranges[index])
         rows.append(exp.Tuple(expressions=[sql.lit(index), text, bucket]))
-    unpivot = exp.Lateral(
-        this=exp.Subquery(this=exp.Values(expressions=rows)),
-        alias=exp.TableAlias(
-            this=sql.ident("__u"), columns=[sql.ident("__c"), sql.ident("__v"), sql.ident("__b")]
-        ),
-    )
     c, v, b = sql.col("__c"), sql.col("__v"), sql.col("__b")
-    grouped = (
-        exp.select(
-            c.copy(),
-            v.copy(),
-            b.copy(),
-            sql.alias(exp.Grouping(expressions=[v.copy()]), "__gv"),
-            sql.alias(sql.count_star(), "__n"),
-        )
-        .from_(relation.to_table())
-        .join(unpivot, join_type="CROSS")
-    )
+    grouped = exp.select(
+        c.copy(),
+        v.copy(),
+        b.copy(),
+        sql.alias(exp.Grouping(expressions=[v.copy()]), "__gv"),
+        sql.alias(sql.count_star(), "__n"),
+    ).from_(relation.to_table())
+    unpivot = _unpivot(rows, dialect)
+    if dialect == "spark":
+        grouped.append("laterals", unpivot)
+    else:
+        grouped = grouped.join(unpivot, join_type="CROSS")
     grouped.set(
         "group",
         exp.Group(
@@ -156,7 +184,7 @@ def distribution_sql(
             ),
             "__rn",
         ),
-    ).from_(grouped.subquery(sql.ident("__g")))
+    ).from_(grouped.subquery(sql.ident("__g"), copy=False))
     keep = exp.or_(
         exp.and_(
             exp.EQ(this=sql.col("__gv"), expression=sql.lit(0)),
@@ -170,7 +198,7 @@ def distribution_sql(
     )
     return (
         exp.select(sql.col("__c"), sql.col("__v"), sql.col("__b"), sql.col("__gv"), sql.col("__n"))
-        .from_(ranked.subquery(sql.ident("__r")))
+        .from_(ranked.subquery(sql.ident("__r"), copy=False))
         .where(keep)
         .order_by(sql.col("__c"), sql.col("__gv"), sql.col("__rn"))
     )
@@ -207,7 +235,7 @@ def profile_relation(
         raise UsageError(f"relation {relation} does not exist or has no columns")
     chosen = [c for c in all_columns if columns is None or c.name in columns]
     dialect = engine.dialect
-    names, rows = engine.fetch_with_names(stats_sql(relation, chosen, dialect))
+    names, rows = engine.fetch_with_names(sql.text(stats_sql(relation, chosen, dialect), dialect))
     stats = dict(zip(names, rows[0], strict=True))
     total = int(stats["rows"])
     ranges: dict[int, tuple[float, float]] = {}
@@ -220,9 +248,8 @@ def profile_relation(
     tops: dict[int, list[TopValue]] = {i: [] for i in range(len(chosen))}
     bins: dict[int, dict[int, int]] = {i: {} for i in range(len(chosen))}
     if total and chosen:
-        for c, value, bucket, grouping, count in engine.fetchall(
-            distribution_sql(relation, chosen, ranges, dialect, top)
-        ):
+        distribution = distribution_sql(relation, chosen, ranges, dialect, top)
+        for c, value, bucket, grouping, count in engine.fetchall(sql.text(distribution, dialect)):
             if int(grouping) == 0 and len(tops[int(c)]) < top:
                 tops[int(c)].append(TopValue(str(value), int(count)))
             elif int(grouping) == 1:

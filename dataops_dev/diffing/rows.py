@@ -104,40 +104,34 @@ def _keyed(
             schema, spec = _detect_renames(engine, spec, plan, schema)
     try:
         with watch.measure("counts"):
-            names, rows = engine.fetch_with_names(sql.side_counts_sql(spec))
+            names, rows = engine.fetch_with_names(sql.text(sql.side_counts_sql(spec), spec.dialect))
             sides = dict(zip(names, rows[0], strict=True))
         with watch.measure("match"):
-            engine.execute(sql.mismatch_sql(spec))
-            mismatch = _mismatch_counts(engine, spec)
+            engine.execute(sql.text(sql.match_sql(spec), spec.dialect))
+            counts = _counts(engine, spec)
             left_keyed = int(sides["left_rows"]) - int(sides["left_null_keys"])
             right_keyed = int(sides["right_rows"]) - int(sides["right_null_keys"])
-            if _has_duplicates(mismatch, left_keyed, right_keyed):
+            if _has_duplicates(counts, left_keyed, right_keyed):
                 # The join multiplied duplicated keys; rebuild the set with the exact aggregate.
-                engine.execute(sql.drop_table(spec.mismatch_table))
-                engine.execute(sql.mismatch_exact_sql(spec))
-                mismatch = _mismatch_counts(engine, spec)
-        with watch.measure("detail"):
-            engine.execute(sql.detail_sql(spec))
-            names, rows = engine.fetch_with_names(sql.detail_counts_sql(spec))
-            detail = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
+                sql.drop_temp_tables(engine, (spec.detail_table,))
+                engine.execute(sql.text(sql.match_exact_sql(spec), spec.dialect))
+                counts = _counts(engine, spec)
         with watch.measure("examples"):
-            listed = detail["changed"] + mismatch["added"] + mismatch["removed"]
-            columns, examples = _examples(engine, spec, detail, options, listed=bool(listed))
+            listed = counts["changed"] + counts["added"] + counts["removed"]
+            columns, examples = _examples(engine, spec, counts, options, listed=bool(listed))
     finally:
-        sql.drop_temp_tables(engine, spec.temp_tables)
+        sql.drop_temp_tables(engine, (spec.detail_table,))
 
     left_rows, right_rows = int(sides["left_rows"]), int(sides["right_rows"])
     null_left, null_right = int(sides["left_null_keys"]), int(sides["right_null_keys"])
-    changed = detail["changed"]
-    unchanged = (left_rows - null_left - mismatch["mismatch_left"]) + (
-        mismatch["candidates"] - changed
-    )
+    changed = counts["changed"]
+    unchanged = (left_rows - null_left - counts["mismatch_left"]) + (counts["candidates"] - changed)
     rows_diff = RowDiff(
         mode=DiffMode.KEYED,
         left=left_rows,
         right=right_rows,
-        added=mismatch["added"],
-        removed=mismatch["removed"],
+        added=counts["added"],
+        removed=counts["removed"],
         changed=changed,
         unchanged=unchanged,
     )
@@ -145,12 +139,12 @@ def _keyed(
         columns=tuple(k.name for k in spec.key),
         null_left=null_left,
         null_right=null_right,
-        duplicate_left=mismatch["duplicate_left"],
-        duplicate_right=mismatch["duplicate_right"],
-        duplicate_rows_left=mismatch["duplicate_rows_left"],
-        duplicate_rows_right=mismatch["duplicate_rows_right"],
-        excluded_left=null_left + mismatch["excluded_left"],
-        excluded_right=null_right + mismatch["excluded_right"],
+        duplicate_left=counts["duplicate_left"],
+        duplicate_right=counts["duplicate_right"],
+        duplicate_rows_left=counts["duplicate_rows_left"],
+        duplicate_rows_right=counts["duplicate_rows_right"],
+        excluded_left=null_left + counts["excluded_left"],
+        excluded_right=null_right + counts["excluded_right"],
     )
     return TableDiff(
         left=str(left),
@@ -166,19 +160,20 @@ def _keyed(
     )
 
 
-def _mismatch_counts(engine: Engine, spec: sql.DiffSpec) -> dict[str, int]:
-    names, rows = engine.fetch_with_names(sql.mismatch_counts_sql(spec))
+def _counts(engine: Engine, spec: sql.DiffSpec) -> dict[str, int]:
+    names, rows = engine.fetch_with_names(sql.text(sql.counts_sql(spec), spec.dialect))
     return {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
 
 
-def _has_duplicates(mismatch: dict[str, int], left_keyed: int, right_keyed: int) -> bool:
+def _has_duplicates(counts: dict[str, int], left_keyed: int, right_keyed: int) -> bool:
     """A key with a left and b right rows yields a*b join pairs: the pair totals equal the row
-    counts on both sides only if no matched key repeats; unmatched repeats show as groups > 1."""
+    counts on both sides only if no matched key repeats; unmatched repeats show as groups > 1.
+    (The base-value lookup can only add rows for a repeated base key, never hide one.)"""
     return bool(
-        mismatch["duplicate_left"]
-        or mismatch["duplicate_right"]
-        or mismatch["pairs_left"] != left_keyed
-        or mismatch["pairs_right"] != right_keyed
+        counts["duplicate_left"]
+        or counts["duplicate_right"]
+        or counts["pairs_left"] != left_keyed
+        or counts["pairs_right"] != right_keyed
     )
 
 
@@ -186,7 +181,7 @@ def _detect_renames(
     engine: Engine, spec: sql.DiffSpec, plan: ComparePlan, schema: SchemaDiff
 ) -> tuple[SchemaDiff, sql.DiffSpec]:
     pairs = [(old.name, new.name) for old, new in plan.rename_candidates]
-    names, rows = engine.fetch_with_names(sql.rename_probe_sql(spec, pairs))
+    names, rows = engine.fetch_with_names(sql.text(sql.rename_probe_sql(spec, pairs), spec.dialect))
     found = dict(zip(names, rows[0], strict=True))
     if not found["matched"]:
         return schema, spec
@@ -215,17 +210,19 @@ def _detect_renames(
 def _examples(
     engine: Engine,
     spec: sql.DiffSpec,
-    detail: dict[str, int],
+    counts: dict[str, int],
     options: DiffOptions,
     *,
     listed: bool,
 ) -> tuple[list[ColumnDiff], tuple[RowExample, ...]]:
     """Per-column diffs with their value examples, and the row examples, from one query
     (`listed`: some row was added, removed or changed)."""
-    per_column = options.examples if detail["changed"] else 0
+    per_column = options.examples if counts["changed"] else 0
     records: list[dict[str, Any]] = []
     if listed and (per_column or spec.example_rows):
-        names, rows = engine.fetch_with_names(sql.examples_sql(spec, per_column))
+        names, rows = engine.fetch_with_names(
+            sql.text(sql.examples_sql(spec, per_column), spec.dialect)
+        )
         records = [dict(zip(names, row, strict=True)) for row in rows]
     lists: dict[int, list[dict[str, Any]]] = {}
     for record in records:
@@ -235,7 +232,7 @@ def _examples(
         columns.append(
             ColumnDiff(
                 name=column.name,
-                changed=detail[f"c{index}"],
+                changed=counts[f"c{index}"],
                 compared=0,
                 examples=tuple(
                     ValueExample(

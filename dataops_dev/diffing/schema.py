@@ -47,7 +47,7 @@ _NO_EQUALITY = {T.JSON, T.XML, T.POINT, T.POLYGON}
 
 
 def text_type(dialect: str) -> str:
-    return "TEXT" if dialect == "postgres" else "VARCHAR"
+    return {"postgres": "TEXT", "spark": "STRING"}.get(dialect, "VARCHAR")
 
 
 @dataclass(frozen=True)

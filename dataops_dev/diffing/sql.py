@@ -1,18 +1,22 @@
-"""SQL for the one-pass keyed diff, built on sqlglot ASTs for DuckDB and PostgreSQL.
+"""SQL for the one-pass keyed diff, built on sqlglot ASTs for DuckDB, PostgreSQL and Spark.
 
-The plan (research/perf.md): one full outer join on the key of (key, hash of the compared values)
-on DuckDB, or of (key, values) on PostgreSQL, where equal pairs collapse into one group and only
-the small mismatch set is materialised; then the mismatching rows' values are compared column by
-column (`IS DISTINCT FROM`, tolerance, truncation) and the counts and all examples are read from
-there in two queries (`detail_counts_sql`, `examples_sql`).
-When the join's pair totals reveal duplicate keys, the set is rebuilt by one aggregate over
-key+hash of both sides instead (`mismatch_exact_sql`).
+The plan: one full outer join on the key of (key, hash of the compared values) on DuckDB and Spark,
+or of (key, values) on PostgreSQL, grouped by key so that equal pairs collapse into one `same`
+group. The head side's values ride along on the join's probe side (free: only the build side is
+materialised), so the one statement that builds the mismatch set also fetches the base side's
+values of its changed and removed keys, compares them column by column (`IS DISTINCT FROM`,
+tolerance, truncation) and materialises the result: every count comes from one read of that small
+table and every example from one more (`counts_sql`, `examples_sql`).
+When the pair totals reveal duplicate keys, the set is rebuilt by one aggregate over key+hash of
+both sides instead (`match_exact_sql`).
 
-Value semantics (both engines): NULL equals NULL, NaN equals NaN, -0.0 equals 0.0, strings compare
+Value semantics (all engines): NULL equals NULL, NaN equals NaN, -0.0 equals 0.0, strings compare
 byte for byte (trailing spaces and '' vs NULL are changes). A hash is only a prefilter: a hash
 difference without a value difference is re-checked and never reported; every value difference
-changes the hashed values/text, so only a collision (64-bit DuckDB `hash`, 128-bit md5 of the
-row text on PostgreSQL's duplicate-key path) could hide a change.
+changes the hashed values/text, so only a collision (64-bit DuckDB `hash` and Spark `xxhash64`,
+128-bit md5 of the row text on PostgreSQL's duplicate-key path) could hide a change. Spark's hashes
+skip NULL arguments, so `(NULL, 'x')` and `('x', NULL)` would hash alike: its row hash also hashes
+the array of the values' NULL flags.
 """
 
 from __future__ import annotations
@@ -28,10 +32,16 @@ from dataops_dev.engines.base import Engine, Relation
 from dataops_dev.errors import DataopsError
 
 CHANGED, ADDED, REMOVED, DUPLICATE, SAME = "changed", "added", "removed", "duplicate", "same"
-_HASH, _KIND, _RN = "__h", "__kind", "__rn"
+_HASH, _KIND = "__h", "__kind"
 KIND = _KIND
 # Shared with the keyless diff: which side a row comes from, and rows per side in a group.
 SIDE, N_LEFT, N_RIGHT = "__s", "__n_l", "__n_r"
+
+
+def text(query: exp.Expression, dialect: str) -> str:
+    """The SQL of a statement built for one use. sqlglot's generator copies the whole tree first
+    unless told not to: ~600 deep copies, 0.05-0.1 s of CPU per keyed diff."""
+    return query.sql(dialect=dialect, copy=False)
 
 
 def ident(name: str) -> exp.Identifier:
@@ -80,24 +90,37 @@ def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return exp.or_(*[exp.paren(c, copy=False) for c in conditions], copy=False)
 
 
-def create_temp(name: str, query: exp.Expr) -> exp.Create:
+def create_temp(name: str, query: exp.Expr, dialect: str) -> exp.Expression:
+    """A session-private table holding `query`'s result, computed once."""
+    table = exp.table_(ident(name))
+    if dialect == "spark":
+        # Spark rejects CREATE TEMPORARY TABLE … AS, and a temporary view recomputes its query on
+        # every read (101 s vs 28 s measured): CACHE TABLE materialises it once, in the session.
+        return exp.Cache(this=table, lazy=False, expression=query)
     return exp.Create(
-        this=exp.table_(ident(name)),
+        this=table,
         kind="TABLE",
         expression=query,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
 
 
-def drop_table(name: str) -> exp.Drop:
-    return exp.Drop(tables=[exp.table_(ident(name))], kind="TABLE", exists=True)
+def drop_temp(name: str, dialect: str) -> list[exp.Expression]:
+    table = exp.table_(ident(name))
+    if dialect == "spark":
+        return [
+            exp.Uncache(this=table, exists=True),
+            exp.Drop(tables=[table.copy()], kind="VIEW", exists=True),
+        ]
+    return [exp.Drop(tables=[table], kind="TABLE", exists=True)]
 
 
 def drop_temp_tables(engine: Engine, tables: Sequence[str]) -> None:
     """Drop our temp tables; a failure here must not hide the error that got us here."""
     for table in tables:
-        with contextlib.suppress(DataopsError):
-            engine.execute(drop_table(table))
+        for statement in drop_temp(table, engine.dialect):
+            with contextlib.suppress(DataopsError):
+                engine.execute(text(statement, engine.dialect))
 
 
 def key_alias(index: int) -> str:
@@ -118,16 +141,9 @@ class DiffSpec:
     """Temp table name prefix; unique per run so concurrent diffs on one session never clash."""
 
     @property
-    def mismatch_table(self) -> str:
-        return f"{self.prefix}_m"
-
-    @property
     def detail_table(self) -> str:
+        """The mismatch set with both sides' values (the one table a keyed diff writes)."""
         return f"{self.prefix}_d"
-
-    @property
-    def temp_tables(self) -> tuple[str, ...]:
-        return (self.mismatch_table, self.detail_table)
 
     def key_expr(self, index: int, table: str | None) -> exp.Expr:
         key = self.key[index]
@@ -156,13 +172,17 @@ def side_counts_sql(spec: DiffSpec) -> exp.Select:
 
     return (
         exp.select(exp.Star())
-        .from_(side(spec.left, "left").subquery(ident("__a")), copy=False)
-        .join(side(spec.right, "right").subquery(ident("__b")), join_type="CROSS", copy=False)
+        .from_(side(spec.left, "left").subquery(ident("__a"), copy=False), copy=False)
+        .join(
+            side(spec.right, "right").subquery(ident("__b"), copy=False),
+            join_type="CROSS",
+            copy=False,
+        )
     )
 
 
 # --------------------------------------------------------------------------------------------
-# Step 1: one aggregate over key+hash of both sides -> the mismatch set
+# Step 1: one pass -> the mismatch set with both sides' values and a "differs" flag per column
 
 
 def row_hash(spec: DiffSpec, table: str, side: str) -> exp.Expr:
@@ -178,24 +198,30 @@ def row_hash(spec: DiffSpec, table: str, side: str) -> exp.Expr:
         )
     if not values:
         return lit(0)
+    if spec.dialect == "spark":
+        # xxhash64 skips NULL arguments: without the flags (NULL, 'x') and ('x', NULL) collide.
+        # (`hash` is 32-bit: too many collisions at 10M rows.)
+        flags = exp.Array(
+            expressions=[exp.Anonymous(this="ISNULL", expressions=[v.copy()]) for v in values]
+        )
+        return exp.Anonymous(this="XXHASH64", expressions=[*values, flags])
     return exp.Anonymous(this="HASH", expressions=values)
-
-
-def _side_rows(spec: DiffSpec, relation: Relation, side: str, marker: int) -> exp.Select:
-    table = "__t"
-    projections: list[exp.Expr] = [
-        alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
-    ]
-    projections += [alias(lit(marker), SIDE), alias(row_hash(spec, table, side), _HASH)]
-    return (
-        exp.select(*projections)
-        .from_(exp.alias_(relation.to_table(), ident(table), table=True))
-        .where(exp.not_(exp.paren(key_null(spec, table))))
-    )
 
 
 def value_alias(index: int) -> str:
     return f"__v{index}"
+
+
+def left_value(index: int) -> str:
+    return f"__l{index}"
+
+
+def right_value(index: int) -> str:
+    return f"__r{index}"
+
+
+def differs(index: int) -> str:
+    return f"__d{index}"
 
 
 def compares_values(spec: DiffSpec) -> bool:
@@ -205,6 +231,8 @@ def compares_values(spec: DiffSpec) -> bool:
 
 
 def _side_pairs(spec: DiffSpec, relation: Relation, side: str) -> exp.Select:
+    """One side's keys and hash (or values); the head side also carries its raw values, which
+    cost nothing on the join's probe side."""
     table = "__t"
     projections: list[exp.Expr] = [
         alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
@@ -216,10 +244,27 @@ def _side_pairs(spec: DiffSpec, relation: Relation, side: str) -> exp.Select:
         ]
     else:
         projections.append(alias(row_hash(spec, table, side), _HASH))
+    if side == "right":
+        projections += [
+            alias(col(c.name, table), right_value(i)) for i, c in enumerate(spec.columns)
+        ]
     return (
         exp.select(*projections)
-        .from_(exp.alias_(relation.to_table(), ident(table), table=True))
-        .where(exp.not_(exp.paren(key_null(spec, table))))
+        .from_(exp.alias_(relation.to_table(), ident(table), table=True), copy=False)
+        .where(exp.not_(exp.paren(key_null(spec, table))), copy=False)
+    )
+
+
+def _side_rows(spec: DiffSpec, relation: Relation, side: str, marker: int) -> exp.Select:
+    table = "__t"
+    projections: list[exp.Expr] = [
+        alias(spec.key_expr(i, table), key_alias(i)) for i in range(len(spec.key))
+    ]
+    projections += [alias(lit(marker), SIDE), alias(row_hash(spec, table, side), _HASH)]
+    return (
+        exp.select(*projections)
+        .from_(exp.alias_(relation.to_table(), ident(table), table=True), copy=False)
+        .where(exp.not_(exp.paren(key_null(spec, table))), copy=False)
     )
 
 
@@ -256,12 +301,21 @@ def _kind_case(n_left: exp.Expr, n_right: exp.Expr) -> exp.Case:
     )
 
 
-def mismatch_sql(spec: DiffSpec) -> exp.Create:
-    """Fast path: full outer join on the key (of key+hash pairs on DuckDB, of the values on
-    PostgreSQL); equal pairs collapse into one `same` group.
+def _any_value(spec: DiffSpec, value: exp.Expr) -> exp.Expr:
+    """The value of a group's one row (groups other than `same` hold one row per side)."""
+    if spec.dialect == "postgres":
+        # PostgreSQL 15 has no ANY_VALUE; the filter keeps the big `same` group out of the array.
+        present = exp.not_(exp.Is(this=col(key_alias(0)), expression=exp.null()))
+        values = exp.Filter(this=exp.ArrayAgg(this=value), expression=exp.Where(this=present))
+        return exp.Bracket(this=exp.paren(values), expressions=[lit(0)])
+    return exp.AnyValue(this=value)
 
-    Exact when keys are unique on both sides; `needs_exact_path` tells from the counts when they
-    are not, and `mismatch_exact_sql` then rebuilds the set.
+
+def _grouped_pairs(spec: DiffSpec) -> exp.Select:
+    """Full outer join on the key, grouped by key; equal pairs collapse into one `same` group.
+
+    Exact when keys are unique on both sides; the pair totals (`counts_sql`) tell when they are
+    not, and `match_exact_sql` then rebuilds the set.
     """
     keys = range(len(spec.key))
     same = _same_pair(spec)
@@ -283,10 +337,11 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
             # Presence of each side (key columns are never NULL after the filter).
             alias(col(key_alias(0), "__l"), "__lp"),
             alias(col(key_alias(0), "__r"), "__rp"),
+            *[alias(col(right_value(i), "__r"), right_value(i)) for i in range(len(spec.columns))],
         )
-        .from_(_side_pairs(spec, spec.left, "left").subquery(ident("__l")), copy=False)
+        .from_(_side_pairs(spec, spec.left, "left").subquery(ident("__l"), copy=False), copy=False)
         .join(
-            _side_pairs(spec, spec.right, "right").subquery(ident("__r")),
+            _side_pairs(spec, spec.right, "right").subquery(ident("__r"), copy=False),
             on=exp.and_(
                 *[
                     exp.EQ(this=col(key_alias(i), "__l"), expression=col(key_alias(i), "__r"))
@@ -307,25 +362,29 @@ def mismatch_sql(spec: DiffSpec) -> exp.Create:
             *kind.args["ifs"],
         ],
     )
-    query = (
+    return (
         exp.select(
             *[col(key_alias(i)) for i in keys],
             alias(n_left.copy(), N_LEFT),
             alias(n_right.copy(), N_RIGHT),
             alias(kind, _KIND),
+            *[
+                alias(_any_value(spec, col(right_value(i))), right_value(i))
+                for i in range(len(spec.columns))
+            ],
         )
-        .from_(joined.subquery(ident("__j")), copy=False)
-        .group_by(*[col(key_alias(i)) for i in keys])
+        .from_(joined.subquery(ident("__j"), copy=False), copy=False)
+        .group_by(*[col(key_alias(i)) for i in keys], copy=False)
     )
-    return create_temp(spec.mismatch_table, query)
 
 
-def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
+def _exact_groups(spec: DiffSpec) -> exp.Select:
     """Exact with duplicate keys: one aggregate over key+hash of both sides (slower than a join)."""
     union = exp.union(
         _side_rows(spec, spec.left, "left", 0),
         _side_rows(spec, spec.right, "right", 1),
         distinct=False,
+        copy=False,
     )
     n = count_star()
     right = exp.Sum(this=col(SIDE))
@@ -335,99 +394,23 @@ def mismatch_exact_sql(spec: DiffSpec) -> exp.Create:
     same_hash = exp.EQ(this=exp.Min(this=col(_HASH)), expression=exp.Max(this=col(_HASH)))
     kind = _kind_case(exp.Sub(this=n.copy(), expression=right.copy()), right.copy())
     keys = [col(key_alias(i)) for i in range(len(spec.key))]
-    query = (
+    return (
         exp.select(
             *keys,
             alias(exp.Sub(this=n.copy(), expression=right.copy()), N_LEFT),
             alias(right.copy(), N_RIGHT),
             alias(kind, _KIND),
         )
-        .from_(union.subquery(ident("__u")), copy=False)
-        .group_by(*[k.copy() for k in keys])
-        .having(exp.not_(exp.paren(exp.and_(one_each, same_hash))))
-    )
-    return create_temp(spec.mismatch_table, query)
-
-
-def mismatch_counts_sql(spec: DiffSpec) -> exp.Select:
-    n_left, n_right, kind = col(N_LEFT), col(N_RIGHT), col(_KIND)
-
-    def is_kind(value: str) -> exp.Expr:
-        return exp.EQ(this=kind.copy(), expression=lit(value))
-
-    other = exp.NEQ(this=kind.copy(), expression=lit(SAME))
-    gt1_left = exp.and_(other.copy(), exp.GT(this=n_left.copy(), expression=lit(1)))
-    gt1_right = exp.and_(other.copy(), exp.GT(this=n_right.copy(), expression=lit(1)))
-    return exp.select(
-        alias(count_if(is_kind(ADDED)), "added"),
-        alias(count_if(is_kind(REMOVED)), "removed"),
-        alias(count_if(is_kind(CHANGED)), "candidates"),
-        alias(count_if(gt1_left.copy()), "duplicate_left"),
-        alias(count_if(gt1_right.copy()), "duplicate_right"),
-        alias(sum_if(n_left.copy(), gt1_left), "duplicate_rows_left"),
-        alias(sum_if(n_right.copy(), gt1_right), "duplicate_rows_right"),
-        alias(sum_if(n_left.copy(), is_kind(DUPLICATE)), "excluded_left"),
-        alias(sum_if(n_right.copy(), is_kind(DUPLICATE)), "excluded_right"),
-        alias(sum_if(n_left.copy(), other.copy()), "mismatch_left"),
-        alias(sum_if(n_left.copy(), exp.true()), "pairs_left"),
-        alias(sum_if(n_right.copy(), exp.true()), "pairs_right"),
-    ).from_(exp.table_(ident(spec.mismatch_table)))
-
-
-# --------------------------------------------------------------------------------------------
-# Step 2: the rows to look at in detail: every hash-changed key + a few added/removed ones
-
-
-def selection(spec: DiffSpec) -> exp.Select:
-    """Read inline by `detail_sql` (no table of its own): the mismatch set is small."""
-    keys = [col(key_alias(i)) for i in range(len(spec.key))]
-    numbered = (
-        exp.select(
-            *keys,
-            col(_KIND),
-            alias(
-                exp.Window(
-                    this=exp.RowNumber(),
-                    partition_by=[col(_KIND)],
-                    order=exp.Order(expressions=[exp.Ordered(this=k.copy()) for k in keys]),
-                ),
-                _RN,
-            ),
-        )
-        .from_(exp.table_(ident(spec.mismatch_table)))
-        .where(exp.In(this=col(_KIND), expressions=[lit(CHANGED), lit(ADDED), lit(REMOVED)]))
-    )
-    keep = exp.or_(
-        exp.EQ(this=col(_KIND), expression=lit(CHANGED)),
-        exp.LTE(this=col(_RN), expression=lit(spec.example_rows)),
-    )
-    return (
-        exp.select(*[k.copy() for k in keys], col(_KIND))
-        .from_(numbered.subquery(ident("__n")), copy=False)
-        .where(keep)
+        .from_(union.subquery(ident("__u"), copy=False), copy=False)
+        .group_by(*[k.copy() for k in keys], copy=False)
+        .having(exp.not_(exp.paren(exp.and_(one_each, same_hash))), copy=False)
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Step 3: values of both sides for the selected keys, with one "differs" flag per column
-
-
-def left_value(index: int) -> str:
-    return f"__l{index}"
-
-
-def right_value(index: int) -> str:
-    return f"__r{index}"
-
-
-def differs(index: int) -> str:
-    return f"__d{index}"
-
-
-def distinct_expr(spec: DiffSpec, column: CompareColumn) -> exp.Expr:
-    """TRUE when the two values differ under the column's rule (NULL-safe)."""
-    a = spec.value_expr(column, "__l", "left")
-    b = spec.value_expr(column, "__r", "right")
+def distinct_expr(spec: DiffSpec, column: CompareColumn, a: exp.Expr, b: exp.Expr) -> exp.Expr:
+    """TRUE when the raw values `a` (base) and `b` (head) differ under the column's rule
+    (NULL-safe)."""
+    a, b = cast(a, column.cast, spec.dialect), cast(b, column.cast, spec.dialect)
     if column.precision:
         unit = lit(column.precision)
         a = exp.Anonymous(this="DATE_TRUNC", expressions=[unit, a])
@@ -451,37 +434,52 @@ def distinct_expr(spec: DiffSpec, column: CompareColumn) -> exp.Expr:
     return exp.not_(exp.paren(equal))
 
 
-def _key_join(spec: DiffSpec, table: str) -> exp.Expr:
-    return exp.and_(
+def _lookup(spec: DiffSpec, table: str, relation: Relation, kinds: Sequence[str]) -> exp.Join:
+    """LEFT JOIN of `relation` for the mismatch rows of `kinds` (the rest keep NULL values)."""
+    on = exp.and_(
+        exp.In(this=col(_KIND, "__m"), expressions=[lit(k) for k in kinds]),
         *[
-            exp.EQ(this=spec.key_expr(i, table), expression=col(key_alias(i), "__s"))
+            exp.EQ(this=spec.key_expr(i, table), expression=col(key_alias(i), "__m"))
             for i in range(len(spec.key))
-        ]
+        ],
+    )
+    return exp.Join(
+        this=exp.alias_(relation.to_table(), ident(table), table=True), on=on, side="LEFT"
     )
 
 
-def detail_sql(spec: DiffSpec) -> exp.Create:
-    projections: list[exp.Expr] = [col(key_alias(i), "__s") for i in range(len(spec.key))]
-    projections.append(col(_KIND, "__s"))
+def _with_values(spec: DiffSpec, groups: exp.Select, right_from: str) -> exp.Select:
+    """The mismatch set `groups` with both sides' values and one differs flag per column."""
+    projections: list[exp.Expr] = [col(key_alias(i), "__m") for i in range(len(spec.key))]
+    projections += [col(N_LEFT, "__m"), col(N_RIGHT, "__m"), col(_KIND, "__m")]
     for index, column in enumerate(spec.columns):
-        projections.append(alias(col(column.left_name, "__l"), left_value(index)))
-        projections.append(alias(col(column.name, "__r"), right_value(index)))
-        projections.append(alias(distinct_expr(spec, column), differs(index)))
-    query = (
-        exp.select(*projections)
-        .from_(selection(spec).subquery(ident("__s")), copy=False)
-        .join(
-            exp.alias_(spec.left.to_table(), ident("__l"), table=True),
-            on=_key_join(spec, "__l"),
-            join_type="LEFT",
+        left = col(column.left_name, "__l")
+        right = col(right_value(index), "__m") if right_from == "__m" else col(column.name, "__r")
+        projections.append(alias(left, left_value(index)))
+        projections.append(alias(right, right_value(index)))
+        projections.append(
+            alias(distinct_expr(spec, column, left.copy(), right.copy()), differs(index))
         )
-        .join(
-            exp.alias_(spec.right.to_table(), ident("__r"), table=True),
-            on=_key_join(spec, "__r"),
-            join_type="LEFT",
-        )
+    query = exp.select(*projections).from_(groups.subquery(ident("__m"), copy=False), copy=False)
+    query = query.join(_lookup(spec, "__l", spec.left, (CHANGED, REMOVED)), copy=False)
+    if right_from == "__r":
+        query = query.join(_lookup(spec, "__r", spec.right, (CHANGED, ADDED)), copy=False)
+    return query
+
+
+def match_sql(spec: DiffSpec) -> exp.Expression:
+    """The one pass: the grouped join (head values on its probe side) plus the base values of
+    the changed and removed keys, compared column by column, into `spec.detail_table`."""
+    return create_temp(
+        spec.detail_table, _with_values(spec, _grouped_pairs(spec), "__m"), spec.dialect
     )
-    return create_temp(spec.detail_table, query)
+
+
+def match_exact_sql(spec: DiffSpec) -> exp.Expression:
+    """The duplicate-key path: exact groups, then both sides' values of the comparable keys."""
+    return create_temp(
+        spec.detail_table, _with_values(spec, _exact_groups(spec), "__r"), spec.dialect
+    )
 
 
 def _is_changed_row(spec: DiffSpec) -> exp.Expr:
@@ -491,13 +489,39 @@ def _is_changed_row(spec: DiffSpec) -> exp.Expr:
     )
 
 
-def detail_counts_sql(spec: DiffSpec) -> exp.Select:
-    candidate = exp.EQ(this=col(_KIND), expression=lit(CHANGED))
-    projections = [alias(count_if(_is_changed_row(spec)), "changed")]
+def counts_sql(spec: DiffSpec) -> exp.Select:
+    """Every count of the diff in one read of the (small) mismatch table."""
+    n_left, n_right, kind = col(N_LEFT), col(N_RIGHT), col(_KIND)
+
+    def is_kind(value: str) -> exp.Expr:
+        return exp.EQ(this=kind.copy(), expression=lit(value))
+
+    other = exp.NEQ(this=kind.copy(), expression=lit(SAME))
+    gt1_left = exp.and_(other.copy(), exp.GT(this=n_left.copy(), expression=lit(1)))
+    gt1_right = exp.and_(other.copy(), exp.GT(this=n_right.copy(), expression=lit(1)))
+    projections = [
+        alias(count_if(is_kind(ADDED)), "added"),
+        alias(count_if(is_kind(REMOVED)), "removed"),
+        alias(count_if(is_kind(CHANGED)), "candidates"),
+        alias(count_if(_is_changed_row(spec)), "changed"),
+        alias(count_if(gt1_left.copy()), "duplicate_left"),
+        alias(count_if(gt1_right.copy()), "duplicate_right"),
+        alias(sum_if(n_left.copy(), gt1_left), "duplicate_rows_left"),
+        alias(sum_if(n_right.copy(), gt1_right), "duplicate_rows_right"),
+        alias(sum_if(n_left.copy(), is_kind(DUPLICATE)), "excluded_left"),
+        alias(sum_if(n_right.copy(), is_kind(DUPLICATE)), "excluded_right"),
+        alias(sum_if(n_left.copy(), other.copy()), "mismatch_left"),
+        alias(sum_if(n_left.copy(), exp.true()), "pairs_left"),
+        alias(sum_if(n_right.copy(), exp.true()), "pairs_right"),
+    ]
     for index in range(len(spec.columns)):
-        condition = exp.and_(candidate.copy(), col(differs(index)))
+        condition = exp.and_(is_kind(CHANGED), col(differs(index)))
         projections.append(alias(count_if(condition), f"c{index}"))
     return exp.select(*projections).from_(exp.table_(ident(spec.detail_table)))
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2: every example in one bounded read
 
 
 EXAMPLE_OF = "__c"
@@ -544,7 +568,7 @@ def examples_sql(spec: DiffSpec, column_examples: int) -> exp.Select:
             parts.append(
                 exp.select(
                     alias(lit(ROW_EXAMPLES), EXAMPLE_OF), alias(rank, _RANK), exp.Star()
-                ).from_(first.subquery(ident(f"__{kind}")), copy=False)
+                ).from_(first.subquery(ident(f"__{kind}"), copy=False), copy=False)
             )
     if column_examples:
         for index in range(len(spec.columns)):
@@ -553,19 +577,21 @@ def examples_sql(spec: DiffSpec, column_examples: int) -> exp.Select:
             part = part.order_by(*by_key(), copy=False).limit(lit(column_examples), copy=False)
             parts.append(part)
     assert parts, "the caller asks for row or column examples, or does not call"
-    union: exp.Query = exp.select(exp.Star()).from_(parts[0].subquery(ident("__x0")), copy=False)
+    union: exp.Query = exp.select(exp.Star()).from_(
+        parts[0].subquery(ident("__x0"), copy=False), copy=False
+    )
     for number, part in enumerate(parts[1:], start=1):
         # The node itself, not exp.union(): its first call costs ~20 ms of dialect set-up.
         union = exp.Union(
             this=union,
             expression=exp.select(exp.Star()).from_(
-                part.subquery(ident(f"__x{number}")), copy=False
+                part.subquery(ident(f"__x{number}"), copy=False), copy=False
             ),
             distinct=False,
         )
     order = [exp.Ordered(this=col(EXAMPLE_OF)), exp.Ordered(this=col(_RANK))]
     order += [exp.Ordered(this=col(_KIND)), *by_key()]
-    query = exp.select(exp.Star()).from_(union.subquery(ident("__x")), copy=False)
+    query = exp.select(exp.Star()).from_(union.subquery(ident("__x"), copy=False), copy=False)
     return query.order_by(*order, copy=False)
 
 

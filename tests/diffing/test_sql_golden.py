@@ -1,4 +1,5 @@
-"""Golden SQL: each input spec in fixtures/diffing/specs.json -> the SQL per dialect.
+"""Golden SQL: each input spec in fixtures/diffing/specs.json -> the SQL per dialect (DuckDB,
+PostgreSQL, Spark).
 
 Regenerate after an intended change with `DATAOPS_UPDATE_GOLDEN=1 pytest tests/diffing` and
 review the diff of the .sql files like code.
@@ -54,11 +55,9 @@ def render_all(name: str, dialect: str) -> str:
     spec = build_spec(SPECS[name], dialect)
     steps: list[tuple[str, Any]] = [
         ("side_counts", sql.side_counts_sql(spec)),
-        ("mismatch", sql.mismatch_sql(spec)),
-        ("mismatch_exact", sql.mismatch_exact_sql(spec)),
-        ("mismatch_counts", sql.mismatch_counts_sql(spec)),
-        ("detail", sql.detail_sql(spec)),
-        ("detail_counts", sql.detail_counts_sql(spec)),
+        ("match", sql.match_sql(spec)),
+        ("match_exact", sql.match_exact_sql(spec)),
+        ("counts", sql.counts_sql(spec)),
         ("examples", sql.examples_sql(spec, 5)),
     ]
     if spec.columns:
@@ -81,7 +80,7 @@ def render_all(name: str, dialect: str) -> str:
     )
 
 
-CASES = [(name, dialect) for name in sorted(SPECS) for dialect in ("duckdb", "postgres")]
+CASES = [(name, dialect) for name in sorted(SPECS) for dialect in ("duckdb", "postgres", "spark")]
 
 
 @pytest.mark.parametrize(("name", "dialect"), CASES, ids=[f"{n}-{d}" for n, d in CASES])
