@@ -27,6 +27,7 @@ from dataops_dev.masking import (
     Salt,
     Transformer,
     apply_sql,
+    bind,
     bucket_sql,
     canonical,
     map_query,
@@ -540,6 +541,12 @@ def _select_rows(
     return query.where(exp.and_(*conditions)) if conditions else query
 
 
+def _keyed(work: Engine, key: Salt) -> Engine:
+    """`work`, binding the key markers of what it runs to `key` where the dialect takes key
+    material as parameters (Spark: the work session); elsewhere the keys are in the SQL."""
+    return work.keyed(key) if isinstance(work, SparkWorkSession) else work
+
+
 def _count(engine: Engine, table: exp.Table) -> int:
     rows = engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(table.copy()))
     return int(rows[0][0])
@@ -568,10 +575,11 @@ def run_sample(
     total_steps = 2 * len(plan.tables) + 1 + sum(1 for p in plan.tables if _has_masks(p))
     with task(reporter, "sample", "sampling production", total_steps):
         with watch.measure("select"):
+            selecting = _keyed(work, sampling_key)
             for table_plan in plan.tables:
                 query = _select_rows(table_plan, sampling_key, dialect, names)
-                work.execute(_drop(names[table_plan.name]))
-                work.execute(_create_temp(names[table_plan.name], query))
+                selecting.execute(_drop(names[table_plan.name]))
+                selecting.execute(_create_temp(names[table_plan.name], query))
                 reporter.task_advanced("sample", description=f"selected {table_plan.name}")
         with watch.measure("closure"):
             rounds, counts = _close(plan, work, names)
@@ -604,14 +612,15 @@ def run_sample(
                     store(table_plan)
         with watch.measure("mask"):
             inline = _inline_columns(plan)
-            maps = _build_maps(plan, work, names, salt, dialect, inline)
+            masking = _keyed(work, salt)
+            maps = _build_maps(plan, masking, names, salt, dialect, inline)
             for index, table_plan in masked:
                 target = _masked_name(index)
                 query = _masked_select(
                     table_plan, names[table_plan.name], maps, dialect, salt=salt, inline=inline
                 )
                 work.execute(_drop(target))
-                work.execute(_create_temp(target, query))
+                masking.execute(_create_temp(target, query))
                 work.execute(_drop(names[table_plan.name]))
                 stored[table_plan.name] = target
                 reporter.task_advanced("sample", description=f"masked {table_plan.name}")
@@ -1046,13 +1055,30 @@ class SparkWorkSession:
     instead) is recomputed on every read, while the closure reads each work table many times.
     So every unqualified `__dataops_*` table the sampler names is placed in `scratch`, and a
     temporary table is created there as a real one. The caller creates and drops `scratch`.
+
+    Spark servers log statements: the masking SQL carries key markers, not keys, and a session
+    `keyed` with a salt binds them as parameters (`masking.bind`) on the way out.
     """
 
     dialect = "spark"
 
-    def __init__(self, engine: Any, scratch: str) -> None:
+    def __init__(self, engine: Any, scratch: str, key: Salt | None = None) -> None:
         self.engine = engine
         self.scratch = scratch
+        self.key = key
+
+    def keyed(self, key: Salt) -> SparkWorkSession:
+        """The same session, binding the key markers of its statements to `key`."""
+        return SparkWorkSession(self.engine, self.scratch, key)
+
+    def _bound(
+        self, sql: str | exp.Expr, params: Sequence[Any] | None
+    ) -> tuple[str | exp.Expr, Sequence[Any] | None]:
+        placed = self._placed(sql)
+        if self.key is None:
+            return placed, params
+        text, bound = bind(placed, self.key, self.dialect, params=params or ())
+        return text, bound or None
 
     def _placed(self, sql: str | exp.Expr) -> str | exp.Expr:
         if isinstance(sql, str):
@@ -1069,17 +1095,17 @@ class SparkWorkSession:
         return tree
 
     def execute(self, sql: str | exp.Expr, params: Sequence[Any] | None = None) -> None:
-        self.engine.execute(self._placed(sql), params)
+        self.engine.execute(*self._bound(sql, params))
 
     def fetchall(
         self, sql: str | exp.Expr, params: Sequence[Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        return list(self.engine.fetchall(self._placed(sql), params))
+        return list(self.engine.fetchall(*self._bound(sql, params)))
 
     def fetch_with_names(
         self, sql: str | exp.Expr, params: Sequence[Any] | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        names, rows = self.engine.fetch_with_names(self._placed(sql), params)
+        names, rows = self.engine.fetch_with_names(*self._bound(sql, params))
         return list(names), list(rows)
 
     def columns(self, relation: Any) -> list[Column]:

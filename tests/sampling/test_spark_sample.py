@@ -151,10 +151,21 @@ def spark_project(
 
 
 @pytest.fixture(scope="module")
-def first_sample(spark_project: SparkProject) -> tuple[SampleRecord, Any]:
-    """The module's first Spark sample, and production's tables and row counts before it."""
+def first_sample(spark_project: SparkProject) -> tuple[SampleRecord, Any, list[str]]:
+    """The module's first Spark sample, production's tables and row counts before it, and the
+    text of every statement the sampler sent to Spark."""
     before = _production(spark_project)
-    return ensure_sample(load_config(spark_project.spark)), before
+    sent: list[str] = []
+    frame = SparkEngine._frame
+
+    def recording(self: SparkEngine, sql: Any, params: Any) -> Any:
+        sent.append(sql if isinstance(sql, str) else sql.sql("spark"))
+        return frame(self, sql, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SparkEngine, "_frame", recording)
+        record = ensure_sample(load_config(spark_project.spark))
+    return record, before, sent
 
 
 def _production(project: SparkProject) -> Any:
@@ -172,9 +183,9 @@ def _spark_rows(
 
 
 def test_spark_sample_is_closed_masked_and_the_same_as_duckdbs(
-    spark_project: SparkProject, first_sample: tuple[SampleRecord, dict[str, Any]]
+    spark_project: SparkProject, first_sample: tuple[SampleRecord, Any, list[str]]
 ) -> None:
-    record, before = first_sample
+    record, before, sent = first_sample
     engine = spark_project.engine
     raw = spark_project.raw
     assert record.backend == "spark" and record.location == spark_project.prefix
@@ -207,6 +218,10 @@ def test_spark_sample_is_closed_masked_and_the_same_as_duckdbs(
     assert _spark_rows(engine, schema, "customers", columns) == duck_customers
     masked = {f"{t.table}.{c}" for t in record.tables for c, _ in t.masked}
     assert {"shop.customers.email", "shop.payments.card_number"} <= masked
+
+    # Spark logs statements: key material travelled as parameters, never in the SQL text.
+    assert any("hmac(" in text.lower() for text in sent)
+    assert not [text for text in sent if re.search(r"[0-9a-fA-F]{32}", text)]
 
     # No raw value of a masked column anywhere in the sample (every string column scanned).
     with duckdb.connect(str(spark_project.duck / "prod.duckdb"), read_only=True) as con:
@@ -242,7 +257,7 @@ def _versions(engine: SparkEngine, prefix: str) -> list[str]:
 
 
 def test_a_killed_spark_sample_leaves_the_previous_one_whole(
-    spark_project: SparkProject, first_sample: tuple[SampleRecord, dict[str, Any]]
+    spark_project: SparkProject, first_sample: tuple[SampleRecord, Any, list[str]]
 ) -> None:
     engine = spark_project.engine
     prefix = spark_project.prefix
