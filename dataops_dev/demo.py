@@ -160,8 +160,8 @@ def prepare_project(directory: Path, *, fresh: bool = False, backend: str = "duc
             ),
             dirs_exist_ok=True,
         )
-    if backend == "spark" and not (directory / "dataops_dev.yml").exists():
-        (directory / "dataops_dev.yml").write_text(SPARK_CONFIG, "utf-8")
+        if backend == "spark":
+            (directory / "dataops_dev.yml").write_text(SPARK_CONFIG, "utf-8")
     if not (directory / ".git").exists():
         _git(directory, "init", "-q", "-b", "main")
         _git(directory, "add", "-A")

@@ -4,25 +4,19 @@ engine: a Spark build of sample_project takes minutes)."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dataops_dev.demo import run_demo
+from dataops_dev.demo import prepare_project, run_demo
 from dataops_dev.report.model import Report
-from dataops_dev.sources import SourceData
-from tests.conftest import SAMPLE_PROJECT, TEST_SCALE
+from tests.conftest import SAMPLE_PROJECT, TEST_SCALE, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.xdist_group("spark-e2e")]
-
-# Sampling production on Spark (sources.py, sampling.py) is built beside this branch; until it is
-# merged there is no Spark sample to review on.
-if "sample_schemas" not in {f.name for f in dataclasses.fields(SourceData)}:
-    pytest.skip("sampling production on Spark is not merged yet", allow_module_level=True)
 
 
 def _summary(report: Report) -> dict[str, Any]:
@@ -58,11 +52,12 @@ def reviews(
     engine = SparkEngine(spark_remote)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATAOPS_SALT", "spark-e2e-salt")
-        patch.setenv("DATAOPS_SPARK_REMOTE", spark_remote)
-        patch.setenv("SAMPLE_PROJECT_RAW_SCHEMA", f"{tag}_raw")
-        patch.setenv("SAMPLE_PROJECT_SPARK_SCHEMA", f"{tag}_analytics")
         try:
             on_duckdb = run_demo(duck, scale=TEST_SCALE)
+            # On the shared server, production goes to schemas of this test's own.
+            patch.setenv("DATAOPS_SPARK_REMOTE", spark_remote)
+            patch.setenv("SAMPLE_PROJECT_RAW_SCHEMA", f"{tag}_raw")
+            patch.setenv("SAMPLE_PROJECT_SPARK_SCHEMA", f"{tag}_analytics")
             on_spark = run_demo(spark, scale=TEST_SCALE, backend="spark")
             assert on_duckdb.report is not None and on_spark.report is not None
             yield on_duckdb.report, on_spark.report
@@ -80,3 +75,15 @@ def test_review_on_spark_matches_duckdb(reviews: tuple[Report, Report]) -> None:
     assert any(m["rows"] and any(m["rows"]) for m in duck["models"].values())
     assert spark["verdict"] == duck["verdict"]
     assert spark["models"] == duck["models"]
+
+
+def test_demo_directory_keeps_its_backend(tmp_path: Path) -> None:
+    """A demo set up on DuckDB is not silently reviewed on Spark (or the reverse): the error says
+    to start over. Nothing is generated or started before that check."""
+    prepare_project(tmp_path / "demo")
+    result = run_cli("demo", "--dir", "demo", "--backend", "spark", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "set up for duckdb, not spark" in result.stderr and "--fresh" in result.stderr
+    assert not (tmp_path / "demo" / "prod.duckdb").exists()
+    wrong = run_cli("demo", "--dir", "demo", "--backend", "trino", cwd=tmp_path)
+    assert wrong.returncode == 2
