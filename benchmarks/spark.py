@@ -61,6 +61,10 @@ def startup_seconds() -> tuple[float, str]:
 
 
 _SERVERS: list[Any] = []
+SPARK_SCHEMAS = {
+    "SAMPLE_PROJECT_RAW_SCHEMA": "bench_raw",
+    "SAMPLE_PROJECT_SPARK_SCHEMA": "bench_analytics",
+}
 
 
 def one_run(backend: str, scale: float, workdir: Path) -> dict[str, Any]:
@@ -69,6 +73,12 @@ def one_run(backend: str, scale: float, workdir: Path) -> dict[str, Any]:
 
     directory = workdir / f"demo-{backend}"
     shutil.rmtree(directory, ignore_errors=True)
+    # On a shared Spark, production goes to schemas of the benchmark's own; DuckDB keeps `raw`.
+    for variable, value in SPARK_SCHEMAS.items():
+        if backend == "spark":
+            os.environ[variable] = value
+        else:
+            os.environ.pop(variable, None)
     out: dict[str, Any] = {"backend": backend, "load_before": _load()}
     started = time.perf_counter()
     try:
@@ -123,22 +133,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument(
+        "--backends", default="duckdb,spark", help="comma-separated, run in this order"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "spark.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("DATAOPS_SALT", "benchmark-salt-not-a-secret")
-    if args.skip_startup and not os.environ.get("DATAOPS_SPARK_REMOTE"):
+    on_spark = "spark" in args.backends.split(",")
+    if on_spark and args.skip_startup and not os.environ.get("DATAOPS_SPARK_REMOTE"):
         parser.error("--skip-startup needs DATAOPS_SPARK_REMOTE (the server to run on)")
-    # On a shared server, production goes to schemas of the benchmark's own.
-    os.environ.setdefault("SAMPLE_PROJECT_RAW_SCHEMA", "bench_raw")
-    os.environ.setdefault("SAMPLE_PROJECT_SPARK_SCHEMA", "bench_analytics")
+
     results: dict[str, Any] = {"scale": args.scale, "startup": None, "runs": []}
     workdir = Path(tempfile.mkdtemp(prefix="dataops-bench-"))
     try:
-        if not args.skip_startup:
+        if on_spark and not args.skip_startup:
             seconds, remote = startup_seconds()
             results["startup"] = round(seconds, 2)
             os.environ.setdefault("DATAOPS_SPARK_REMOTE", remote)
         for _ in range(args.runs):
-            for backend in ("duckdb", "spark"):  # interleaved: both see the same machine load
+            for backend in args.backends.split(","):  # interleaved: both see the same load
                 results["runs"].append(one_run(backend, args.scale, workdir))
     finally:
         from dataops_dev.engines import spark_server
@@ -147,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             spark_server.stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
     print(table(results))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "spark.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

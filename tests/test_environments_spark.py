@@ -20,7 +20,12 @@ from dataops_dev.sources import SourceData
 from dataops_dev.spark_layout import sample_schema
 from tests.conftest import SAMPLE_PROJECT, TEST_SCALE, git
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+# dbt-spark asks a Connect session for a static setting on every connection; harmless.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore:Failed to set spark.sql:UserWarning"),
+]
 
 COMMIT = "0" * 40
 

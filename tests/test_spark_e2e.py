@@ -16,7 +16,13 @@ from dataops_dev.demo import prepare_project, run_demo
 from dataops_dev.report.model import Report
 from tests.conftest import SAMPLE_PROJECT, TEST_SCALE, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.xdist_group("spark-e2e")]
+# dbt-spark asks a Connect session for a static setting on every connection; harmless.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore:Failed to set spark.sql:UserWarning"),
+    pytest.mark.xdist_group("spark-e2e"),
+]
 
 
 def _summary(report: Report) -> dict[str, Any]:
