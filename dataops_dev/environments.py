@@ -104,6 +104,9 @@ class BuildRecord:
     error: str | None = None
     target: str | None = None
     """The dbt target name the build ran with (`target.name` in the project's Jinja)."""
+    extended: bool = False
+    """The build extended the environment's previous one: it rebuilt what changed since and
+    kept the rest (its nodes list both)."""
 
     @property
     def tests_failed(self) -> int:
@@ -219,6 +222,10 @@ class BuildRequest:
     defer_to: EnvironmentInfo | None = None
     """Unselected parents resolve to this (baseline) environment instead of being built."""
     extra_args: Sequence[str] = field(default_factory=tuple)
+    extend_previous: bool = False
+    """Build on the environment's last build instead of from nothing (DuckDB, deferred
+    `state:modified+` builds): only what changed since it is built again, the rest is kept.
+    Falls back to a whole build when the last build cannot be extended safely."""
 
 
 class Environments:
@@ -451,51 +458,30 @@ class Environments:
     ) -> BuildRecord:
         """Build `request` into the environment atomically.
 
-        Stages: prepare the staging area -> profile and packages -> parse -> models (seeds,
-        snapshots) -> tests -> publish. The new state replaces the previous one only if every
-        model built; failed tests are recorded (the environment is still usable). On failure or
-        interrupt the previous good state stays, and `last_attempt` says why.
+        Stages: prepare the staging area -> profile and packages -> parse (once, kept in
+        memory) -> build (models, seeds, snapshots and tests in one dbt invocation; what a
+        failed test held back is built after it) -> publish. The new state replaces the previous
+        one only if every model built; failed tests are recorded (the environment is still
+        usable). On failure or interrupt the previous good state stays, and `last_attempt` says
+        why.
         """
         with self.lock(info.name):
             backend = self._backend(info)
             target = environment_target_name(self.loaded)
             progress = _BuildProgress(request=request, source=source, target=target)
             try:
-                backend.prepare(source, request)
+                previous = self._open_staging(backend, info, request, source, target)
                 staging_target = self._staging_target(info)
-                profiles_dir = backend.write_profile(source, request)
-                self._install_packages(info, request, profiles_dir, reporter)
-                dbt = functools.partial(
-                    _run_dbt,
-                    prepare_manifest=backend.prepare_manifest(source),
-                    project_dir=request.code_dir,
-                    profiles_dir=profiles_dir,
-                    target_path=staging_target,
-                    target=target,
-                    reporter=reporter,
-                    cwd=request.code_dir,
+                dbt = self._dbt_for(backend, info, request, source, staging_target, reporter)
+                parsed, manifest = _parse_stage(dbt, info, progress)
+                # Every later step runs on this one parse; manifest.json is written once, at
+                # the end, with the compiled code of everything this build ran.
+                dbt = functools.partial(dbt, manifest=parsed, write_json=False)
+                stage = self._plan(
+                    backend, info, dbt, staging_target, progress, previous, parsed, manifest
                 )
-                manifest = _parse_stage(dbt, info, progress)
-                state = self._defer_state(request)
-                if state is not None:
-                    state = _comparison_state(state, manifest, self.work_dir(info.name) / "state")
-                exclude = _seeds_kept_as_source_views(manifest, source, state)
-                replaced = _seeds_replacing_source_views(manifest, source, exclude)
-                backend.drop_source_views(replaced)
-                stage = _Stage(
-                    dbt,
-                    info,
-                    request,
-                    staging_target,
-                    state,
-                    exclude,
-                    progress,
-                    also_select=_readers_of(manifest, replaced),
-                    seeds_first=_seed_selectors_of(manifest, replaced),
-                )
-                models_manifest = _models_stage(stage)
-                _tests_stage(stage)
-                _keep_compiled_code(staging_target, models_manifest)
+                _build_stage(stage)
+                _write_target(stage, parsed)
                 # Never after a signal (dbt may have swallowed it); one during it waits.
                 with interrupts.publishing():
                     schemas = backend.publish(staging_target)
@@ -509,6 +495,92 @@ class Environments:
                 backend.abort()
                 self._record_failed_attempt(info, progress, exc)
                 raise
+
+    def _open_staging(
+        self,
+        backend: _Backend,
+        info: EnvironmentInfo,
+        request: BuildRequest,
+        source: SourceData,
+        target: str,
+    ) -> BuildRecord | None:
+        """The staging area: a copy of the last build when this one extends it (returned),
+        else prepared from nothing."""
+        previous = self._previous_to_extend(info, request, source, target)
+        if previous is None or not backend.start_from_previous():
+            backend.prepare(source, request)
+            return None
+        return previous
+
+    def _dbt_for(
+        self,
+        backend: _Backend,
+        info: EnvironmentInfo,
+        request: BuildRequest,
+        source: SourceData,
+        staging_target: Path,
+        reporter: Reporter,
+    ) -> Any:
+        """run_dbt bound to the environment: its profile, packages installed, target path."""
+        profiles_dir = backend.write_profile(source, request)
+        self._install_packages(info, request, profiles_dir, reporter)
+        return functools.partial(
+            _run_dbt,
+            prepare_manifest=backend.prepare_manifest(source),
+            project_dir=request.code_dir,
+            profiles_dir=profiles_dir,
+            target_path=staging_target,
+            target=environment_target_name(self.loaded),
+            reporter=reporter,
+            cwd=request.code_dir,
+        )
+
+    def _plan(
+        self,
+        backend: _Backend,
+        info: EnvironmentInfo,
+        dbt: Any,
+        staging_target: Path,
+        progress: _BuildProgress,
+        previous: BuildRecord | None,
+        parsed: Any,
+        manifest: Mapping[str, Any],
+    ) -> _Stage:
+        """What the build runs, from the parsed project: the baseline state to defer to, the
+        seeds kept as the sample's views, and whether the last build can still be extended
+        (not when macros, project files or a seed over a source view changed)."""
+        request, source = progress.request, progress.source
+        inputs = _project_inputs(parsed, request)
+        if previous is not None and inputs != _read_inputs(self.target_dir(info.name)):
+            previous = None
+            backend.prepare(source, request)
+        state = self._defer_state(request)
+        if state is not None:
+            state = _comparison_state(state, manifest, self.work_dir(info.name) / "state")
+        exclude = _seeds_kept_as_source_views(manifest, source, state)
+        replaced = _seeds_replacing_source_views(manifest, source, exclude)
+        if previous is not None and replaced:
+            previous = None
+            backend.prepare(source, request)
+        backend.drop_source_views(replaced)
+        fqns = _fqn_selectors(parsed)
+        if previous is not None:  # its results stand for what it built and is kept
+            progress.nodes = tuple(n for n in previous.nodes if n.unique_id in fqns)
+            progress.extended = True
+        return _Stage(
+            dbt,
+            info,
+            request,
+            staging_target,
+            state,
+            exclude,
+            progress,
+            also_select=_readers_of(manifest, replaced),
+            seeds_first=_seed_selectors_of(manifest, replaced),
+            fqns=fqns,
+            previous=self.target_dir(info.name) if previous is not None else None,
+            inputs=inputs,
+        )
 
     def _backend(self, info: EnvironmentInfo) -> _Backend:
         if info.backend == "duckdb":
@@ -540,6 +612,32 @@ class Environments:
             reuse_from=self.loaded.project_dir,
             reporter=reporter,
         )
+
+    def _previous_to_extend(
+        self, info: EnvironmentInfo, request: BuildRequest, source: SourceData, target: str
+    ) -> BuildRecord | None:
+        """The last build, when this one may build on it: a good deferred `state:modified+`
+        build on the same sample, target and baseline, the baseline not rebuilt since, and the
+        same selection now. Anything else builds from nothing."""
+        last = info.last_build
+        base = request.defer_to
+        if (
+            not request.extend_previous
+            or base is None
+            or base.last_build is None
+            or last is None
+            or info.last_attempt is not None
+            or last.status != "success"
+            or last.source != source.identity
+            or last.target != target
+            or last.deferred_to != base.name
+            or last.selector != " ".join(request.select)
+            or list(request.select) != ["state:modified+"]
+            or base.last_build.finished_at > last.started_at
+            or not self.manifest_path(info.name).exists()
+        ):
+            return None
+        return last
 
     def _defer_state(self, request: BuildRequest) -> Path | None:
         """The baseline's target directory unselected parents are read from (`--state`)."""
@@ -633,11 +731,14 @@ class _BuildProgress:
     timings: dict[str, float] = field(default_factory=dict)
     nodes: tuple[NodeStatus, ...] = ()
     t0: float = field(default_factory=time.perf_counter)
+    extended: bool = False
 
     def add_nodes(self, run: Any) -> None:
-        self.nodes = self.nodes + tuple(
-            NodeStatus(n.unique_id, n.status, n.execution_time) for n in run.nodes
-        )
+        """Add a run's node results; a node run again keeps its last result, in its place."""
+        merged = {n.unique_id: n for n in self.nodes}
+        for n in run.nodes:
+            merged[n.unique_id] = NodeStatus(n.unique_id, n.status, n.execution_time)
+        self.nodes = tuple(merged.values())
 
     def record(
         self, status: Literal["success", "failed", "interrupted"], error: str | None
@@ -656,6 +757,7 @@ class _BuildProgress:
             deferred_to=request.defer_to.name if request.defer_to else None,
             error=error,
             target=self.target,
+            extended=self.extended,
         )
 
 
@@ -683,6 +785,13 @@ class _Stage:
     seeds_first: tuple[str, ...] = ()
     """Seeds loaded over a source view: seeded before the build, whose models read them through
     `source()` (a dependency dbt's graph does not have)."""
+    fqns: Mapping[str, str] = field(default_factory=dict)
+    """unique_id -> a selector of that node alone (to build again what a failed test skipped)."""
+    previous: Path | None = None
+    """The target of the last build this one extends: `state:modified` is measured against it,
+    and what it built (kept in the environment) is read from here, not from the baseline."""
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Hashes of what every model depends on beyond its node (`_project_inputs`)."""
 
     def select_args(self, *, exclude: bool = True) -> list[str]:
         """The request's selection, less the excluded nodes (`exclude=False`: tests still run
@@ -694,28 +803,116 @@ class _Stage:
 
     def defer_args(self, *, favor_state: bool) -> list[str]:
         """`--defer --state <baseline target>`; `--favor-state` only where every unselected
-        parent must come from the baseline (the models step). Tests never favor state: a test
-        of a model this build rebuilt must read the rebuilt relation, not the baseline's."""
+        parent must come from the baseline (the first build of an environment). Extending the
+        last build: `--state` is that build's target (what changed since), deferral goes to the
+        baseline only for what this environment does not hold."""
         if self.state is None:
             return []
+        if self.previous is not None:
+            return ["--defer", "--defer-state", str(self.state), "--state", str(self.previous)]
         return ["--defer", "--state", str(self.state), *(["--favor-state"] if favor_state else [])]
 
 
-def _parse_stage(dbt: Any, info: EnvironmentInfo, progress: _BuildProgress) -> Mapping[str, Any]:
+def _parse_stage(
+    dbt: Any, info: EnvironmentInfo, progress: _BuildProgress
+) -> tuple[Any, Mapping[str, Any]]:
     """`dbt parse` of the code: a project that does not parse is said so (ParseFailed), before
-    anything is built. Returns the parsed manifest (plain JSON)."""
+    anything is built. Returns dbt's parsed manifest (kept in memory for the build to reuse)
+    and, as plain JSON, what the stages before the build read of it (seeds and sources)."""
     from dataops_dev.errors import ParseFailed
 
-    run = dbt("parse", [], task_key="parse", label=f"dbt parse for {info.name}")
+    run = dbt("parse", [], task_key="parse", label=f"dbt parse for {info.name}", write_json=False)
     progress.timings["parse"] = round(run.elapsed, 3)
-    path = run.target_path / "manifest.json"
-    if not run.success or not path.exists():
+    if not run.success or run.manifest is None:
         raise ParseFailed(
-            f"dbt could not parse the project: {run.error or 'no manifest written'}",
+            f"dbt could not parse the project: {run.error or 'no manifest made'}",
             f"fix what dbt names, then run the command again (log: {run.log_file})",
         )
-    data: Mapping[str, Any] = json.loads(path.read_text("utf-8"))
-    return data
+    return run.manifest, _manifest_summary(run.manifest)
+
+
+def _manifest_summary(parsed: Any) -> dict[str, Any]:
+    """The seeds and sources of dbt's in-memory manifest as manifest.json has them (the rest
+    is not needed before the build, and serialising all of it costs seconds)."""
+    return {
+        "metadata": {"project_name": parsed.metadata.project_name},
+        "nodes": {
+            uid: node.to_dict()
+            for uid, node in parsed.nodes.items()
+            if str(getattr(node.resource_type, "value", node.resource_type)) == "seed"
+        },
+        "sources": {uid: node.to_dict() for uid, node in parsed.sources.items()},
+    }
+
+
+def _fqn_selectors(parsed: Any) -> dict[str, str]:
+    """unique_id -> a dbt selector naming that node (dbt has no unique_id selector), for every
+    node and unit test of the project."""
+    nodes = {**parsed.nodes, **getattr(parsed, "unit_tests", {})}
+    return {uid: "fqn:" + ".".join(node.fqn) for uid, node in nodes.items()}
+
+
+def _write_manifest(parsed: Any, target: Path) -> None:
+    from dataops_dev.dbt.runner import write_manifest
+
+    write_manifest(parsed, target)
+
+
+_INPUTS_FILE = "dataops_build_inputs.json"
+_PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "package-lock.yml")
+
+
+def _project_inputs(parsed: Any, request: BuildRequest) -> dict[str, str]:
+    """What every model depends on beyond its own node, which `state:modified` may not see:
+    the project files (vars, configs), the macros and the extra dbt arguments, hashed."""
+    macros = hashlib.sha256()
+    for uid in sorted(parsed.macros):
+        macros.update(f"{uid}\0{parsed.macros[uid].macro_sql}\0".encode())
+    inputs = {"macros": macros.hexdigest(), "args": " ".join(request.extra_args)}
+    for name in _PROJECT_FILES:
+        path = request.code_dir / name
+        inputs[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    return inputs
+
+
+def _read_inputs(target: Path) -> dict[str, str] | None:
+    from dataops_dev.statefiles import read_cache_json
+
+    data = read_cache_json(target / _INPUTS_FILE)
+    return data if isinstance(data, dict) else None
+
+
+def _write_inputs(target: Path, inputs: Mapping[str, str]) -> None:
+    write_json_atomic(target / _INPUTS_FILE, dict(inputs))
+
+
+def _write_target(stage: _Stage, parsed: Any) -> None:
+    """The build's target directory as readers expect it: manifest.json (once, with compiled
+    code, also of what an extended build kept) and the inputs the next build compares."""
+    _write_manifest(parsed, stage.staging_target)
+    if stage.previous is not None:
+        _carry_compiled_code(stage.previous, stage.staging_target)
+    _write_inputs(stage.staging_target, stage.inputs)
+
+
+def _carry_compiled_code(previous: Path, target: Path) -> None:
+    """The compiled code of the nodes an extending build kept (it compiled only what it
+    built): review, lineage and the TUI read it from the manifest."""
+    old = previous / "manifest.json"
+    if not old.exists():
+        return
+    kept = {
+        uid: node["compiled_code"]
+        for uid, node in (json.loads(old.read_text("utf-8")).get("nodes") or {}).items()
+        if node.get("compiled_code")
+    }
+    path = target / "manifest.json"
+    data = json.loads(path.read_text("utf-8"))
+    for uid, node in (data.get("nodes") or {}).items():
+        if uid in kept and not node.get("compiled_code"):
+            node["compiled_code"] = kept[uid]
+            node["compiled"] = True
+    write_text_atomic(path, json.dumps(data))
 
 
 def _comparison_state(state: Path, manifest: Mapping[str, Any], directory: Path) -> Path:
@@ -856,89 +1053,135 @@ def _seeds_first_stage(stage: _Stage) -> None:
         )
 
 
-def _models_stage(stage: _Stage) -> dict[str, str]:
-    """Models, seeds and snapshots (no tests). Returns the compiled code of the models, which
-    the test step's manifest would lose."""
+def _build_stage(stage: _Stage) -> None:
+    """Models, seeds, snapshots and their tests in one `dbt build`. A failed test must not keep
+    what depends on its model from being built (the review wants every model's data): what dbt
+    skipped for it is built and tested again, with the models this build made read from here."""
     _seeds_first_stage(stage)
-    request, info, staging_target = stage.request, stage.info, stage.staging_target
-    models = stage.dbt(
-        "build",
-        [
-            *stage.select_args(),
-            *stage.defer_args(favor_state=True),
-            "--exclude-resource-type",
-            "test",
-            "--exclude-resource-type",
-            "unit_test",
-            *request.extra_args,
-        ],
-        task_key="build",
-        label=f"dbt build into {info.name}",
-    )
-    # `dbt test` rewrites manifest.json with only the tests compiled: keep the
-    # models' compiled SQL from the build step (review, lineage and the TUI read it).
-    models_manifest = _compiled_code(staging_target / "manifest.json")
-    timings = stage.progress.timings
-    timings["parse"] = round(timings.get("parse", 0.0) + models.timings.get("parse", 0.0), 3)
-    timings["run"] = round(models.elapsed - models.timings.get("parse", 0.0), 3)
-    stage.progress.add_nodes(models)
-    if not models.success:
-        log = staging_target.parent / "logs" / "dbt.log"
-        hint = f"fix the model, then run `dataops-dev build` again (log: {log})"
-        if request.select and request.defer_to is None:
-            hint = (
-                "a selected build has no baseline to read unselected parents from: "
-                "select them too (`+model`), or run `dataops-dev review` first "
-                f"(log: {log})"
-            )
-        raise BuildError(f"dbt could not build {info.name}: {models.error}", hint)
-    return models_manifest
-
-
-def _tests_stage(stage: _Stage) -> None:
-    """dbt tests and unit tests of what was built. Deferred without `--favor-state`: a test
-    reads this build's relation of every model it built, the baseline's only for the parents
-    that were not built (absent here)."""
-    request = stage.request
+    request, info = stage.request, stage.info
     # A selected build without a baseline to defer to only has the selected models:
     # a test that also reads an unselected model (relationships) cannot run.
     indirect = (
         ["--indirect-selection", "cautious"] if request.select and request.defer_to is None else []
     )
-    tests = stage.dbt(
-        "test",
-        [*stage.select_args(exclude=False), *stage.defer_args(favor_state=False), *indirect],
-        task_key="test",
-        label=f"dbt test in {stage.info.name}",
+    run = stage.dbt(
+        "build",
+        [
+            *stage.select_args(),
+            *stage.defer_args(favor_state=True),
+            *indirect,
+            *request.extra_args,
+        ],
+        task_key="build",
+        label=f"dbt build into {info.name}",
     )
-    stage.progress.timings["test"] = round(tests.elapsed, 3)
-    stage.progress.add_nodes(tests)
-    if tests.error and not tests.nodes:
-        raise BuildError(f"dbt test could not run in {stage.info.name}: {tests.error}")
+    results = _BuildResults(stage)
+    results.add(run)
+    for _ in range(_MAX_RETRIES):
+        skipped = results.skipped_by_tests(run)
+        if not skipped:
+            break
+        run = stage.dbt(
+            "build",
+            [
+                "--select",
+                *skipped,
+                "--indirect-selection",
+                "empty",
+                *stage.defer_args(favor_state=False),
+                *request.extra_args,
+            ],
+            task_key="build",
+            label=f"dbt build into {info.name} (what a failed test held back)",
+        )
+        results.add(run)
+    _tests_of_kept_seeds(stage, results)
+    results.finish()
 
 
-def _compiled_code(manifest: Path) -> dict[str, str]:
-    if not manifest.exists():
-        return {}
-    nodes = json.loads(manifest.read_text("utf-8")).get("nodes") or {}
-    return {
-        uid: node["compiled_code"]
-        for uid, node in nodes.items()
-        if node.get("compiled_code") and node.get("resource_type") != "test"
-    }
+_MAX_RETRIES = 50
+"""Rounds of building what failed tests held back (each round is one DAG level at least)."""
 
 
-def _keep_compiled_code(target: Path, compiled: Mapping[str, str]) -> None:
-    path = target / "manifest.json"
-    if not compiled or not path.exists():
+class _BuildResults:
+    """The node results of a build's dbt invocations, merged (a re-run node's last result
+    counts) into the progress record and one run_results.json."""
+
+    def __init__(self, stage: _Stage) -> None:
+        from dataops_dev.statefiles import read_cache_json
+
+        self.stage = stage
+        self.results: dict[str, Any] = {}
+        self.document: dict[str, Any] | None = None
+        if stage.previous is not None:  # what the extended build ran is still there
+            kept = read_cache_json(stage.previous / "run_results.json") or {}
+            for item in kept.get("results") or ():
+                if str(item.get("unique_id")) in stage.fqns:  # not what the branch removed
+                    self.results[str(item.get("unique_id"))] = item
+
+    def add(self, run: Any) -> None:
+        from dataops_dev.statefiles import read_cache_json
+
+        stage = self.stage
+        timings = stage.progress.timings
+        parse = run.timings.get("parse", 0.0)
+        timings["parse"] = round(timings.get("parse", 0.0) + parse, 3)
+        timings["run"] = round(timings.get("run", 0.0) + run.elapsed - parse, 3)
+        if "test" in run.timings:
+            timings["test"] = round(timings.get("test", 0.0) + run.timings["test"], 3)
+        stage.progress.add_nodes(run)
+        data = read_cache_json(run.target_path / "run_results.json")
+        if data is not None:
+            self.document = data
+            for item in data.get("results") or ():
+                self.results[str(item.get("unique_id"))] = item
+        failed = [n for n in run.nodes if _is_model_error(n)]
+        if failed or (run.error and not run.nodes):
+            log = stage.staging_target.parent / "logs" / "dbt.log"
+            hint = f"fix the model, then run `dataops-dev build` again (log: {log})"
+            if stage.request.select and stage.request.defer_to is None:
+                hint = (
+                    "a selected build has no baseline to read unselected parents from: "
+                    "select them too (`+model`), or run `dataops-dev review` first "
+                    f"(log: {log})"
+                )
+            raise BuildError(f"dbt could not build {stage.info.name}: {run.error}", hint)
+
+    def skipped_by_tests(self, run: Any) -> list[str]:
+        """Selectors of the nodes the last invocation skipped (only a failed test can have
+        skipped them: a failed model stops the build)."""
+        if not any(n.status in ("fail", "error") for n in run.nodes):
+            return []
+        skipped = sorted(n.unique_id for n in run.nodes if n.status == "skipped")
+        return sorted({self.stage.fqns[uid] for uid in skipped if uid in self.stage.fqns})
+
+    def finish(self) -> None:
+        """One run_results.json with every node's last result (readers see the whole build)."""
+        if self.document is None:
+            return
+        document = {**self.document, "results": list(self.results.values())}
+        write_text_atomic(self.stage.staging_target / "run_results.json", json.dumps(document))
+
+
+def _is_model_error(node: Any) -> bool:
+    return node.status == "error" and not node.unique_id.startswith(("test.", "unit_test."))
+
+
+def _tests_of_kept_seeds(stage: _Stage, results: _BuildResults) -> None:
+    """Tests of the seeds kept as the sample's source views: excluding a seed from the build
+    excludes its tests, which still run (on the view standing in for the seed)."""
+    if not stage.exclude:
         return
-    data = json.loads(path.read_text("utf-8"))
-    for uid, code in compiled.items():
-        node = (data.get("nodes") or {}).get(uid)
-        if node is not None and not node.get("compiled_code"):
-            node["compiled_code"] = code
-            node["compiled"] = True
-    write_text_atomic(path, json.dumps(data))
+    selected = [*stage.request.select, *stage.also_select] if stage.request.select else []
+    seeds = [*stage.exclude]
+    selectors = [f"{s},{r}" for s in seeds for r in selected] if selected else seeds
+    run = stage.dbt(
+        "test",
+        ["--select", *selectors, *stage.defer_args(favor_state=False)],
+        task_key="test",
+        label=f"dbt test of kept seeds in {stage.info.name}",
+    )
+    results.add(run)
 
 
 def _sources_from_sample(source: SourceData) -> Callable[[Any], object] | None:
@@ -968,6 +1211,11 @@ class _Backend:
     def drop_source_views(self, relations: Sequence[Relation]) -> None:
         """Remove source views a seed of this build replaces (only DuckDB environments hold
         source views of their own)."""
+
+    def start_from_previous(self) -> bool:
+        """Start the staging area as a copy of the environment's current state (to extend the
+        last build); False when this backend cannot, and the build starts from nothing."""
+        return False
 
     def abort(self) -> bool:
         """Discard a partial build; True when something had to be undone."""
@@ -1132,6 +1380,14 @@ class _DuckDBBackend(_Backend):
             output,
             environment_target_name(self.envs.loaded),
         )
+
+    def start_from_previous(self) -> bool:
+        if not self.final.exists():
+            return False
+        self.abort()
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.final, self.staging)
+        return True
 
     def drop_source_views(self, relations: Sequence[Relation]) -> None:
         from dataops_dev.engines.duckdb import DuckDBEngine

@@ -645,6 +645,8 @@ def build_branch_env(run: ReviewRun, source: SourceData, baseline: Baseline) -> 
             dirty=git_state.dirty,
             select=("state:modified+",),
             defer_to=baseline.info,
+            # What the last review built and did not change since is kept, not rebuilt.
+            extend_previous=True,
         )
         try:
             record = envs.build(info, request, source, reporter=run.reporter)

@@ -136,6 +136,41 @@ def test_hostile_branch_name_builds_and_harms_nothing(sample_project_copy: Path)
 
 
 @pytest.mark.slow
+def test_a_failed_test_holds_back_no_model_and_results_are_merged(
+    sample_project_copy: Path,
+) -> None:
+    """One `dbt build` runs models and tests; what dbt skips because a test failed is built
+    after it, so a failing test never costs the review a model's data."""
+    project = sample_project_copy
+    # A failing test at two levels of the DAG: the second is only reached in the re-run.
+    (project / "tests" / "stg_customers_fails.sql").write_text(
+        "select customer_id from {{ ref('stg_customers') }} limit 1\n"
+    )
+    (project / "tests" / "history_fails.sql").write_text(
+        "select customer_id from {{ ref('int_customer_order_history') }} limit 1\n"
+    )
+    result = run_cli("build", "--select", "+dim_customers", cwd=project, env=SALT)
+    assert result.returncode == 3, result.stderr  # failed tests block, the build stands
+    name = environment_name("main")
+    meta = json.loads((project / ".dataops" / "envs" / f"{name}.json").read_text())
+    nodes = meta["last_build"]["nodes"]
+    statuses = {n["unique_id"]: n["status"] for n in nodes}
+    assert len(nodes) == len(statuses), "a node built twice is recorded once"
+    assert statuses["test.sample_project.stg_customers_fails"] == "fail"
+    assert statuses["test.sample_project.history_fails"] == "fail"
+    assert statuses["model.sample_project.dim_customers"] == "success"
+    assert "skipped" not in statuses.values(), statuses
+    assert "main.dim_customers" in _tables(_env_file(project, name), name)
+
+    target = project / ".dataops" / "envs" / name / "target"
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert {r["unique_id"]: r["status"] for r in results} == statuses
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["nodes"]["model.sample_project.dim_customers"]["compiled_code"]
+    assert manifest["nodes"]["model.sample_project.stg_customers"]["compiled_code"]
+
+
+@pytest.mark.slow
 def test_failed_build_keeps_previous_state(sample_project_copy: Path) -> None:
     project = sample_project_copy
     first = run_cli("build", "--select", "+dim_customers", cwd=project, env=SALT)

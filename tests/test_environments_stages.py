@@ -193,3 +193,48 @@ def test_readers_of_a_seed_loaded_over_a_source_view_are_selected() -> None:
         "source:raw.raw_customers+",
     )
     assert _readers_of(manifest, ()) == ()
+
+
+def test_an_extending_build_measures_changes_against_its_last_build(tmp_path: Path) -> None:
+    """`state:modified` against the branch's last build; deferral to the baseline only for
+    what the environment does not hold (no --favor-state: what it kept is read from it)."""
+    info = EnvironmentInfo(
+        name="feature_2", branch="feature", kind="branch", backend="duckdb", created_at="now"
+    )
+    request = BuildRequest(code_dir=tmp_path, commit="c" * 40, select=("state:modified+",))
+    stage = _Stage(
+        dbt=None,
+        info=info,
+        request=request,
+        staging_target=tmp_path / "target.building",
+        state=tmp_path / "state",
+        exclude=(),
+        progress=_BuildProgress(request=request, source=SOURCE),
+        previous=tmp_path / "target",
+    )
+    expected = [
+        "--defer",
+        "--defer-state",
+        str(tmp_path / "state"),
+        "--state",
+        str(tmp_path / "target"),
+    ]
+    assert stage.defer_args(favor_state=True) == expected
+    assert stage.defer_args(favor_state=False) == expected
+
+
+def test_project_inputs_change_with_macros_and_project_files(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from dataops_dev.environments import _project_inputs
+
+    (tmp_path / "dbt_project.yml").write_text("name: shop\nvars: {x: 1}\n")
+    request = BuildRequest(code_dir=tmp_path, commit="c" * 40)
+    macro = SimpleNamespace(macro_sql="{% macro m() %}1{% endmacro %}")
+    parsed = SimpleNamespace(macros={"macro.shop.m": macro})
+    first = _project_inputs(parsed, request)
+    assert _project_inputs(parsed, request) == first
+    edited = SimpleNamespace(macros={"macro.shop.m": SimpleNamespace(macro_sql="2")})
+    assert _project_inputs(edited, request) != first
+    (tmp_path / "dbt_project.yml").write_text("name: shop\nvars: {x: 2}\n")
+    assert _project_inputs(parsed, request) != first

@@ -275,3 +275,51 @@ def test_deploy_failing_tests_leave_production_unchanged_then_deploy(project: Pa
     assert not (project / "prod.duckdb.wal").exists()
     # Neither the failed attempt nor the deploy leaves a copy of production or dbt's log behind.
     assert not list((project / ".dataops" / "deploy").iterdir())
+
+
+def test_a_warm_review_after_an_edit_extends_the_branch_and_equals_a_cold_one(
+    project: Path,
+) -> None:
+    """The branch environment after a one-model edit rebuilds only that model and what reads
+    it, keeping the rest of its last build: the report is the one a cold build gives."""
+    assert run_cli("review", cwd=project, env=SALT).returncode in (0, 3)  # settle both sides
+    model = project / "models" / "marts" / "fct_orders.sql"
+    text = model.read_text()
+    assert "net_amount < 75" in text
+    model.write_text(text.replace("net_amount < 75", "net_amount < 80"))
+    git(project, "commit", "-q", "-am", "another threshold")
+
+    warm = run_cli("review", "--json", cwd=project, env=SALT)
+    warm_report = json.loads(warm.stdout)
+    head_env = warm_report["head"]["environment"]
+    meta = json.loads((project / ".dataops" / "envs" / f"{head_env}.json").read_text())
+    assert meta["last_build"]["extended"] is True, warm.stderr
+    statuses = {n["unique_id"]: n["status"] for n in meta["last_build"]["nodes"]}
+    # Kept from the last build (the PII edits), not rebuilt: still recorded.
+    assert statuses["model.sample_project.dim_customers"] == "success"
+
+    assert run_cli("env", "drop", head_env, cwd=project, env=SALT).returncode == 0
+    cold = run_cli("review", "--json", cwd=project, env=SALT)
+    cold_report = json.loads(cold.stdout)
+    meta = json.loads((project / ".dataops" / "envs" / f"{head_env}.json").read_text())
+    assert meta["last_build"]["extended"] is False
+    assert cold_report["base"]["reused"] is True
+    assert (warm.returncode, _findings(warm_report)) == (cold.returncode, _findings(cold_report))
+
+
+def _findings(report: dict) -> dict:
+    """What a review found, without its timings and environments' build times."""
+    return {
+        "verdict": report["verdict"],
+        "models": [
+            {
+                "name": m["name"],
+                "change": m.get("change"),
+                "diff": m.get("diff"),
+                "tests": [(t["unique_id"], t["status"]) for t in m.get("tests") or ()],
+                "findings": [(f["kind"], f["severity"], f["fingerprint"]) for f in m["findings"]],
+            }
+            for m in report["models"]
+        ],
+        "lineage": report.get("lineage"),
+    }

@@ -7,10 +7,12 @@ manifest, and two processes parsing the same tree at once both end with the same
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,8 +156,13 @@ def parse_cached(
     key: str,
     label: str,
     reporter: Reporter = NULL_REPORTER,
+    keep_warm: bool = False,
 ) -> ParsedManifest:
-    """`dbt parse` of `code_dir` into `cache_dir/<key>/` unless that manifest exists already."""
+    """`dbt parse` of `code_dir` into `cache_dir/<key>/` unless that manifest exists already.
+
+    `keep_warm`: parse with dbt's partial parsing in a target kept for `code_dir` (the working
+    tree, parsed again after every edit); otherwise a full parse in a scratch target (an
+    exported tree is parsed once)."""
     final = cache_dir / key[:24]
     manifest = final / "manifest.json"
     if manifest.is_file():
@@ -166,20 +173,27 @@ def parse_cached(
     staging = cache_dir / f"{key[:24]}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        run = run_dbt(
-            "parse",
-            ["--no-partial-parse"],
-            project_dir=code_dir,
-            profiles_dir=profile.profiles_dir,
-            target_path=staging / "target",
-            target=profile.target,
-            reporter=reporter,
-            task_key="parse",
-            cwd=code_dir,
-            label=f"dbt parse ({label})",
-        )
-        parsed = staging / "target" / "manifest.json"
-        if not run.success or not parsed.is_file():
+        scratch = contextlib.nullcontext(staging / "target")
+        with _warm_target(cache_dir, code_dir, profile) if keep_warm else scratch as target:
+            run = run_dbt(
+                "parse",
+                [] if keep_warm else ["--no-partial-parse"],
+                project_dir=code_dir,
+                profiles_dir=profile.profiles_dir,
+                target_path=target,
+                target=profile.target,
+                reporter=reporter,
+                task_key="parse",
+                cwd=code_dir,
+                label=f"dbt parse ({label})",
+            )
+            parsed = target / "manifest.json"
+            if run.success and parsed.is_file() and keep_warm:
+                staging.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(parsed, staging / "manifest.json")
+            elif run.success and parsed.is_file():
+                os.replace(parsed, staging / "manifest.json")
+        if not run.success or not (staging / "manifest.json").is_file():
             log = cache_dir / "last-parse-error.log"
             if run.log_file.is_file():
                 log.parent.mkdir(parents=True, exist_ok=True)
@@ -189,10 +203,24 @@ def parse_cached(
                 f"fix the project (dbt's log: {log}), or pass --base-manifest PATH",
             )
         final.mkdir(parents=True, exist_ok=True)
-        os.replace(parsed, manifest)
+        os.replace(staging / "manifest.json", manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ParsedManifest(manifest, code_dir, key, reused=False)
+
+
+@contextlib.contextmanager
+def _warm_target(cache_dir: Path, code_dir: Path, profile: ParseProfile) -> Iterator[Path]:
+    """dbt's target directory for parses of `code_dir` with `profile`, kept between runs: its
+    partial-parse file makes the next parse of an edited project re-read only what changed.
+    One parse at a time writes it (a second process waits for the first)."""
+    from filelock import FileLock
+
+    identity = f"{code_dir.resolve()}\0{profile.fingerprint}\0{_dbt_version()}"
+    work = cache_dir / "partial" / hashlib.sha256(identity.encode()).hexdigest()[:16]
+    work.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(work / "parse.lock")):
+        yield work / "target"
 
 
 def install_packages(
@@ -346,4 +374,5 @@ def working_manifest(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER
         key=key.hexdigest(),
         label="the working tree",
         reporter=reporter,
+        keep_warm=True,
     )

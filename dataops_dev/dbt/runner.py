@@ -55,6 +55,9 @@ class DbtRun:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     """Phases in seconds: parse (manifest load), run (models/seeds/snapshots), test."""
+    manifest: Any = field(default=None, repr=False, compare=False)
+    """`parse` only: dbt's parsed manifest in memory, for later invocations to reuse
+    (`run_dbt(manifest=...)`) instead of loading the project again."""
 
     @property
     def failed(self) -> tuple[NodeResult, ...]:
@@ -104,6 +107,8 @@ def run_dbt(
     label: str | None = None,
     redact_errors: bool = False,
     prepare_manifest: Callable[[Any], object] | None = None,
+    manifest: Any = None,
+    write_json: bool = True,
 ) -> DbtRun:
     """Invoke `dbt COMMAND ARGS` in-process and summarise it from its artifacts.
 
@@ -113,6 +118,10 @@ def run_dbt(
     which name the failed nodes and their status only; the log file keeps the texts. Use it
     whenever dbt runs on production data. `prepare_manifest`: the project is parsed first and
     the function may change dbt's parsed manifest in place before COMMAND runs on it.
+    `manifest`: dbt's manifest from an earlier `parse` (`DbtRun.manifest`), used as it is (no
+    parse, no `prepare_manifest`). `write_json=False`: dbt writes no manifest.json (writing it
+    costs as much as a small build; `write_manifest` writes it once when someone reads it);
+    run_results.json is still written.
     """
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -168,6 +177,8 @@ def run_dbt(
     ]
     if target:
         cli_args += ["--target", target]
+    if not write_json:
+        cli_args.append("--no-write-json")
     reporter.task_started(task_key, label or f"dbt {command}", total)
     previous_cwd = Path.cwd()
     with _DBT_LOCK:
@@ -177,13 +188,22 @@ def run_dbt(
         try:
             if cwd is not None:
                 os.chdir(cwd)
-            manifest: Any = None
-            if prepare_manifest is not None:
-                parsed = dbtRunner().invoke(["parse", *cli_args[1 + len(args) :]])
-                if parsed.success:
-                    manifest = parsed.result
-                    prepare_manifest(manifest)
-            result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(cli_args)
+            if command == "parse":
+                result = dbtRunner(callbacks=[on_event]).invoke(cli_args)
+                parsed_manifest: Any = result.result
+                if result.success and prepare_manifest is not None:
+                    prepare_manifest(parsed_manifest)
+                    if write_json:  # what was written is the manifest before the change
+                        parsed_manifest.write(str(target_path / "manifest.json"))
+            else:
+                if manifest is None and prepare_manifest is not None:
+                    parsed = dbtRunner().invoke(["parse", *cli_args[1 + len(args) :]])
+                    if parsed.success:
+                        manifest = parsed.result
+                        prepare_manifest(manifest)
+                result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(cli_args)
+            if not write_json:
+                _write_run_results(result.result, target_path)
         finally:
             _release_duckdb()
             _reset_adapters()
@@ -220,7 +240,22 @@ def run_dbt(
         nodes=nodes,
         error=error,
         timings=timings,
+        manifest=result.result if command == "parse" and result.success else None,
     )
+
+
+def _write_run_results(result: Any, target_path: Path) -> None:
+    """run_results.json of a `--no-write-json` invocation: the one artifact we always read."""
+    if hasattr(result, "write") and hasattr(result, "results"):
+        result.write(str(target_path / "run_results.json"))
+
+
+def write_manifest(manifest: Any, target_path: Path) -> Path:
+    """Write dbt's in-memory manifest (`DbtRun.manifest`) as `target_path/manifest.json`."""
+    path = target_path / "manifest.json"
+    with _DBT_LOCK:
+        manifest.write(str(path))
+    return path
 
 
 def _raise_if_disk_full(result: Any, nodes: Sequence[NodeResult], directory: Path) -> None:
