@@ -3,6 +3,10 @@
 `dataops-dev demo` copies the bundled sample_project into a directory, makes it a git repository,
 generates production data, builds production, commits a realistic change on a demo branch and
 runs `review` on it (baseline and branch built on the masked sample, diffs, verdict).
+
+`--backend spark` does the same on Spark: production is loaded into Spark through Spark Connect
+and everything (sample, environments, diffs) lives there. The server is `DATAOPS_SPARK_REMOTE`
+when set, else a local one started under the demo's state directory (`<dir>/.dataops/spark`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ from dataops_dev.reporting import NULL_REPORTER, Reporter, task
 
 DEMO_BRANCH = "demo/segment-thresholds"
 DEMO_SALT = "dataops-demo-salt-not-a-secret"
+DEMO_BACKENDS = ("duckdb", "spark")
+SPARK_CONFIG = """\
+# The demo on Spark: production is sample_project's `spark` target (dbt-spark, method: session,
+# over Spark Connect at $DATAOPS_SPARK_REMOTE); sample and environments are Spark schemas under
+# the sandbox prefix `dataops`.
+version: 1
+production:
+  target: spark
+backend:
+  type: warehouse
+  sandbox_database: dataops
+"""
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ DEMO_EDITS: tuple[Edit, ...] = (
 class DemoResult:
     directory: Path
     production: Path
+    """The generated production data (DuckDB file; on Spark, the copy it was loaded from)."""
     production_rows: dict[str, int]
     branch: str
     environment: str
@@ -77,6 +94,8 @@ class DemoResult:
     report: Report | None = None
     timings: dict[str, float] = field(default_factory=dict)
     edits: tuple[Edit, ...] = DEMO_EDITS
+    backend: str = "duckdb"
+    spark_remote: str | None = None
 
 
 def bundled_sample_project() -> Path:
@@ -127,8 +146,9 @@ def apply_edits(project: Path, edits: tuple[Edit, ...] = DEMO_EDITS) -> None:
         path.write_text(text.replace(edit.old, edit.new, 1), "utf-8")
 
 
-def prepare_project(directory: Path, *, fresh: bool = False) -> Path:
-    """Copy sample_project to `directory` as a git repository on `main` (kept if present)."""
+def prepare_project(directory: Path, *, fresh: bool = False, backend: str = "duckdb") -> Path:
+    """Copy sample_project to `directory` as a git repository on `main` (kept if present);
+    on Spark with the `dataops_dev.yml` that makes its `spark` target production."""
     if fresh and directory.exists():
         shutil.rmtree(directory)
     if not (directory / "dbt_project.yml").exists():
@@ -140,11 +160,36 @@ def prepare_project(directory: Path, *, fresh: bool = False) -> Path:
             ),
             dirs_exist_ok=True,
         )
+        if backend == "spark":
+            (directory / "dataops_dev.yml").write_text(SPARK_CONFIG, "utf-8")
     if not (directory / ".git").exists():
         _git(directory, "init", "-q", "-b", "main")
         _git(directory, "add", "-A")
         _git(directory, "commit", "-q", "-m", "sample_project: production code")
+    _check_backend(directory, backend)
     return directory
+
+
+def _check_backend(directory: Path, backend: str) -> None:
+    """A demo directory set up for one backend is not reused for the other."""
+    on_spark = (directory / "dataops_dev.yml").exists()
+    if on_spark != (backend == "spark"):
+        raise ProjectError(
+            f"the demo in {directory} was set up for "
+            f"{'spark' if on_spark else 'duckdb'}, not {backend}",
+            "rerun with --fresh, or give another --dir",
+        )
+
+
+def spark_remote_for(directory: Path) -> str:
+    """The Spark Connect server of the demo: `DATAOPS_SPARK_REMOTE`, else a local server under
+    the demo's state directory (started when none is running there)."""
+    remote = os.environ.get("DATAOPS_SPARK_REMOTE")
+    if remote:
+        return remote
+    from dataops_dev.engines.spark_server import ensure_local
+
+    return ensure_local(directory / ".dataops" / "spark").remote
 
 
 def build_production(loaded: LoadedConfig, *, reporter: Reporter = NULL_REPORTER) -> Path:
@@ -183,8 +228,9 @@ def run_demo(
     scale: float = 1.0,
     fresh: bool = False,
     reporter: Reporter = NULL_REPORTER,
+    backend: str = "duckdb",
 ) -> DemoResult:
-    """Set up the demo end to end and return where everything is."""
+    """Set up the demo end to end and return where everything is (`backend`: duckdb or spark)."""
     import time
 
     from dataops_dev.config import load_config
@@ -193,8 +239,10 @@ def run_demo(
 
     timings: dict[str, float] = {}
     os.environ.setdefault("DATAOPS_SALT", DEMO_SALT)
+    if backend not in DEMO_BACKENDS:
+        raise ProjectError(f"no demo backend {backend!r}", "use --backend duckdb or spark")
     directory = directory.resolve()
-    project = prepare_project(directory, fresh=fresh)
+    project = prepare_project(directory, fresh=fresh, backend=backend)
     if _git(project, "rev-parse", "--abbrev-ref", "HEAD") != "main":
         _git(project, "checkout", "-q", "main")
 
@@ -204,6 +252,19 @@ def run_demo(
     with task(reporter, "generate", f"generating production data (scale {scale:g})"):
         rows: dict[str, Any] = generator.generate(production, scale=scale, seed=42)
     timings["generate"] = time.perf_counter() - start
+
+    remote = None
+    if backend == "spark":
+        start = time.perf_counter()
+        with task(reporter, "spark", "starting or reaching Spark Connect"):
+            remote = spark_remote_for(project)
+        # sample_project's spark target reads it; so do the dbt builds below (same process).
+        os.environ["DATAOPS_SPARK_REMOTE"] = remote
+        timings["spark_start"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with task(reporter, "load", "loading production into Spark"):
+            load_production_into_spark(generator, production, remote)
+        timings["load_spark"] = time.perf_counter() - start
 
     loaded = load_config(project)
     start = time.perf_counter()
@@ -227,13 +288,31 @@ def run_demo(
     start = time.perf_counter()
     report = run_review(load_config(project), reporter=reporter)
     timings["review"] = time.perf_counter() - start
+    envs = Environments(loaded)
+    environment = report.head.environment or ""
+    where = (
+        str(envs.database_path(environment))
+        if envs.backend == "duckdb"
+        else ", ".join(envs.get(environment).schemas)
+    )
     return DemoResult(
         directory=project,
         production=production,
         production_rows={k: int(v) for k, v in rows.items()},
         branch=DEMO_BRANCH,
-        environment=report.head.environment or "",
-        environment_path=str(Environments(loaded).database_path(report.head.environment or "")),
+        environment=environment,
+        environment_path=where,
         report=report,
         timings=timings,
+        backend=backend,
+        spark_remote=remote,
     )
+
+
+def load_production_into_spark(generator: ModuleType, production: Path, remote: str) -> None:
+    """Production's source tables into Spark (schema `raw`, or `$SAMPLE_PROJECT_RAW_SCHEMA`);
+    what dbt built on older data (`analytics`, or `$SAMPLE_PROJECT_SPARK_SCHEMA`) is dropped,
+    as a fresh DuckDB file would be."""
+    raw = os.environ.get("SAMPLE_PROJECT_RAW_SCHEMA", "raw")
+    built = os.environ.get("SAMPLE_PROJECT_SPARK_SCHEMA", "analytics")
+    generator.load_into_spark(production, remote, raw, drop_schemas=(built,))

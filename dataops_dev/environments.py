@@ -45,6 +45,7 @@ _SLUG_INVALID = re.compile(r"[^a-z0-9]+")
 _VALID_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 Kind = Literal["branch", "baseline"]
+BackendKind = Literal["duckdb", "warehouse", "spark"]
 
 
 def environment_name(branch: str) -> str:
@@ -129,7 +130,7 @@ class EnvironmentInfo:
     name: str
     branch: str
     kind: Kind
-    backend: Literal["duckdb", "warehouse"]
+    backend: BackendKind
     created_at: str
     last_build: BuildRecord | None = None
     """The last build that succeeded: the state the environment holds."""
@@ -189,7 +190,7 @@ def _read_info(path: Path) -> EnvironmentInfo:
         checks = {
             "name": info.name == path.stem,
             "kind": info.kind in ("branch", "baseline"),
-            "backend": info.backend in ("duckdb", "warehouse"),
+            "backend": info.backend in ("duckdb", "warehouse", "spark"),
             "branch": isinstance(info.branch, str),
         }
         for record in (info.last_build, info.last_attempt):
@@ -232,7 +233,7 @@ class Environments:
 
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
-        self.backend: Literal["duckdb", "warehouse"] = loaded.config.backend.type
+        self.backend: BackendKind = backend_kind(loaded)
         self.root = loaded.state_dir / "envs"
         self.locks = loaded.state_dir / "locks"
 
@@ -282,8 +283,14 @@ class Environments:
 
     @contextlib.contextmanager
     def sandbox_engine(self) -> Iterator[Any]:
-        """A connection to the warehouse sandbox database (warehouse backend only)."""
-        with _WarehouseBackend(self.loaded, self).engine() as engine:
+        """A connection to the warehouse sandbox database, or the Spark session that sees the
+        sandbox schemas (not for the DuckDB backend)."""
+        backend = (
+            _SparkBackend(self.loaded, self)
+            if self.backend == "spark"
+            else _WarehouseBackend(self.loaded, self)
+        )
+        with backend.engine() as engine:
             yield engine
 
     def size_bytes(self, info: EnvironmentInfo) -> int | None:
@@ -292,6 +299,8 @@ class Environments:
             return path.stat().st_size if path.exists() else 0
         if not info.schemas:
             return 0
+        if info.backend == "spark":
+            return None  # the catalog knows file sizes only table by table (slow on Spark)
         with self.sandbox_engine() as engine:
             rows = engine.fetchall(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
@@ -314,11 +323,12 @@ class Environments:
                     f"environment {name} already belongs to branch {existing.branch!r}"
                 )
             return existing
-        database = (
-            str(self.database_path(name))
-            if self.backend == "duckdb"
-            else _WarehouseBackend(self.loaded).sandbox_database()
-        )
+        if self.backend == "duckdb":
+            database = str(self.database_path(name))
+        elif self.backend == "spark":
+            database = _SparkBackend(self.loaded).prefix()
+        else:
+            database = _WarehouseBackend(self.loaded).sandbox_database()
         info = EnvironmentInfo(
             name=name,
             branch=branch,
@@ -345,6 +355,9 @@ class Environments:
                         self.root / f"{name}.building.duckdb",
                     ):
                         Path(str(path) + suffix).unlink(missing_ok=True)
+            elif info.backend == "spark":
+                spark = _SparkBackend(self.loaded, self, info)
+                spark.drop_schemas(sorted(set(info.schemas) | set(spark.all_schemas())))
             else:
                 _WarehouseBackend(self.loaded).drop_schemas(sorted(set(info.schemas)))
             shutil.rmtree(self.work_dir(name), ignore_errors=True)
@@ -365,6 +378,10 @@ class Environments:
             backend = _WarehouseBackend(self.loaded, self, info)
             with backend.engine() as engine:
                 info = replace(info, schemas=tuple(backend._env_schemas(engine)))
+        elif self.backend == "spark":
+            info = replace(
+                info, schemas=tuple(_SparkBackend(self.loaded, self, info).all_schemas())
+            )
         return info
 
     def gc(
@@ -509,7 +526,7 @@ class Environments:
         self._install_packages(info, request, profiles_dir, reporter)
         return functools.partial(
             _run_dbt,
-            prepare_manifest=_sources_from_sample(source),
+            prepare_manifest=backend.prepare_manifest(source),
             project_dir=request.code_dir,
             profiles_dir=profiles_dir,
             target_path=staging_target,
@@ -568,6 +585,8 @@ class Environments:
     def _backend(self, info: EnvironmentInfo) -> _Backend:
         if info.backend == "duckdb":
             return _DuckDBBackend(self, info)
+        if info.backend == "spark":
+            return _SparkBackend(self.loaded, self, info)
         return _WarehouseBackend(self.loaded, self, info)
 
     def _staging_target(self, info: EnvironmentInfo) -> Path:
@@ -662,16 +681,25 @@ class Environments:
         for info in self.all():
             try:
                 with self.lock(info.name):
-                    backend: _Backend = (
-                        _DuckDBBackend(self, info)
-                        if info.backend == "duckdb"
-                        else _WarehouseBackend(self.loaded, self, info)
-                    )
-                    if backend.abort():
+                    if self._backend(info).abort():
                         recovered.append(info.name)
             except LockedError:
                 continue
         return recovered
+
+
+def backend_kind(loaded: LoadedConfig) -> BackendKind:
+    """Where environments live: `backend.type`, with a warehouse whose production target is
+    dbt-spark being Spark (schemas under the sandbox prefix, reached over Spark Connect)."""
+    kind = str(loaded.config.backend.type)
+    if kind == "spark":
+        return "spark"
+    if kind == "warehouse":
+        with contextlib.suppress(DataopsError):
+            if _production_output(loaded).get("type") == "spark":
+                return "spark"
+        return "warehouse"
+    return "duckdb"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1176,6 +1204,10 @@ class _Backend:
     def publish(self, staging_target: Path) -> tuple[str, ...]:
         raise NotImplementedError
 
+    def prepare_manifest(self, source: SourceData) -> Callable[[Any], object] | None:
+        """What changes dbt's parsed manifest before each dbt step of the build."""
+        return _sources_from_sample(source)
+
     def drop_source_views(self, relations: Sequence[Relation]) -> None:
         """Remove source views a seed of this build replaces (only DuckDB environments hold
         source views of their own)."""
@@ -1587,3 +1619,184 @@ def main_baseline_name(loaded: LoadedConfig) -> str | None:
         )
     except GitError:
         return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Spark
+
+
+class _SparkBackend(_Backend):
+    """Versioned schemas `<prefix>__<env>__v<version>[_<custom>]` on Spark, which can neither
+    rename a schema nor move a table between schemas: each build writes a new version and the
+    environment's record (`EnvironmentInfo.schemas`, with the manifest in its target dir) is the
+    pointer to the version readers use. A failed build drops its own version; the version it
+    replaced is dropped by the next build (a diff still reading it is not cut off mid-read).
+    `source()` renders the masked sample's schemas, re-pointed in dbt's parsed manifest: the
+    user's project is never edited and production is never named in a build."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        envs: Environments | None = None,
+        info: EnvironmentInfo | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.envs = envs
+        self.info = info
+        self.version: str | None = None
+
+    def production(self) -> dict[str, Any]:
+        output = _production_output(self.loaded)
+        if output.get("type") != "spark":
+            raise ConfigError(
+                f"the spark backend needs a spark production target; {output.get('type')!r} given",
+                "point production.target at a dbt-spark output (method: session)",
+            )
+        return output
+
+    def prefix(self) -> str:
+        from dataops_dev.spark_layout import sandbox_prefix
+
+        return sandbox_prefix(self.loaded.config.backend.sandbox_database)
+
+    @contextlib.contextmanager
+    def engine(self) -> Iterator[Any]:
+        from dataops_dev.engines.spark import SparkEngine, remote_from_output
+
+        engine = SparkEngine(remote_from_output(self.production()))
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    # -- names -------------------------------------------------------------------------------
+    def _versions_pattern(self) -> re.Pattern[str]:
+        assert self.info is not None
+        from dataops_dev.spark_layout import env_schema
+
+        base = re.escape(env_schema(self.prefix(), self.info.name))
+        return re.compile(rf"^{base}__v([0-9a-f]{{8}})(?:_[a-z0-9_]+)?$")
+
+    def _version_schemas(self, engine: Any) -> dict[str, str]:
+        """Every schema of any version of this environment: schema -> version."""
+        pattern = self._versions_pattern()
+        found = {}
+        for (schema,) in engine.fetchall("SHOW SCHEMAS"):
+            match = pattern.match(str(schema).lower())
+            if match:
+                found[str(schema)] = match.group(1)
+        return found
+
+    def _stale(self, engine: Any, keep: set[str]) -> list[str]:
+        """Schemas of versions the record does not point at (and not in `keep`)."""
+        assert self.info is not None
+        current = set(self.info.schemas)
+        return sorted(s for s in self._version_schemas(engine) if s not in current | keep)
+
+    def drop_schemas(self, schemas: Sequence[str]) -> None:
+        if not schemas:
+            return
+        with self.engine() as engine:
+            self._drop(engine, schemas)
+
+    def _drop(self, engine: Any, schemas: Sequence[str]) -> None:
+        from dataops_dev.spark_layout import owned
+
+        for schema in schemas:
+            if not owned(self.prefix(), schema):  # never anything outside the sandbox
+                continue
+            engine.execute(f"DROP SCHEMA IF EXISTS {quote(schema, 'spark')} CASCADE")
+
+    def all_schemas(self) -> list[str]:
+        with self.engine() as engine:
+            return sorted(self._version_schemas(engine))
+
+    # -- the build ---------------------------------------------------------------------------
+    def prepare(self, source: SourceData, request: BuildRequest) -> None:
+        from dataops_dev.spark_layout import env_schema
+
+        assert self.info is not None
+        self.production()
+        self.version = os.urandom(4).hex()
+        with self.engine() as engine:
+            # What earlier builds left: the version the last good build replaced, or a killed
+            # build's partial one. The recorded version stays until this build replaces it.
+            self._drop(engine, self._stale(engine, keep=set()))
+            schema = env_schema(self.prefix(), f"{self.info.name}__v{self.version}")
+            engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, 'spark')}")
+
+    def build_schema(self) -> str:
+        from dataops_dev.spark_layout import env_schema
+
+        assert self.info is not None and self.version is not None
+        return env_schema(self.prefix(), f"{self.info.name}__v{self.version}")
+
+    def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
+        assert self.info is not None and self.envs is not None
+        production = self.production()
+        output = {
+            **{k: v for k, v in production.items() if k not in ("schema", "database")},
+            "schema": self.build_schema(),
+            "threads": self.loaded.config.environments.threads,
+        }
+        return write_profile(
+            self.loaded,
+            self.envs.work_dir(self.info.name) / "profile",
+            output,
+            environment_target_name(self.loaded),
+        )
+
+    def prepare_manifest(self, source: SourceData) -> Callable[[Any], object] | None:
+        return functools.partial(
+            point_sources_at_spark_sample,
+            schemas=spark_sample_schemas(source, self.prefix()),
+            prefix=self.prefix(),
+        )
+
+    def publish(self, staging_target: Path) -> tuple[str, ...]:
+        return tuple(sorted(set(_manifest_schemas(staging_target)) | {self.build_schema()}))
+
+    def abort(self) -> bool:
+        """Drop this build's partial version and whatever version the record does not name."""
+        assert self.info is not None
+        with self.engine() as engine:
+            stale = self._stale(engine, keep=set())
+            self._drop(engine, stale)
+        if self.envs is not None:
+            shutil.rmtree(
+                self.envs.work_dir(self.info.name) / "target.building", ignore_errors=True
+            )
+        return bool(stale)
+
+
+def spark_sample_schemas(source: SourceData, prefix: str) -> dict[str, str]:
+    """Production source schema -> the Spark schema holding its masked sample: the version the
+    sample record names when it does (never the stable views, so one build never mixes two
+    samples), else the stable `spark_layout.sample_schema`."""
+    from dataops_dev.spark_layout import sample_schema
+
+    recorded: Mapping[str, str] = getattr(source, "sample_schemas", None) or {}
+    mapping = {r.schema.lower(): sample_schema(prefix, r.schema) for r in source.relations}
+    mapping.update({k.lower(): v for k, v in recorded.items()})
+    return mapping
+
+
+def point_sources_at_spark_sample(
+    dbt_manifest: Any, *, schemas: Mapping[str, str], prefix: str
+) -> int:
+    """Re-point every source of a parsed dbt `Manifest` from production's schema to the
+    sample's (`schemas`, else `spark_layout.sample_schema`), so `source()` renders the sample
+    and an environment never reads production: a source the sample lacks fails the build.
+    Returns how many sources changed."""
+    from dataops_dev.spark_layout import sample_schema
+
+    changed = 0
+    for node in dbt_manifest.sources.values():
+        production = str(node.schema or "")
+        target = schemas.get(production.lower()) or sample_schema(prefix, production)
+        if node.database:  # dbt-spark keeps a relation's database equal to its schema
+            node.database = target
+        node.schema = target
+        node.relation_name = f"{quote(target, 'spark')}.{quote(node.identifier, 'spark')}"
+        changed += 1
+    return changed

@@ -26,6 +26,14 @@ from dataops_dev.cli import AppContext, emit_json, format_options, resolve_forma
     help="Production size: 1.0 is about 1M orders.",
 )
 @click.option("--fresh", is_flag=True, help="Start over: delete the demo directory first.")
+@click.option(
+    "--backend",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where production, sample and environments live. spark: the Spark Connect server at "
+    "$DATAOPS_SPARK_REMOTE, else a local one started under <dir>/.dataops/spark.",
+)
 @format_options(choices=("text", "json"))
 @click.pass_obj
 def demo(
@@ -33,6 +41,7 @@ def demo(
     directory: Path,
     scale: float,
     fresh: bool,
+    backend: str,
     output_format: str,
     as_json: bool,
 ) -> None:
@@ -40,7 +49,7 @@ def demo(
     from dataops_dev.demo import DEMO_SALT, run_demo
 
     with app.reporter() as reporter:
-        result = run_demo(directory, scale=scale, fresh=fresh, reporter=reporter)
+        result = run_demo(directory, scale=scale, fresh=fresh, reporter=reporter, backend=backend)
     from dataops_dev.cli.report import print_text
     from dataops_dev.cli.review import write_artifacts
 
@@ -50,6 +59,8 @@ def demo(
         emit_json(
             {
                 "verdict": result.report.verdict.value,
+                "backend": result.backend,
+                "spark_remote": result.spark_remote,
                 "directory": str(result.directory),
                 "production": str(result.production),
                 "production_rows": result.production_rows,
@@ -65,7 +76,8 @@ def demo(
     rows = ", ".join(f"{table} {count:,}" for table, count in result.production_rows.items())
     click.echo("")
     click.echo(f"demo project      {result.directory}")
-    click.echo(f"production        {result.production}  ({rows})")
+    where = f"Spark at {result.spark_remote}" if result.spark_remote else str(result.production)
+    click.echo(f"production        {where}  ({rows})")
     click.echo(f"demo branch       {result.branch}:")
     for edit in result.edits:
         click.echo(f"                  - {edit.path}: {edit.why}")

@@ -18,7 +18,15 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["END_DATE", "START_DATE", "TABLES", "generate", "load_into_postgres", "main"]
+__all__ = [
+    "END_DATE",
+    "START_DATE",
+    "TABLES",
+    "generate",
+    "load_into_postgres",
+    "load_into_spark",
+    "main",
+]
 
 #: Orders, payments and events fall in this window; a fixed end keeps the data reproducible.
 START_DATE = "2024-01-01"
@@ -666,17 +674,7 @@ def load_into_postgres(
     with contextlib.ExitStack() as stack:
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sample_project-")))
         src = stack.enter_context(contextlib.closing(_connect(duckdb_path, read_only=True)))
-        tables = [
-            name
-            for (name,) in src.execute(
-                "select table_name from information_schema.tables "
-                "where table_schema = 'raw' and table_type = 'BASE TABLE'"
-            ).fetchall()
-        ]
-        if not tables:
-            raise ValueError(f"{duckdb_path} has no tables in schema raw; run generate() first")
-        order = {name: i for i, name in enumerate(TABLES)}
-        tables.sort(key=lambda name: (order.get(name, len(order)), name))
+        tables = _raw_tables(src, duckdb_path)
 
         conn = stack.enter_context(psycopg.connect(conninfo))
         with conn.transaction(), conn.cursor() as cur:
@@ -722,6 +720,89 @@ def load_into_postgres(
     return counts
 
 
+def _raw_tables(src: duckdb.DuckDBPyConnection, duckdb_path: str | Path) -> list[str]:
+    tables = [
+        name
+        for (name,) in src.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'raw' and table_type = 'BASE TABLE'"
+        ).fetchall()
+    ]
+    if not tables:
+        raise ValueError(f"{duckdb_path} has no tables in schema raw; run generate() first")
+    order = {name: i for i, name in enumerate(TABLES)}
+    return sorted(tables, key=lambda name: (order.get(name, len(order)), name))
+
+
+def _spark_name(*parts: str) -> str:
+    return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+
+
+def load_into_spark(
+    duckdb_path: str | Path,
+    remote: str,
+    schema: str = "raw",
+    *,
+    drop_schemas: Sequence[str] = (),
+    batch_rows: int = 500_000,
+) -> dict[str, int]:
+    """Copy every table of the DuckDB file's ``raw`` schema into Spark ``schema`` (Parquet tables)
+    through the Spark Connect server at ``remote`` (``sc://host:port``).
+
+    Rows travel as Arrow batches over the Connect protocol, so the same code loads a local
+    server and a remote cluster (the client uploads the data; nothing needs a shared disk).
+    Timestamps arrive as Spark's TIMESTAMP (DuckDB's are zone-less: read in the session's time
+    zone). Spark has no transactions: a table is dropped and rewritten, one after the other.
+    ``drop_schemas`` (e.g. ``("analytics",)``) are dropped first, as for PostgreSQL.
+    Returns rows per table.
+    """
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType
+
+    counts: dict[str, int] = {}
+    session = SparkSession.builder.remote(remote).create()
+    try:
+        with contextlib.closing(_connect(duckdb_path, read_only=True)) as src:
+            for stale in drop_schemas:
+                session.sql(f"drop schema if exists {_spark_name(stale)} cascade")
+            session.sql(f"create schema if not exists {_spark_name(schema)}")
+            for table in _raw_tables(src, duckdb_path):
+                target = _spark_name(schema, table)
+                session.sql(f"drop table if exists {target}")
+                reader = src.execute(f"select * from raw.{_spark_name(table)}").to_arrow_reader(
+                    batch_rows
+                )
+                batches = list(_batches(reader)) or [pa.Table.from_batches([], reader.schema)]
+                rows = 0
+                for i, batch in enumerate(batches):
+                    frame = session.createDataFrame(batch)
+                    frame = frame.select(
+                        *(
+                            F.col(f.name).cast("timestamp").alias(f.name)
+                            if isinstance(f.dataType, TimestampNTZType)
+                            else F.col(f.name)
+                            for f in frame.schema.fields
+                        )
+                    )
+                    mode = "overwrite" if i == 0 else "append"
+                    frame.write.mode(mode).format("parquet").saveAsTable(f"{schema}.{table}")
+                    rows += batch.num_rows
+                counts[table] = rows
+    finally:
+        session.stop()
+    return counts
+
+
+def _batches(reader: Any) -> Iterator[Any]:
+    import pyarrow as pa
+
+    for batch in reader:
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])
+
+
 def _chunks(fh: Any, size: int = 1 << 20) -> Iterator[bytes]:
     while chunk := fh.read(size):
         yield chunk
@@ -745,11 +826,22 @@ def main(argv: list[str] | None = None) -> int:
         help="also copy the tables into this PostgreSQL database, e.g. 'dbname=sample_prod'",
     )
     parser.add_argument(
+        "--spark",
+        metavar="REMOTE",
+        help="also copy the tables into Spark through Spark Connect, e.g. 'sc://localhost:15002'",
+    )
+    parser.add_argument(
+        "--schema",
+        default=os.environ.get("SAMPLE_PROJECT_RAW_SCHEMA", "raw"),
+        help="with --postgres or --spark: the schema to load into (default: "
+        "$SAMPLE_PROJECT_RAW_SCHEMA or raw, as the dbt sources read it)",
+    )
+    parser.add_argument(
         "--drop-schema",
         metavar="SCHEMA",
         action="append",
         default=[],
-        help="with --postgres: drop this schema first (e.g. analytics, what dbt built on the old "
+        help="with --postgres or --spark: drop this schema first (e.g. analytics, what dbt built on the old "
         "data); repeatable",
     )
     args = parser.parse_args(argv)
@@ -761,8 +853,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out} in {elapsed:.1f}s (scale={args.scale:g}, seed={args.seed})")
     if args.postgres:
         started = time.perf_counter()
-        load_into_postgres(args.out, args.postgres, drop_schemas=args.drop_schema)
+        load_into_postgres(args.out, args.postgres, args.schema, drop_schemas=args.drop_schema)
         print(f"loaded into PostgreSQL in {time.perf_counter() - started:.1f}s")
+    if args.spark:
+        started = time.perf_counter()
+        load_into_spark(args.out, args.spark, args.schema, drop_schemas=args.drop_schema)
+        print(f"loaded into Spark in {time.perf_counter() - started:.1f}s")
     return 0
 
 

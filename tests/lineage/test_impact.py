@@ -214,3 +214,22 @@ def test_new_column_flows_through_select_star_children(small_project: Path) -> N
     assert change.change is ChangeKind.ADDITIVE
     assert change.impacted.models == (child,)
     assert change.impacted.columns == (f"{child}.flag",)
+
+
+def test_jinja_contract_type_is_not_a_contract_change() -> None:
+    """A data_type written as Jinja (per adapter) is rendered only in dbt's manifest: the YAML's
+    template is no evidence of a change, a literal type change still is."""
+    from dataops_dev.impact import _meta_differences, meta_from_yaml
+
+    def entry(data_type: str) -> dict[str, object]:
+        return {
+            "config": {"contract": {"enforced": True}},
+            "columns": [{"name": "city", "data_type": data_type}],
+        }
+
+    rendered = meta_from_yaml(entry("text"))
+    template = meta_from_yaml(entry("{{ 'string' if target.type == 'spark' else 'text' }}"))
+    assert _meta_differences(rendered, template) == ([], [])
+    assert _meta_differences(rendered, meta_from_yaml(entry("integer")))[1] == [
+        "contract type of city changed: text -> integer"
+    ]

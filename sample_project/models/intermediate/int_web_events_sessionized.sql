@@ -12,7 +12,7 @@ visitors as (
         *,
         -- anonymous visitors are told apart by their IP address
         coalesce(
-            'customer-' || cast(customer_id as varchar),
+            'customer-' || cast(customer_id as {{ dbt.type_string() }}),
             'ip-' || ip_address
         ) as visitor_id
     from events
@@ -59,7 +59,7 @@ numbered as (
 
 select
     event_id,
-    visitor_id || '-' || cast(session_number as varchar) as session_id,
+    visitor_id || '-' || cast(session_number as {{ dbt.type_string() }}) as session_id,
     visitor_id,
     customer_id,
     is_anonymous,

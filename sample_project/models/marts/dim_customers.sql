@@ -15,16 +15,16 @@ order_history as (
 
 select
     cast(customers.customer_id as bigint) as customer_id,
-    cast(customers.first_name as text) as first_name,
-    cast(customers.last_name as text) as last_name,
-    cast(customers.first_name || ' ' || customers.last_name as text) as full_name,
-    cast(customers.email as text) as email,
-    cast(customers.phone as text) as phone,
-    cast(customers.city as text) as city,
-    cast(customers.zip_code as text) as zip_code,
+    cast(customers.first_name as {{ dbt.type_string() }}) as first_name,
+    cast(customers.last_name as {{ dbt.type_string() }}) as last_name,
+    cast(customers.first_name || ' ' || customers.last_name as {{ dbt.type_string() }}) as full_name,
+    cast(customers.email as {{ dbt.type_string() }}) as email,
+    cast(customers.phone as {{ dbt.type_string() }}) as phone,
+    cast(customers.city as {{ dbt.type_string() }}) as city,
+    cast(customers.zip_code as {{ dbt.type_string() }}) as zip_code,
     cast(customers.birth_date as date) as birth_date,
     cast(customers.signup_at as timestamp) as signup_at,
-    cast(customers.loyalty_tier as text) as loyalty_tier,
+    cast(customers.loyalty_tier as {{ dbt.type_string() }}) as loyalty_tier,
     cast(order_history.first_order_at as timestamp) as first_order_at,
     cast(order_history.last_order_at as timestamp) as last_order_at,
     cast(coalesce(order_history.order_count, 0) as bigint) as order_count,
@@ -34,7 +34,7 @@ select
             when order_history.order_count is null then 'prospect'
             when order_history.order_count = 1 then 'one_time'
             else 'repeat'
-        end as text
+        end as {{ dbt.type_string() }}
     ) as customer_type
 from customers
 left join order_history
