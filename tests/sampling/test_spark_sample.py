@@ -82,7 +82,10 @@ def _copy(target: Path, prod: Path, config: str, raw: str | None = None) -> Path
     if raw is not None:
         sources = target / "models" / "staging" / "_shop__sources.yml"
         text = sources.read_text(encoding="utf-8")
-        sources.write_text(re.sub(r"(?m)^    schema: raw$", f"    schema: {raw}", text))
+        # The sources name their schema once (`raw`, or an env_var defaulting to it).
+        renamed, count = re.subn(r"(?m)^    schema: .*$", f"    schema: {raw}", text)
+        assert count == 1, "sample_project's sources no longer name one schema"
+        sources.write_text(renamed)
     (target / "dataops_dev.yml").write_text(
         f"version: 1\nsample:\n  salt_env: {SALT_VAR}\n  rate: 0.1\n{config}", encoding="utf-8"
     )
