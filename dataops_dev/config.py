@@ -254,7 +254,10 @@ class LoadedConfig:
         return Path.home() / ".dbt"
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        # Not `dataclasses.asdict`: it deep-copies leaf values, and mappings from the config file
+        # are read-only proxies, which cannot be copied.
+        plain: dict[str, Any] = as_plain(self.config)
+        return plain
 
 
 # --------------------------------------------------------------------------------------------
