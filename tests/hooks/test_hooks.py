@@ -192,7 +192,11 @@ def _guard(repo: HookRepo, *files: str) -> tuple[int, list[str], list[str]]:
 @pytest.mark.slow
 def test_allowance_and_protected_models_from_config(hook_repo: Callable[..., HookRepo]) -> None:
     repo = hook_repo("analytics")
-    repo.edit("models/marts/dim_customers.sql", "    cast(customers.email as text) as email,\n", "")
+    repo.edit(
+        "models/marts/dim_customers.sql",
+        "    cast(customers.email as {{ dbt.type_string() }}) as email,\n",
+        "",
+    )
     assert _guard(repo, "models/marts/dim_customers.sql")[:2] == (1, ["dim_customers"])
     _config(repo, "hooks:\n  allow_breaking: ['dim_*']\n")
     count, _, acknowledged = _guard(repo, "models/marts/dim_customers.sql")
@@ -239,7 +243,11 @@ def test_contract_type_change_in_yaml_is_located_in_the_yaml(
 @pytest.mark.slow
 def test_fingerprint_is_bound_to_the_sql(hook_repo: Callable[..., HookRepo]) -> None:
     repo = hook_repo("analytics")
-    repo.edit("models/marts/dim_customers.sql", "    cast(customers.email as text) as email,\n", "")
+    repo.edit(
+        "models/marts/dim_customers.sql",
+        "    cast(customers.email as {{ dbt.type_string() }}) as email,\n",
+        "",
+    )
     loaded = load_project_config(repo.project)
     first = static_findings(loaded)
     assert [(f.model, f.kind.value, f.severity.value) for f in first] == [
@@ -251,7 +259,9 @@ def test_fingerprint_is_bound_to_the_sql(hook_repo: Callable[..., HookRepo]) -> 
     )
     assert [f.fingerprint for f in static_findings(loaded)] == [first[0].fingerprint]
     # ...a real edit does not.
-    repo.edit("models/marts/dim_customers.sql", "as text) as phone", "as varchar) as phone")
+    repo.edit(
+        "models/marts/dim_customers.sql", "cast(customers.phone as", "cast(trim(customers.phone) as"
+    )
     assert [f.fingerprint for f in static_findings(loaded)] != [first[0].fingerprint]
 
 
@@ -301,7 +311,11 @@ def test_missing_base_manifest_skips_with_a_note_or_fails_when_asked(
 @pytest.mark.slow
 def test_fast_hooks_import_neither_dbt_nor_duckdb(hook_repo: Callable[..., HookRepo]) -> None:
     repo = hook_repo("analytics")
-    repo.edit("models/marts/dim_customers.sql", "    cast(customers.email as text) as email,\n", "")
+    repo.edit(
+        "models/marts/dim_customers.sql",
+        "    cast(customers.email as {{ dbt.type_string() }}) as email,\n",
+        "",
+    )
     probe = (
         "import sys, json\n"
         "from dataops_dev.cli import main\n"

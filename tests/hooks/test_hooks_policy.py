@@ -79,7 +79,7 @@ def test_policy_allowance_never_covers_a_broken_contract(
 ) -> None:
     repo = hook_repo("analytics")
     customers = "models/marts/dim_customers.sql"
-    repo.edit(customers, "    cast(customers.email as text) as email,\n", "")
+    repo.edit(customers, "    cast(customers.email as {{ dbt.type_string() }}) as email,\n", "")
     _config(repo, "policy:\n  default:\n    allow_breaking: true\n")
     assert _guard(repo, customers) == (["dim_customers"], [])
     assert _review_blocks(repo, "dim_customers", contract_broken=True)

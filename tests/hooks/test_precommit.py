@@ -66,8 +66,8 @@ def test_clean_change_passes_every_fast_hook_silently(hook_repo: Callable[..., H
     )
     repo.edit(
         "models/marts/dim_customers.sql",
-        "cast(customers.city as text) as city,",
-        "cast(initcap(customers.city) as text) as city,",
+        "cast(customers.city as {{ dbt.type_string() }}) as city,",
+        "cast(initcap(customers.city) as {{ dbt.type_string() }}) as city,",
     )
     repo.stage()
     result = repo.pre_commit("run")
@@ -106,7 +106,11 @@ def test_breaking_change_to_contract_fails_until_approved(
     hook_repo: Callable[..., HookRepo],
 ) -> None:
     repo = hook_repo("analytics")
-    repo.edit("models/marts/dim_customers.sql", "    cast(customers.email as text) as email,\n", "")
+    repo.edit(
+        "models/marts/dim_customers.sql",
+        "    cast(customers.email as {{ dbt.type_string() }}) as email,\n",
+        "",
+    )
     repo.stage()
     result = repo.pre_commit("run", GUARD)
     assert result.returncode != 0
@@ -147,7 +151,11 @@ def test_breaking_change_to_contract_fails_until_approved(
     approved = repo.pre_commit("run", GUARD)
     assert approved.returncode == 0, approved.stdout
     # Editing the model again invalidates the approval.
-    repo.edit("models/marts/dim_customers.sql", "    cast(customers.phone as text) as phone,\n", "")
+    repo.edit(
+        "models/marts/dim_customers.sql",
+        "    cast(customers.phone as {{ dbt.type_string() }}) as phone,\n",
+        "",
+    )
     repo.stage()
     again = repo.pre_commit("run", GUARD)
     assert again.returncode != 0
@@ -200,7 +208,11 @@ def test_project_at_repository_root_and_commit_is_blocked(
     repo = hook_repo("")
     install = repo.pre_commit("install")
     assert install.returncode == 0, install.stdout + install.stderr
-    repo.edit("models/marts/dim_customers.sql", "    cast(customers.email as text) as email,\n", "")
+    repo.edit(
+        "models/marts/dim_customers.sql",
+        "    cast(customers.email as {{ dbt.type_string() }}) as email,\n",
+        "",
+    )
     repo.stage()
     commit = subprocess.run(
         ["git", "commit", "-m", "drop email"],
