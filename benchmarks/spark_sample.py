@@ -31,7 +31,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SALT_VAR = "DATAOPS_BENCH_SPARK_SALT"
-TABLES = ("customers", "stores", "products", "orders", "order_items", "payments", "web_events")
 STEPS = ("select", "closure", "mask", "write", "verify")
 
 
@@ -73,17 +72,6 @@ def _spark_profile(project: Path, remote: str, schema: str) -> None:
         + f'      server_side_parameters: {{"spark.remote": "{remote}"}}\n',
         encoding="utf-8",
     )
-
-
-def _load_into_spark(engine: Any, prod: Path, schema: str) -> None:
-    import duckdb
-
-    engine.execute(f"CREATE SCHEMA `{schema}`")
-    with duckdb.connect(str(prod), read_only=True) as con:
-        for table in TABLES:
-            arrow = con.sql(f'select * from raw."{table}"').to_arrow_table()
-            frame = engine.session.createDataFrame(arrow)
-            frame.write.format("parquet").saveAsTable(f"`{schema}`.`{table}`")
 
 
 def _run(project: Path) -> dict[str, Any]:
@@ -150,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         _spark_profile(spark, remote, f"bench_analytics_{token}")
         try:
             started = time.perf_counter()
-            _load_into_spark(engine, prod, raw)
+            load_generator(ROOT / "sample_project").load_into_spark(prod, remote, raw)
             loaded_s = time.perf_counter() - started
             results: dict[str, list[dict[str, Any]]] = {"duckdb": [], "spark": []}
             for run in range(args.runs):

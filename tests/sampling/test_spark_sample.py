@@ -25,6 +25,7 @@ import duckdb
 import pytest
 
 from dataops_dev.config import load_config
+from dataops_dev.demo import load_generator
 from dataops_dev.engines.base import Relation
 from dataops_dev.engines.spark import SparkEngine
 from dataops_dev.errors import ConfigError
@@ -110,16 +111,6 @@ def _spark_profile(project: Path, remote: str, schema: str) -> None:
     )
 
 
-def _load_into_spark(engine: SparkEngine, prod: Path, schema: str) -> None:
-    """Production's tables copied into Spark as Parquet tables, through Arrow."""
-    engine.execute(f"CREATE SCHEMA `{schema}`")
-    with duckdb.connect(str(prod), read_only=True) as con:
-        for table in TABLES:
-            arrow = con.sql(f'select * from raw."{table}"').to_arrow_table()
-            frame = engine.session.createDataFrame(arrow)
-            frame.write.format("parquet").saveAsTable(f"`{schema}`.`{table}`")
-
-
 def _ours(engine: SparkEngine, prefix: str) -> list[str]:
     return sorted(row[0] for row in engine.fetchall(f"SHOW SCHEMAS LIKE '{prefix}__*'"))
 
@@ -154,7 +145,7 @@ def spark_project(
     git(spark, "commit", "-qam", "spark target")
     duck = _copy(root / "duck", sample_project_prod, "")
     try:
-        _load_into_spark(engine, sample_project_prod, raw)
+        load_generator(SAMPLE_PROJECT).load_into_spark(sample_project_prod, spark_remote, raw)
         yield SparkProject(spark, duck, spark_remote, raw, prefix, engine)
     finally:
         for schema in [raw, *_ours(engine, prefix)]:
