@@ -72,7 +72,13 @@ def _tool_files(relative: str) -> set[str]:
 def _uncommitted(repo, relative: str) -> set[str]:  # type: ignore[no-untyped-def]
     """Repository-relative paths under `relative` with uncommitted changes, untracked included."""
     scope = [] if relative == "." else [relative]
-    output = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", *scope)
+    return porcelain_paths(
+        repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", *scope)
+    )
+
+
+def porcelain_paths(output: str) -> set[str]:
+    """The paths in `git status --porcelain=v1 -z` output (both sides of a rename or copy)."""
     paths: set[str] = set()
     entries = iter(output.split("\0"))
     for entry in entries:

@@ -15,7 +15,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dataops_dev.masking import Salt
+    from dataops_dev.config import LoadedConfig
+    from dataops_dev.salt import Salt
 
 TAG_KEY = "integrity"
 """Top-level key of report.json holding the tag (not covered by the tag itself)."""
@@ -95,3 +96,14 @@ def verify(data: Mapping[str, Any], key: IntegrityKey | None) -> IntegrityStatus
     if hmac.compare_digest(stored.encode("utf-8"), tag(data, key).encode("utf-8")):
         return IntegrityStatus.VERIFIED
     return IntegrityStatus.MISMATCH
+
+
+def integrity_key(loaded: LoadedConfig) -> IntegrityKey | None:
+    """The report tag's key, derived from the masking salt; None when the salt is not set."""
+    from dataops_dev.errors import SaltError
+    from dataops_dev.salt import Salt
+
+    try:
+        return IntegrityKey.from_salt(Salt.from_env(loaded.config.sample.salt_env))
+    except SaltError:
+        return None

@@ -34,7 +34,7 @@ from dataops_dev.environments import (
     environment_target_name,
 )
 from dataops_dev.errors import BuildError, ProjectError
-from dataops_dev.integrity import IntegrityKey
+from dataops_dev.integrity import integrity_key
 from dataops_dev.report._summary import next_commands
 from dataops_dev.report.model import (
     SCHEMA_VERSION,
@@ -466,18 +466,6 @@ def save_report(loaded: LoadedConfig, report: Report) -> Path:
     with interrupts.publishing():
         write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
-
-
-def integrity_key(loaded: LoadedConfig) -> IntegrityKey | None:
-    """The report tag's key, derived from the masking salt; None when the salt is not set."""
-    from dataops_dev.errors import SaltError
-    from dataops_dev.integrity import IntegrityKey
-    from dataops_dev.masking import Salt
-
-    try:
-        return IntegrityKey.from_salt(Salt.from_env(loaded.config.sample.salt_env))
-    except SaltError:
-        return None
 
 
 def load_report_file(loaded: LoadedConfig, path: Path) -> Report:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dataops_dev.gitrepo import porcelain_paths
+from dataops_dev.integrity import integrity_key
 from dataops_dev.reporting import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:
@@ -208,14 +210,7 @@ def _worktree(loaded: LoadedConfig, root: str) -> dict[str, str]:
         "--",
         ".",
     )
-    paths: set[str] = set()
-    entries = iter(output.split("\0"))
-    for entry in entries:
-        if len(entry) < 4:
-            continue
-        paths.add(entry[3:])
-        if entry[0] in "RC":
-            paths.add(next(entries, ""))  # a rename's source follows it
+    paths = porcelain_paths(output)
     state = os.path.relpath(loaded.state_dir.resolve(), root)
     files: dict[str, str] = {}
     for relative in sorted(p for p in paths if p):
@@ -334,17 +329,6 @@ def _stamp(path: Path) -> str:
 # The entry on disk
 
 
-def integrity_key(loaded: LoadedConfig) -> IntegrityKey | None:
-    from dataops_dev.errors import SaltError
-    from dataops_dev.integrity import IntegrityKey
-    from dataops_dev.salt import Salt
-
-    try:
-        return IntegrityKey.from_salt(Salt.from_env(loaded.config.sample.salt_env))
-    except SaltError:
-        return None
-
-
 def _write_entry(
     loaded: LoadedConfig,
     inputs: Mapping[str, Any],
@@ -401,3 +385,33 @@ def _reused_report(entry: Mapping[str, Any], started: float) -> Report | None:
         timings={"reuse": seconds, "total": seconds},
         integrity=IntegrityStatus.VERIFIED,
     )
+
+
+_REUSE_IGNORES = ("generated_at", "timings", "reused_from", "integrity")
+"""Keys in which a reused report differs from the review it reuses."""
+
+
+def saved_artifacts(
+    loaded: LoadedConfig, report: Report, suffixes: Mapping[str, str]
+) -> dict[str, Path] | None:
+    """The saved report files (`suffixes`: format -> file suffix, json among them) when they
+    already hold the review `report` reuses (its tag verifies and only the reuse keys differ):
+    a no-op review then writes nothing."""
+    from dataops_dev.integrity import IntegrityStatus, verify
+    from dataops_dev.statefiles import InvalidFile, decode_text, parse_json, read_bytes
+
+    directory = loaded.state_dir / "reports" / (report.head.environment or "unknown")
+    paths = {fmt: directory / f"report.{suffix}" for fmt, suffix in suffixes.items()}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    try:
+        saved = parse_json(decode_text(read_bytes(paths["json"])))
+    except (InvalidFile, OSError):
+        return None
+    if verify(saved, integrity_key(loaded)) is not IntegrityStatus.VERIFIED:
+        return None
+
+    def body(data: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k not in _REUSE_IGNORES}
+
+    return paths if body(saved) == body(report.to_dict()) else None

@@ -61,34 +61,6 @@ def exit_for(report: Any) -> None:
         )
 
 
-_REUSE_IGNORES = ("generated_at", "timings", "reused_from", "integrity")
-"""Keys in which a reused report differs from the review it reuses."""
-
-
-def current_artifacts(loaded: Any, report: Any) -> dict[str, Path] | None:
-    """The saved report.json/.md/.html when they already hold the review `report` reuses (its
-    tag verifies and only the reuse keys differ): a no-op review then writes nothing."""
-    from dataops_dev.integrity import IntegrityStatus, verify
-    from dataops_dev.review_reuse import integrity_key
-    from dataops_dev.statefiles import InvalidFile, decode_text, parse_json, read_bytes
-
-    directory = loaded.state_dir / "reports" / (report.head.environment or "unknown")
-    paths = {fmt: directory / f"report.{suffix}" for fmt, suffix in FILES}
-    if not all(path.is_file() for path in paths.values()):
-        return None
-    try:
-        saved = parse_json(decode_text(read_bytes(paths["json"])))
-    except (InvalidFile, OSError):
-        return None
-    if verify(saved, integrity_key(loaded)) is not IntegrityStatus.VERIFIED:
-        return None
-
-    def body(data: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in data.items() if k not in _REUSE_IGNORES}
-
-    return paths if body(saved) == body(report.to_dict()) else None
-
-
 FILES = (("json", "json"), ("markdown", "md"), ("html", "html"))
 
 
@@ -151,7 +123,9 @@ def review(
                 " since (`--no-reuse` runs it again)",
                 err=True,
             )
-        paths = current_artifacts(app.loaded, report)
+        from dataops_dev.review_reuse import saved_artifacts
+
+        paths = saved_artifacts(app.loaded, report, dict(FILES))
     paths = paths or write_artifacts(app.loaded, report)
     click.echo(
         "report: " + ", ".join(f"{k} {v}" for k, v in paths.items()),
