@@ -1418,10 +1418,13 @@ class _DuckDBBackend(_Backend):
         return found
 
 
-class _WarehouseBackend(_Backend):
-    """Schemas `<env>` and `<env>_<custom>` in the sandbox database (PostgreSQL)."""
+class _SchemaBackend(_Backend):
+    """Environments as schemas beside production, reached through production's own dbt output
+    (`TARGET_TYPE`); an environment object may exist before it has `envs`/`info` (drop, gc)."""
 
-    ASIDE = "__prev"
+    TARGET_TYPE = ""
+    WRONG_TARGET: tuple[str, str] = ("", "")
+    """The message and hint when production's output is of another type ({given} is filled)."""
 
     def __init__(
         self,
@@ -1435,12 +1438,21 @@ class _WarehouseBackend(_Backend):
 
     def production(self) -> dict[str, Any]:
         output = _production_output(self.loaded)
-        if output.get("type") != "postgres":
-            raise ConfigError(
-                f"the warehouse backend supports PostgreSQL targets; {output.get('type')!r} given",
-                "use `backend.type: duckdb` for DuckDB production",
-            )
+        if output.get("type") != self.TARGET_TYPE:
+            message, hint = self.WRONG_TARGET
+            raise ConfigError(message.format(given=repr(output.get("type"))), hint)
         return output
+
+
+class _WarehouseBackend(_SchemaBackend):
+    """Schemas `<env>` and `<env>_<custom>` in the sandbox database (PostgreSQL)."""
+
+    ASIDE = "__prev"
+    TARGET_TYPE = "postgres"
+    WRONG_TARGET = (
+        "the warehouse backend supports PostgreSQL targets; {given} given",
+        "use `backend.type: duckdb` for DuckDB production",
+    )
 
     def sandbox_database(self) -> str:
         self.production()  # the warehouse backend speaks PostgreSQL
@@ -1625,7 +1637,7 @@ def main_baseline_name(loaded: LoadedConfig) -> str | None:
 # Spark
 
 
-class _SparkBackend(_Backend):
+class _SparkBackend(_SchemaBackend):
     """Versioned schemas `<prefix>__<env>__v<version>[_<custom>]` on Spark, which can neither
     rename a schema nor move a table between schemas: each build writes a new version and the
     environment's record (`EnvironmentInfo.schemas`, with the manifest in its target dir) is the
@@ -1634,25 +1646,20 @@ class _SparkBackend(_Backend):
     `source()` renders the masked sample's schemas, re-pointed in dbt's parsed manifest: the
     user's project is never edited and production is never named in a build."""
 
+    TARGET_TYPE = "spark"
+    WRONG_TARGET = (
+        "the spark backend needs a spark production target; {given} given",
+        "point production.target at a dbt-spark output (method: session)",
+    )
+
     def __init__(
         self,
         loaded: LoadedConfig,
         envs: Environments | None = None,
         info: EnvironmentInfo | None = None,
     ) -> None:
-        self.loaded = loaded
-        self.envs = envs
-        self.info = info
+        super().__init__(loaded, envs, info)
         self.version: str | None = None
-
-    def production(self) -> dict[str, Any]:
-        output = _production_output(self.loaded)
-        if output.get("type") != "spark":
-            raise ConfigError(
-                f"the spark backend needs a spark production target; {output.get('type')!r} given",
-                "point production.target at a dbt-spark output (method: session)",
-            )
-        return output
 
     def prefix(self) -> str:
         from dataops_dev.spark_layout import sandbox_prefix
