@@ -8,6 +8,7 @@ Kept apart from deploy.py so every command can run the sweep at start without im
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -282,28 +283,19 @@ SwapCheck = Callable[["Journal"], contextlib.AbstractContextManager[bool | None]
 yields whether the journal's swap happened (None: cannot tell)."""
 
 
-def recover(
-    state_dir: Path,
-    *,
-    postgres_check: SwapCheck | None = None,
-    spark_check: SwapCheck | None = None,
-) -> list[str]:
+def recover(state_dir: Path, *, checks: Mapping[str, SwapCheck] | None = None) -> list[str]:
     """Run at every command's start: finish or drop an interrupted deploy's journal, then sweep
     dead deploys' work directories. Returns what was done, one line each.
 
-    A PostgreSQL or Spark journal needs `postgres_check` / `spark_check` (they connect to
-    production); without it the journal is left for a command that can check. The Spark check
-    also settles production itself (views finished, or the unpublished version dropped).
+    `checks` maps a warehouse backend ("postgres", "spark") to its `SwapCheck` (they connect to
+    production); a journal of a backend without one is left for a command that can check. The
+    Spark check also settles production itself (views finished, or the unpublished version
+    dropped). DuckDB journals are checked here, on the production file.
     """
     done: list[str] = []
     journal = read_journal(state_dir)
-    check: SwapCheck | None = None
-    if journal is not None and journal.backend == "duckdb":
-        check = _duckdb_check
-    if journal is not None and journal.backend == "postgres":
-        check = postgres_check
-    if journal is not None and journal.backend == "spark":
-        check = spark_check
+    known: dict[str, SwapCheck] = {"duckdb": _duckdb_check, **(checks or {})}
+    check = known.get(journal.backend) if journal is not None else None
     if journal is not None and check is not None:
         try:
             with check(journal) as swapped:
@@ -337,21 +329,21 @@ def recover_at_start(loaded: LoadedConfig) -> list[str]:
     if not deploy_root(loaded.state_dir).is_dir():
         return []
 
-    @contextlib.contextmanager
-    def postgres_check(journal: Journal) -> Iterator[bool | None]:
-        from dataops_dev.deploy import postgres_swap_check
+    def through_production(name: str) -> SwapCheck:
+        @contextlib.contextmanager
+        def check(journal: Journal) -> Iterator[bool | None]:
+            # The package exports a `deploy` function: import the module by its full name.
+            deploy = importlib.import_module("dataops_dev.deploy")
+            with getattr(deploy, name)(loaded, journal) as swapped:
+                yield swapped
 
-        with postgres_swap_check(loaded, journal) as swapped:
-            yield swapped
+        return check
 
-    @contextlib.contextmanager
-    def spark_check(journal: Journal) -> Iterator[bool | None]:
-        from dataops_dev.deploy import spark_swap_check
-
-        with spark_swap_check(loaded, journal) as swapped:
-            yield swapped
-
+    checks = {
+        "postgres": through_production("postgres_swap_check"),
+        "spark": through_production("spark_swap_check"),
+    }
     try:
-        return recover(loaded.state_dir, postgres_check=postgres_check, spark_check=spark_check)
+        return recover(loaded.state_dir, checks=checks)
     except (DataopsError, OSError):
         return []
