@@ -579,7 +579,9 @@ def run_review(
         return finish_report(run, unparsable_branch_report(run, branch.parse_error))
     with run.watch.measure("impact"), task(reporter, "impact", "impact and lineage"):
         impact = _analyze_impact(run, baseline)
-    models = model_reports(run, source, baseline, branch, impact, select)
+    models = model_reports(
+        run, source, baseline, branch, impact, select, reuse_diffs=getattr(reuse, "diffs", False)
+    )
     models = [*review_findings(run, baseline, branch), *judge(run, models)]
     report = finish_report(run, assemble_report(run, source, baseline, branch, models))
     review_reuse.store(loaded, reuse, report, reporter)
@@ -684,9 +686,12 @@ def model_reports(
     branch: BranchBuild,
     impact: Any,
     select: Sequence[str],
+    *,
+    reuse_diffs: bool = False,
 ) -> list[ModelReport]:
     """One ModelReport per changed or impacted model: its data diff (where data can differ)
-    and the branch's test results."""
+    and the branch's test results. `reuse_diffs`: a model's diff may come from an earlier
+    review of the same two builds (`review_reuse.DiffCache`)."""
     loaded, envs, reporter = run.loaded, run.envs, run.reporter
     base_manifest = Manifest.load(envs.manifest_path(baseline.info.name))
     head_manifest = _head_manifest(envs, branch)
@@ -711,10 +716,8 @@ def model_reports(
         task(reporter, "diffs", "data diffs", total=len(diff_targets)),
         contextlib.ExitStack() as stack,
     ):
-        engine = (
-            stack.enter_context(
-                open_pair(loaded, envs, baseline.info.name, branch.info.name, source)
-            )
+        differ = (
+            ModelDiffer(run, source, baseline, branch, stack, reuse=reuse_diffs)
             if branch.error is None
             else None
         )
@@ -728,10 +731,7 @@ def model_reports(
                     impacted_by=impacted_only.get(name),
                     base_manifest=base_manifest,
                     head_manifest=head_manifest,
-                    engine=engine,
-                    backend=envs.backend,
-                    base_env=baseline.info.name,
-                    head_env=branch.info.name,
+                    differ=differ,
                     diff=name in diff_targets,
                     head_tests=head_tests,
                     base_tests=base_tests,
@@ -741,6 +741,12 @@ def model_reports(
             )
             if name in diff_targets:
                 reporter.task_advanced("diffs", 1)
+    if differ is not None and differ.reused:
+        reporter.message(
+            "info",
+            f"reused {len(differ.reused)} of {differ.diffs} data diffs: both environments'"
+            " builds are the ones they compared",
+        )
     return models
 
 
@@ -989,18 +995,13 @@ def _model_report(
     impacted_by: str | None,
     base_manifest: Manifest,
     head_manifest: Manifest | None,
-    engine: Engine | None,
-    backend: str,
-    base_env: str,
-    head_env: str,
+    differ: ModelDiffer | None,
     diff: bool,
     head_tests: Mapping[str, list[tuple[str, str]]],
     base_tests: Mapping[str, str],
     head_target: Path,
     test_messages: Mapping[str, tuple[str | None, int | None]],
 ) -> ModelReport:
-    from dataops_dev.diffing import diff_relations, discover_key, options_for_model, profile_diff
-
     base_node = _find(base_manifest, name)
     head_node = _find(head_manifest, name) if head_manifest else None
     node = head_node or base_node
@@ -1022,7 +1023,7 @@ def _model_report(
     schema: SchemaChange | None = None
     note: str | None = None
     materialized = node.materialized if node else None
-    if engine is None:
+    if differ is None:
         note = "no data diff: the branch did not build"
     elif not diff:
         note = (
@@ -1032,45 +1033,11 @@ def _model_report(
         )
     elif materialized == "ephemeral":
         note = "no data diff: ephemeral models have no relation"
-    elif base_node is None or head_node is None:
-        side = "base" if head_node is None else "head"
-        note = f"no data diff: the model exists only on the {'baseline' if side == 'base' else 'branch'}"
-        if head_node is not None:
-            relation = _relation(head_node, head_env, backend)
-            columns = engine.columns(relation)
-            count = engine.fetchall(f"SELECT count(*) FROM {relation.sql(engine.dialect)}")[0][0]
-            schema = SchemaChange(added=tuple(ColumnType(c.name, c.data_type) for c in columns))
-            data = DataDiff(key=None, rows=RowCounts(base=0, head=int(count), added=int(count)))
-    elif not engine.columns(_relation(head_node, head_env, backend)):
-        # dbt did not rebuild it on the branch (unmodified to dbt's state comparison): the
-        # branch reads the baseline's relation, so there is no data difference to show.
-        note = "no data diff: the branch did not rebuild it (it reads the baseline's data)"
     else:
-        left = _relation(base_node, base_env, backend)
-        right = _relation(head_node, head_env, backend)
-        key = discover_key(
-            head_manifest, head_node.unique_id, loaded.config.diff.keys
-        ) or discover_key(base_manifest, base_node.unique_id, loaded.config.diff.keys)
-        options = options_for_model(loaded.config.diff, name)
-        table_diff = diff_relations(engine, left, right, key=key, options=options)
-        changed_names = [c.name for c in table_diff.columns if c.changed]
-        profile_names = list(
-            dict.fromkeys([*changed_names, *(a.name for a in table_diff.schema.added)])
-        )[:PROFILE_COLUMNS]
-        profile = None
-        histograms: dict[str, tuple[HistogramBin, ...]] = {}
-        if profile_names:
-            profile = profile_diff(engine, left, right, columns=profile_names)
-            histograms = paired_histograms(engine, left, right, profile)
-        data = _data_diff(table_diff, profile, histograms)
-        schema = _schema_change(table_diff)
-        if not key:
-            note = "no key declared: rows compared as a multiset (add unique + not_null tests or diff.keys)"
-        engine_notes = tuple(getattr(table_diff, "notes", ()) or ())
-        if engine_notes:
-            note = "; ".join(([note] if note else []) + [str(n) for n in engine_notes])
-        if change is None:
-            impacted_columns = tuple(changed_names)
+        found = differ.diff(name, base_node, head_node, head_manifest, base_manifest)
+        data, schema, note = found.data, found.schema, found.note
+        if change is None and found.changed_columns is not None:
+            impacted_columns = found.changed_columns
     impacted_models: tuple[str, ...] = tuple(change.impacted.models) if change is not None else ()
     exposures: tuple[str, ...] = tuple(change.exposures) if change is not None else ()
     if change is None and node is not None:
@@ -1101,6 +1068,166 @@ def _model_report(
         tests=tests,
         base_sql=base_node.compiled_code if base_node else None,
         head_sql=head_node.compiled_code if head_node else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDiff:
+    """What the diff stage found for one model: all the report keeps of its data diff."""
+
+    data: DataDiff | None = None
+    schema: SchemaChange | None = None
+    note: str | None = None
+    changed_columns: tuple[str, ...] | None = None
+    """The columns whose values changed; None when no row diff ran."""
+
+
+class ModelDiffer:
+    """Runs, or reuses, each model's data diff in one review. A diff is reused when both
+    environments hold the builds it compared and its own inputs are the same
+    (`review_reuse.DiffCache`); the engine over both environments opens on the first diff that
+    has to run, so a review whose diffs are all reused opens none."""
+
+    def __init__(
+        self,
+        run: ReviewRun,
+        source: SourceData,
+        baseline: Baseline,
+        branch: BranchBuild,
+        stack: contextlib.ExitStack,
+        *,
+        reuse: bool,
+    ) -> None:
+        from dataops_dev.review_reuse import diff_cache
+
+        self._run, self._source, self._stack = run, source, stack
+        self.base_env, self.head_env = baseline.info.name, branch.info.name
+        self.backend = run.envs.backend
+        head_build = branch.record or branch.info.last_build
+        self._cache = diff_cache(
+            run.loaded,
+            (self.base_env, baseline.info.last_build),
+            (self.head_env, head_build),
+            readable=reuse,
+        )
+        self._engine: Engine | None = None
+        self.diffs = 0
+        self.reused: list[str] = []
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._stack.enter_context(
+                open_pair(
+                    self._run.loaded, self._run.envs, self.base_env, self.head_env, self._source
+                )
+            )
+        return self._engine
+
+    def diff(
+        self,
+        name: str,
+        base_node: Node | None,
+        head_node: Node | None,
+        head_manifest: Manifest | None,
+        base_manifest: Manifest,
+    ) -> ModelDiff:
+        """The diff of model `name`, from the cache when its key matches, else run (and kept)."""
+        from dataops_dev.diffing import discover_key, options_for_model
+        from dataops_dev.report.model import from_jsonable, to_jsonable
+        from dataops_dev.review_reuse import plain_data
+
+        self.diffs += 1
+        loaded = self._run.loaded
+        left = _relation(base_node, self.base_env, self.backend) if base_node else None
+        right = _relation(head_node, self.head_env, self.backend) if head_node else None
+        key: tuple[str, ...] | None = None
+        if base_node is not None and head_node is not None:
+            key = discover_key(
+                head_manifest, head_node.unique_id, loaded.config.diff.keys
+            ) or discover_key(base_manifest, base_node.unique_id, loaded.config.diff.keys)
+        options = options_for_model(loaded.config.diff, name)
+        inputs = {
+            "left": str(left) if left else None,
+            "right": str(right) if right else None,
+            "key": list(key) if key else None,
+            "options": plain_data(options),
+            "backend": self.backend,
+        }
+        if self._cache is not None:
+            stored = self._cache.read(name, inputs, self._run.reporter)
+            if stored is not None:
+                try:
+                    found = from_jsonable(ModelDiff, stored)
+                except (TypeError, ValueError, KeyError):
+                    found = None
+                if isinstance(found, ModelDiff):
+                    self.reused.append(name)
+                    self._run.reporter.task_advanced("diffs", 0, f"diff {name} (reused)")
+                    return found
+        found = self._compute(name, left, right, key, options)
+        if self._cache is not None:
+            self._cache.write(name, inputs, to_jsonable(found), self._run.reporter)
+        return found
+
+    def _compute(
+        self,
+        name: str,
+        left: Relation | None,
+        right: Relation | None,
+        key: tuple[str, ...] | None,
+        options: Any,
+    ) -> ModelDiff:
+        if right is None:
+            return ModelDiff(note="no data diff: the model exists only on the baseline")
+        engine = self.engine()
+        if left is None:
+            columns = engine.columns(right)
+            count = engine.fetchall(f"SELECT count(*) FROM {right.sql(engine.dialect)}")[0][0]
+            return ModelDiff(
+                data=DataDiff(key=None, rows=RowCounts(base=0, head=int(count), added=int(count))),
+                schema=SchemaChange(added=tuple(ColumnType(c.name, c.data_type) for c in columns)),
+                note="no data diff: the model exists only on the branch",
+            )
+        if not engine.columns(right):
+            # dbt did not rebuild it on the branch (unmodified to dbt's state comparison): the
+            # branch reads the baseline's relation, so there is no data difference to show.
+            return ModelDiff(
+                note="no data diff: the branch did not rebuild it (it reads the baseline's data)"
+            )
+        return _row_diff(engine, left, right, key, options)
+
+
+def _row_diff(
+    engine: Engine,
+    left: Relation,
+    right: Relation,
+    key: tuple[str, ...] | None,
+    options: Any,
+) -> ModelDiff:
+    """The keyed (or keyless) diff of both relations, with profiles of what changed."""
+    from dataops_dev.diffing import diff_relations, profile_diff
+
+    table_diff = diff_relations(engine, left, right, key=key, options=options)
+    changed_names = [c.name for c in table_diff.columns if c.changed]
+    profile_names = list(
+        dict.fromkeys([*changed_names, *(a.name for a in table_diff.schema.added)])
+    )[:PROFILE_COLUMNS]
+    profile = None
+    histograms: dict[str, tuple[HistogramBin, ...]] = {}
+    if profile_names:
+        profile = profile_diff(engine, left, right, columns=profile_names)
+        histograms = paired_histograms(engine, left, right, profile)
+    note = None
+    if not key:
+        note = "no key declared: rows compared as a multiset (add unique + not_null tests or diff.keys)"
+    engine_notes = tuple(getattr(table_diff, "notes", ()) or ())
+    if engine_notes:
+        note = "; ".join(([note] if note else []) + [str(n) for n in engine_notes])
+    return ModelDiff(
+        data=_data_diff(table_diff, profile, histograms),
+        schema=_schema_change(table_diff),
+        note=note,
+        changed_columns=tuple(changed_names),
     )
 
 

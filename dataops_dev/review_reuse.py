@@ -5,6 +5,9 @@ untracked files), the config, the approvals file, profiles, DBT_/DATAOPS_ variab
 code and the options; checked after it, both environments' builds and production's files. The
 entry is tagged with the report key (integrity.py): an entry that does not verify is ignored.
 Anything uncertain is a miss and the review runs. Nothing here imports dbt, sqlglot or DuckDB.
+
+When the report cannot be reused but both builds can (approvals, policy or one model's diff
+options changed), each model's diff is reused instead (`DiffCache`, keyed by both builds).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +51,9 @@ class Lookup:
     """The reused report, on a hit."""
     reason: str = ""
     """Why it missed (or "reused"): shown with --debug, asserted by tests."""
+    diffs: bool = False
+    """The review that runs may reuse each model's diff of the same two builds (`DiffCache`):
+    not under `--no-reuse` (its diffs are kept all the same), nor when reuse is off."""
 
 
 def enabled() -> bool:
@@ -74,24 +81,26 @@ def lookup(
         inputs = review_inputs(loaded, base_ref=base_ref, select=select)
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         return Lookup(None, reason=f"the project's state cannot be read ({exc})")
-    if refresh_sample or force:
-        return Lookup(inputs, reason="--refresh-sample" if refresh_sample else "--no-reuse")
+    if force:
+        return Lookup(inputs, reason="--no-reuse")
+    if refresh_sample:  # a new sample means new builds: their diffs are new as well
+        return Lookup(inputs, reason="--refresh-sample", diffs=True)
     entry = _read_entry(cache_path(loaded, inputs), key, reporter)
     if entry is None:
-        return Lookup(inputs, reason="no stored review (or one that was ignored)")
+        return Lookup(inputs, reason="no stored review (or one that was ignored)", diffs=True)
     changed = sorted(
         k for k in {*inputs, *entry["inputs"]} if inputs.get(k) != entry["inputs"].get(k)
     )
     if changed:
-        return Lookup(inputs, reason="changed: " + ", ".join(changed))
+        return Lookup(inputs, reason="changed: " + ", ".join(changed), diffs=True)
     outputs = entry.get("outputs")
     if not isinstance(outputs, dict) or _outputs_changed(loaded, outputs):
-        return Lookup(inputs, reason="changed: an environment or production")
+        return Lookup(inputs, reason="changed: an environment or production", diffs=True)
     report = _reused_report(entry, started)
     if report is None:
         reporter.message("warning", f"ignored {cache_path(loaded, inputs)}: not a report")
-        return Lookup(inputs, reason="the stored report does not read")
-    return Lookup(inputs, report=report, reason="reused")
+        return Lookup(inputs, reason="the stored report does not read", diffs=True)
+    return Lookup(inputs, report=report, reason="reused", diffs=True)
 
 
 def store(
@@ -415,3 +424,134 @@ def saved_artifacts(
         return {k: v for k, v in data.items() if k not in _REUSE_IGNORES}
 
     return paths if body(saved) == body(report.to_dict()) else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Diff-level reuse: one model's diff, while both builds are the ones it compared
+
+DIFF_FORMAT = "dataops-diff-reuse/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffCache:
+    """Each model's last diff in one branch environment, kept with the key it ran under: both
+    builds (their records and, on DuckDB, their files), this tool's code, and the model's own
+    inputs (relations, key, diff options). One file per model, overwritten by its next diff,
+    tagged like the report. It holds what the report holds of a diff (masked sample values)."""
+
+    directory: Path
+    scope: Mapping[str, Any]
+    key: IntegrityKey
+    readable: bool = True
+    """False under `--no-reuse`: every diff runs, and is kept for the next review."""
+
+    def read(
+        self, model: str, inputs: Mapping[str, Any], reporter: Reporter = NULL_REPORTER
+    ) -> Mapping[str, Any] | None:
+        """The stored outcome of `model`'s diff under `inputs` and this scope, else None (a
+        corrupt or edited entry is a miss, with a warning)."""
+        if not self.readable:
+            return None
+        path = self._path(model)
+        entry = _read_diff_entry(path, self.key, reporter)
+        if entry is None or entry.get("key") != self._key(model, inputs):
+            return None
+        outcome = entry.get("outcome")
+        return outcome if isinstance(outcome, dict) else None
+
+    def write(
+        self,
+        model: str,
+        inputs: Mapping[str, Any],
+        outcome: Mapping[str, Any],
+        reporter: Reporter = NULL_REPORTER,
+    ) -> None:
+        """Keep `outcome` for the next review of the same builds; never fails the review."""
+        from dataops_dev.atomic import write_text_atomic
+        from dataops_dev.integrity import signed
+
+        entry = {"format": DIFF_FORMAT, "key": self._key(model, inputs), "outcome": outcome}
+        try:
+            text = json.dumps(signed(entry, self.key), ensure_ascii=False)
+            write_text_atomic(self._path(model), text)
+        except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
+            reporter.message("warning", f"the diff of {model} was not kept for reuse: {exc}")
+
+    def _key(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        # Through JSON, so the stored key and a fresh one compare alike (tuples become lists).
+        plain = {"scope": self.scope, "model": model, "inputs": inputs}
+        loaded: dict[str, Any] = json.loads(json.dumps(plain, sort_keys=True, default=str))
+        return loaded
+
+    def _path(self, model: str) -> Path:
+        return self.directory / f"{_digest(model)[:16]}.json"
+
+
+def diff_cache(
+    loaded: LoadedConfig,
+    base: tuple[str, Any],
+    head: tuple[str, Any],
+    *,
+    readable: bool,
+) -> DiffCache | None:
+    """The diff cache of the head environment for the builds `base` and `head` (each an
+    environment name and its build record), or None when diffs are neither reused nor kept:
+    reuse is off, a side has no build, or the salt is not set. `readable`: see `Lookup.diffs`."""
+    if not enabled() or base[1] is None or head[1] is None:
+        return None
+    key = integrity_key(loaded)
+    if key is None:
+        return None
+    scope = {
+        "format": DIFF_FORMAT,
+        "tool": _tool_fingerprint(),
+        "base": _build_identity(loaded, *base),
+        "head": _build_identity(loaded, *head),
+    }
+    directory = loaded.state_dir / "reuse" / "diffs" / _digest(head[0])[:16]
+    return DiffCache(directory=directory, scope=scope, key=key, readable=readable)
+
+
+def _build_identity(loaded: LoadedConfig, environment: str, record: Any) -> dict[str, str]:
+    """An environment's build: its record (commit, sample, times, nodes...) and, on DuckDB, its
+    database file (a file changed outside a build is another state)."""
+    return {
+        "environment": environment,
+        "build": _digest(json.dumps(plain_data(record), sort_keys=True, default=str)),
+        "database": _stamp(loaded.state_dir / "envs" / f"{environment}.duckdb"),
+    }
+
+
+def plain_data(value: Any) -> Any:
+    """`value` (dataclasses, mappings, sequences, enums) as JSON-ready data with a stable form:
+    the digest of a key must not depend on how a mapping was built (read-only proxies included,
+    which `dataclasses.asdict` cannot copy)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [plain_data(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Enum):
+        return plain_data(value.value)
+    return value
+
+
+def _read_diff_entry(path: Path, key: IntegrityKey, reporter: Reporter) -> dict[str, Any] | None:
+    from dataops_dev.integrity import IntegrityStatus, verify
+    from dataops_dev.statefiles import InvalidFile, decode_text, parse_json, read_bytes
+
+    try:
+        data = parse_json(decode_text(read_bytes(path)))
+    except FileNotFoundError:
+        return None
+    except (InvalidFile, OSError) as exc:
+        reporter.message("warning", f"ignored the stored diff {path}: it {exc}")
+        return None
+    if verify(data, key) is not IntegrityStatus.VERIFIED:
+        reporter.message(
+            "warning", f"ignored the stored diff {path}: its integrity tag does not match"
+        )
+        return None
+    return data if data.get("format") == DIFF_FORMAT else None
