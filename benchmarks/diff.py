@@ -682,6 +682,7 @@ def main() -> None:
         ref_cpu = statistics.median(reference_cpu) if reference_cpu else None
         ours_walls = [r["wall"] for r in results.get("ours", []) if "seconds" in r]
         ours_wall = statistics.median(ours_walls) if ours_walls else None
+        paired = paired_cpu_ratios(results.get("reference", []), results.get("ours", []))
         for tool, runs in results.items():
             good = [r for r in runs if "wall" in r and "error" not in r]
             wall = statistics.median(r["wall"] for r in good) if good else None
@@ -700,6 +701,7 @@ def main() -> None:
                     "cpu_s": cpu,
                     "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
                     "x_ours_duckdb": wall / ours_wall if wall and ours_wall else None,
+                    "paired_x_ref_cpu": paired if tool == "ours" and paired else None,
                     "counts": verdict(runs[-1], truth),
                     "load_avg": load,
                     "last": runs[-1],
@@ -708,6 +710,21 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "diff.json").write_text(json.dumps(rows, indent=2, default=str))
     print(render(rows))
+
+
+def paired_cpu_ratios(
+    reference: list[dict[str, Any]], ours: list[dict[str, Any]]
+) -> dict[str, float] | None:
+    """ours/reference CPU of each interleaved pair (run i of each), so load that drifts
+    between pairs cancels out: the median and the min of those ratios."""
+    ratios = [
+        o["cpu"] / r["cpu"]
+        for r, o in zip(reference, ours, strict=False)
+        if r.get("cpu") and o.get("cpu") and "error" not in r and "error" not in o
+    ]
+    if not ratios:
+        return None
+    return {"median": statistics.median(ratios), "min": min(ratios), "pairs": len(ratios)}
 
 
 def spark_remote(option: str) -> str:
@@ -731,15 +748,19 @@ def render(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         "| size | tool | runs | wall s (median) | min s | in-process s | cpu s | peak MiB "
-        "| x ref (wall) | x ref (cpu) | x duckdb | counts | load 1m |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| x ref (wall) | x ref (cpu) | paired x ref cpu (median/min) | x duckdb | counts "
+        "| load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        paired = row.get("paired_x_ref_cpu")
+        pairs = f"{paired['median']:.2f}x / {paired['min']:.2f}x" if paired else "-"
         lines.append(
             f"| {row['size']} | {row['tool']} | {row['runs']} | {fmt(row['wall_s'], '{:.2f}')} "
             f"| {fmt(row['wall_min_s'], '{:.2f}')} | {fmt(row['in_process_s'], '{:.2f}')} "
             f"| {fmt(row['cpu_s'], '{:.2f}')} | {fmt(row['peak_mib'], '{:.0f}')} "
             f"| {fmt(row['x_reference'], '{:.2f}x')} | {fmt(row['x_reference_cpu'], '{:.2f}x')} "
+            f"| {pairs} "
             f"| {fmt(row.get('x_ours_duckdb'), '{:.2f}x')} "
             f"| {row['counts']} | {row.get('load_avg', '-')} |"
         )

@@ -7,9 +7,12 @@
 Times `dataops-dev review` as a user runs it (a whole process), with reuse (review_reuse.py: the
 stored report is returned) and without it (DATAOPS_REVIEW_REUSE=0: the previous path, which
 reuses both environments but re-runs impact, every diff and lineage), interleaved A/B. Also
-in-process: `review_reuse.lookup` against `run_review` with reuse off. Prints median and min of
-wall and CPU seconds with the load average, and writes benchmarks/results/review_noop.json
-(review_noop_scale<N>.json at another scale).
+in-process: `review_reuse.lookup` against `run_review` with reuse off. Then, interleaved A/B
+again, a review whose report cannot be reused (a DATAOPS_ variable changes every run, as an
+approval or a policy edit would) but whose diffs can (`review_reuse.DiffCache`), against the
+same review with reuse off. Prints median and min of wall and CPU seconds with the load
+average, and writes benchmarks/results/review_noop.json (review_noop_scale<N>.json at another
+scale).
 """
 
 from __future__ import annotations
@@ -43,20 +46,22 @@ def git(cwd: Path, *args: str) -> None:
     )
 
 
-def environment(reuse: bool) -> dict[str, str]:
+def environment(reuse: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, "DATAOPS_SALT": SALT, "DO_NOT_TRACK": "1", "PYTHONPATH": str(ROOT)}
     env["DATAOPS_REVIEW_REUSE"] = "1" if reuse else "0"
-    return env
+    return {**env, **(extra or {})}
 
 
-def review_process(project: Path, reuse: bool, fmt: str = "json") -> dict[str, Any]:
+def review_process(
+    project: Path, reuse: bool, fmt: str = "json", extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One `dataops-dev review` process: wall seconds, CPU seconds, and what it said."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "dataops_dev", "review", "--format", fmt],
         cwd=project,
-        env=environment(reuse),
+        env=environment(reuse, extra),
         capture_output=True,
         text=True,
         check=False,
@@ -68,7 +73,14 @@ def review_process(project: Path, reuse: bool, fmt: str = "json") -> dict[str, A
         raise SystemExit(f"review failed with {result.returncode}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     reused = "reused the review of" in result.stderr
-    return {"wall": wall, "cpu": cpu, "reused": reused, "stdout": result.stdout}
+    diffs_reused = "data diffs: both environments' builds" in result.stderr
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "reused": reused,
+        "diffs_reused": diffs_reused,
+        "stdout": result.stdout,
+    }
 
 
 def prepare(scale: float) -> tuple[Path, Path]:
@@ -131,6 +143,26 @@ print(json.dumps(out))
     return data
 
 
+def diff_reuse_rounds(
+    project: Path, rounds: int, loads: list[float]
+) -> dict[str, dict[str, list[float]]]:
+    """A review that must run (a DATAOPS_ variable differs every time, defeating the report's
+    reuse but not the builds') with its diffs reused, against the same with reuse off."""
+    runs: dict[str, dict[str, list[float]]] = {
+        label: {"wall": [], "cpu": []} for label in ("json, diffs reused", "json, none reused")
+    }
+    for i in range(rounds):
+        order = [("json, diffs reused", True), ("json, none reused", False)]
+        for label, reuse in order if i % 2 == 0 else order[::-1]:
+            run = review_process(project, reuse=reuse, extra={"DATAOPS_BENCH_RUN": str(i)})
+            if reuse and (run["reused"] or not run["diffs_reused"]):
+                raise SystemExit("the review did not run with its diffs reused")
+            runs[label]["wall"].append(run["wall"])
+            runs[label]["cpu"].append(run["cpu"])
+        loads.append(os.getloadavg()[0])
+    return runs
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -167,18 +199,20 @@ def main() -> None:
         runs["text, reuse"]["cpu"].append(run["cpu"])
         loads.append(os.getloadavg()[0])
     inproc = in_process(project, max(3, args.rounds // 2))
+    # Last: these runs store reports under their own variable, so the no-op entry is replaced.
+    runs.update(diff_reuse_rounds(project, args.rounds, loads))
 
     print(
         f"\nno-op review, scale {args.scale:g}, {args.rounds} interleaved rounds, "
         f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs"
     )
-    print(f"{'whole process':<26} {'wall med':>9} {'wall min':>9} {'cpu med':>8} {'cpu min':>8}")
+    print(f"{'whole process':<30} {'wall med':>9} {'wall min':>9} {'cpu med':>8} {'cpu min':>8}")
     table: dict[str, Any] = {}
     for label, values in runs.items():
         wall, cpu = summary(values["wall"]), summary(values["cpu"])
         table[label] = {"wall": wall, "cpu": cpu, "raw": values}
         print(
-            f"{'review --format ' + label:<26} {wall['median']:>9.3f} {wall['min']:>9.3f}"
+            f"{'review --format ' + label:<30} {wall['median']:>9.3f} {wall['min']:>9.3f}"
             f" {cpu['median']:>8.3f} {cpu['min']:>8.3f}"
         )
     print(f"{'in process':<26} {'median':>9} {'min':>9}")
@@ -192,6 +226,12 @@ def main() -> None:
         f"\nreuse vs previous path: {ratio:.1f}x faster (wall medians); "
         f"bar {BAR_SECONDS}s: CPU median {reuse_cpu:.3f}s, wall min "
         f"{table['json, reuse']['wall']['min']:.3f}s (wall includes waiting for the CPU under load)"
+    )
+    diffs_cpu = table["json, diffs reused"]["cpu"]["median"]
+    none_cpu = table["json, none reused"]["cpu"]["median"]
+    print(
+        f"review that must run, diffs reused vs none: CPU median {diffs_cpu:.3f}s vs "
+        f"{none_cpu:.3f}s ({none_cpu / diffs_cpu:.2f}x)"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.scale == 1 else f"_scale{args.scale:g}"
