@@ -699,6 +699,8 @@ def main() -> None:
                     "peak_mib": max((r.get("peak_mib") or 0 for r in good), default=None),
                     "x_reference": wall / reference_wall if wall and reference_wall else None,
                     "cpu_s": cpu,
+                    "cpu_runs": [r.get("cpu") for r in good],
+                    "wall_runs": [r["wall"] for r in good],
                     "x_reference_cpu": cpu / ref_cpu if cpu and ref_cpu else None,
                     "x_ours_duckdb": wall / ours_wall if wall and ours_wall else None,
                     "paired_x_ref_cpu": paired if tool == "ours" and paired else None,

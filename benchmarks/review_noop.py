@@ -151,6 +151,7 @@ def diff_reuse_rounds(
     runs: dict[str, dict[str, list[float]]] = {
         label: {"wall": [], "cpu": []} for label in ("json, diffs reused", "json, none reused")
     }
+    stages: dict[str, dict[str, float]] = {}
     for i in range(rounds):
         order = [("json, diffs reused", True), ("json, none reused", False)]
         for label, reuse in order if i % 2 == 0 else order[::-1]:
@@ -159,7 +160,11 @@ def diff_reuse_rounds(
                 raise SystemExit("the review did not run with its diffs reused")
             runs[label]["wall"].append(run["wall"])
             runs[label]["cpu"].append(run["cpu"])
+            stages[label] = json.loads(run["stdout"]).get("timings", {})
         loads.append(os.getloadavg()[0])
+    for label, timings in stages.items():  # where the time of a review that runs goes
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
+        print(f"last {label} review, stage wall seconds: {shown}", file=sys.stderr)
     return runs
 
 
