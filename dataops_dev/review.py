@@ -1133,7 +1133,7 @@ class ModelDiffer:
     ) -> ModelDiff:
         """The diff of model `name`, from the cache when its key matches, else run (and kept)."""
         from dataops_dev.diffing import discover_key, options_for_model
-        from dataops_dev.report.model import from_jsonable, to_jsonable
+        from dataops_dev.report.model import to_jsonable
         from dataops_dev.review_reuse import plain_data
 
         self.diffs += 1
@@ -1146,6 +1146,7 @@ class ModelDiffer:
                 head_manifest, head_node.unique_id, loaded.config.diff.keys
             ) or discover_key(base_manifest, base_node.unique_id, loaded.config.diff.keys)
         options = options_for_model(loaded.config.diff, name)
+        # Everything of the model that decides its diff (the builds are the cache's scope).
         inputs = {
             "left": str(left) if left else None,
             "right": str(right) if right else None,
@@ -1153,25 +1154,34 @@ class ModelDiffer:
             "options": plain_data(options),
             "backend": self.backend,
         }
-        if self._cache is not None:
-            stored = self._cache.read(name, inputs, self._run.reporter)
-            if stored is not None:
-                try:
-                    found = from_jsonable(ModelDiff, stored)
-                except (TypeError, ValueError, KeyError):
-                    found = None
-                if isinstance(found, ModelDiff):
-                    self.reused.append(name)
-                    self._run.reporter.task_advanced("diffs", 0, f"diff {name} (reused)")
-                    return found
-        found = self._compute(name, left, right, key, options)
+        reused = self._reused(name, inputs)
+        if reused is not None:
+            return reused
+        found = self._compute(left, right, key, options)
         if self._cache is not None:
             self._cache.write(name, inputs, to_jsonable(found), self._run.reporter)
         return found
 
+    def _reused(self, name: str, inputs: Mapping[str, Any]) -> ModelDiff | None:
+        from dataops_dev.report.model import from_jsonable
+
+        if self._cache is None:
+            return None
+        stored = self._cache.read(name, inputs, self._run.reporter)
+        if stored is None:
+            return None
+        try:
+            found = from_jsonable(ModelDiff, stored)
+        except (TypeError, ValueError, KeyError):
+            return None  # an entry of another shape: run the diff instead
+        if not isinstance(found, ModelDiff):
+            return None
+        self.reused.append(name)
+        self._run.reporter.task_advanced("diffs", 0, f"diff {name} (reused)")
+        return found
+
     def _compute(
         self,
-        name: str,
         left: Relation | None,
         right: Relation | None,
         key: tuple[str, ...] | None,
