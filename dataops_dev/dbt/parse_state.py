@@ -22,21 +22,40 @@ PARSE_DATABASE = "dataops_parsed_env"
 """The database name environments are parsed under; never a real database."""
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
-_PLACEHOLDER = re.compile(rf"(?<![A-Za-z0-9_]){PARSE_DATABASE}(?![A-Za-z0-9_])")
+_IN_SCHEMA = re.compile(rf"(?<![A-Za-z0-9_]){PARSE_DATABASE}(?![A-Za-z0-9])")
 _VALID_DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def rename_database(manifest: Any, database: str) -> None:
     """Give dbt's parsed `manifest` the environment's `database` wherever the parse put
-    `PARSE_DATABASE`: the nodes' and sources' database, schema (a custom schema macro may
-    use the database's name) and rendered relation name, quoted or not."""
+    `PARSE_DATABASE`: the nodes' and sources' database, their schema (a custom schema macro
+    may build it from the database's name) and their rendered relation name, quoted or not."""
     if not _VALID_DATABASE.match(database):
         raise ValueError(f"not a plain database name: {database!r}")
     for item in _relations_of(manifest):
-        for attribute in ("database", "schema", "relation_name"):
-            value = getattr(item, attribute, None)
-            if isinstance(value, str) and PARSE_DATABASE in value:
-                setattr(item, attribute, _PLACEHOLDER.sub(database, value))
+        if getattr(item, "database", None) == PARSE_DATABASE:
+            item.database = database
+        schema = getattr(item, "schema", None)
+        renamed = _IN_SCHEMA.sub(database, schema) if isinstance(schema, str) else schema
+        if renamed != schema:
+            item.schema = renamed
+        relation = getattr(item, "relation_name", None)
+        if isinstance(relation, str):
+            item.relation_name = _renamed_relation(relation, database, schema, renamed)
+
+
+def _renamed_relation(relation: str, database: str, schema: Any, renamed: Any) -> str:
+    """`"db"."schema"."name"` (or unquoted) with the stand-in database, and the schema made of
+    it, replaced."""
+    for quote in ('"', ""):
+        prefix = f"{quote}{PARSE_DATABASE}{quote}."
+        if relation.startswith(prefix):
+            relation = f"{quote}{database}{quote}." + relation[len(prefix) :]
+        if isinstance(schema, str) and renamed != schema:
+            relation = relation.replace(
+                f".{quote}{schema}{quote}.", f".{quote}{renamed}{quote}.", 1
+            )
+    return relation
 
 
 def _relations_of(manifest: Any) -> Iterable[Any]:
