@@ -26,6 +26,12 @@ import yaml
 from dataops_dev import interrupts
 from dataops_dev.atomic import write_json_atomic, write_text_atomic
 from dataops_dev.config import LoadedConfig
+from dataops_dev.dbt.parse_state import (
+    PARSE_DATABASE,
+    PARTIAL_PARSE_FILE,
+    rename_database,
+    seed_partial_parse,
+)
 from dataops_dev.engines.base import Relation, quote
 from dataops_dev.errors import (
     BuildError,
@@ -473,7 +479,10 @@ class Environments:
                 previous = self._open_staging(backend, info, request, source, target)
                 staging_target = self._staging_target(info)
                 dbt = self._dbt_for(backend, info, request, source, staging_target, reporter)
-                parsed, manifest = _parse_stage(dbt, info, progress)
+                parse_profile = backend.parse_profile(source, request)
+                if parse_profile is not None:
+                    seed_partial_parse(staging_target, self._parse_states(info, request))
+                parsed, manifest = _parse_stage(dbt, info, progress, parse_profile)
                 # Every later step runs on this one parse; manifest.json is written once, at
                 # the end, with the compiled code of everything this build ran.
                 dbt = functools.partial(dbt, manifest=parsed, write_json=False)
@@ -588,6 +597,19 @@ class Environments:
         if info.backend == "spark":
             return _SparkBackend(self.loaded, self, info)
         return _WarehouseBackend(self.loaded, self, info)
+
+    def _parse_states(self, info: EnvironmentInfo, request: BuildRequest) -> list[Path]:
+        """Target directories whose partial-parse state may start this build's parse: the
+        baseline it defers to first (the branch differs from it by a few files), then the other
+        environments' last builds, the most recent first."""
+        first = [self.target_dir(request.defer_to.name)] if request.defer_to is not None else []
+        own = self.target_dir(info.name)
+        states = sorted(
+            self.root.glob(f"*/target/{PARTIAL_PARSE_FILE}"),
+            key=lambda path: path.stat().st_mtime_ns if path.exists() else 0,
+            reverse=True,
+        )
+        return first + [path.parent for path in states if path.parent not in (own, *first)]
 
     def _staging_target(self, info: EnvironmentInfo) -> Path:
         """A fresh `target.building`, seeded with the last good target: dbt's partial-parse
@@ -814,14 +836,23 @@ class _Stage:
 
 
 def _parse_stage(
-    dbt: Any, info: EnvironmentInfo, progress: _BuildProgress
+    dbt: Any, info: EnvironmentInfo, progress: _BuildProgress, profiles_dir: Path | None = None
 ) -> tuple[Any, Mapping[str, Any]]:
     """`dbt parse` of the code: a project that does not parse is said so (ParseFailed), before
     anything is built. Returns dbt's parsed manifest (kept in memory for the build to reuse)
-    and, as plain JSON, what the stages before the build read of it (seeds and sources)."""
+    and, as plain JSON, what the stages before the build read of it (seeds and sources).
+    `profiles_dir`: parse with this profile instead of the environment's (`parse_profile`)."""
     from dataops_dev.errors import ParseFailed
 
-    run = dbt("parse", [], task_key="parse", label=f"dbt parse for {info.name}", write_json=False)
+    profile = {"profiles_dir": profiles_dir} if profiles_dir is not None else {}
+    run = dbt(
+        "parse",
+        [],
+        task_key="parse",
+        label=f"dbt parse for {info.name}",
+        write_json=False,
+        **profile,
+    )
     progress.timings["parse"] = round(run.elapsed, 3)
     if not run.success or run.manifest is None:
         raise ParseFailed(
@@ -1208,6 +1239,12 @@ class _Backend:
         """What changes dbt's parsed manifest before each dbt step of the build."""
         return _sources_from_sample(source)
 
+    def parse_profile(self, source: SourceData, request: BuildRequest) -> Path | None:
+        """A profiles directory to parse with that is the same for every environment of this
+        backend (so one environment's partial-parse state serves another's first parse; see
+        `dbt.parse_state`), or None: parse with the environment's own profile."""
+        return None
+
     def drop_source_views(self, relations: Sequence[Relation]) -> None:
         """Remove source views a seed of this build replaces (only DuckDB environments hold
         source views of their own)."""
@@ -1344,12 +1381,6 @@ class _DuckDBBackend(_Backend):
             engine.execute("CHECKPOINT")
 
     def write_profile(self, source: SourceData, request: BuildRequest) -> Path:
-        production = _production_output(self.envs.loaded)
-        if production.get("type") != "duckdb":
-            raise ConfigError(
-                f"backend.type is duckdb but production target is {production.get('type')}",
-                "set `backend.type: warehouse` in dataops_dev.yml",
-            )
         attach: list[dict[str, Any]] = [
             {"path": str(self.staging), "alias": self.info.name},
             {"path": str(source.duckdb_file), "alias": SOURCE_ALIAS, "read_only": True},
@@ -1362,6 +1393,30 @@ class _DuckDBBackend(_Backend):
                     "read_only": True,
                 }
             )
+        return self._write_profile(self.info.name, attach, "profile")
+
+    def parse_profile(self, source: SourceData, request: BuildRequest) -> Path:
+        # dbt parses without connecting: the stand-in database file is never opened.
+        stand_in = {
+            "path": str(self.envs.root / f"{PARSE_DATABASE}.duckdb"),
+            "alias": PARSE_DATABASE,
+        }
+        return self._write_profile(PARSE_DATABASE, [stand_in], "parse-profile")
+
+    def prepare_manifest(self, source: SourceData) -> Callable[[Any], object] | None:
+        rename = functools.partial(rename_database, database=self.info.name)
+        from_sample = _sources_from_sample(source)
+        if from_sample is None:
+            return rename
+        return lambda manifest: (rename(manifest), from_sample(manifest))
+
+    def _write_profile(self, database: str, attach: list[dict[str, Any]], folder: str) -> Path:
+        production = _production_output(self.envs.loaded)
+        if production.get("type") != "duckdb":
+            raise ConfigError(
+                f"backend.type is duckdb but production target is {production.get('type')}",
+                "set `backend.type: warehouse` in dataops_dev.yml",
+            )
         output = {
             # Production's own `attach` list would reach production files: never carried over.
             **{k: v for k, v in production.items() if k in ("extensions", "module_paths")},
@@ -1369,14 +1424,14 @@ class _DuckDBBackend(_Backend):
             "settings": {**(production.get("settings") or {}), "enable_progress_bar": False},
             "type": "duckdb",
             "path": ":memory:",
-            "database": self.info.name,
+            "database": database,
             "schema": production.get("schema") or "main",
             "threads": self.envs.loaded.config.environments.threads,
             "attach": attach,
         }
         return write_profile(
             self.envs.loaded,
-            self.envs.work_dir(self.info.name) / "profile",
+            self.envs.work_dir(self.info.name) / folder,
             output,
             environment_target_name(self.envs.loaded),
         )

@@ -542,7 +542,7 @@ def run_review(
 ) -> Report:
     """Build baseline and branch on the sample, compare them, and judge the result.
 
-    Stages: start -> parse the branch -> sample -> baseline -> branch build -> impact ->
+    Stages: start -> sample -> baseline -> branch build (parses the branch) -> impact ->
     model reports (diffs, tests) -> findings (policy, then `review_findings`) -> report.
 
     Args:
@@ -559,11 +559,12 @@ def run_review(
     if reuse.report is not None:
         return reuse.report  # nothing it depends on changed since the last review
     run = start_review(loaded, base_ref=base_ref, reporter=reporter)
-    parse_error = parse_branch(run)
-    if parse_error is not None:
-        return finish_report(run, unparsable_branch_report(run, parse_error))
+    # The branch is parsed once, by its environment's build (a branch dbt cannot parse is a
+    # finding, said by the build); the sample parses it too, only when it must be made again.
     with run.watch.measure("sample"):
-        source = _resolve_source(run, refresh_sample)
+        source, parse_error = _resolve_source(run, refresh_sample)
+    if source is None:
+        return finish_report(run, unparsable_branch_report(run, parse_error or ""))
     with run.watch.measure("baseline"):
         baseline = ensure_baseline(
             loaded,
@@ -607,24 +608,16 @@ def start_review(
     )
 
 
-def parse_branch(run: ReviewRun) -> str | None:
-    """`dbt parse` of the branch (the working tree), cached while no project file changes.
-    Returns dbt's error when the branch does not parse: a blocking finding, not a crash."""
+def _resolve_source(run: ReviewRun, refresh: bool) -> tuple[SourceData | None, str | None]:
+    """The sample to build both sides from, or (None, dbt's error) when making it needs a parse
+    of the branch and the branch does not parse."""
     from dataops_dev.errors import ParseFailed
-    from dataops_dev.sources import load_manifest
-
-    with run.watch.measure("parse"):
-        try:
-            load_manifest(run.loaded, run.reporter)
-        except ParseFailed as exc:
-            return exc.message
-    return None
-
-
-def _resolve_source(run: ReviewRun, refresh: bool) -> SourceData:
     from dataops_dev.sources import resolve_source_data
 
-    return resolve_source_data(run.loaded, reporter=run.reporter, refresh=refresh)
+    try:
+        return resolve_source_data(run.loaded, reporter=run.reporter, refresh=refresh), None
+    except ParseFailed as exc:
+        return None, exc.message
 
 
 def build_branch_env(run: ReviewRun, source: SourceData, baseline: Baseline) -> BranchBuild:
@@ -811,8 +804,8 @@ def _review_finding(
 
 
 def unparsable_branch_report(run: ReviewRun, error: str) -> Report:
-    """The report of a branch dbt cannot parse: one blocking finding that says why. Nothing is
-    sampled, built or compared (there is no branch manifest to compare)."""
+    """The report of a branch dbt cannot parse: one blocking finding that says why. Nothing of
+    the branch is built or compared (there is no branch manifest to compare)."""
     from dataops_dev.dbt.project import read_project
 
     git_state = run.git_state

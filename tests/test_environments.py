@@ -170,6 +170,42 @@ def test_a_failed_test_holds_back_no_model_and_results_are_merged(
     assert manifest["nodes"]["model.sample_project.stg_customers"]["compiled_code"]
 
 
+def test_a_branch_parses_from_another_environments_state_under_its_own_name(
+    sample_project_copy: Path,
+) -> None:
+    """Environments parse under one stand-in database name, so a branch's first build starts
+    from the main environment's partial parse (dbt re-parses only the edited file); what it
+    builds and records still names the branch's own database, never the stand-in."""
+    project = sample_project_copy
+    assert run_cli("build", cwd=project, env=SALT).returncode == 0
+    git(project, "checkout", "-q", "-b", "feature/parse-once")
+    model = project / "models" / "marts" / "dim_customers.sql"
+    model.write_text(model.read_text() + "\n-- a comment: the model's file changed\n")
+
+    result = run_cli("build", cwd=project, env=SALT)
+
+    assert result.returncode == 0, result.stderr
+    name = environment_name("feature/parse-once")
+    target = project / ".dataops" / "envs" / name / "target"
+    log = (project / ".dataops" / "envs" / name / "logs" / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log
+    parsed = json.loads((target / "perf_info.json").read_text())
+    main_parse = project / ".dataops" / "envs" / environment_name("main") / "target"
+    everything = json.loads((main_parse / "perf_info.json").read_text())
+    assert everything["parsed_path_count"] == everything["path_count"] > 100  # a full parse
+    # The edited model, and the files dbt re-reads with it (its schema file, its tests).
+    assert 1 <= parsed["parsed_path_count"] < 20
+    text = (target / "manifest.json").read_text()
+    assert "dataops_parsed_env" not in text
+    manifest = json.loads(text)
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert models and {n["database"] for n in models} == {name}
+    assert all(n["relation_name"].startswith(f'"{name}".') for n in models)
+    assert {s["database"] for s in manifest["sources"].values()} == {name}
+    assert "main.dim_customers" in _tables(_env_file(project, name), name)
+    assert not list((project / ".dataops" / "envs").glob("dataops_parsed_env*"))
+
+
 @pytest.mark.slow
 def test_failed_build_keeps_previous_state(sample_project_copy: Path) -> None:
     project = sample_project_copy
