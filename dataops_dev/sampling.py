@@ -21,6 +21,7 @@ from dataops_dev.errors import ConfigError, EngineError, UsageError
 from dataops_dev.fkgraph import FkGraph, ForeignKey
 from dataops_dev.masking import (
     IDENTIFIER_NAME,
+    PARAMETER_DIALECTS,
     ColumnClass,
     MaskRule,
     MaskStrategy,
@@ -573,7 +574,10 @@ def run_sample(
     sampling_key = sampling_salt(plan.seed)
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
-    total_steps = 2 * len(plan.tables) + 1 + sum(1 for p in plan.tables if _has_masks(p))
+    masked = [(i, p) for i, p in enumerate(plan.tables) if _has_masks(p)]
+    inline = _inline_columns(plan)
+    staged = {p.name for _, p in masked if _masked_in_work(p, dialect, inline)}
+    total_steps = 2 * len(plan.tables) + 1 + len(staged)
     with task(reporter, "sample", "sampling production", total_steps):
         with watch.measure("select"):
             selecting = _keyed(work, sampling_key)
@@ -595,42 +599,43 @@ def run_sample(
                 f"the sample of {name} has {rows:,} rows, above sample.max_rows={plan.max_rows:,}",
                 "lower sample.rate (or an anchor's rate/rows), add a filter, or raise max_rows",
             )
-        # "write": storing a table where the sample lives, masked or not; a stored table's
-        # work copy is dropped at once, so the session holds less while masking. "mask": the
-        # mapping tables, then each table with masked columns rewritten in the work session
-        # (its raw rows dropped as soon as they are masked): the masking throughput.
-        masked = [(i, p) for i, p in enumerate(plan.tables) if _has_masks(p)]
+        # "write": storing each table where the sample lives; a stored table's work copy is
+        # dropped at once, so the session holds less while masking. "mask": the mapping
+        # tables, one per masking domain across tables (the masking throughput). A masked
+        # table is stored straight from its raw work rows joined to the maps: no masked copy
+        # is written in the work session and read back (see `_masked_in_work`).
         stored = dict(names)
 
-        def store(table_plan: TablePlan) -> None:
-            writer.write(table_plan, _copy_select(table_plan, stored[table_plan.name]))
-            work.execute(_drop(stored.pop(table_plan.name)))
+        def store(table_plan: TablePlan, query: exp.Select | None = None) -> None:
+            source = stored.pop(table_plan.name)
+            writer.write(table_plan, query or _copy_select(table_plan, source))
+            work.execute(_drop(source))
             reporter.task_advanced("sample", description=f"wrote {table_plan.name}")
 
         with watch.measure("write"):
             for table_plan in plan.tables:
                 if not _has_masks(table_plan):
                     store(table_plan)
+        masking = _keyed(work, salt)
         with watch.measure("mask"):
-            inline = _inline_columns(plan)
-            masking = _keyed(work, salt)
             maps = _build_maps(plan, masking, names, salt, dialect, inline)
             for index, table_plan in masked:
-                target = _masked_name(index)
-                query = _masked_select(
-                    table_plan, names[table_plan.name], maps, dialect, salt=salt, inline=inline
-                )
-                work.execute(_drop(target))
-                masking.execute(_create_temp(target, query))
-                work.execute(_drop(names[table_plan.name]))
-                stored[table_plan.name] = target
-                reporter.task_advanced("sample", description=f"masked {table_plan.name}")
-            for index in maps.values():
-                work.execute(_drop(_map_name(index)))
+                if table_plan.name in staged:
+                    stored[table_plan.name] = _stage_masked(
+                        table_plan, index, names, maps, masking, salt, dialect, inline
+                    )
+                    reporter.task_advanced("sample", description=f"masked {table_plan.name}")
         masked_rows = sum(counts[p.name] for _, p in masked)
         with watch.measure("write"):
             for _, table_plan in masked:
-                store(table_plan)
+                direct = None
+                if table_plan.name not in staged:
+                    direct = _masked_select(
+                        table_plan, names[table_plan.name], maps, dialect, salt=salt, inline=inline
+                    )
+                store(table_plan, direct)
+            for index in maps.values():
+                work.execute(_drop(_map_name(index)))
         with watch.measure("verify"):
             orphans: dict[str, int] = {}
             for edge in plan.graph.edges:
@@ -740,6 +745,37 @@ def _build_maps(
         work.execute(_create_temp(_map_name(index), body))
         maps[domain] = index
     return maps
+
+
+def _masked_in_work(plan: TablePlan, dialect: str, inline: frozenset[tuple[str, str]]) -> bool:
+    """Whether a masked table is first written masked in the work session (then copied).
+
+    Otherwise its masked SELECT goes to the writer as it is. Only a table masked in line in
+    a dialect whose key material travels as parameters is staged: its SELECT carries key
+    markers, which the keyed work session binds and a writer's session does not.
+    """
+    return dialect in PARAMETER_DIALECTS and any(
+        (plan.name, m.column) in inline for m in plan.masks
+    )
+
+
+def _stage_masked(
+    plan: TablePlan,
+    index: int,
+    names: Mapping[str, exp.Table],
+    maps: Mapping[str, int],
+    masking: Engine,
+    salt: Salt,
+    dialect: str,
+    inline: frozenset[tuple[str, str]],
+) -> exp.Table:
+    """The table masked into a work table (its raw work table dropped); returns its name."""
+    target = _masked_name(index)
+    query = _masked_select(plan, names[plan.name], maps, dialect, salt=salt, inline=inline)
+    masking.execute(_drop(target))
+    masking.execute(_create_temp(target, query))
+    masking.execute(_drop(names[plan.name]))
+    return target
 
 
 def _inline_columns(plan: SamplePlan) -> frozenset[tuple[str, str]]:
