@@ -575,8 +575,8 @@ def run_sample(
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
     masked = [(i, p) for i, p in enumerate(plan.tables) if _has_masks(p)]
-    inline = _inline_columns(plan)
-    staged = {p.name for _, p in masked if _masked_in_work(p, dialect, inline)}
+    # Staging depends on declared keys only: distinct shares are read on DuckDB alone.
+    staged = {p.name for _, p in masked if _masked_in_work(p, dialect, _inline_columns(plan))}
     total_steps = 2 * len(plan.tables) + 1 + len(staged)
     with task(reporter, "sample", "sampling production", total_steps):
         with watch.measure("select"):
@@ -618,6 +618,7 @@ def run_sample(
                     store(table_plan)
         masking = _keyed(work, salt)
         with watch.measure("mask"):
+            inline = _inline_columns(plan, _distinct_shares(plan, work, names, counts))
             maps = _build_maps(plan, masking, names, salt, dialect, inline)
             for index, table_plan in masked:
                 if table_plan.name in staged:
@@ -778,26 +779,78 @@ def _stage_masked(
     return target
 
 
-def _inline_columns(plan: SamplePlan) -> frozenset[tuple[str, str]]:
+NEARLY_UNIQUE = 0.9
+"""Value-mapped columns with at least this share of distinct values per row are masked in line."""
+
+
+def _inline_columns(
+    plan: SamplePlan, shares: Mapping[tuple[str, str], float] | None = None
+) -> frozenset[tuple[str, str]]:
     """(table, column) of the value-mapped columns masked in line, row by row.
 
-    A column the dbt project declares unique (a single-column primary key) would get a mapping
-    table as large as itself and a join back: its values are masked in line instead, with the
-    same functions, so the output is the same. Foreign keys joined to it repeat values and keep
-    the mapping table. Estimating the distinct share of other columns (DuckDB's
-    `approx_count_distinct`) costs about what in-line masking saves on sample_project, so
-    only what the project declares counts.
+    A nearly unique column would get a mapping table about as large as itself and a join
+    back: its values are masked in line instead, with the same functions, so the output is the
+    same. That is every single-column primary key the dbt project declares (foreign keys joined
+    to it repeat values and keep the mapping table), and every column whose work table's
+    distinct share (`shares`, see `_distinct_shares`) is at least NEARLY_UNIQUE.
     """
     chosen: set[tuple[str, str]] = set()
     for table_plan in plan.tables:
         source = plan.graph.tables.get(table_plan.name)
         key = source.primary_key if source is not None else None
-        if not key or len(key) != 1:
-            continue
-        mask = table_plan.mask_of(key[0])
-        if mask is not None and mask.masked and mask.rule.strategy is MaskStrategy.VALUE_MAP:
-            chosen.add((table_plan.name, key[0]))
+        for mask in table_plan.masks:
+            if not mask.masked or mask.rule.strategy is not MaskStrategy.VALUE_MAP:
+                continue
+            declared = key is not None and tuple(key) == (mask.column,)
+            share = (shares or {}).get((table_plan.name, mask.column), 0.0)
+            if declared or share >= NEARLY_UNIQUE:
+                chosen.add((table_plan.name, mask.column))
     return frozenset(chosen)
+
+
+def _distinct_shares(
+    plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], rows: Mapping[str, int]
+) -> dict[tuple[str, str], float]:
+    """Distinct values per row of every value-mapped column, from DuckDB's column statistics.
+
+    DuckDB keeps a HyperLogLog estimate with every table (`stats(column)`, under a millisecond
+    a column), so the choice costs nothing; counting (`approx_count_distinct`) would cost about
+    what masking in line saves. Other engines: none, so only declared keys go in line there.
+    """
+    if plan.dialect != "duckdb":
+        return {}
+    shares: dict[tuple[str, str], float] = {}
+    for table_plan in plan.tables:
+        columns = [
+            m.column
+            for m in table_plan.masks
+            if m.masked and m.rule.strategy is MaskStrategy.VALUE_MAP
+        ]
+        if not columns or not rows.get(table_plan.name):
+            continue
+        query = (
+            exp.select(*(exp.func("stats", _t(c)) for c in columns))
+            .from_(names[table_plan.name].copy().as_("t"))
+            .limit(1)
+        )
+        found = work.fetchall(query)
+        for column, stats in zip(columns, found[0] if found else (), strict=False):
+            estimate = _approx_unique(stats)
+            if estimate is not None:
+                shares[(table_plan.name, column)] = estimate / rows[table_plan.name]
+    return shares
+
+
+_APPROX_UNIQUE = re.compile(r"Approx Unique: (\d+)")
+
+
+def _approx_unique(stats: Any) -> int | None:
+    """The distinct estimate in a `stats()` value: a struct (DuckDB 2) or text (DuckDB 1)."""
+    if isinstance(stats, Mapping):
+        value = stats.get("approx_unique")
+        return int(value) if isinstance(value, int) else None
+    found = _APPROX_UNIQUE.search(str(stats)) if stats is not None else None
+    return int(found.group(1)) if found else None
 
 
 def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
