@@ -813,8 +813,8 @@ def _distinct_shares(
 ) -> dict[tuple[str, str], float]:
     """Distinct values per row of every value-mapped column, from DuckDB's column statistics.
 
-    DuckDB keeps a HyperLogLog estimate with every table (`stats(column)`, under a millisecond
-    a column), so the choice costs nothing; counting (`approx_count_distinct`) would cost about
+    DuckDB keeps a distinct estimate with every table (`stats(column)`, under a millisecond a
+    column), so the choice costs nothing; counting (`approx_count_distinct`) would cost about
     what masking in line saves. Other engines: none, so only declared keys go in line there.
     """
     if plan.dialect != "duckdb":
@@ -829,28 +829,32 @@ def _distinct_shares(
         if not columns or not rows.get(table_plan.name):
             continue
         query = (
-            exp.select(*(exp.func("stats", _t(c)) for c in columns))
+            exp.select(*(_approx_unique(_t(c)) for c in columns))
             .from_(names[table_plan.name].copy().as_("t"))
             .limit(1)
         )
         found = work.fetchall(query)
-        for column, stats in zip(columns, found[0] if found else (), strict=False):
-            estimate = _approx_unique(stats)
+        for column, estimate in zip(columns, found[0] if found else (), strict=False):
             if estimate is not None:
-                shares[(table_plan.name, column)] = estimate / rows[table_plan.name]
+                shares[(table_plan.name, column)] = int(estimate) / rows[table_plan.name]
     return shares
 
 
-_APPROX_UNIQUE = re.compile(r"Approx Unique: (\d+)")
-
-
-def _approx_unique(stats: Any) -> int | None:
-    """The distinct estimate in a `stats()` value: a struct (DuckDB 2) or text (DuckDB 1)."""
-    if isinstance(stats, Mapping):
-        value = stats.get("approx_unique")
-        return int(value) if isinstance(value, int) else None
-    found = _APPROX_UNIQUE.search(str(stats)) if stats is not None else None
-    return int(found.group(1)) if found else None
+def _approx_unique(column: exp.Expr) -> exp.Expr:
+    """The distinct estimate in DuckDB's `stats(column)`, extracted in SQL: the statistics also
+    hold the column's min and max, raw values that have no business in Python. A struct in
+    DuckDB 2 (`approx_unique` first), text in DuckDB 1 (`[Approx Unique: n]` after min/max: a
+    raw value imitating it could only change this choice, never the masked output)."""
+    text = exp.cast(exp.func("stats", column), exp.DataType.build("VARCHAR"))
+    number = exp.RegexpExtract(
+        this=text,
+        expression=exp.Literal.string(r"(?i)approx.unique\W+(\d+)"),
+        group=exp.Literal.number(1),
+    )
+    return exp.TryCast(
+        this=exp.Nullif(this=number, expression=exp.Literal.string("")),
+        to=exp.DataType.build("BIGINT"),
+    )
 
 
 def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
