@@ -455,7 +455,8 @@ def _masking_figures(case: dict[str, Any]) -> dict[str, Any] | None:
     the in-line masks run inside "write" (the reference's "mask" rewrote them). Comparable on
     both sides: "mask" + "write" (everything but selecting and verifying), and our masking
     cost as ours("mask" + "write") - reference("write"): the reference's write stores the same
-    masked tables from its masked copies, which is storing without masking.
+    masked tables from its masked copies, which is storing without masking. The same
+    difference of wall times is printed too: meaningful on a quiet machine only (see the load).
     """
     pairs = list(zip(case["ours"], case["reference"], strict=False))
     if not pairs or "distinct" in pairs[0][0]:
@@ -465,9 +466,17 @@ def _masking_figures(case: dict[str, Any]) -> dict[str, Any] | None:
     def side(values: list[float]) -> dict[str, float]:
         return {"median": round(statistics.median(values), 3), "min": round(min(values), 3)}
 
-    # CPU only: a difference of two wall times on a shared machine is mostly noise.
     ours_cpu = [_step(a, "cpu_s", "mask", "write") - _step(b, "cpu_s", "write") for a, b in pairs]
     ref_cpu = [_step(b, "cpu_s", "mask") for _, b in pairs]
+    # A difference of two wall times: meaningful only on a quiet machine (see the load).
+    ours_wall = [
+        _step(a, "timings_s", "mask", "write") - _step(b, "timings_s", "write") for a, b in pairs
+    ]
+    ref_wall = [_step(b, "timings_s", "mask") for _, b in pairs]
+    walls = {
+        "ours": [_step(a, "timings_s", "mask", "write") for a, _ in pairs],
+        "reference": [_step(b, "timings_s", "mask", "write") for _, b in pairs],
+    }
     both = {
         "ours": [_step(a, "cpu_s", "mask", "write") for a, _ in pairs],
         "reference": [_step(b, "cpu_s", "mask", "write") for _, b in pairs],
@@ -479,9 +488,12 @@ def _masking_figures(case: dict[str, Any]) -> dict[str, Any] | None:
         "rows": rows,
         "mask_write_cpu_ratio_median": round(statistics.median(ratios), 3),
     }
-    for name, cpu in (("ours", ours_cpu), ("reference", ref_cpu)):
+    for name, cpu, wall in (("ours", ours_cpu, ours_wall), ("reference", ref_cpu, ref_wall)):
         out[name] = {
             "mask_write_cpu_s": side(both[name]),
+            "mask_write_wall_s": side(walls[name]),
+            "masking_wall_s": side(wall),
+            "rows_per_s_masking_wall_median": round(rows / statistics.median(wall)),
             "masking_cpu_s": side(cpu),
             "rows_per_masking_cpu_s_median": round(rows / statistics.median(cpu)),
             "rows_per_masking_cpu_s_best": round(rows / min(cpu)),
@@ -494,7 +506,7 @@ def _print_masking(results: dict[str, Any]) -> None:
     print(
         f"{'scale':>5} {'mode':<9} {'side':<5} {'mask+write cpu med':>18} {'(min)':>7} "
         f"{'A/B':>5} {'masking cpu med':>15} {'(min)':>7} {'rows/masking-cpu-s':>18} "
-        f"{'(best)':>11}  load"
+        f"{'(best)':>11} {'mask+write wall':>15} {'masking wall':>12} {'rows/s':>10}  load"
     )
     for case in results["cases"]:
         figures = _masking_figures(case)
@@ -509,7 +521,10 @@ def _print_masking(results: dict[str, Any]) -> None:
                 f"{fig['mask_write_cpu_s']['median']:>18.2f} {fig['mask_write_cpu_s']['min']:>7.2f} "
                 f"{ratio:>5} {fig['masking_cpu_s']['median']:>15.2f} "
                 f"{fig['masking_cpu_s']['min']:>7.2f} {fig['rows_per_masking_cpu_s_median']:>18,} "
-                f"{fig['rows_per_masking_cpu_s_best']:>11,}  "
+                f"{fig['rows_per_masking_cpu_s_best']:>11,} "
+                f"{fig['mask_write_wall_s']['median']:>15.2f} "
+                f"{fig['masking_wall_s']['median']:>12.2f} "
+                f"{fig['rows_per_s_masking_wall_median']:>10,}  "
                 f"{'/'.join(f'{x:.1f}' for x in figures['load_avg'])}"
             )
 
