@@ -21,6 +21,7 @@ from dataops_dev.errors import ConfigError, EngineError, UsageError
 from dataops_dev.fkgraph import FkGraph, ForeignKey
 from dataops_dev.masking import (
     IDENTIFIER_NAME,
+    PARAMETER_DIALECTS,
     ColumnClass,
     MaskRule,
     MaskStrategy,
@@ -573,7 +574,10 @@ def run_sample(
     sampling_key = sampling_salt(plan.seed)
     watch = Stopwatch()
     names = {p.name: _work_name(i) for i, p in enumerate(plan.tables)}
-    total_steps = 2 * len(plan.tables) + 1 + sum(1 for p in plan.tables if _has_masks(p))
+    masked = [(i, p) for i, p in enumerate(plan.tables) if _has_masks(p)]
+    # Staging depends on declared keys only: distinct shares are read on DuckDB alone.
+    staged = {p.name for _, p in masked if _masked_in_work(p, dialect, _inline_columns(plan))}
+    total_steps = 2 * len(plan.tables) + 1 + len(staged)
     with task(reporter, "sample", "sampling production", total_steps):
         with watch.measure("select"):
             selecting = _keyed(work, sampling_key)
@@ -595,42 +599,44 @@ def run_sample(
                 f"the sample of {name} has {rows:,} rows, above sample.max_rows={plan.max_rows:,}",
                 "lower sample.rate (or an anchor's rate/rows), add a filter, or raise max_rows",
             )
-        # "write": storing a table where the sample lives, masked or not; a stored table's
-        # work copy is dropped at once, so the session holds less while masking. "mask": the
-        # mapping tables, then each table with masked columns rewritten in the work session
-        # (its raw rows dropped as soon as they are masked): the masking throughput.
-        masked = [(i, p) for i, p in enumerate(plan.tables) if _has_masks(p)]
+        # "write": storing each table where the sample lives; a stored table's work copy is
+        # dropped at once, so the session holds less while masking. "mask": the mapping
+        # tables, one per masking domain across tables (the masking throughput). A masked
+        # table is stored straight from its raw work rows joined to the maps: no masked copy
+        # is written in the work session and read back (see `_masked_in_work`).
         stored = dict(names)
 
-        def store(table_plan: TablePlan) -> None:
-            writer.write(table_plan, _copy_select(table_plan, stored[table_plan.name]))
-            work.execute(_drop(stored.pop(table_plan.name)))
+        def store(table_plan: TablePlan, query: exp.Select | None = None) -> None:
+            source = stored.pop(table_plan.name)
+            writer.write(table_plan, query or _copy_select(table_plan, source))
+            work.execute(_drop(source))
             reporter.task_advanced("sample", description=f"wrote {table_plan.name}")
 
         with watch.measure("write"):
             for table_plan in plan.tables:
                 if not _has_masks(table_plan):
                     store(table_plan)
+        masking = _keyed(work, salt)
         with watch.measure("mask"):
-            inline = _inline_columns(plan)
-            masking = _keyed(work, salt)
+            inline = _inline_columns(plan, _distinct_shares(plan, work, names, counts))
             maps = _build_maps(plan, masking, names, salt, dialect, inline)
             for index, table_plan in masked:
-                target = _masked_name(index)
-                query = _masked_select(
-                    table_plan, names[table_plan.name], maps, dialect, salt=salt, inline=inline
-                )
-                work.execute(_drop(target))
-                masking.execute(_create_temp(target, query))
-                work.execute(_drop(names[table_plan.name]))
-                stored[table_plan.name] = target
-                reporter.task_advanced("sample", description=f"masked {table_plan.name}")
-            for index in maps.values():
-                work.execute(_drop(_map_name(index)))
+                if table_plan.name in staged:
+                    stored[table_plan.name] = _stage_masked(
+                        table_plan, index, names, maps, masking, salt, dialect, inline
+                    )
+                    reporter.task_advanced("sample", description=f"masked {table_plan.name}")
         masked_rows = sum(counts[p.name] for _, p in masked)
         with watch.measure("write"):
             for _, table_plan in masked:
-                store(table_plan)
+                direct = None
+                if table_plan.name not in staged:
+                    direct = _masked_select(
+                        table_plan, names[table_plan.name], maps, dialect, salt=salt, inline=inline
+                    )
+                store(table_plan, direct)
+            for index in maps.values():
+                work.execute(_drop(_map_name(index)))
         with watch.measure("verify"):
             orphans: dict[str, int] = {}
             for edge in plan.graph.edges:
@@ -742,26 +748,113 @@ def _build_maps(
     return maps
 
 
-def _inline_columns(plan: SamplePlan) -> frozenset[tuple[str, str]]:
+def _masked_in_work(plan: TablePlan, dialect: str, inline: frozenset[tuple[str, str]]) -> bool:
+    """Whether a masked table is first written masked in the work session (then copied).
+
+    Otherwise its masked SELECT goes to the writer as it is. Only a table masked in line in
+    a dialect whose key material travels as parameters is staged: its SELECT carries key
+    markers, which the keyed work session binds and a writer's session does not.
+    """
+    return dialect in PARAMETER_DIALECTS and any(
+        (plan.name, m.column) in inline for m in plan.masks
+    )
+
+
+def _stage_masked(
+    plan: TablePlan,
+    index: int,
+    names: Mapping[str, exp.Table],
+    maps: Mapping[str, int],
+    masking: Engine,
+    salt: Salt,
+    dialect: str,
+    inline: frozenset[tuple[str, str]],
+) -> exp.Table:
+    """The table masked into a work table (its raw work table dropped); returns its name."""
+    target = _masked_name(index)
+    query = _masked_select(plan, names[plan.name], maps, dialect, salt=salt, inline=inline)
+    masking.execute(_drop(target))
+    masking.execute(_create_temp(target, query))
+    masking.execute(_drop(names[plan.name]))
+    return target
+
+
+NEARLY_UNIQUE = 0.9
+"""Value-mapped columns with at least this share of distinct values per row are masked in line."""
+
+
+def _inline_columns(
+    plan: SamplePlan, shares: Mapping[tuple[str, str], float] | None = None
+) -> frozenset[tuple[str, str]]:
     """(table, column) of the value-mapped columns masked in line, row by row.
 
-    A column the dbt project declares unique (a single-column primary key) would get a mapping
-    table as large as itself and a join back: its values are masked in line instead, with the
-    same functions, so the output is the same. Foreign keys joined to it repeat values and keep
-    the mapping table. Estimating the distinct share of other columns (DuckDB's
-    `approx_count_distinct`) costs about what in-line masking saves on sample_project, so
-    only what the project declares counts.
+    A nearly unique column would get a mapping table about as large as itself and a join
+    back: its values are masked in line instead, with the same functions, so the output is the
+    same. That is every single-column primary key the dbt project declares (foreign keys joined
+    to it repeat values and keep the mapping table), and every column whose work table's
+    distinct share (`shares`, see `_distinct_shares`) is at least NEARLY_UNIQUE.
     """
     chosen: set[tuple[str, str]] = set()
     for table_plan in plan.tables:
         source = plan.graph.tables.get(table_plan.name)
         key = source.primary_key if source is not None else None
-        if not key or len(key) != 1:
-            continue
-        mask = table_plan.mask_of(key[0])
-        if mask is not None and mask.masked and mask.rule.strategy is MaskStrategy.VALUE_MAP:
-            chosen.add((table_plan.name, key[0]))
+        for mask in table_plan.masks:
+            if not mask.masked or mask.rule.strategy is not MaskStrategy.VALUE_MAP:
+                continue
+            declared = key is not None and tuple(key) == (mask.column,)
+            share = (shares or {}).get((table_plan.name, mask.column), 0.0)
+            if declared or share >= NEARLY_UNIQUE:
+                chosen.add((table_plan.name, mask.column))
     return frozenset(chosen)
+
+
+def _distinct_shares(
+    plan: SamplePlan, work: Engine, names: Mapping[str, exp.Table], rows: Mapping[str, int]
+) -> dict[tuple[str, str], float]:
+    """Distinct values per row of every value-mapped column, from DuckDB's column statistics.
+
+    DuckDB keeps a distinct estimate with every table (`stats(column)`, under a millisecond a
+    column), so the choice costs nothing; counting (`approx_count_distinct`) would cost about
+    what masking in line saves. Other engines: none, so only declared keys go in line there.
+    """
+    if plan.dialect != "duckdb":
+        return {}
+    shares: dict[tuple[str, str], float] = {}
+    for table_plan in plan.tables:
+        columns = [
+            m.column
+            for m in table_plan.masks
+            if m.masked and m.rule.strategy is MaskStrategy.VALUE_MAP
+        ]
+        if not columns or not rows.get(table_plan.name):
+            continue
+        query = (
+            exp.select(*(_approx_unique(_t(c)) for c in columns))
+            .from_(names[table_plan.name].copy().as_("t"))
+            .limit(1)
+        )
+        found = work.fetchall(query)
+        for column, estimate in zip(columns, found[0] if found else (), strict=False):
+            if estimate is not None:
+                shares[(table_plan.name, column)] = int(estimate) / rows[table_plan.name]
+    return shares
+
+
+def _approx_unique(column: exp.Expr) -> exp.Expr:
+    """The distinct estimate in DuckDB's `stats(column)`, extracted in SQL: the statistics also
+    hold the column's min and max, raw values that have no business in Python. A struct in
+    DuckDB 2 (`approx_unique` first), text in DuckDB 1 (`[Approx Unique: n]` after min/max: a
+    raw value imitating it could only change this choice, never the masked output)."""
+    text = exp.cast(exp.func("stats", column), exp.DataType.build("VARCHAR"))
+    number = exp.RegexpExtract(
+        this=text,
+        expression=exp.Literal.string(r"(?i)approx.unique\W+(\d+)"),
+        group=exp.Literal.number(1),
+    )
+    return exp.TryCast(
+        this=exp.Nullif(this=number, expression=exp.Literal.string("")),
+        to=exp.DataType.build("BIGINT"),
+    )
 
 
 def _entity_column(plan: TablePlan, mask: ColumnClass) -> str:
