@@ -57,7 +57,8 @@ def sample(app: AppContext, refresh: bool, output_format: str, as_json: bool) ->
     if not record.reused and record.timings:
         line = ", ".join(f"{k} {v:.1f}s" for k, v in record.timings.items())
         if record.mask_rows_per_s is not None:
-            line += f"; masked {record.masked_rows:,} rows at {record.mask_rows_per_s / 1e6:.2f}M rows/s"
+            rate = record.mask_rows_per_s / 1e6
+            line += f"; masked and stored {record.masked_rows:,} rows at {rate:.2f}M rows/s"
         footer.append(line)
     if record.files:
         footer.append(f"read from files and sampled like tables: {', '.join(record.files)}")
