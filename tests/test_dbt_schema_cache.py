@@ -54,7 +54,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def _python(code: str, *args: str, cache: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DATAOPS_DEV_CACHE_DIR": str(cache)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DATAOPS_CACHE_DIR": str(cache)}
     done = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False
     )

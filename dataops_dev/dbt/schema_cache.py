@@ -44,8 +44,8 @@ _installed: _Cache | None = None
 
 
 def cache_dir() -> Path:
-    """`$DATAOPS_DEV_CACHE_DIR`, else `$XDG_CACHE_HOME/dataops_dev`, else `~/.cache/dataops_dev`."""
-    explicit = os.environ.get("DATAOPS_DEV_CACHE_DIR")
+    """`$DATAOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/dataops_dev`, else `~/.cache/dataops_dev`."""
+    explicit = os.environ.get("DATAOPS_CACHE_DIR")
     if explicit:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
