@@ -127,6 +127,9 @@ def run_dbt(
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     from dbt.cli.main import dbtRunner
 
+    from dataops_dev.dbt import schema_cache
+
+    schema_cache.install()
     target_path.mkdir(parents=True, exist_ok=True)
     log_path = target_path.parent / "logs"
     timings: dict[str, float] = {}
@@ -207,6 +210,7 @@ def run_dbt(
         finally:
             _release_duckdb()
             _reset_adapters()
+            schema_cache.save()
             if cwd is not None:
                 os.chdir(previous_cwd)
     elapsed = time.perf_counter() - started
