@@ -243,9 +243,7 @@ class RelationIndex:
     def from_manifest(cls, manifest: Manifest) -> RelationIndex:
         by_schema_name: dict[tuple[str, str], str] = {}
         counts: dict[str, list[str]] = {}
-        for node in (*manifest.nodes.values(), *manifest.sources.values()):
-            if node.resource_type not in ("model", "seed", "snapshot", "source"):
-                continue
+        for node in manifest.relations():
             ident = node.identifier.lower()
             if node.schema:
                 by_schema_name[(node.schema.lower(), ident)] = node.unique_id
@@ -1085,9 +1083,9 @@ class _Run:
         self.roots: dict[str, tuple[str, ...] | None] = {}
         self.types: dict[str, dict[str, str]] = {}
         self.names: dict[str, str] = {}
-        for node in (*manifest.nodes.values(), *manifest.sources.values()):
-            if node.resource_type in ("seed", "source", "model", "snapshot"):
-                self.names[node.unique_id] = node.display_name
+        # Only relations: the types and names are looked up for what SQL reads.
+        for node in manifest.relations():
+            self.names[node.unique_id] = node.display_name
             if node.resource_type in ("seed", "source"):
                 self.roots[node.unique_id] = node_columns(node, catalog)
             declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
@@ -1328,8 +1326,8 @@ def seed_headers(manifest: Manifest, project_dir: Path) -> dict[str, tuple[str, 
     import csv
 
     result: dict[str, tuple[str, ...]] = {}
-    for node in manifest.nodes.values():
-        if node.resource_type != "seed" or not node.original_file_path:
+    for node in manifest.nodes.of_type("seed"):
+        if not node.original_file_path:
             continue
         try:
             with (project_dir / node.original_file_path).open(encoding="utf-8", newline="") as f:
