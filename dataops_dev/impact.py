@@ -1856,6 +1856,8 @@ def analyze_impact(
             catalog=catalog,
             only=lineage_scope(inputs, changes, versions, relations),
             reporter=reporter,
+            # The stages read the edges of the scope only; its other ancestors give columns.
+            full_ancestors=False,
         )
     exposures = _exposure_names(inputs.manifest)
     classified = Classified(head_schemas=dict(lineage.schemas))
