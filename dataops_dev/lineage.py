@@ -1074,9 +1074,12 @@ def compute_lineage(
         full_ancestors: False: the ancestors of `only` outside it are computed for their
             columns (in `schemas`) without their edges (not in `models`).
     """
-    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
     targets = [n.unique_id for n in manifest.dependency_order] if only is None else only
-    with task(reporter, "lineage", "column lineage", total=len(_ancestors(manifest, set(targets)))):
+    total = len(_ancestors(manifest, set(targets)))
+    with (
+        LineageRun(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers) as run,
+        task(reporter, "lineage", "column lineage", total=total),
+    ):
         run.ensure(targets, full_ancestors=full_ancestors)
     return run.result()
 
@@ -1100,9 +1103,11 @@ def column_lineage(
     model's edges depend on its parents' columns, not on their edges). `upstream()` and
     `downstream()` of the result for `unique_id.column` equal the full computation's; so does
     every model in it."""
-    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
     models = {n.unique_id for n in manifest.dependency_order}
-    with task(reporter, "lineage", "column lineage"):
+    with (
+        LineageRun(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers) as run,
+        task(reporter, "lineage", "column lineage"),
+    ):
         _ensure_upstream(run, models, unique_id, column)
         frontier: set[tuple[str, str | None]] = {(unique_id, column)} if downstream else set()
         seen: set[tuple[str, str | None]] = set()
@@ -1124,7 +1129,7 @@ def column_lineage(
     return run.result()
 
 
-def _ensure_upstream(run: _Run, models: set[str], unique_id: str, column: str | None) -> None:
+def _ensure_upstream(run: LineageRun, models: set[str], unique_id: str, column: str | None) -> None:
     """Compute the edges of every model `ProjectLineage.upstream(unique_id, column)` steps
     into, level by level (each level's models on the pool together)."""
     # A source or seed has no edges into it: its upstream is empty.
@@ -1154,10 +1159,13 @@ def _follows(edge: ColumnEdge, asked: set[str | None] | None) -> bool:
     return edge.source_column == STAR and any(c != STAR for c in asked)
 
 
-class _Run:
+class LineageRun:
     """One lineage computation over a manifest, extended on demand (`ensure`): each model is
     computed once, after its parents, from its parents' and the roots' columns only. A model
-    whose edges nobody asked for is computed for its columns only (`ColumnsOnly`)."""
+    whose edges nobody asked for is computed for its columns only (`ColumnsOnly`).
+
+    A context manager: the process pool, once started, serves every later `ensure` (a caller
+    that asks level by level pays its start-up once) and is stopped on leaving."""
 
     def __init__(
         self,
@@ -1195,6 +1203,31 @@ class _Run:
         """Models whose edges are asked for (the others need only their columns)."""
         self.computed = self.cached = self.unknown = 0
         self.setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types, cache_dir)
+        self._pool: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> LineageRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the pool (terminating its workers), if one was started."""
+        self._pool = None
+        self._stack.close()
+
+    def _pool_for(self, left: int, n_workers: int) -> Any:
+        # Started once enough is left to compute; then kept for every later batch.
+        if self._pool is None and left >= PARALLEL_MIN_MODELS and n_workers >= 2:
+            # Frozen objects are never scanned by the workers' collector, so the parent's
+            # heap stays shared instead of being copied page by page.
+            gc.freeze()
+            self._stack.callback(gc.unfreeze)
+            self._pool = self._stack.enter_context(
+                _pool_context().Pool(n_workers, _worker_init, (self.setup,))
+            )
+        return self._pool
 
     def inputs_of(self, parents: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
         # A model sees its parents' columns and the roots' (seeds, sources), nothing else: the
@@ -1242,12 +1275,15 @@ class _Run:
         inputs = self.inputs_of(node.depends_on_nodes)
         return _compute(self.setup, node.unique_id, sql, inputs, key, node.unique_id in self.full)
 
-    def ensure(self, uids: Iterable[str], *, full_ancestors: bool = True) -> None:
-        """Compute the lineage of `uids`, and of their ancestors (only their columns when not
-        `full_ancestors`), those not computed yet."""
+    def ensure(
+        self, uids: Iterable[str], *, full_ancestors: bool = True, edges: bool = True
+    ) -> None:
+        """Compute the lineage of `uids` (only their columns when not `edges`), and of their
+        ancestors (only their columns when not `full_ancestors`), those not computed yet."""
         asked = set(uids)
         wanted = _ancestors(self.manifest, asked)
-        self.full |= wanted if full_ancestors else asked
+        if edges:
+            self.full |= wanted if full_ancestors else asked
         order = [
             n
             for n in self.order
@@ -1256,7 +1292,7 @@ class _Run:
             and (n.unique_id in self.full or n.unique_id not in self.schemas)
         ]
         n_workers = min(lineage_workers(self.workers), max(1, len(order) // 8))
-        if n_workers < 2 or len(order) < PARALLEL_MIN_MODELS:
+        if self._pool is None and (n_workers < 2 or len(order) < PARALLEL_MIN_MODELS):
             for node in order:
                 started = self.start(node)
                 if isinstance(started, tuple):
@@ -1275,8 +1311,7 @@ class _Run:
                 key,
                 node.unique_id in self.full,
             ),
-            self.setup,
-            n_workers,
+            lambda left: self._pool_for(left, n_workers),
         )
 
     def result(self) -> ProjectLineage:
@@ -1365,12 +1400,11 @@ def _schedule(
     finish: Callable[[Node, Computed, bool], None],
     compute_here: Callable[[Node, str, str], Computed],
     task_of: Callable[[Node, str, str], tuple[Any, ...]],
-    setup: _WorkerSetup,
-    n_workers: int,
+    pool_for: Callable[[int], Any],
 ) -> None:
-    """Compute `order` on `n_workers` processes, started once `PARALLEL_MIN_MODELS` models are
-    left to compute (cache hits do not count); `task_of(node, sql, key)` is the rest of a
-    `_worker_run` call after the unique id."""
+    """Compute `order` on the pool `pool_for(models left to compute)` gives (None: here; cache
+    hits do not count); `task_of(node, sql, key)` is the rest of a `_worker_run` call after the
+    unique id. An error or Ctrl-C propagates; the owner of the pool stops it."""
     by_uid = {n.unique_id: n for n in order}
     waiting = {
         uid: {p for p in node.depends_on_nodes if p in by_uid and p != uid}
@@ -1385,54 +1419,43 @@ def _schedule(
     done: queue.SimpleQueue[tuple[str, Any, BaseException | None]] = queue.SimpleQueue()
     left = len(order)
     in_flight = 0
-    with contextlib.ExitStack() as stack:
-        pool: Any = None
 
-        def complete(uid: str, result: Computed, fresh: bool) -> None:
-            nonlocal left
-            finish(by_uid[uid], result, fresh)
-            left -= 1
-            for child in children.get(uid, ()):
-                waiting[child].discard(uid)
-                if not waiting[child]:
-                    ready.append(child)
+    def complete(uid: str, result: Computed, fresh: bool) -> None:
+        nonlocal left
+        finish(by_uid[uid], result, fresh)
+        left -= 1
+        for child in children.get(uid, ()):
+            waiting[child].discard(uid)
+            if not waiting[child]:
+                ready.append(child)
 
-        while ready or in_flight:
-            # Topological position first, so the run is reproducible whatever finishes first.
-            ready.sort(key=position.__getitem__, reverse=True)
-            while ready:
-                uid = ready.pop()
-                node = by_uid[uid]
-                started = start(node)
-                if not isinstance(started, tuple):
-                    complete(uid, started, False)
-                    continue
-                if pool is None and left >= PARALLEL_MIN_MODELS:
-                    # Frozen objects are never scanned by the workers' collector, so the
-                    # parent's heap stays shared instead of being copied page by page.
-                    gc.freeze()
-                    stack.callback(gc.unfreeze)
-                    pool = stack.enter_context(
-                        _pool_context().Pool(n_workers, _worker_init, (setup,))
-                    )
-                if pool is None:
-                    complete(uid, compute_here(node, *started), True)
-                    continue
-                pool.apply_async(
-                    _worker_run,
-                    (uid, *task_of(node, *started)),
-                    callback=lambda data, uid=uid: done.put((uid, data, None)),
-                    error_callback=lambda error, uid=uid: done.put((uid, None, error)),
-                )
-                in_flight += 1
-            if in_flight:
-                uid, data, error = _next_done(done)
-                in_flight -= 1
-                if error is not None:
-                    raise error
-                complete(uid, _from_worker(data), True)
-        # Leaving the stack terminates the pool: also on Ctrl-C or an error, so no worker
-        # outlives the call.
+    while ready or in_flight:
+        # Topological position first, so the run is reproducible whatever finishes first.
+        ready.sort(key=position.__getitem__, reverse=True)
+        while ready:
+            uid = ready.pop()
+            node = by_uid[uid]
+            started = start(node)
+            if not isinstance(started, tuple):
+                complete(uid, started, False)
+                continue
+            pool = pool_for(left)
+            if pool is None:
+                complete(uid, compute_here(node, *started), True)
+                continue
+            pool.apply_async(
+                _worker_run,
+                (uid, *task_of(node, *started)),
+                callback=lambda data, uid=uid: done.put((uid, data, None)),
+                error_callback=lambda error, uid=uid: done.put((uid, None, error)),
+            )
+            in_flight += 1
+        if in_flight:
+            uid, data, error = _next_done(done)
+            in_flight -= 1
+            if error is not None:
+                raise error
+            complete(uid, _from_worker(data), True)
 
 
 def _next_done(
