@@ -1369,8 +1369,11 @@ _WORKER: list[_WorkerSetup] = []
 
 
 def _worker_init(setup: _WorkerSetup) -> None:
-    # Ctrl-C is the parent's to handle: it terminates the pool, the workers just stop.
+    # Ctrl-C is the parent's to handle: it terminates the pool, the workers just stop. The
+    # pool terminates a worker with SIGTERM: die at once, not in the inherited Python handler,
+    # whose exception would unwind (and print) through locks forked in a held state.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER[:] = [setup]
 
 
