@@ -8,6 +8,7 @@ unknown`; lineage edges then carry the change downstream (value- vs row-affected
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -29,14 +30,13 @@ from dataops_dev.lineage import (
     STAR,
     EdgeKind,
     LineageError,
+    LineageRun,
     PreparedQuery,
     ProjectLineage,
     RelationIndex,
     RenderMemo,
-    compute_lineage,
     default_cache_dir,
     dialect_for,
-    downstream_closure,
     first_select,
     has_aggregate,
     is_outer_join,
@@ -48,7 +48,7 @@ from dataops_dev.lineage import (
     referenced_nodes,
     seed_headers,
 )
-from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch
+from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
 
 if TYPE_CHECKING:
     from sqlglot.optimizer.scope import Scope
@@ -969,12 +969,21 @@ def _unseen_changed_parent(
     )
 
 
+def _reads_impacted(
+    manifest: Manifest, child: str, row_models: set[str], value_cols: Mapping[str, set[str]]
+) -> bool:
+    node = manifest.get(child)
+    parents = node.depends_on_nodes if node is not None else ()
+    return any(p in row_models or value_cols.get(p) for p in parents)
+
+
 def impact_radius(
     manifest: Manifest,
     lineage: ProjectLineage,
     changes: Mapping[str, tuple[set[str], bool]],
     *,
     exposures: Mapping[str, tuple[str, ...]] | None = None,
+    missing: set[str] | None = None,
 ) -> dict[str, Impacted]:
     """Downstream impact of each changed model.
 
@@ -982,6 +991,9 @@ def impact_radius(
     edge carries a changed column to its targets; a row edge (filter/join/group key) from a
     changed column, or any edge from a row-affected model, makes the whole target row-affected.
     `exposures` (model -> exposure names, `_exposure_names`) when the caller has it already.
+    `missing`: collects the descendants read from an impacted parent whose lineage is not in
+    `lineage` (the result is then incomplete: compute them and call again). Descendants without
+    an impacted parent never change the result, so their lineage is not needed.
     """
     position = {n.unique_id: i for i, n in enumerate(manifest.dependency_order)}
     if exposures is None:
@@ -996,6 +1008,8 @@ def impact_radius(
         for child in descendants:
             model = lineage.models.get(child)
             if model is None:
+                if missing is not None and _reads_impacted(manifest, child, row_models, value_cols):
+                    missing.add(child)
                 continue
             if _unseen_changed_parent(manifest, child, model.edges, row_models, value_cols):
                 # Lineage saw no edge from a changed parent (opaque SQL, a Python model):
@@ -1729,14 +1743,24 @@ def classify_data(
 
 def radius_of(
     inputs: ImpactInputs,
-    lineage: ProjectLineage,
+    run: LineageRun,
     classified: Classified,
     versions: Versions,
     relations: RelationIndex,
     exposures: Mapping[str, tuple[str, ...]],
 ) -> dict[str, Impacted]:
+    """The impact radius, computing the lineage of a descendant only once a parent of it is
+    impacted (level by level): the rest of the downstream cannot change the result."""
     manifest = inputs.manifest
-    radius = impact_radius(manifest, lineage, classified.radius_input, exposures=exposures)
+    while True:
+        lineage = run.result()
+        missing: set[str] = set()
+        radius = impact_radius(
+            manifest, lineage, classified.radius_input, exposures=exposures, missing=missing
+        )
+        if not missing:
+            break
+        run.ensure(missing, full_ancestors=False)
     origins = [
         uid
         for uid, change in classified.pending.items()
@@ -1746,7 +1770,7 @@ def radius_of(
     ]
     schemas = {**lineage.schemas, **classified.head_schemas}
     reshaped_by_origin = _propagate_column_sets(
-        manifest, lineage, schemas, origins, versions.base_sql, inputs.dialect, relations
+        manifest, run, schemas, origins, versions.base_sql, inputs.dialect, relations
     )
     for origin, reshaped in reshaped_by_origin.items():
         radius[origin] = _with_reshaped(
@@ -1797,17 +1821,20 @@ def assemble_report(
 def lineage_scope(
     inputs: ImpactInputs, changes: ChangeSet, versions: Versions, relations: RelationIndex
 ) -> set[str]:
-    """The models whose lineage the later stages read (`compute_lineage(only=…)` adds their
-    ancestors): every changed model with its downstream, and what the new SQL of a changed or
-    added model reads (its parents' columns qualify it), even where the base did not read it."""
+    """The models whose lineage classification reads (their ancestors give their columns):
+    every changed model and its children, and what either SQL of a changed or added model
+    reads (its parents' columns qualify it), even where the manifest does not say it. The
+    rest of the downstream is computed as the impact reaches it (`radius_of`)."""
+    manifest = inputs.manifest
     starts = {
         inputs.base_models[name].unique_id
         for name in (*changes.changed, *changes.indirect, *changes.removed)
         if name in inputs.base_models
     }
     starts.update(data.unique_id for data in changes.data)
-    scope = downstream_closure(inputs.manifest, starts)
-    for version in versions.head.values():
+    models = {n.unique_id for n in manifest.dependency_order}
+    scope = starts | {c for s in starts for c in manifest.child_map.get(s, ()) if c in models}
+    for version in (*versions.head.values(), *versions.base.values()):
         if version.sql is not None:
             scope |= referenced_nodes(version.sql, inputs.dialect, relations)
     return scope
@@ -1846,27 +1873,37 @@ def analyze_impact(
     if memo is not None:
         versions = dataclasses.replace(versions, base_sql=memo.wrap(versions.base_sql))
     relations = RelationIndex.from_manifest(inputs.manifest)
-    with watch.measure("lineage"):
-        catalog = seed_headers(inputs.manifest, base_code_dir or project_dir)
-        lineage = compute_lineage(
-            inputs.manifest,
-            dialect=inputs.dialect,
-            cache_dir=default_cache_dir(state_dir) if state_dir is not None else None,
-            sql_for=versions.base_sql,
-            catalog=catalog,
-            only=lineage_scope(inputs, changes, versions, relations),
-            reporter=reporter,
+    with contextlib.ExitStack() as stack:
+        run = stack.enter_context(
+            LineageRun(
+                inputs.manifest,
+                inputs.dialect,
+                default_cache_dir(state_dir) if state_dir is not None else None,
+                versions.base_sql,
+                seed_headers(inputs.manifest, base_code_dir or project_dir),
+                reporter,
+                None,
+            )
         )
-    exposures = _exposure_names(inputs.manifest)
-    classified = Classified(head_schemas=dict(lineage.schemas))
-    with watch.measure("classify"):
-        classify_modified(inputs, changes, versions, lineage, relations, classified)
-        classify_meta_only(inputs, changes, classified)
-        classify_removed(inputs, changes, lineage, classified)
-        classify_added(inputs, changes, versions, relations, classified)
-        classify_data(inputs, changes, lineage, classified)
-    with watch.measure("radius"):
-        radius = radius_of(inputs, lineage, classified, versions, relations, exposures)
+        stack.enter_context(task(reporter, "lineage", "column lineage"))
+        with watch.measure("lineage"):
+            scope = lineage_scope(inputs, changes, versions, relations)
+            if scope is None:  # as compute_lineage(only=None): every model, edges and all
+                run.ensure(n.unique_id for n in inputs.manifest.dependency_order)
+            else:
+                run.ensure(scope, full_ancestors=False)
+            lineage = run.result()
+        exposures = _exposure_names(inputs.manifest)
+        classified = Classified(head_schemas=dict(lineage.schemas))
+        with watch.measure("classify"):
+            classify_modified(inputs, changes, versions, lineage, relations, classified)
+            classify_meta_only(inputs, changes, classified)
+            classify_removed(inputs, changes, lineage, classified)
+            classify_added(inputs, changes, versions, relations, classified)
+            classify_data(inputs, changes, lineage, classified)
+        with watch.measure("radius"):
+            radius = radius_of(inputs, run, classified, versions, relations, exposures)
+        lineage = run.result()
     if memo is not None:
         memo.save()
     watch.timings["total"] = time.perf_counter() - started
@@ -1877,7 +1914,7 @@ def analyze_impact(
 
 def _propagate_column_sets(
     manifest: Manifest,
-    lineage: ProjectLineage,
+    run: LineageRun,
     head_schemas: dict[str, tuple[str, ...] | None],
     origins: Iterable[str],
     sql_for: Callable[[Node], str | None],
@@ -1885,7 +1922,8 @@ def _propagate_column_sets(
     relations: RelationIndex,
 ) -> dict[str, dict[str, tuple[str, ...]]]:
     """Children whose own output columns change because a parent's did (`SELECT *` chains):
-    origin -> {child: columns added or removed there}. Walks only while column sets change."""
+    origin -> {child: columns added or removed there}. Walks only while column sets change;
+    the base columns of the children (and of their parents) are computed as it reaches them."""
     order = {n.unique_id: i for i, n in enumerate(manifest.dependency_order)}
     result: dict[str, dict[str, tuple[str, ...]]] = {}
     for origin in origins:
@@ -1901,6 +1939,9 @@ def _propagate_column_sets(
                 },
                 key=order.__getitem__,
             )
+            run.ensure(children, edges=False)
+            for uid, columns in run.schemas.items():
+                head_schemas.setdefault(uid, columns)
             frontier = set()
             for child in children:
                 node = manifest.get(child)
@@ -1912,7 +1953,7 @@ def _propagate_column_sets(
                 except LineageError:
                     continue
                 columns = lineage_of_prepared(child, prepared).columns
-                before = lineage.schemas.get(child)
+                before = run.schemas.get(child)
                 if columns is None or before is None or columns == before:
                     continue
                 head_schemas[child] = columns

@@ -32,7 +32,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
-from dataops_dev.atomic import write_text_atomic
+from dataops_dev.atomic import write_cache_text
 from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
@@ -243,9 +243,7 @@ class RelationIndex:
     def from_manifest(cls, manifest: Manifest) -> RelationIndex:
         by_schema_name: dict[tuple[str, str], str] = {}
         counts: dict[str, list[str]] = {}
-        for node in (*manifest.nodes.values(), *manifest.sources.values()):
-            if node.resource_type not in ("model", "seed", "snapshot", "source"):
-                continue
+        for node in manifest.relations():
             ident = node.identifier.lower()
             if node.schema:
                 by_schema_name[(node.schema.lower(), ident)] = node.unique_id
@@ -412,7 +410,7 @@ class _Walker:
         self.unknown: list[str] = []
 
     def name(self, identifier: str) -> str:
-        return identifier.lower() if self.p.lower_names else identifier
+        return _named(self.p, identifier)
 
     def leaf_table(self, table: exp.Table) -> str:
         return self.p.table_nodes.get(table.name, f"ext:{table.name}")
@@ -786,6 +784,19 @@ def model_lineage_from_sql(
     return lineage_of_prepared(unique_id, prepared, cache_key=cache_key)
 
 
+def output_columns(prepared: PreparedQuery) -> tuple[str, ...] | None:
+    """The query's output columns, as `lineage_of_prepared` gives them (None: a `*` is left),
+    without walking its lineage."""
+    selects = first_select(prepared.root.expression).selects
+    if any(p.is_star for p in selects):
+        return None
+    return tuple(output_names(_named(prepared, p.alias_or_name) for p in selects))
+
+
+def _named(prepared: PreparedQuery, identifier: str) -> str:
+    return identifier.lower() if prepared.lower_names else identifier
+
+
 def lineage_of_prepared(
     unique_id: str, prepared: PreparedQuery, cache_key: str = ""
 ) -> ModelLineage:
@@ -794,7 +805,7 @@ def lineage_of_prepared(
     select = first_select(root.expression)
     edges: set[ColumnEdge] = set()
     columns: list[str] | None = []
-    names = output_names(walker.name(p.alias_or_name) for p in select.selects)
+    names = output_names(_named(prepared, p.alias_or_name) for p in select.selects)
     for index, projection in enumerate(select.selects):
         leaves = walker.value(root, index)
         if projection.is_star:
@@ -921,19 +932,59 @@ def _well_typed(lineage: ModelLineage) -> bool:
     return reason_ok and all(isinstance(name, str) for name in names)
 
 
+@dataclass(frozen=True)
+class ColumnsOnly:
+    """A model computed for its output columns only (its children need them, nobody asked for
+    its edges): qualified like a full result, not walked."""
+
+    unique_id: str
+    columns: tuple[str, ...] | None
+    cache_key: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unique_id": self.unique_id,
+            "columns": list(self.columns) if self.columns is not None else None,
+            "cache_key": self.cache_key,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ColumnsOnly:
+        columns = data.get("columns")
+        return cls(
+            data["unique_id"],
+            tuple(columns) if columns is not None else None,
+            data.get("cache_key", ""),
+        )
+
+
+Computed = ModelLineage | ColumnsOnly
+
+
 class LineageCache:
-    """One JSON file per model result, named by its cache key; writes are atomic."""
+    """One JSON file per model result, named by its cache key (`.columns.json` for a columns-only
+    result). Written by rename, without fsync: a cache entry lost or torn by a crash reads as
+    missing and is computed again, so durability would only cost time."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
+    def _path(self, key: str, suffix: str = "") -> Path:
+        return self.directory / key[:2] / f"{key}{suffix}.json"
+
+    def _read(self, key: str, suffix: str = "") -> dict[str, Any] | None:
+        from dataops_dev.statefiles import read_cache_json
+
+        data = read_cache_json(self._path(key, suffix))
+        if data is None or data.get("cache_key") != key:
+            return None
+        return data
+
     def get(self, key: str) -> ModelLineage | None:
         """The cached result, or None when missing or unusable (it is then recomputed and
         written again: a corrupt cache costs time, never a wrong answer or a crash)."""
-        from dataops_dev.statefiles import read_cache_json
-
-        data = read_cache_json(self.directory / key[:2] / f"{key}.json")
-        if data is None or data.get("cache_key") != key:
+        data = self._read(key)
+        if data is None:
             return None
         try:
             lineage = ModelLineage.from_json(data)
@@ -941,9 +992,26 @@ class LineageCache:
             return None
         return lineage if _well_typed(lineage) else None
 
-    def put(self, lineage: ModelLineage) -> None:
-        target = self.directory / lineage.cache_key[:2] / f"{lineage.cache_key}.json"
-        write_text_atomic(target, json.dumps(lineage.to_json(), separators=(",", ":")))
+    def get_columns(self, key: str) -> ColumnsOnly | None:
+        """The output columns under `key`: from a full result, else from a columns-only one."""
+        full = self.get(key)
+        if full is not None:
+            return ColumnsOnly(full.unique_id, full.columns, key)
+        data = self._read(key, ".columns")
+        if data is None:
+            return None
+        try:
+            found = ColumnsOnly.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+        names: list[object] = [found.unique_id, *(found.columns or ())]
+        return found if all(isinstance(name, str) for name in names) else None
+
+    def put(self, result: Computed) -> None:
+        suffix = "" if isinstance(result, ModelLineage) else ".columns"
+        target = self._path(result.cache_key, suffix)
+        text = json.dumps(result.to_json(), separators=(",", ":"))
+        write_cache_text(target, text)
 
 
 def _relation_label(node: Node | None) -> str:
@@ -989,6 +1057,7 @@ def compute_lineage(
     only: Iterable[str] | None = None,
     reporter: Reporter = NULL_REPORTER,
     workers: int | None = None,
+    full_ancestors: bool = True,
 ) -> ProjectLineage:
     """Column lineage of every model of `manifest`, in topological order.
 
@@ -1002,11 +1071,16 @@ def compute_lineage(
         workers: processes for the models not in the cache (default: `lineage_workers()`);
             a pool starts only when at least `PARALLEL_MIN_MODELS` models are left, and the
             result is the same edge for edge as the serial computation.
+        full_ancestors: False: the ancestors of `only` outside it are computed for their
+            columns (in `schemas`) without their edges (not in `models`).
     """
-    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
     targets = [n.unique_id for n in manifest.dependency_order] if only is None else only
-    with task(reporter, "lineage", "column lineage", total=len(_ancestors(manifest, set(targets)))):
-        run.ensure(targets)
+    total = len(_ancestors(manifest, set(targets)))
+    with (
+        LineageRun(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers) as run,
+        task(reporter, "lineage", "column lineage", total=total),
+    ):
+        run.ensure(targets, full_ancestors=full_ancestors)
     return run.result()
 
 
@@ -1023,21 +1097,25 @@ def column_lineage(
     reporter: Reporter = NULL_REPORTER,
     workers: int | None = None,
 ) -> ProjectLineage:
-    """What `lineage MODEL[.COLUMN]` walks, computed on demand: the node's ancestors (its
-    upstream), then, level by level while the column reaches further, the children of every
-    node reached (with the ancestors they read). `upstream()` and `downstream()` of the
-    result for `unique_id.column` equal the full computation's; so does every model in it."""
-    run = _Run(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers)
+    """What `lineage MODEL[.COLUMN]` walks, computed on demand: the edges of the models the
+    column's upstream reaches, then, level by level while the column reaches further, the
+    children of every node reached; every other ancestor of those only for its columns (a
+    model's edges depend on its parents' columns, not on their edges). `upstream()` and
+    `downstream()` of the result for `unique_id.column` equal the full computation's; so does
+    every model in it."""
     models = {n.unique_id for n in manifest.dependency_order}
-    with task(reporter, "lineage", "column lineage"):
-        run.ensure([unique_id])
+    with (
+        LineageRun(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers) as run,
+        task(reporter, "lineage", "column lineage"),
+    ):
+        _ensure_upstream(run, models, unique_id, column)
         frontier: set[tuple[str, str | None]] = {(unique_id, column)} if downstream else set()
         seen: set[tuple[str, str | None]] = set()
         while frontier:
             seen |= frontier
             nodes = {node for node, _ in frontier}
             children = {c for n in nodes for c in manifest.child_map.get(n, ()) if c in models}
-            run.ensure(children)
+            run.ensure(children, full_ancestors=False)
             asked: dict[str, set[str | None]] = {}
             for node, col in frontier:
                 asked.setdefault(node, set()).add(col)
@@ -1051,6 +1129,26 @@ def column_lineage(
     return run.result()
 
 
+def _ensure_upstream(run: LineageRun, models: set[str], unique_id: str, column: str | None) -> None:
+    """Compute the edges of every model `ProjectLineage.upstream(unique_id, column)` steps
+    into, level by level (each level's models on the pool together)."""
+    # A source or seed has no edges into it: its upstream is empty.
+    frontier: set[tuple[str, str | None]] = {(unique_id, column)} if unique_id in models else set()
+    seen: set[tuple[str, str | None]] = set()
+    while frontier:
+        seen |= frontier
+        run.ensure({node for node, _ in frontier}, full_ancestors=False)
+        following: set[tuple[str, str | None]] = set()
+        for node, col in frontier:
+            for edge in run.results[node].edges:
+                if col is not None and edge.target_column not in (col, STAR):
+                    continue
+                if edge.source_node in models:
+                    reached = None if edge.source_column == STAR else edge.source_column
+                    following.add((edge.source_node, reached))
+        frontier = following - seen
+
+
 def _follows(edge: ColumnEdge, asked: set[str | None] | None) -> bool:
     """Whether `ProjectLineage.edges_from(node, column)` holds `edge` for one of the columns
     asked of its source node (None: the whole node)."""
@@ -1061,9 +1159,13 @@ def _follows(edge: ColumnEdge, asked: set[str | None] | None) -> bool:
     return edge.source_column == STAR and any(c != STAR for c in asked)
 
 
-class _Run:
+class LineageRun:
     """One lineage computation over a manifest, extended on demand (`ensure`): each model is
-    computed once, after its parents, from its parents' and the roots' columns only."""
+    computed once, after its parents, from its parents' and the roots' columns only. A model
+    whose edges nobody asked for is computed for its columns only (`ColumnsOnly`).
+
+    A context manager: the process pool, once started, serves every later `ensure` (a caller
+    that asks level by level pays its start-up once) and is stopped on leaving."""
 
     def __init__(
         self,
@@ -1085,9 +1187,9 @@ class _Run:
         self.roots: dict[str, tuple[str, ...] | None] = {}
         self.types: dict[str, dict[str, str]] = {}
         self.names: dict[str, str] = {}
-        for node in (*manifest.nodes.values(), *manifest.sources.values()):
-            if node.resource_type in ("seed", "source", "model", "snapshot"):
-                self.names[node.unique_id] = node.display_name
+        # Only relations: the types and names are looked up for what SQL reads.
+        for node in manifest.relations():
+            self.names[node.unique_id] = node.display_name
             if node.resource_type in ("seed", "source"):
                 self.roots[node.unique_id] = node_columns(node, catalog)
             declared = {c.lower(): i.data_type for c, i in node.columns.items() if i.data_type}
@@ -1097,7 +1199,35 @@ class _Run:
         self.position = {n.unique_id: i for i, n in enumerate(self.order)}
         self.schemas: dict[str, tuple[str, ...] | None] = dict(self.roots)
         self.results: dict[str, ModelLineage] = {}
+        self.full: set[str] = set()
+        """Models whose edges are asked for (the others need only their columns)."""
         self.computed = self.cached = self.unknown = 0
+        self.setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types, cache_dir)
+        self._pool: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> LineageRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the pool (terminating its workers), if one was started."""
+        self._pool = None
+        self._stack.close()
+
+    def _pool_for(self, left: int, n_workers: int) -> Any:
+        # Started once enough is left to compute; then kept for every later batch.
+        if self._pool is None and left >= PARALLEL_MIN_MODELS and n_workers >= 2:
+            # Frozen objects are never scanned by the workers' collector, so the parent's
+            # heap stays shared instead of being copied page by page.
+            gc.freeze()
+            self._stack.callback(gc.unfreeze)
+            self._pool = self._stack.enter_context(
+                _pool_context().Pool(n_workers, _worker_init, (self.setup,))
+            )
+        return self._pool
 
     def inputs_of(self, parents: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
         # A model sees its parents' columns and the roots' (seeds, sources), nothing else: the
@@ -1105,7 +1235,7 @@ class _Run:
         # happen to be done (serial, parallel and `only=` give the same edges).
         return {p: self.schemas[p] for p in parents if p in self.schemas and p not in self.roots}
 
-    def start(self, node: Node) -> ModelLineage | tuple[str, str]:
+    def start(self, node: Node) -> Computed | tuple[str, str]:
         """A result when there is nothing to parse (cache hit, no SQL), else (sql, key)."""
         parents = node.depends_on_nodes
         sql = self.sql_for(node) if node.language == "sql" else None
@@ -1117,17 +1247,21 @@ class _Run:
             self.dialect,
             ((p, _relation_label(self.manifest.get(p)), self.schemas.get(p)) for p in parents),
         )
-        hit = self.cache.get(key) if self.cache is not None else None
+        hit: Computed | None = None
+        if self.cache is not None:
+            full = node.unique_id in self.full
+            hit = self.cache.get(key) if full else self.cache.get_columns(key)
         if hit is not None and hit.unique_id == node.unique_id:
             self.cached += 1
             return hit
         return sql, key
 
-    def finish(self, node: Node, result: ModelLineage, fresh: bool) -> None:
-        if fresh:
-            self.computed += 1
-            if self.cache is not None:
-                self.cache.put(result)
+    def finish(self, node: Node, result: Computed, fresh: bool) -> None:
+        self.computed += fresh
+        self.reporter.task_advanced("lineage")
+        if isinstance(result, ColumnsOnly):
+            self.schemas[node.unique_id] = result.columns
+            return
         parents = node.depends_on_nodes
         if result.columns is None and not result.edges and parents:
             # Unparsable SQL still reads its parents: keep the edges, as unknown.
@@ -1136,35 +1270,48 @@ class _Run:
             self.unknown += 1
         self.results[node.unique_id] = result
         self.schemas[node.unique_id] = result.columns
-        self.reporter.task_advanced("lineage")
 
-    def compute_here(self, node: Node, sql: str, key: str) -> ModelLineage:
-        return model_lineage_from_sql(
-            node.unique_id,
-            sql,
-            self.dialect,
-            self.relations,
-            {**self.roots, **self.inputs_of(node.depends_on_nodes)},
-            types=self.types,
-            cache_key=key,
-        )
+    def compute_here(self, node: Node, sql: str, key: str) -> Computed:
+        inputs = self.inputs_of(node.depends_on_nodes)
+        return _compute(self.setup, node.unique_id, sql, inputs, key, node.unique_id in self.full)
 
-    def ensure(self, uids: Iterable[str]) -> None:
-        """Compute `uids` and their ancestors, those not computed yet."""
-        wanted = _ancestors(self.manifest, set(uids))
-        order = [n for n in self.order if n.unique_id in wanted and n.unique_id not in self.results]
+    def ensure(
+        self, uids: Iterable[str], *, full_ancestors: bool = True, edges: bool = True
+    ) -> None:
+        """Compute the lineage of `uids` (only their columns when not `edges`), and of their
+        ancestors (only their columns when not `full_ancestors`), those not computed yet."""
+        asked = set(uids)
+        wanted = _ancestors(self.manifest, asked)
+        if edges:
+            self.full |= wanted if full_ancestors else asked
+        order = [
+            n
+            for n in self.order
+            if n.unique_id in wanted
+            and n.unique_id not in self.results
+            and (n.unique_id in self.full or n.unique_id not in self.schemas)
+        ]
         n_workers = min(lineage_workers(self.workers), max(1, len(order) // 8))
-        if n_workers < 2 or len(order) < PARALLEL_MIN_MODELS:
+        if self._pool is None and (n_workers < 2 or len(order) < PARALLEL_MIN_MODELS):
             for node in order:
                 started = self.start(node)
-                if isinstance(started, ModelLineage):
-                    self.finish(node, started, fresh=False)
-                else:
+                if isinstance(started, tuple):
                     self.finish(node, self.compute_here(node, *started), fresh=True)
+                else:
+                    self.finish(node, started, fresh=False)
             return
-        setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types)
         _schedule(
-            order, self.start, self.finish, self.compute_here, self.inputs_of, setup, n_workers
+            order,
+            self.start,
+            self.finish,
+            self.compute_here,
+            lambda node, sql, key: (
+                sql,
+                self.inputs_of(node.depends_on_nodes),
+                key,
+                node.unique_id in self.full,
+            ),
+            lambda left: self._pool_for(left, n_workers),
         )
 
     def result(self) -> ProjectLineage:
@@ -1177,8 +1324,9 @@ class _Run:
 
 # --------------------------------------------------------------------------------------------
 # The process pool: models go to the workers as soon as their parents are done (the DAG's
-# layers, without waiting for a whole layer); the parent keeps the cache, the schemas and the
-# order, so the pool changes when a model is computed, never what it gives.
+# layers, without waiting for a whole layer); the parent keeps the schemas and the order, the
+# workers compute and write the cache, so the pool changes when a model is computed, never
+# what it gives.
 
 
 @dataclass(frozen=True)
@@ -1187,31 +1335,58 @@ class _WorkerSetup:
     relations: RelationIndex
     roots: Mapping[str, tuple[str, ...] | None]
     types: Mapping[str, Mapping[str, str]]
+    cache_dir: Path | None = None
+
+
+def _compute(
+    setup: _WorkerSetup,
+    uid: str,
+    sql: str,
+    parent_schemas: Mapping[str, tuple[str, ...] | None],
+    key: str,
+    full: bool,
+) -> Computed:
+    """One model from its SQL and its parents' columns, written to the cache when there is one."""
+    schemas = {**setup.roots, **parent_schemas}
+    result: Computed
+    if full:
+        result = model_lineage_from_sql(
+            uid, sql, setup.dialect, setup.relations, schemas, types=setup.types, cache_key=key
+        )
+    else:
+        try:
+            prepared = prepare(sql, setup.dialect, setup.relations, schemas, setup.types)
+            columns = output_columns(prepared)
+        except LineageError:
+            columns = None
+        result = ColumnsOnly(uid, columns, key)
+    if setup.cache_dir is not None:
+        LineageCache(setup.cache_dir).put(result)
+    return result
 
 
 _WORKER: list[_WorkerSetup] = []
 
 
 def _worker_init(setup: _WorkerSetup) -> None:
-    # Ctrl-C is the parent's to handle: it terminates the pool, the workers just stop.
+    # Ctrl-C is the parent's to handle: it terminates the pool, the workers just stop. The
+    # pool terminates a worker with SIGTERM: die at once, not in the inherited Python handler,
+    # whose exception would unwind (and print) through locks forked in a held state.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER[:] = [setup]
 
 
 def _worker_run(
-    uid: str, sql: str, parent_schemas: dict[str, tuple[str, ...] | None], key: str
-) -> dict[str, Any]:
-    setup = _WORKER[0]
-    result = model_lineage_from_sql(
-        uid,
-        sql,
-        setup.dialect,
-        setup.relations,
-        {**setup.roots, **parent_schemas},
-        types=setup.types,
-        cache_key=key,
-    )
-    return result.to_json()
+    uid: str, sql: str, parent_schemas: dict[str, tuple[str, ...] | None], key: str, full: bool
+) -> tuple[bool, dict[str, Any]]:
+    result = _compute(_WORKER[0], uid, sql, parent_schemas, key, full)
+    return isinstance(result, ModelLineage), result.to_json()
+
+
+def _from_worker(answer: tuple[bool, dict[str, Any]]) -> Computed:
+    full, data = answer
+    return ModelLineage.from_json(data) if full else ColumnsOnly.from_json(data)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -1224,13 +1399,15 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 def _schedule(
     order: list[Node],
-    start: Callable[[Node], ModelLineage | tuple[str, str]],
-    finish: Callable[[Node, ModelLineage, bool], None],
-    compute_here: Callable[[Node, str, str], ModelLineage],
-    inputs_of: Callable[[Iterable[str]], dict[str, tuple[str, ...] | None]],
-    setup: _WorkerSetup,
-    n_workers: int,
+    start: Callable[[Node], Computed | tuple[str, str]],
+    finish: Callable[[Node, Computed, bool], None],
+    compute_here: Callable[[Node, str, str], Computed],
+    task_of: Callable[[Node, str, str], tuple[Any, ...]],
+    pool_for: Callable[[int], Any],
 ) -> None:
+    """Compute `order` on the pool `pool_for(models left to compute)` gives (None: here; cache
+    hits do not count); `task_of(node, sql, key)` is the rest of a `_worker_run` call after the
+    unique id. An error or Ctrl-C propagates; the owner of the pool stops it."""
     by_uid = {n.unique_id: n for n in order}
     waiting = {
         uid: {p for p in node.depends_on_nodes if p in by_uid and p != uid}
@@ -1242,65 +1419,51 @@ def _schedule(
             children.setdefault(parent, []).append(uid)
     position = {uid: i for i, uid in enumerate(by_uid)}
     ready = [uid for uid in by_uid if not waiting[uid]]
-    done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]]
-    done = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[str, Any, BaseException | None]] = queue.SimpleQueue()
     left = len(order)
     in_flight = 0
-    with contextlib.ExitStack() as stack:
-        pool: Any = None
 
-        def complete(uid: str, result: ModelLineage, fresh: bool) -> None:
-            nonlocal left
-            finish(by_uid[uid], result, fresh)
-            left -= 1
-            for child in children.get(uid, ()):
-                waiting[child].discard(uid)
-                if not waiting[child]:
-                    ready.append(child)
+    def complete(uid: str, result: Computed, fresh: bool) -> None:
+        nonlocal left
+        finish(by_uid[uid], result, fresh)
+        left -= 1
+        for child in children.get(uid, ()):
+            waiting[child].discard(uid)
+            if not waiting[child]:
+                ready.append(child)
 
-        while ready or in_flight:
-            # Topological position first, so the run is reproducible whatever finishes first.
-            ready.sort(key=position.__getitem__, reverse=True)
-            while ready:
-                uid = ready.pop()
-                node = by_uid[uid]
-                started = start(node)
-                if isinstance(started, ModelLineage):
-                    complete(uid, started, False)
-                    continue
-                sql, key = started
-                if pool is None and left >= PARALLEL_MIN_MODELS:
-                    # Frozen objects are never scanned by the workers' collector, so the
-                    # parent's heap stays shared instead of being copied page by page.
-                    gc.freeze()
-                    stack.callback(gc.unfreeze)
-                    pool = stack.enter_context(
-                        _pool_context().Pool(n_workers, _worker_init, (setup,))
-                    )
-                if pool is None:
-                    complete(uid, compute_here(node, sql, key), True)
-                    continue
-                pool.apply_async(
-                    _worker_run,
-                    (uid, sql, inputs_of(node.depends_on_nodes), key),
-                    callback=lambda data, uid=uid: done.put((uid, data, None)),
-                    error_callback=lambda error, uid=uid: done.put((uid, None, error)),
-                )
-                in_flight += 1
-            if in_flight:
-                uid, data, error = _next_done(done)
-                in_flight -= 1
-                if error is not None:
-                    raise error
-                assert data is not None
-                complete(uid, ModelLineage.from_json(data), True)
-        # Leaving the stack terminates the pool: also on Ctrl-C or an error, so no worker
-        # outlives the call.
+    while ready or in_flight:
+        # Topological position first, so the run is reproducible whatever finishes first.
+        ready.sort(key=position.__getitem__, reverse=True)
+        while ready:
+            uid = ready.pop()
+            node = by_uid[uid]
+            started = start(node)
+            if not isinstance(started, tuple):
+                complete(uid, started, False)
+                continue
+            pool = pool_for(left)
+            if pool is None:
+                complete(uid, compute_here(node, *started), True)
+                continue
+            pool.apply_async(
+                _worker_run,
+                (uid, *task_of(node, *started)),
+                callback=lambda data, uid=uid: done.put((uid, data, None)),
+                error_callback=lambda error, uid=uid: done.put((uid, None, error)),
+            )
+            in_flight += 1
+        if in_flight:
+            uid, data, error = _next_done(done)
+            in_flight -= 1
+            if error is not None:
+                raise error
+            complete(uid, _from_worker(data), True)
 
 
 def _next_done(
-    done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]],
-) -> tuple[str, dict[str, Any] | None, BaseException | None]:
+    done: queue.SimpleQueue[tuple[str, Any, BaseException | None]],
+) -> tuple[str, Any, BaseException | None]:
     while True:
         try:
             # A timeout keeps the wait interruptible by Ctrl-C on every platform.
@@ -1328,8 +1491,8 @@ def seed_headers(manifest: Manifest, project_dir: Path) -> dict[str, tuple[str, 
     import csv
 
     result: dict[str, tuple[str, ...]] = {}
-    for node in manifest.nodes.values():
-        if node.resource_type != "seed" or not node.original_file_path:
+    for node in manifest.nodes.of_type("seed"):
+        if not node.original_file_path:
             continue
         try:
             with (project_dir / node.original_file_path).open(encoding="utf-8", newline="") as f:

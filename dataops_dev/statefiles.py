@@ -72,19 +72,23 @@ def check_depth(value: Any, max_depth: int = MAX_DEPTH, max_values: int | None =
     """`InvalidFile` when lists/mappings nest deeper than `max_depth` (iterative: no recursion,
     so what later walks the value recursively cannot overflow). A YAML alias that contains
     itself nests without end; `max_values` bounds what aliases expand to ("billion laughs")."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    visited = 0
-    while stack:
-        item, depth = stack.pop()
-        visited += 1
-        if max_values is not None and visited > max_values:
-            raise InvalidFile(f"expands to more than {max_values:,} values (YAML aliases?)")
-        if not isinstance(item, dict | list):
-            continue
+    # Level by level, keeping only the containers: a manifest is a few levels of mostly text,
+    # so this visits each value once in a comprehension instead of a Python loop per value.
+    level = [value] if isinstance(value, dict | list) else []
+    visited = 1
+    depth = 0
+    while level:
+        depth += 1
         if depth > max_depth:
             raise InvalidFile(f"nests deeper than {max_depth} levels")
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children)
+        following: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            visited += len(children)
+            if max_values is not None and visited > max_values:
+                raise InvalidFile(f"expands to more than {max_values:,} values (YAML aliases?)")
+            following += [child for child in children if isinstance(child, dict | list)]
+        level = following
 
 
 def check_shape(value: Any, shape: Shape) -> Any:

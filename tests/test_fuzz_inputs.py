@@ -64,7 +64,9 @@ def _set(key: str, value: object) -> Callable[[object], object]:
 
 def _bad_edge_kind(data: object) -> object:
     assert isinstance(data, dict)
-    edges = [[*edge[:3], "teleported"] for edge in data["edges"]] or [["x", "y", "z", "bogus"]]
+    edges = [[*edge[:3], "teleported"] for edge in data.get("edges", ())] or [
+        ["x", "y", "z", "bogus"]
+    ]
     return {**data, "edges": edges, "columns": [1, 2]}
 
 

@@ -148,6 +148,40 @@ def _test_from_raw(raw: Mapping[str, Any]) -> GenericTest | None:
     )
 
 
+class NodeMap(Mapping[str, Node]):
+    """The manifest's nodes by unique id, each lifted from its raw entry when first read: a
+    question about one model does not pay for the thousands of tests beside it."""
+
+    def __init__(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+        self._raw = raw
+        self._built: dict[str, Node] = {}
+
+    def __getitem__(self, unique_id: str) -> Node:
+        node = self._built.get(unique_id)
+        if node is None:
+            node = self._built[unique_id] = _node_from_raw(self._raw[unique_id])
+        return node
+
+    def __contains__(self, unique_id: object) -> bool:
+        return unique_id in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def of_type(self, *resource_types: str) -> Iterator[Node]:
+        """The nodes of these resource types, in manifest order (the others are not built)."""
+        for unique_id, raw in self._raw.items():
+            if raw.get("resource_type") in resource_types:
+                yield self[unique_id]
+
+
+RELATION_TYPES = ("model", "seed", "snapshot", "source")
+"""Resource types that are relations a model can read."""
+
+
 class Manifest:
     """A loaded manifest with lookups by unique id, by name and the child map."""
 
@@ -177,13 +211,18 @@ class Manifest:
         return str((self.data.get("metadata") or {}).get("project_name", ""))
 
     @cached_property
-    def nodes(self) -> dict[str, Node]:
+    def nodes(self) -> NodeMap:
         """Models, seeds, snapshots, analyses and tests, keyed by unique id."""
-        return {uid: _node_from_raw(raw) for uid, raw in (self.data.get("nodes") or {}).items()}
+        return NodeMap(self.data.get("nodes") or {})
 
     @cached_property
-    def sources(self) -> dict[str, Node]:
-        return {uid: _node_from_raw(raw) for uid, raw in (self.data.get("sources") or {}).items()}
+    def sources(self) -> NodeMap:
+        return NodeMap(self.data.get("sources") or {})
+
+    def relations(self) -> Iterator[Node]:
+        """Models, seeds, snapshots and sources (what SQL can read), tests left unbuilt."""
+        yield from self.nodes.of_type(*RELATION_TYPES)
+        yield from self.sources.of_type(*RELATION_TYPES)
 
     @cached_property
     def exposures(self) -> dict[str, Mapping[str, Any]]:
@@ -221,9 +260,7 @@ class Manifest:
         return None
 
     def models(self, *, own_project: bool = True) -> Iterator[Node]:
-        for node in self.nodes.values():
-            if node.resource_type != "model":
-                continue
+        for node in self.nodes.of_type("model"):
             if own_project and self.project_name and node.package_name != self.project_name:
                 continue
             yield node
@@ -234,9 +271,8 @@ class Manifest:
     @cached_property
     def _by_name(self) -> dict[str, str]:
         index: dict[str, str] = {}
-        for node in (*self.nodes.values(), *self.sources.values()):
-            if node.resource_type in ("model", "seed", "snapshot", "source"):
-                index.setdefault(node.display_name, node.unique_id)
+        for node in self.relations():
+            index.setdefault(node.display_name, node.unique_id)
         return index
 
     def find(self, name: str) -> Node:
@@ -269,9 +305,7 @@ class Manifest:
     def dependency_order(self) -> tuple[Node, ...]:
         """Models and snapshots in dependency order (parents first); cycles are broken by name
         order. Computed once per manifest: impact, lineage and deploy all walk it."""
-        models = {
-            n.unique_id: n for n in self.nodes.values() if n.resource_type in ("model", "snapshot")
-        }
+        models = {n.unique_id: n for n in self.nodes.of_type("model", "snapshot")}
         order: list[Node] = []
         state: dict[str, int] = {}
         for start in sorted(models):

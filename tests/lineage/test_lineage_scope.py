@@ -93,8 +93,11 @@ def test_column_lineage_walks_the_same_edges_and_computes_less(
             closure = compute_lineage(manifest, only=downstream_closure(manifest, {target}))
             assert set(part.models) <= set(closure.models)
             fewer += len(part.models) < len(closure.models)
+        # Upstream only: the edges of what the column's upstream reaches, within the ancestors
+        # (the other ancestors are computed for their columns only).
         upstream_only = column_lineage(manifest, target, "c3", downstream=False, workers=1)
-        assert set(upstream_only.models) == set(compute_lineage(manifest, only={target}).models)
+        assert set(upstream_only.models) <= set(compute_lineage(manifest, only={target}).models)
+        assert upstream_only.upstream(target, "c3") == full_serial.upstream(target, "c3")
     assert fewer > 0  # the column reaches less than the whole downstream somewhere
 
 
@@ -108,6 +111,30 @@ def test_column_lineage_on_the_pool_equals_serial(
     assert len(pooled.models) > 8
     assert pooled.downstream(target) == full_serial.downstream(target)
     assert all(model == full_serial.models[uid] for uid, model in pooled.models.items())
+
+
+def test_ancestors_for_their_columns_only_give_the_same_models_and_columns(
+    project_120: Path, full_serial: ProjectLineage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(lineage_module, "PARALLEL_MIN_MODELS", 4)
+    manifest = Manifest.load(project_120 / "target" / "manifest.json")
+    for target in _targets(manifest)[1:3]:
+        wanted = downstream_closure(manifest, {target})
+        ancestors = {
+            a for a in lineage_module._ancestors(manifest, wanted) if a in full_serial.models
+        }
+        for workers in (1, 2):
+            part = compute_lineage(
+                manifest, only=wanted, full_ancestors=False, workers=workers, cache_dir=tmp_path
+            )
+            assert set(part.models) == wanted
+            assert all(part.models[uid] == full_serial.models[uid] for uid in wanted)
+            assert {uid: part.schemas[uid] for uid in ancestors} == {
+                uid: full_serial.schemas[uid] for uid in ancestors
+            }
+    # The columns-only entries are cached too: a second run computes nothing.
+    again = compute_lineage(manifest, only=wanted, full_ancestors=False, cache_dir=tmp_path)
+    assert again.stats.computed == 0 and again.models == part.models
 
 
 def test_upstream_only_computes_the_ancestors(project_120: Path) -> None:
@@ -252,3 +279,29 @@ def test_ctrl_c_leaves_no_worker_behind(tmp_path: Path, gen_project: Callable[..
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+
+
+def test_a_torn_or_foreign_cache_entry_is_computed_again(
+    project_120: Path, full_serial: ProjectLineage, tmp_path: Path
+) -> None:
+    manifest = Manifest.load(project_120 / "target" / "manifest.json")
+    target = _targets(manifest)[2]
+    wanted = downstream_closure(manifest, {target})
+    compute_lineage(manifest, only=wanted, full_ancestors=False, cache_dir=tmp_path, workers=1)
+    entries = sorted(tmp_path.rglob("*.json"))
+    assert any(p.name.endswith(".columns.json") for p in entries)
+    assert not list(tmp_path.rglob("*.tmp"))  # every write was renamed into place
+    for index, path in enumerate(entries):
+        text = path.read_text(encoding="utf-8")
+        # Torn halfway, or whole but naming another key: both read as "no cache".
+        path.write_text(
+            text[: len(text) // 2]
+            if index % 2
+            else text.replace('"cache_key":"', '"cache_key":"x'),
+            encoding="utf-8",
+        )
+    again = compute_lineage(
+        manifest, only=wanted, full_ancestors=False, cache_dir=tmp_path, workers=1
+    )
+    assert again.stats.cached == 0
+    assert all(again.models[uid] == full_serial.models[uid] for uid in wanted)
