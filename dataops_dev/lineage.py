@@ -1022,11 +1022,11 @@ def _relation_label(node: Node | None) -> str:
 
 # Below this many models left to compute, a pool's start-up costs more than it saves.
 PARALLEL_MIN_MODELS = 64
-_WORKERS_ENV = "DATAOPS_DEV_LINEAGE_WORKERS"
+_WORKERS_ENV = "DATAOPS_LINEAGE_WORKERS"
 
 
 def lineage_workers(requested: int | None = None) -> int:
-    """How many processes compute lineage: `requested`, else `$DATAOPS_DEV_LINEAGE_WORKERS`,
+    """How many processes compute lineage: `requested`, else `$DATAOPS_LINEAGE_WORKERS`,
     else the cores this process may use. 1 means serial, in this process."""
     if requested is None:
         env = os.environ.get(_WORKERS_ENV, "").strip()

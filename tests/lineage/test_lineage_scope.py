@@ -180,11 +180,11 @@ def test_small_projects_and_one_core_stay_serial(
     assert spy.started == 0
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
-    monkeypatch.delenv("DATAOPS_DEV_LINEAGE_WORKERS", raising=False)
+    monkeypatch.delenv("DATAOPS_LINEAGE_WORKERS", raising=False)
     assert lineage_workers() == 1
     compute_lineage(Manifest.load(project_120 / "target" / "manifest.json"))
     assert spy.started == 0
-    monkeypatch.setenv("DATAOPS_DEV_LINEAGE_WORKERS", "3")
+    monkeypatch.setenv("DATAOPS_LINEAGE_WORKERS", "3")
     assert lineage_workers() == 3
     assert lineage_workers(1) == 1
 
