@@ -186,11 +186,12 @@ DUCKDB_HEADER_BYTES = 3 * 4096
 
 
 def check_duckdb_connection(connection: Any, path: Path) -> None:
-    """`InvalidFile` when the DuckDB file behind `connection` is shorter than the blocks its
-    header counts: DuckDB opens a truncated file (the catalog comes first) and only fails when
-    a query reaches a missing block."""
+    """`InvalidFile` when the DuckDB file behind `connection` is shorter than the blocks in use
+    its header counts: DuckDB opens a truncated file (the catalog comes first) and only fails
+    when a query reaches a missing block. Free blocks are not counted: a checkpoint that frees
+    the last blocks cuts them off the file, which is then whole but shorter than all blocks."""
     row = connection.execute(
-        "SELECT block_size, total_blocks FROM pragma_database_size() "
+        "SELECT block_size, used_blocks FROM pragma_database_size() "
         "WHERE database_name = current_database()"
     ).fetchone()
     block_size, blocks = row if row else (0, 0)

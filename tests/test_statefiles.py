@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from dataops_dev.statefiles import (
+    DUCKDB_HEADER_BYTES,
     MAX_DEPTH,
     InvalidFile,
     check_depth,
+    check_duckdb_connection,
     parse_json,
     parse_yaml,
     read_cache_json,
@@ -50,3 +52,39 @@ def test_a_torn_or_deep_cache_entry_reads_as_no_cache(tmp_path: Path) -> None:
     assert read_cache_json(torn) is None
     assert read_cache_json(deep) is None
     assert read_cache_json(tmp_path / "missing.json") is None
+
+
+def test_a_duckdb_file_whose_last_free_blocks_were_cut_off_is_whole(tmp_path: Path) -> None:
+    """A checkpoint that frees the last blocks shortens the file below all its blocks: that file
+    is whole (every row reads); a file missing a block in use is truncated."""
+
+    import duckdb
+
+    path = tmp_path / "production.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "CREATE TABLE kept AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(200000)"
+        )
+        connection.execute("CHECKPOINT")
+        connection.execute("CREATE TABLE dropped AS SELECT * FROM kept LIMIT 100000")
+        connection.execute("CHECKPOINT")
+        connection.execute("DROP TABLE dropped")
+        connection.execute("CHECKPOINT")
+    with duckdb.connect(str(path), read_only=True) as connection:
+        size, total, used = connection.execute(
+            "SELECT block_size, total_blocks, used_blocks FROM pragma_database_size()"
+        ).fetchone()
+        assert path.stat().st_size < DUCKDB_HEADER_BYTES + size * total  # the free ones are gone
+        check_duckdb_connection(connection, path)
+        assert connection.execute("SELECT count(*) FROM kept").fetchone() == (200000,)
+
+    # Blocks in use cut off: never taken as whole (DuckDB refuses such a file, or the check).
+    whole = path.read_bytes()
+    for blocks in range(used - 1, 0, -1):
+        path.write_bytes(whole[: DUCKDB_HEADER_BYTES + size * blocks])
+        try:
+            connection = duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException:
+            continue
+        with connection, pytest.raises(InvalidFile, match="is truncated"):
+            check_duckdb_connection(connection, path)
