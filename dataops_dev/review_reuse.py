@@ -355,8 +355,18 @@ def _write_entry(
 
 
 def _read_entry(path: Path, key: IntegrityKey, reporter: Reporter) -> dict[str, Any] | None:
-    """The entry at `path` when it is whole and its tag verifies; a corrupt or edited one is
-    ignored with a warning (never trusted, never an error: the review runs instead)."""
+    """The stored review at `path` when it is whole and its tag verifies (`_read_signed`)."""
+    data = _read_signed(path, key, reporter, "review")
+    if data is None or data.get("format") != FORMAT or not isinstance(data.get("inputs"), dict):
+        return None
+    return data
+
+
+def _read_signed(
+    path: Path, key: IntegrityKey, reporter: Reporter, what: str
+) -> dict[str, Any] | None:
+    """The JSON at `path` when it is whole and its tag verifies; a corrupt or edited one is
+    ignored with a warning (never trusted, never an error: the work runs instead)."""
     from dataops_dev.integrity import IntegrityStatus, verify
     from dataops_dev.statefiles import InvalidFile, decode_text, parse_json, read_bytes
 
@@ -364,15 +374,13 @@ def _read_entry(path: Path, key: IntegrityKey, reporter: Reporter) -> dict[str, 
         data = parse_json(decode_text(read_bytes(path)))
     except FileNotFoundError:
         return None
-    except InvalidFile as exc:
-        reporter.message("warning", f"ignored the stored review {path}: it {exc}")
+    except (InvalidFile, OSError) as exc:
+        reporter.message("warning", f"ignored the stored {what} {path}: it {exc}")
         return None
     if verify(data, key) is not IntegrityStatus.VERIFIED:
         reporter.message(
-            "warning", f"ignored the stored review {path}: its integrity tag does not match"
+            "warning", f"ignored the stored {what} {path}: its integrity tag does not match"
         )
-        return None
-    if data.get("format") != FORMAT or not isinstance(data.get("inputs"), dict):
         return None
     return data
 
@@ -539,19 +547,5 @@ def plain_data(value: Any) -> Any:
 
 
 def _read_diff_entry(path: Path, key: IntegrityKey, reporter: Reporter) -> dict[str, Any] | None:
-    from dataops_dev.integrity import IntegrityStatus, verify
-    from dataops_dev.statefiles import InvalidFile, decode_text, parse_json, read_bytes
-
-    try:
-        data = parse_json(decode_text(read_bytes(path)))
-    except FileNotFoundError:
-        return None
-    except (InvalidFile, OSError) as exc:
-        reporter.message("warning", f"ignored the stored diff {path}: it {exc}")
-        return None
-    if verify(data, key) is not IntegrityStatus.VERIFIED:
-        reporter.message(
-            "warning", f"ignored the stored diff {path}: its integrity tag does not match"
-        )
-        return None
-    return data if data.get("format") == DIFF_FORMAT else None
+    data = _read_signed(path, key, reporter, "diff")
+    return data if data is not None and data.get("format") == DIFF_FORMAT else None

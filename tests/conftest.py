@@ -243,21 +243,27 @@ def git(cwd: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-@pytest.fixture
-def sample_project_copy(tmp_path: Path, sample_project_prod: Path) -> Path:
-    """A private copy of sample_project in its own git repo (branch main, one commit),
-    with the session's production file copied in as prod.duckdb."""
-    project = tmp_path / "sample_project"
+def sample_project_repo(directory: Path, prod: Path, message: str = "initial") -> Path:
+    """sample_project copied into `directory` as its own git repo (branch main, one commit
+    with `message`), with the production file `prod` copied in as prod.duckdb."""
+    project = directory / "sample_project"
     shutil.copytree(
         SAMPLE_PROJECT,
         project,
         ignore=shutil.ignore_patterns("target", "logs", ".dataops", "*.duckdb", "*.duckdb.wal"),
     )
-    shutil.copy(sample_project_prod, project / "prod.duckdb")
+    shutil.copy(prod, project / "prod.duckdb")
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "initial")
+    git(project, "commit", "-q", "-m", message)
     return project
+
+
+@pytest.fixture
+def sample_project_copy(tmp_path: Path, sample_project_prod: Path) -> Path:
+    """A private copy of sample_project in its own git repo (branch main, one commit),
+    with the session's production file copied in as prod.duckdb."""
+    return sample_project_repo(tmp_path, sample_project_prod)
 
 
 def run_cli(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from dataops_dev import review_reuse
 from dataops_dev.config import load_config
 from dataops_dev.demo import DEMO_EDITS, apply_edits
 from dataops_dev.reporting import CaptureReporter
-from tests.conftest import SAMPLE_PROJECT, git, run_cli
+from tests.conftest import git, run_cli, sample_project_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("review-reuse")]
 
@@ -29,23 +28,19 @@ BRANCH = "feature/reuse"
 REUSE_KEYS = ("generated_at", "timings", "reused_from")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, sample_project_prod: Path) -> Path:
-    """sample_project_copy's set-up, once for the module: a branch with the demo change."""
-    project = tmp_path_factory.mktemp("reuse") / "sample_project"
-    shutil.copytree(
-        SAMPLE_PROJECT,
-        project,
-        ignore=shutil.ignore_patterns("target", "logs", ".dataops", "*.duckdb", "*.duckdb.wal"),
-    )
-    shutil.copy(sample_project_prod, project / "prod.duckdb")
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "production code")
+def demo_branch_repo(directory: Path, prod: Path) -> Path:
+    """sample_project in its own git repo, on BRANCH with the demo change committed."""
+    project = sample_project_repo(directory, prod, "production code")
     git(project, "checkout", "-q", "-b", BRANCH)
     apply_edits(project, DEMO_EDITS)
     git(project, "commit", "-q", "-am", "demo change")
     return project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, sample_project_prod: Path) -> Path:
+    """sample_project_copy's set-up, once for the module: a branch with the demo change."""
+    return demo_branch_repo(tmp_path_factory.mktemp("reuse"), sample_project_prod)
 
 
 def review(project: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

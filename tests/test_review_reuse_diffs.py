@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +19,9 @@ from typing import Any
 import pytest
 
 from dataops_dev.config import load_config
-from dataops_dev.demo import DEMO_EDITS, apply_edits
 from dataops_dev.reporting import CaptureReporter
-from tests.conftest import SAMPLE_PROJECT, git, run_cli
-from tests.test_review_reuse import BRANCH, SALT, review
+from tests.conftest import run_cli
+from tests.test_review_reuse import SALT, demo_branch_repo, review
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("review-reuse-diffs")]
 
@@ -34,20 +32,7 @@ REUSED = "data diffs: both environments' builds are the ones they compared"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, sample_project_prod: Path) -> Path:
     """sample_project on a branch with the demo change (as test_review_reuse sets it up)."""
-    project = tmp_path_factory.mktemp("reuse-diffs") / "sample_project"
-    shutil.copytree(
-        SAMPLE_PROJECT,
-        project,
-        ignore=shutil.ignore_patterns("target", "logs", ".dataops", "*.duckdb", "*.duckdb.wal"),
-    )
-    shutil.copy(sample_project_prod, project / "prod.duckdb")
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "production code")
-    git(project, "checkout", "-q", "-b", BRANCH)
-    apply_edits(project, DEMO_EDITS)
-    git(project, "commit", "-q", "-am", "demo change")
-    return project
+    return demo_branch_repo(tmp_path_factory.mktemp("reuse-diffs"), sample_project_prod)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def install() -> None:
             cache.fresh[name] = schema
         return schema
 
-    dbtClassMixin.json_schema = classmethod(json_schema)  # type: ignore[assignment]
+    dbtClassMixin.json_schema = classmethod(json_schema)  # type: ignore[assignment, arg-type]
     _installed = cache
 
 
