@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write a sibling named by this process and thread, then rename it over `path`. The
+    sibling is created exclusively (never a planted file or link); the directory is made only
+    when missing (this runs once per cached model, thousands of times in one lineage run)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    handle = _create(tmp)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create(tmp: Path) -> BinaryIO:
+    try:
+        return tmp.open("xb")
+    except FileNotFoundError:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # left behind by a killed process that had this pid
+        tmp.unlink()
+    return tmp.open("xb")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -34,22 +46,3 @@ def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
     """JSON with sorted keys (stable diffs); non-JSON values are written as text."""
     text = json.dumps(data, indent=indent, sort_keys=True, default=str)
     write_text_atomic(path, text + "\n")
-
-
-def write_cache_text(path: Path, text: str) -> None:
-    """A cache file, renamed into place like `write_bytes_atomic` but cheaper: the sibling is
-    named by the process and thread (no random name to retry) and the directory is made only
-    when missing. For files that are rebuilt when lost: a reader sees the old file or the new."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        handle = tmp.open("w", encoding="utf-8")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tmp.open("w", encoding="utf-8")
-    try:
-        with handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -32,7 +32,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
-from dataops_dev.atomic import write_cache_text
+from dataops_dev.atomic import write_text_atomic
 from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.reporting import NULL_REPORTER, Reporter, task
@@ -1011,7 +1011,7 @@ class LineageCache:
         suffix = "" if isinstance(result, ModelLineage) else ".columns"
         target = self._path(result.cache_key, suffix)
         text = json.dumps(result.to_json(), separators=(",", ":"))
-        write_cache_text(target, text)
+        write_text_atomic(target, text)
 
 
 def _relation_label(node: Node | None) -> str:
