@@ -18,6 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -773,12 +774,16 @@ def field_docs(cls: type = Config, prefix: str = "") -> dict[str, str]:
 
 
 def as_plain(value: Any) -> Any:
-    """Settings (dataclasses, mappings, also read-only proxies, and tuples) as JSON-ready
-    values: what a fingerprint of the configuration hashes."""
+    """Settings and records (dataclasses, mappings, also read-only proxies, sequences, sets,
+    enums) as JSON-ready values in a stable form: what a fingerprint or a cache key hashes."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): as_plain(v) for k, v in value.items()}
+        return {str(k): as_plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, list | tuple):
         return [as_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((as_plain(v) for v in value), key=repr)
+    if isinstance(value, Enum):
+        return as_plain(value.value)
     return value

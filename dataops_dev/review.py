@@ -580,9 +580,7 @@ def run_review(
         return finish_report(run, unparsable_branch_report(run, branch.parse_error))
     with run.watch.measure("impact"), task(reporter, "impact", "impact and lineage"):
         impact = _analyze_impact(run, baseline)
-    models = model_reports(
-        run, source, baseline, branch, impact, select, reuse_diffs=getattr(reuse, "diffs", False)
-    )
+    models = model_reports(run, source, baseline, branch, impact, select, reuse_diffs=reuse.diffs)
     models = [*review_findings(run, baseline, branch), *judge(run, models)]
     report = finish_report(run, assemble_report(run, source, baseline, branch, models))
     review_reuse.store(loaded, reuse, report, reporter)
@@ -1125,9 +1123,9 @@ class ModelDiffer:
         base_manifest: Manifest,
     ) -> ModelDiff:
         """The diff of model `name`, from the cache when its key matches, else run (and kept)."""
+        from dataops_dev.config import as_plain
         from dataops_dev.diffing import discover_key, options_for_model
         from dataops_dev.report.model import to_jsonable
-        from dataops_dev.review_reuse import plain_data
 
         self.diffs += 1
         loaded = self._run.loaded
@@ -1144,7 +1142,7 @@ class ModelDiffer:
             "left": str(left) if left else None,
             "right": str(right) if right else None,
             "key": list(key) if key else None,
-            "options": plain_data(options),
+            "options": as_plain(options),
             "backend": self.backend,
         }
         reused = self._reused(name, inputs)

@@ -20,10 +20,10 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dataops_dev.config import as_plain
 from dataops_dev.gitrepo import porcelain_paths
 from dataops_dev.integrity import integrity_key
 from dataops_dev.reporting import NULL_REPORTER, Reporter
@@ -525,25 +525,9 @@ def _build_identity(loaded: LoadedConfig, environment: str, record: Any) -> dict
     database file (a file changed outside a build is another state)."""
     return {
         "environment": environment,
-        "build": _digest(json.dumps(plain_data(record), sort_keys=True, default=str)),
+        "build": _digest(json.dumps(as_plain(record), sort_keys=True, default=str)),
         "database": _stamp(loaded.state_dir / "envs" / f"{environment}.duckdb"),
     }
-
-
-def plain_data(value: Any) -> Any:
-    """`value` (dataclasses, mappings, sequences, enums) as JSON-ready data with a stable form:
-    the digest of a key must not depend on how a mapping was built (read-only proxies included,
-    which `dataclasses.asdict` cannot copy)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): plain_data(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [plain_data(v) for v in value]
-        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
-    if isinstance(value, Enum):
-        return plain_data(value.value)
-    return value
 
 
 def _read_diff_entry(path: Path, key: IntegrityKey, reporter: Reporter) -> dict[str, Any] | None:

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from types import MappingProxyType
 
+from dataops_dev.config import as_plain
 from dataops_dev.diffing.model import DiffOptions, Tolerance
 from dataops_dev.integrity import IntegrityKey
 from dataops_dev.reporting import CaptureReporter
-from dataops_dev.review_reuse import DiffCache, plain_data
+from dataops_dev.review_reuse import DiffCache
 
 SCOPE = {"base": {"build": "b1"}, "head": {"build": "h1"}, "tool": "t1"}
 INPUTS = {"left": '"base"."main"."orders"', "right": '"head"."main"."orders"', "key": ["id"]}
@@ -62,6 +63,6 @@ def test_options_have_one_form_however_their_mappings_were_built() -> None:
         tolerance={"fee": Tolerance(rel=0.1), "amount": Tolerance(abs=0.01)},
         timestamp_precision=MappingProxyType({"at": "second"}),
     )
-    assert json.dumps(plain_data(a)) == json.dumps(plain_data(b))
-    assert plain_data(a)["tolerance"]["amount"] == {"abs": 0.01, "rel": 0.0}
-    assert plain_data(a) != plain_data(DiffOptions(examples=2))
+    assert json.dumps(as_plain(a)) == json.dumps(as_plain(b))
+    assert as_plain(a)["tolerance"]["amount"] == {"abs": 0.01, "rel": 0.0}
+    assert as_plain(a) != as_plain(DiffOptions(examples=2))
