@@ -1404,11 +1404,14 @@ class _DuckDBBackend(_Backend):
         return self._write_profile(PARSE_DATABASE, [stand_in], "parse-profile")
 
     def prepare_manifest(self, source: SourceData) -> Callable[[Any], object] | None:
-        rename = functools.partial(rename_database, database=self.info.name)
-        from_sample = _sources_from_sample(source)
-        if from_sample is None:
-            return rename
-        return lambda manifest: (rename(manifest), from_sample(manifest))
+        database, from_sample = self.info.name, _sources_from_sample(source)
+
+        def prepare(manifest: Any) -> None:
+            rename_database(manifest, database)  # parsed under the stand-in (`parse_profile`)
+            if from_sample is not None:
+                from_sample(manifest)
+
+        return prepare
 
     def _write_profile(self, database: str, attach: list[dict[str, Any]], folder: str) -> Path:
         production = _production_output(self.envs.loaded)
