@@ -10,6 +10,7 @@ after a signal, and a signal that arrives while one runs waits until it is compl
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -73,7 +74,29 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         # Inside a publishing step: it finishes, then `publishing()` raises. After `finish()`:
         # the run is over, the signal only sets the exit code.
         return
+    if _in_extension_import(frame):
+        # An exception inside a compiled module's initialisation (DuckDB's, while it builds its
+        # enums) aborts the interpreter: the signal comes again once the import is done.
+        _signal_again(signum)
+        return
     raise Interrupted(signum)
+
+
+def _in_extension_import(frame: FrameType | None) -> bool:
+    from importlib.machinery import ExtensionFileLoader
+
+    while frame is not None:
+        loader = frame.f_locals.get("self") if frame.f_code.co_name == "exec_module" else None
+        if isinstance(loader, ExtensionFileLoader):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _signal_again(signum: int, delay: float = 0.05) -> None:
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
 
 
 def finish() -> None:

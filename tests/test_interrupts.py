@@ -55,6 +55,22 @@ def test_sigint_exit_code_is_130(handlers: None) -> None:
     assert exit_code_for(caught.value) == ExitCode.INTERRUPTED == 130
 
 
+def test_a_signal_during_a_compiled_modules_import_comes_again_after_it(handlers: None) -> None:
+    """Raising inside a compiled module's initialisation aborts the interpreter (DuckDB's
+    nanobind init did, exit -6): there the handler only records, and the signal comes again."""
+    from importlib.machinery import ExtensionFileLoader
+
+    def exec_module(self: ExtensionFileLoader) -> None:  # where the import system runs its init
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here and must not raise
+
+    exec_module(ExtensionFileLoader("compiled", "compiled.so"))
+    assert interrupts.requested() == signal.SIGINT
+    with pytest.raises(Interrupted):
+        for _ in range(200):  # signalled again shortly after
+            time.sleep(0.01)
+
+
 def test_nothing_is_published_after_a_swallowed_signal(handlers: None) -> None:
     # A library (dbt, DuckDB) catches the KeyboardInterrupt and goes on.
     with contextlib.suppress(KeyboardInterrupt):
