@@ -27,6 +27,9 @@ for _var, _value in (
     ("GIT_COMMITTER_EMAIL", "tests@dataops.invalid"),
 ):
     os.environ.setdefault(_var, _value)
+# Every command runs in a process of its own, as in CI (where `CI` turns the resident worker off
+# too); tests/test_worker.py turns the worker on for its own commands.
+os.environ.setdefault("DATAOPS_WORKER", "0")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PROJECT = REPO_ROOT / "sample_project"

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "tui": "dataops_dev.cli.tui:tui",
     "comment": "dataops_dev.cli.comment:comment",
     "report": "dataops_dev.cli.report:report",
+    "worker": "dataops_dev.cli.worker_cmd:worker",
 }
 
 
@@ -226,6 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     from dataops_dev import interrupts
 
     args = sys.argv[1:] if argv is None else argv
+    # A process of its own (not a call from Python) may be served by the resident worker; the
+    # pre-commit fast path never imports it.
+    own_process = argv is None and args[:1] != ["hook"]
+    if own_process:
+        from dataops_dev import worker
+
+        if (served := worker.dispatch(args)) is not None:
+            sys.exit(served)
     debug = "--debug" in args
     # A log handler that cannot write (full disk) must not print "--- Logging error ---"
     # tracebacks over the one error line.
@@ -246,6 +255,10 @@ def main(argv: list[str] | None = None) -> None:
     if signum is not None:
         # A signal while the process was finishing: still an interruption.
         code = interrupts.exit_code(signum)
+    elif own_process:
+        from dataops_dev import worker
+
+        worker.start_in_background(args)  # the next review or build skips dbt's start-up
     sys.exit(code)
 
 
