@@ -81,6 +81,18 @@ class Location:
     def lock_path(self) -> Path:
         return self.directory / f"worker-{self.key}.lock"
 
+    @property
+    def refused_path(self) -> Path:
+        """Written when this code cannot be served (its warm-up failed or left threads running):
+        no worker is started for it again."""
+        return self.directory / f"worker-{self.key}.refused"
+
+    def refused(self) -> str | None:
+        try:
+            return self.refused_path.read_text().strip() or "refused"
+        except OSError:
+            return None
+
     @classmethod
     def current(cls) -> Location | None:
         """This code's worker location, or None when no private directory can hold it."""
@@ -195,7 +207,10 @@ def dispatch(args: Sequence[str]) -> int | None:
     command is not routed, workers are off, or no worker answers (then the caller runs it)."""
     if not args or args[0] not in ROUTED_COMMANDS or not enabled():
         return None
-    location = Location.current()
+    try:
+        location = Location.current()
+    except OSError:  # a source file vanished while it was read (an install in progress)
+        return None
     if location is None:
         return None
     try:
@@ -300,8 +315,11 @@ def start_in_background(args: Sequence[str]) -> None:
     (a detached process; it exits by itself when idle). Never raises."""
     if not args or args[0] not in ROUTED_COMMANDS or not enabled():
         return
-    location = Location.current()
-    if location is None or location.socket_path.exists() and _answers(location):
+    try:
+        location = Location.current()
+    except OSError:  # a source file vanished while it was read (an install in progress)
+        return
+    if location is None or location.refused() or running_pid(location) is not None:
         return
     import subprocess
 
@@ -321,15 +339,6 @@ def start_in_background(args: Sequence[str]) -> None:
             env=env,
             cwd="/",
         )
-
-
-def _answers(location: Location) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(location.socket_path))
-        except OSError:
-            return False
-    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,9 +361,15 @@ def serve(location: Location) -> None:
     server = _Server(location.socket_path)
     try:
         # Callers may connect while we warm up: they wait, and are served once we are ready.
-        _warm_up()
-        if _native_threads() == 1:  # a fork copies only the thread that forks
-            server.run(idle_seconds())
+        try:
+            _warm_up()
+        except Exception as exc:  # noqa: BLE001 - recorded: callers run commands themselves
+            location.refused_path.write_text(f"warm-up failed: {type(exc).__name__}: {exc}\n")
+            return
+        if _native_threads() > 1:  # a fork copies only the thread that forks
+            location.refused_path.write_text("warm-up left threads running: forks are unsafe\n")
+            return
+        server.run(idle_seconds())
     finally:
         server.close()
         os.close(lock)

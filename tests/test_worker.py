@@ -381,3 +381,38 @@ def test_stop_lets_a_running_command_finish_and_report(workspace: Workspace) -> 
     status = json.loads(workspace.run("worker", "status", "--json").stdout)
     assert status["pid"] is None
     assert workspace.run("worker", "stop").stdout.strip() == "no worker running"
+
+
+def test_a_worker_that_cannot_warm_up_is_not_started_again(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    # A `dbt` package that cannot be imported, first on the path of both caller and worker.
+    shadow = tmp_path / "shadow" / "dbt"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('this dbt is broken')\n")
+    runtime = Path(f"/tmp/dw-refused-{os.getpid()}")
+    runtime.mkdir(mode=0o700)
+    pythonpath = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
+    env = workspace.env(DATAOPS_RUNTIME_DIR=str(runtime), PYTHONPATH=pythonpath)
+    start = "from dataops_dev import worker; worker.start_in_background(['build'])"
+    try:
+        subprocess.run([sys.executable, "-c", start], env=env, check=True)
+        wait_until(lambda: any(runtime.glob("*.refused")), what="the refusal")
+        (refused,) = runtime.glob("*.refused")
+        assert "this dbt is broken" in refused.read_text()
+        wait_until(lambda: not any(runtime.glob("*.sock")), what="the worker to leave")
+        subprocess.run([sys.executable, "-c", start], env=env, check=True)
+        time.sleep(1.0)
+        assert not any(runtime.glob("*.sock"))  # not started again
+        status = subprocess.run(
+            [sys.executable, "-m", "dataops_dev", "worker", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert status.stdout.startswith("off for this installation: warm-up failed")
+    finally:
+        for leftover in runtime.iterdir():
+            leftover.unlink()
+        runtime.rmdir()

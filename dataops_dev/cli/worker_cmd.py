@@ -24,6 +24,7 @@ def _state() -> dict[str, object]:
         "ci": bool(os.environ.get("CI")),
         "socket": str(location.socket_path) if location is not None else None,
         "pid": pid,
+        "refused": location.refused() if location is not None else None,
         "idle_seconds": resident.idle_seconds(),
     }
 
@@ -41,6 +42,8 @@ def status(output_format: str, as_json: bool) -> None:
         click.echo(f"off ({why}): every command runs in a process of its own")
     elif state["socket"] is None:
         click.echo("off: no private runtime directory (see DATAOPS_RUNTIME_DIR)")
+    elif state["refused"]:
+        click.echo(f"off for this installation: {state['refused']}")
     elif state["pid"] is None:
         click.echo("on, none running: the next review or build starts one when it finishes")
     else:
