@@ -253,16 +253,10 @@ def _outside_profiles() -> Path:
 
 
 def _tool_fingerprint() -> str:
-    """This tool's code on disk: an edited or upgraded dataops_dev is another tool (the
-    installed version is not read: importlib.metadata costs more than these stats)."""
-    package = Path(__file__).parent
-    lines: list[str] = []
-    for directory, _dirs, names in sorted(os.walk(package)):
-        for name in sorted(names):
-            if name.endswith(".py"):
-                stat = os.stat(os.path.join(directory, name))
-                lines.append(f"{directory}/{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return _digest("\n".join(lines))
+    """This tool's code on disk: an edited or upgraded dataops_dev is another tool."""
+    from dataops_dev.codestamp import source_stamp
+
+    return _digest(source_stamp())
 
 
 def _digest(data: str | bytes) -> str:
@@ -516,8 +510,14 @@ def diff_cache(
         "base": _build_identity(loaded, *base),
         "head": _build_identity(loaded, *head),
     }
-    directory = loaded.state_dir / "reuse" / "diffs" / _digest(head[0])[:16]
-    return DiffCache(directory=directory, scope=scope, key=key, readable=readable)
+    return DiffCache(
+        directory=diff_cache_dir(loaded, head[0]), scope=scope, key=key, readable=readable
+    )
+
+
+def diff_cache_dir(loaded: LoadedConfig, environment: str) -> Path:
+    """Where the diffs reviewed against `environment` (the head side) are kept."""
+    return loaded.state_dir / "reuse" / "diffs" / _digest(environment)[:16]
 
 
 def _build_identity(loaded: LoadedConfig, environment: str, record: Any) -> dict[str, str]:

@@ -131,13 +131,13 @@ def code_key(package: Path | None = None, site_dirs: Sequence[str] | None = None
     """A digest of what a worker has imported: our source files (path, size, mtime), the
     interpreter, PYTHONPATH and the installed distributions (their dist-info names carry
     versions)."""
-    package = package or Path(__file__).resolve().parent
+    from dataops_dev.codestamp import PACKAGE, source_stamp
+
+    package = package or PACKAGE
     digest = hashlib.sha256()
     for part in (sys.executable, sys.version, os.environ.get("PYTHONPATH", ""), str(package)):
         digest.update(part.encode() + b"\0")
-    for path in sorted(package.rglob("*.py")):
-        info = path.stat()
-        digest.update(f"{path.relative_to(package)}:{info.st_size}:{info.st_mtime_ns}\0".encode())
+    digest.update(source_stamp(package).encode() + b"\0")
     for site in site_dirs if site_dirs is not None else _site_dirs():
         with contextlib.suppress(OSError):
             names = sorted(n for n in os.listdir(site) if n.endswith((".dist-info", ".pth")))
