@@ -367,6 +367,9 @@ class Environments:
             else:
                 _WarehouseBackend(self.loaded).drop_schemas(sorted(set(info.schemas)))
             shutil.rmtree(self.work_dir(name), ignore_errors=True)
+            from dataops_dev.review_reuse import diff_cache_dir
+
+            shutil.rmtree(diff_cache_dir(self.loaded, name), ignore_errors=True)
             self.meta_path(name).unlink(missing_ok=True)
         return info
 

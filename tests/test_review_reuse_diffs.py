@@ -170,3 +170,12 @@ def test_no_reuse_and_the_switch_turn_it_off(project: Path, cold: dict[str, Any]
     again = review(project, env={"DATAOPS_REUSE_TEST_RUN": uuid.uuid4().hex})
     assert REUSED in again["_stderr"]
     assert diffs(again) == diffs(cold)
+
+
+def test_dropping_the_environment_drops_its_kept_diffs(project: Path, cold: dict[str, Any]) -> None:
+    assert entries(project), "the reviews above kept diffs"
+    listed = json.loads(run_cli("env", "list", "--json", cwd=project, env=SALT).stdout)
+    branch = next(e["name"] for e in listed["environments"] if e["kind"] == "branch")
+    dropped = run_cli("env", "drop", branch, cwd=project, env=SALT)
+    assert dropped.returncode == 0, dropped.stderr
+    assert entries(project) == {}, "the branch's kept diffs went with it"
