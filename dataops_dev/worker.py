@@ -2,7 +2,7 @@
 
 Every new process pays about 2.5 CPU-seconds before dbt does any work: importing dbt (~1.3 s)
 and generating its (de)serialisation code on first use. The worker pays that once: it imports
-dbt and our core, parses a one-model project, then waits on a Unix socket. Each command runs in
+dbt and our core, builds a one-model project, then waits on a Unix socket. Each command runs in
 a fork of it, with the caller's arguments, working directory, environment, umask and terminal
 (stdin, stdout and stderr are passed as file descriptors), so what runs is the same code on the
 same input as in a fresh process, only already imported. The caller forwards Ctrl-C and SIGTERM
@@ -713,8 +713,14 @@ def _stop_when_caller_leaves(conn: socket.socket) -> None:
 def _main(argv: Sequence[str]) -> None:
     directory, key = argv
     location = Location(Path(directory), key)
-    if _private_directory() != location.directory or key != code_key():
-        return  # started for another directory or another code: serve nothing
+    if _private_directory() != location.directory:
+        return  # started for another directory: serve nothing
+    if key != code_key():
+        # This process imports other code than its caller (a relative PYTHONPATH, a package
+        # shadowed in the caller's directory): that caller is never served.
+        with contextlib.suppress(OSError):
+            location.refused_path.write_text("the worker would import other code than yours\n")
+        return
     serve(location)
 
 

@@ -416,3 +416,24 @@ def test_a_worker_that_cannot_warm_up_is_not_started_again(
         for leftover in runtime.iterdir():
             leftover.unlink()
         runtime.rmdir()
+
+
+def test_a_worker_started_for_other_code_serves_nothing(tmp_path: Path) -> None:
+    runtime = Path(f"/tmp/dw-other-{os.getpid()}")
+    runtime.mkdir(mode=0o700)
+    try:
+        env = {**os.environ, "DATAOPS_RUNTIME_DIR": str(runtime)}
+        # As if the caller's `dataops_dev` were another copy than the one this process imports.
+        subprocess.run(
+            [sys.executable, "-m", "dataops_dev.worker", str(runtime), "0" * 20],
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        location = worker.Location(runtime, "0" * 20)
+        assert location.refused() == "the worker would import other code than yours"
+        assert not location.socket_path.exists() and worker.running_pid(location) is None
+    finally:
+        for leftover in runtime.iterdir():
+            leftover.unlink()
+        runtime.rmdir()
