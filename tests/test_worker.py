@@ -21,7 +21,7 @@ import pytest
 from dataops_dev import worker
 from tests.real_projects import TEST_SALT, ProjectRepo, make_project_repo
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker")]
 
 MODEL = "models/customer_totals.sql"
 
