@@ -8,7 +8,9 @@ values of its changed and removed keys, compares them column by column (`IS DIST
 tolerance, truncation) and materialises the result: every count comes from one read of that small
 table and every example from one more (`counts_sql`, `examples_sql`).
 When the pair totals reveal duplicate keys, the set is rebuilt by one aggregate over key+hash of
-both sides instead (`match_exact_sql`).
+both sides instead (`match_exact_sql`). A DuckDB diff that casts and rounds nothing gets the same
+statements as text from `duckdb_sql`, which does not import sqlglot; `SQLGLOT_TEXT` is the text of
+the trees here, for everything else.
 
 Value semantics (all engines): NULL equals NULL, NaN equals NaN, -0.0 equals 0.0, strings compare
 byte for byte (trailing spaces and '' vs NULL are changes). A hash is only a prefilter: a hash
