@@ -630,9 +630,10 @@ def main() -> None:
         v1_path = args.data_dir / f"diff_{size}_v1.duckdb"
         results: dict[str, list[dict[str, Any]]] = {}
         load_before = os.getloadavg()[0]
-        # ours and reference alternate (A B A B ...) so drift on a shared machine cancels out.
-        for _ in range(args.runs):
-            for tool in ("reference", "ours"):
+        # ours and reference alternate, and so does who goes first in a pair (A B, B A, ...):
+        # drift on a shared machine cancels out, and neither always runs right after the other.
+        for run in range(args.runs):
+            for tool in ("reference", "ours") if run % 2 == 0 else ("ours", "reference"):
                 if tool in tools:
                     print(f"{size} {tool} ...", file=sys.stderr)
                     results.setdefault(tool, []).append(

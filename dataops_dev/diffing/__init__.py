@@ -1,7 +1,8 @@
 """The diff engine: schema, rows by key and columns in one pass, profiles and a keyless fallback.
 
-All SQL is generated with sqlglot and runs inside the engine holding the data. Names are imported
-on first use, so `from dataops_dev.diffing import diff_relations` loads only the keyed path.
+All SQL is generated (with sqlglot; a plain DuckDB diff as sqlglot's same text without loading it,
+`duckdb_sql`) and runs inside the engine holding the data. Names are imported on first use, so
+`from dataops_dev.diffing import diff_relations` loads only the keyed path.
 """
 
 from __future__ import annotations

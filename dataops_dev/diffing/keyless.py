@@ -15,7 +15,8 @@ from sqlglot import exp
 
 from dataops_dev.diffing import sql
 from dataops_dev.diffing.model import DiffMode, DiffOptions, RowDiff, TableDiff
-from dataops_dev.diffing.schema import CompareColumn, ComparePlan, parse_type, type_family
+from dataops_dev.diffing.schema import CompareColumn, ComparePlan
+from dataops_dev.diffing.sqltypes import parse_type, type_family
 from dataops_dev.engines.base import Column, Engine, Relation
 from dataops_dev.errors import UsageError
 from dataops_dev.reporting import Stopwatch

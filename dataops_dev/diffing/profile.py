@@ -22,7 +22,7 @@ from dataops_dev.diffing.model import (
     TableProfile,
     TopValue,
 )
-from dataops_dev.diffing.schema import text_type, type_family
+from dataops_dev.diffing.sqltypes import text_type, type_family
 from dataops_dev.engines.base import Column, Engine, Relation
 from dataops_dev.errors import UsageError
 

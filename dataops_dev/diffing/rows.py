@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from dataops_dev.diffing import sql
+from dataops_dev.diffing import duckdb_sql
 from dataops_dev.diffing.model import (
     ColumnDiff,
     DiffMode,
@@ -27,6 +27,18 @@ from dataops_dev.diffing.model import (
     ValueExample,
 )
 from dataops_dev.diffing.schema import CompareColumn, ComparePlan, plan_comparison
+from dataops_dev.diffing.spec import (
+    EXAMPLE_OF,
+    KIND,
+    ROW_EXAMPLES,
+    DiffSpec,
+    KeyedStatements,
+    differs,
+    drop_quietly,
+    key_alias,
+    left_value,
+    right_value,
+)
 from dataops_dev.engines.base import Engine, Relation
 from dataops_dev.errors import UsageError
 from dataops_dev.reporting import NULL_REPORTER, Reporter, Stopwatch, task
@@ -86,7 +98,7 @@ def _keyed(
     watch: Stopwatch,
 ) -> TableDiff:
     prefix = f"__dataops_diff_{uuid.uuid4().hex[:10]}"
-    spec = sql.DiffSpec(
+    spec = DiffSpec(
         dialect=engine.dialect,
         left=left,
         right=right,
@@ -102,13 +114,16 @@ def _keyed(
     if plan.rename_candidates:
         with watch.measure("renames"):
             schema, spec = _detect_renames(engine, spec, plan, schema)
+    statements = _statements(spec)
     try:
-        sides, counts = _match(engine, spec, watch)
+        sides, counts = _match(engine, spec, statements, watch)
         with watch.measure("examples"):
             listed = counts["changed"] + counts["added"] + counts["removed"]
-            columns, examples = _examples(engine, spec, counts, options, listed=bool(listed))
+            columns, examples = _examples(
+                engine, spec, statements, counts, options, listed=bool(listed)
+            )
     finally:
-        sql.drop_temp_tables(engine, (spec.detail_table,))
+        drop_quietly(engine, statements.drop(spec.detail_table, engine.dialect))
 
     left_rows, right_rows = int(sides["left_rows"]), int(sides["right_rows"])
     null_left, null_right = int(sides["left_null_keys"]), int(sides["right_null_keys"])
@@ -148,29 +163,38 @@ def _keyed(
     )
 
 
+def _statements(spec: DiffSpec) -> KeyedStatements:
+    """Plain text for the usual DuckDB diff (no sqlglot import), sqlglot's trees otherwise."""
+    if duckdb_sql.handles(spec):
+        return duckdb_sql
+    from dataops_dev.diffing import sql
+
+    return sql.SQLGLOT_TEXT
+
+
 def _match(
-    engine: Engine, spec: sql.DiffSpec, watch: Stopwatch
+    engine: Engine, spec: DiffSpec, statements: KeyedStatements, watch: Stopwatch
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Row counts per side, then the one pass that writes the mismatch set and its counts (the
     exact aggregate instead when keys repeat)."""
     with watch.measure("counts"):
-        names, rows = engine.fetch_with_names(sql.text(sql.side_counts_sql(spec), spec.dialect))
+        names, rows = engine.fetch_with_names(statements.side_counts(spec))
         sides = dict(zip(names, rows[0], strict=True))
     with watch.measure("match"):
-        engine.execute(sql.text(sql.match_sql(spec), spec.dialect))
-        counts = _counts(engine, spec)
+        engine.execute(statements.match(spec))
+        counts = _counts(engine, spec, statements)
         left_keyed = int(sides["left_rows"]) - int(sides["left_null_keys"])
         right_keyed = int(sides["right_rows"]) - int(sides["right_null_keys"])
         if _has_duplicates(counts, left_keyed, right_keyed):
             # The join multiplied duplicated keys; rebuild the set with the exact aggregate.
-            sql.drop_temp_tables(engine, (spec.detail_table,))
-            engine.execute(sql.text(sql.match_exact_sql(spec), spec.dialect))
-            counts = _counts(engine, spec)
+            drop_quietly(engine, statements.drop(spec.detail_table, engine.dialect))
+            engine.execute(statements.match_exact(spec))
+            counts = _counts(engine, spec, statements)
     return sides, counts
 
 
-def _counts(engine: Engine, spec: sql.DiffSpec) -> dict[str, int]:
-    names, rows = engine.fetch_with_names(sql.text(sql.counts_sql(spec), spec.dialect))
+def _counts(engine: Engine, spec: DiffSpec, statements: KeyedStatements) -> dict[str, int]:
+    names, rows = engine.fetch_with_names(statements.counts(spec))
     return {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
 
 
@@ -187,8 +211,10 @@ def _has_duplicates(counts: dict[str, int], left_keyed: int, right_keyed: int) -
 
 
 def _detect_renames(
-    engine: Engine, spec: sql.DiffSpec, plan: ComparePlan, schema: SchemaDiff
-) -> tuple[SchemaDiff, sql.DiffSpec]:
+    engine: Engine, spec: DiffSpec, plan: ComparePlan, schema: SchemaDiff
+) -> tuple[SchemaDiff, DiffSpec]:
+    from dataops_dev.diffing import sql  # rename candidates are rare: the probe uses sqlglot
+
     pairs = [(old.name, new.name) for old, new in plan.rename_candidates]
     names, rows = engine.fetch_with_names(sql.text(sql.rename_probe_sql(spec, pairs), spec.dialect))
     found = dict(zip(names, rows[0], strict=True))
@@ -218,7 +244,8 @@ def _detect_renames(
 
 def _examples(
     engine: Engine,
-    spec: sql.DiffSpec,
+    spec: DiffSpec,
+    statements: KeyedStatements,
     counts: dict[str, int],
     options: DiffOptions,
     *,
@@ -229,13 +256,11 @@ def _examples(
     per_column = options.examples if counts["changed"] else 0
     records: list[dict[str, Any]] = []
     if listed and (per_column or spec.example_rows):
-        names, rows = engine.fetch_with_names(
-            sql.text(sql.examples_sql(spec, per_column), spec.dialect)
-        )
+        names, rows = engine.fetch_with_names(statements.examples(spec, per_column))
         records = [dict(zip(names, row, strict=True)) for row in rows]
     lists: dict[int, list[dict[str, Any]]] = {}
     for record in records:
-        lists.setdefault(int(record[sql.EXAMPLE_OF]), []).append(record)
+        lists.setdefault(int(record[EXAMPLE_OF]), []).append(record)
     columns = []
     for index, column in enumerate(spec.columns):
         columns.append(
@@ -246,8 +271,8 @@ def _examples(
                 examples=tuple(
                     ValueExample(
                         key=_key(spec, r),
-                        before=r[sql.left_value(index)],
-                        after=r[sql.right_value(index)],
+                        before=r[left_value(index)],
+                        after=r[right_value(index)],
                     )
                     for r in lists.get(index, [])
                 ),
@@ -258,23 +283,23 @@ def _examples(
             )
         )
     # The query returns up to example_rows per kind, in the order of the final list.
-    picked = lists.get(sql.ROW_EXAMPLES, [])[: spec.example_rows]
+    picked = lists.get(ROW_EXAMPLES, [])[: spec.example_rows]
     return columns, tuple(_row_example(spec, r) for r in picked)
 
 
-def _key(spec: sql.DiffSpec, record: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(record[sql.key_alias(i)] for i in range(len(spec.key)))
+def _key(spec: DiffSpec, record: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(record[key_alias(i)] for i in range(len(spec.key)))
 
 
-def _row_example(spec: sql.DiffSpec, record: dict[str, Any]) -> RowExample:
-    kind = RowChange(record[sql.KIND])
+def _row_example(spec: DiffSpec, record: dict[str, Any]) -> RowExample:
+    kind = RowChange(record[KIND])
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for index, column in enumerate(spec.columns):
-        if kind is RowChange.CHANGED and not record[sql.differs(index)]:
+        if kind is RowChange.CHANGED and not record[differs(index)]:
             continue
-        before[column.name] = record[sql.left_value(index)]
-        after[column.name] = record[sql.right_value(index)]
+        before[column.name] = record[left_value(index)]
+        after[column.name] = record[right_value(index)]
     return RowExample(
         kind=kind,
         key=_key(spec, record),

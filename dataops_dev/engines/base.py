@@ -2,6 +2,8 @@
 
 Heavy work is SQL executed inside the engine; only counts and bounded example rows come back.
 Identifiers reach SQL through `Relation.sql()` / `quote()` (sqlglot), never by string pasting.
+sqlglot is imported by the first call that needs it, not by this module: a DuckDB diff of
+unchanged columns builds its SQL without it (`diffing.duckdb_sql`).
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import sqlglot
-from sqlglot import exp
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 
 @dataclass(frozen=True, order=True)
@@ -26,6 +28,9 @@ class Relation:
     @classmethod
     def parse(cls, text: str) -> Relation:
         """Parse `[database.]schema.table` (quoted parts allowed)."""
+        import sqlglot
+        from sqlglot import exp
+
         from dataops_dev.errors import UsageError
 
         hint = "write it as schema.table or database.schema.table"
@@ -44,6 +49,8 @@ class Relation:
         return cls(schema=table.db, name=table.name, database=table.catalog or None)
 
     def to_table(self) -> exp.Table:
+        from sqlglot import exp
+
         return exp.table_(self.name, db=self.schema, catalog=self.database, quoted=True)
 
     def sql(self, dialect: str) -> str:
@@ -62,6 +69,8 @@ class Column:
 
 def quote(identifier: str, dialect: str) -> str:
     """Quote one identifier for `dialect`."""
+    from sqlglot import exp
+
     return exp.to_identifier(identifier, quoted=True).sql(dialect=dialect)
 
 

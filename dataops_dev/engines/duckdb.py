@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-from sqlglot import exp
 
 from dataops_dev.engines.base import Column, Relation, quote, redact_error, render
 from dataops_dev.errors import EngineError, LockedError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 _LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.IGNORECASE)
 
@@ -67,6 +69,8 @@ class DuckDBEngine:
 
     def attach(self, path: Path | str, alias: str, *, read_only: bool = True) -> None:
         """Attach another database file under `alias` (read-only unless asked)."""
+        from sqlglot import exp
+
         mode = " (READ_ONLY)" if read_only else ""
         literal = exp.Literal.string(str(path)).sql("duckdb")
         try:
