@@ -32,6 +32,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
+from dataops_dev import static_columns
 from dataops_dev.atomic import write_text_atomic
 from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -298,14 +299,31 @@ def prepare(
     types: Mapping[str, Mapping[str, str]] | None = None,
 ) -> PreparedQuery:
     """Parse, map table references to nodes, qualify against `schemas` and build the scope tree."""
+    expression = _parse(sql, dialect)
+    table_nodes, mapping = _map_tables(expression, relations)
+    return _qualified(expression, dialect, table_nodes, mapping, schemas, types)
+
+
+def _parse(sql: str, dialect: str) -> exp.Query:
     try:
         expression = sqlglot.parse_one(sql, read=dialect)
     except sqlglot.errors.SqlglotError as exc:
         raise LineageError(f"cannot parse: {str(exc).splitlines()[0]}") from exc
     if not isinstance(expression, exp.Query):
         raise LineageError(f"not a query: {type(expression).__name__}")
+    return expression
+
+
+def _qualified(
+    expression: exp.Query,
+    dialect: str,
+    table_nodes: dict[str, str],
+    mapping: Mapping[str, str],
+    schemas: Mapping[str, tuple[str, ...] | None],
+    types: Mapping[str, Mapping[str, str]] | None,
+) -> PreparedQuery:
+    """A mapped query (`_map_tables`) qualified against its tables' columns, and scoped."""
     lower = _lower_names(dialect)
-    table_nodes, mapping = _map_tables(expression, relations)
     schema: dict[str, dict[str, str]] = {}
     for key, uid in mapping.items():
         columns = schemas.get(uid)
@@ -323,12 +341,45 @@ def prepare(
             identify=False,
         )
         root = build_scope(qualified)
-    except (sqlglot.errors.SqlglotError, ValueError, KeyError) as exc:
+    except (sqlglot.errors.SqlglotError, ValueError, KeyError, AssertionError) as exc:
+        # AssertionError: sqlglot asserts a projection is aliased where a star stayed
+        # unexpanded (`SELECT * ... GROUP BY 1` over a parent of unknown columns).
         raise LineageError(f"cannot qualify: {str(exc).splitlines()[0]}") from exc
     if root is None:
         raise LineageError("no query scope")
     normalized = {(k.upper() if lower else k): v for k, v in table_nodes.items()}
     return PreparedQuery(qualified, root, normalized, dialect, lower)
+
+
+def columns_of(
+    sql: str,
+    dialect: str,
+    relations: RelationIndex,
+    schemas: Mapping[str, tuple[str, ...] | None],
+    types: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[str, ...] | None:
+    """`output_columns(prepare(...))` (None also when `prepare` fails), read without qualifying
+    where `static_columns` follows the query (an ancestor computed only for its columns)."""
+    try:
+        expression = _parse(sql, dialect)
+        table_nodes, mapping = _map_tables(expression, relations)
+        read = Dialect.get_or_raise(dialect)
+        if static_columns.followed(expression, read):
+            names = static_columns.output_names(expression, read, table_nodes, schemas)
+            if not isinstance(names, static_columns.Unsure):
+                return _as_output_columns(names, _lower_names(dialect))
+            # The static reading normalized the query in place: qualify a fresh one.
+            expression = _parse(sql, dialect)
+            table_nodes, mapping = _map_tables(expression, relations)
+        return output_columns(_qualified(expression, dialect, table_nodes, mapping, schemas, types))
+    except LineageError:
+        return None
+
+
+def _as_output_columns(names: list[str], lower: bool) -> tuple[str, ...] | None:
+    if static_columns.STAR in names:
+        return None
+    return tuple(output_names(name.lower() if lower else name for name in names))
 
 
 _EPHEMERAL_PREFIX = "__dbt__cte__"
@@ -1354,11 +1405,7 @@ def _compute(
             uid, sql, setup.dialect, setup.relations, schemas, types=setup.types, cache_key=key
         )
     else:
-        try:
-            prepared = prepare(sql, setup.dialect, setup.relations, schemas, setup.types)
-            columns = output_columns(prepared)
-        except LineageError:
-            columns = None
+        columns = columns_of(sql, setup.dialect, setup.relations, schemas, setup.types)
         result = ColumnsOnly(uid, columns, key)
     if setup.cache_dir is not None:
         LineageCache(setup.cache_dir).put(result)
