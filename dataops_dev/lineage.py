@@ -1151,12 +1151,15 @@ def column_lineage(
     """What `lineage MODEL[.COLUMN]` walks, computed on demand: the edges of the models the
     column's upstream reaches, then, level by level while the column reaches further, the
     children of every node reached; every other ancestor of those only for its columns (a
-    model's edges depend on its parents' columns, not on their edges). `upstream()` and
-    `downstream()` of the result for `unique_id.column` equal the full computation's; so does
-    every model in it."""
+    model's edges depend on its parents' columns, not on their edges), and only where those
+    depend on its own ancestors (`_StaticReading`: the others are read from their SQL alone).
+    `upstream()` and `downstream()` of the result for `unique_id.column` equal the full
+    computation's; so does every model in it, and every column set in `schemas`."""
     models = {n.unique_id for n in manifest.dependency_order}
     with (
-        LineageRun(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers) as run,
+        LineageRun(
+            manifest, dialect, cache_dir, sql_for, catalog, reporter, workers, prune=True
+        ) as run,
         task(reporter, "lineage", "column lineage"),
     ):
         _ensure_upstream(run, models, unique_id, column)
@@ -1227,6 +1230,8 @@ class LineageRun:
         catalog: Mapping[str, tuple[str, ...]] | None,
         reporter: Reporter,
         workers: int | None,
+        *,
+        prune: bool = False,
     ) -> None:
         self.manifest = manifest
         self.dialect = dialect or dialect_for(manifest)
@@ -1254,6 +1259,9 @@ class LineageRun:
         """Models whose edges are asked for (the others need only their columns)."""
         self.computed = self.cached = self.unknown = 0
         self.setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types, cache_dir)
+        self.static = _StaticReading(self) if prune else None
+        """With it, `ensure(..., full_ancestors=False)` computes only the ancestors whose columns
+        depend on their own ancestors (`_StaticReading`)."""
         self._pool: Any = None
         self._stack = contextlib.ExitStack()
 
@@ -1332,7 +1340,10 @@ class LineageRun:
         """Compute the lineage of `uids` (only their columns when not `edges`), and of their
         ancestors (only their columns when not `full_ancestors`), those not computed yet."""
         asked = set(uids)
-        wanted = _ancestors(self.manifest, asked)
+        if self.static is not None and edges and not full_ancestors:
+            wanted = asked | self._needed_ancestors(asked)
+        else:
+            wanted = _ancestors(self.manifest, asked)
         if edges:
             self.full |= wanted if full_ancestors else asked
         order = [
@@ -1365,12 +1376,120 @@ class LineageRun:
             lambda left: self._pool_for(left, n_workers),
         )
 
+    def _needed_ancestors(self, asked: set[str]) -> set[str]:
+        """The ancestors of `asked` to compute for their columns: every parent of what is
+        computed, except those whose columns `self.static` reads whatever their own ancestors
+        give (set here, their ancestors are not needed for them)."""
+        assert self.static is not None
+        needed: set[str] = set()
+        stack = [p for uid in asked for p in self._parents_of(uid)]
+        while stack:
+            uid = stack.pop()
+            if uid in asked or uid in needed or uid in self.schemas or uid not in self.position:
+                continue
+            columns = self.static.columns(uid)
+            if columns is not None:
+                self.schemas[uid] = columns
+                self.computed += 1
+                continue
+            needed.add(uid)
+            stack.extend(self._parents_of(uid))
+        return needed
+
+    def _parents_of(self, uid: str) -> tuple[str, ...]:
+        node = self.manifest.get(uid)
+        return node.depends_on_nodes if node is not None else ()
+
     def result(self) -> ProjectLineage:
         ordered = {
             uid: self.results[uid] for uid in sorted(self.results, key=self.position.__getitem__)
         }
         stats = LineageStats(len(ordered), self.computed, self.cached, self.unknown)
         return ProjectLineage(ordered, dict(self.schemas), self.names, stats)
+
+
+class _StaticReading:
+    """Output columns of models that hold whatever their parents' own parents are.
+
+    A parent's columns are either the names it gives when it qualifies, or None when it does
+    not (it reads a column its source lacks). When a model's SQL reads the same names with
+    every such parent unknown (None) and with every parent at the names it gives (its `own`
+    columns, read with its own parents unknown), no mix of the two can change it: unknown
+    sources only leave stars unexpanded (the names read had none) and check no column, and
+    the known ones hold every column the model reads. Then its columns are those names,
+    exactly as qualifying it would give, without computing its ancestors; otherwise (None)
+    they are computed from the parents' computed columns."""
+
+    def __init__(self, run: LineageRun) -> None:
+        self.run = run
+        self.read = Dialect.get_or_raise(run.dialect)
+        self.lower = _lower_names(run.dialect)
+        self._parsed: dict[str, tuple[exp.Query, dict[str, str]] | None] = {}
+        self._own: dict[str, tuple[str, ...] | None] = {}
+
+    def columns(self, uid: str) -> tuple[str, ...] | None:
+        """The model's columns when they hold whatever its ancestors are, else None."""
+        node = self.run.manifest.get(uid)
+        if node is None:
+            return None
+        known = self._known_parents(node)
+        unknown_parents = self._names(uid, known)
+        if unknown_parents is None:
+            return None
+        with_parents = dict(known)
+        for parent in node.depends_on_nodes:
+            if parent in with_parents or parent not in self.run.position:
+                continue
+            own = self.own(parent)
+            if own is None:
+                return None
+            with_parents[parent] = own
+        return unknown_parents if self._names(uid, with_parents) == unknown_parents else None
+
+    def own(self, uid: str) -> tuple[str, ...] | None:
+        """The names the model gives whenever it qualifies (its parents not computed yet read
+        as unknown), or None when those depend on them."""
+        if uid not in self._own:
+            node = self.run.manifest.get(uid)
+            self._own[uid] = self._names(uid, self._known_parents(node)) if node else None
+        return self._own[uid]
+
+    def _known_parents(self, node: Node) -> dict[str, tuple[str, ...] | None]:
+        return self.run.inputs_of(node.depends_on_nodes)
+
+    def _names(
+        self, uid: str, parents: Mapping[str, tuple[str, ...] | None]
+    ) -> tuple[str, ...] | None:
+        """`columns_of` with these parents' columns (None: not read without qualifying, or a
+        star left)."""
+        parsed = self._parse(uid)
+        if parsed is None:
+            return None
+        expression, table_nodes = parsed
+        schemas = {**self.run.roots, **parents}
+        names = static_columns.output_names(expression, self.read, table_nodes, schemas)
+        if isinstance(names, static_columns.Unsure):
+            return None
+        return _as_output_columns(names, self.lower)
+
+    def _parse(self, uid: str) -> tuple[exp.Query, dict[str, str]] | None:
+        if uid not in self._parsed:
+            self._parsed[uid] = self._parsed_query(uid)
+        return self._parsed[uid]
+
+    def _parsed_query(self, uid: str) -> tuple[exp.Query, dict[str, str]] | None:
+        node = self.run.manifest.get(uid)
+        sql = self.run.sql_for(node) if node is not None and node.language == "sql" else None
+        if sql is None:
+            return None
+        try:
+            expression = _parse(sql, self.run.dialect)
+        except LineageError:
+            return None
+        table_nodes, _mapping = _map_tables(expression, self.run.relations)
+        if not static_columns.followed(expression, self.read):
+            return None
+        return expression, table_nodes
 
 
 # --------------------------------------------------------------------------------------------

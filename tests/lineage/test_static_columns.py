@@ -18,8 +18,10 @@ from dataops_dev.dbt.manifest import Manifest
 from dataops_dev.lineage import (
     LineageError,
     RelationIndex,
+    _ancestors,
     _map_tables,
     _parse,
+    column_lineage,
     columns_of,
     compute_lineage,
     output_columns,
@@ -196,3 +198,44 @@ def test_generated_models_read_as_qualified_whatever_their_parents(project_60: P
             expected = qualified_columns(sql, "duckdb", relations, schemas)
             assert columns_of(sql, "duckdb", relations, schemas) == expected, (node.name, schemas)
     assert statically == len(manifest.dependency_order)
+
+
+def _narrowed(manifest: Manifest, every: int) -> dict[str, str]:
+    """Every `every`-th model keeps only two columns: its children that read the others fail to
+    qualify (opaque), and so on downstream."""
+    sql: dict[str, str] = {}
+    for index, node in enumerate(manifest.dependency_order):
+        code = node.compiled_code or ""
+        if index % every == 0 and "select * from shaped" in code:
+            code = code.replace("select * from shaped", "select id, fk from shaped")
+        sql[node.unique_id] = code
+    return sql
+
+
+@pytest.mark.parametrize("every", [0, 3, 7])
+def test_column_lineage_reads_ancestors_statically_with_the_same_results(
+    project_60: Path, every: int
+) -> None:
+    manifest = Manifest.load(project_60 / "target" / "manifest.json")
+    sql = _narrowed(manifest, every) if every else {}
+
+    def sql_for(node: object) -> str | None:
+        uid = getattr(node, "unique_id", "")
+        return sql.get(uid) or getattr(node, "compiled_code", None)
+
+    full = compute_lineage(manifest, workers=1, sql_for=sql_for)
+    if every:
+        assert any(columns is None for columns in full.schemas.values())
+    order = [n.unique_id for n in manifest.dependency_order]
+    pruned = 0
+    for target in order[5::6]:
+        for column in (None, "c3"):
+            part = column_lineage(manifest, target, column, workers=1, sql_for=sql_for)
+            assert part.upstream(target, column) == full.upstream(target, column)
+            assert part.downstream(target, column) == full.downstream(target, column)
+            assert all(model == full.models[uid] for uid, model in part.models.items())
+            assert all(part.schemas[uid] == full.schemas[uid] for uid in part.schemas)
+            # Without the static reading, every ancestor of these models is computed.
+            ancestors = _ancestors(manifest, set(part.models)) & set(order)
+            pruned += part.stats.computed < len(ancestors)
+    assert pruned > 0  # ancestors were read statically, not computed
