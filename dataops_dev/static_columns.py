@@ -74,12 +74,37 @@ def followed(expression: exp.Expr, dialect: Dialect) -> bool:
     if not supported_dialect(dialect) or not isinstance(expression, exp.Select | exp.SetOperation):
         return False
     for node in expression.walk():
-        if isinstance(node, _UNFOLLOWED) or not _followed_node(node):
+        if isinstance(node, _CHECKED):
+            if isinstance(node, _UNFOLLOWED) or not _followed_node(node):
+                return False
+        elif isinstance(node, _UNFOLLOWED):
             return False
     return True
 
 
+# The node types `_followed_node` looks at (most nodes are none of these: one check each).
+_CHECKED = (
+    exp.Query,
+    exp.Subquery,
+    exp.Join,
+    exp.Table,
+    exp.Star,
+    exp.Column,
+    exp.Alias,
+    exp.TableAlias,
+    exp.With,
+    exp.Distinct,
+)
+
+
 def _followed_node(node: exp.Expr) -> bool:
+    if isinstance(node, exp.Column):
+        this = node.this
+        plain = node.args.get("db") is None and node.args.get("catalog") is None
+        # A column named `*` (quoted) would read as a star.
+        return plain and (isinstance(this, exp.Star) or this.name != STAR)
+    if isinstance(node, exp.Alias):
+        return node.alias != STAR
     if isinstance(node, exp.Query):
         return _followed_query(node)
     if isinstance(node, exp.Subquery):
@@ -92,17 +117,11 @@ def _followed_node(node: exp.Expr) -> bool:
         return _followed_table(node)
     if isinstance(node, exp.Star):
         return not any(node.args.get(k) for k in ("except_", "replace", "rename", "ilike"))
-    if isinstance(node, exp.Column):
-        return len(node.parts) <= 2 and (node.is_star or node.output_name != STAR)
     if isinstance(node, exp.TableAlias):
         return not node.columns
     if isinstance(node, exp.With):
         return not node.recursive
-    if isinstance(node, exp.Distinct):
-        return not node.args.get("on")
-    if isinstance(node, exp.Identifier):
-        return node.this != STAR  # a column or alias named `*` would read as a star
-    return True
+    return not node.args.get("on")  # DISTINCT ON
 
 
 def _followed_query(query: exp.Query) -> bool:
