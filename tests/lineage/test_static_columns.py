@@ -14,9 +14,10 @@ import pytest
 from sqlglot.dialects.dialect import Dialect
 
 from dataops_dev import static_columns
-from dataops_dev.dbt.manifest import Manifest
+from dataops_dev.dbt.manifest import Manifest, Node
 from dataops_dev.lineage import (
     LineageError,
+    LineageRun,
     RelationIndex,
     _ancestors,
     _map_tables,
@@ -27,6 +28,7 @@ from dataops_dev.lineage import (
     output_columns,
     prepare,
 )
+from dataops_dev.reporting import NULL_REPORTER
 
 from .test_golden import FIXTURES, RELATIONS, SCHEMAS, read_cases
 
@@ -239,3 +241,107 @@ def test_column_lineage_reads_ancestors_statically_with_the_same_results(
             ancestors = _ancestors(manifest, set(part.models)) & set(order)
             pruned += part.stats.computed < len(ancestors)
     assert pruned > 0  # ancestors were read statically, not computed
+
+
+_SHAPES = (
+    "select * from {a}",
+    "select x.*, y.c3 as y_c3 from {a} as x join {b} as y on x.id = y.id",
+    "select id, fk, c3 from {a}",
+    "with s as (select * from {a}) select s.id, s.c5 as c5, s.c7 from s",
+    "select id, count(*) as n from {a} group by 1",
+    "select * from {a} union all select * from {b}",
+    "select id as c9, c9 + 1 as c10 from {a}",
+    "with s as (select * from {a}) select * from s where c2 > 0",
+    "select id, fk from {a}",
+    "select distinct * from {a}",
+    "with s as (select * from {a}), t as (select id, c4 from s) select t.*, s.c6 from t join s "
+    "on t.id = s.id",
+    "select a.*, b.* from {a} as a join {b} as b on a.fk = b.id",
+)
+
+
+def _mixed_shapes(manifest: Manifest, seed: int) -> dict[str, str]:
+    """Each model rewritten to one of `_SHAPES` over its own parents: stars over parents,
+    columns a parent may lack, positions, alias references, unions, narrowed outputs."""
+    rng = random.Random(seed)
+    sql: dict[str, str] = {}
+    for node in manifest.dependency_order:
+        parents = [manifest.get(p) for p in node.depends_on_nodes]
+        names = [p.relation_name for p in parents if p is not None and p.relation_name]
+        if not names:
+            continue
+        a, b = rng.choice(names), rng.choice(names)
+        sql[node.unique_id] = rng.choice(_SHAPES).format(a=a, b=b)
+    return sql
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_column_lineage_on_mixed_shapes_equals_the_full_computation(
+    project_60: Path, seed: int
+) -> None:
+    manifest = Manifest.load(project_60 / "target" / "manifest.json")
+    sql = _mixed_shapes(manifest, seed)
+
+    def sql_for(node: object) -> str | None:
+        uid = getattr(node, "unique_id", "")
+        return sql.get(uid) or getattr(node, "compiled_code", None)
+
+    full = compute_lineage(manifest, workers=1, sql_for=sql_for)
+    assert any(columns is None for columns in full.schemas.values())
+    order = [n.unique_id for n in manifest.dependency_order]
+    for target in order[10:]:
+        for column in (None, "c3"):
+            part = column_lineage(manifest, target, column, workers=1, sql_for=sql_for)
+            assert part.upstream(target, column) == full.upstream(target, column)
+            assert part.downstream(target, column) == full.downstream(target, column)
+            assert all(model == full.models[uid] for uid, model in part.models.items())
+            assert all(part.schemas[uid] == full.schemas[uid] for uid in part.schemas)
+
+
+def _chain(manifest: Manifest, length: int) -> list[Node]:
+    """Models each reading the next one, `length` long (first: the furthest downstream)."""
+    models = {n.unique_id for n in manifest.dependency_order}
+    for node in reversed(manifest.dependency_order):
+        chain = [node]
+        while len(chain) < length:
+            parent = next((p for p in chain[-1].depends_on_nodes if p in models), None)
+            if parent is None:
+                break
+            found = manifest.get(parent)
+            assert found is not None
+            chain.append(found)
+        if len(chain) == length and chain[-1].depends_on_nodes:
+            return chain
+    raise AssertionError("no chain that long")
+
+
+def test_a_star_over_a_parent_that_fails_to_qualify_is_computed(project_60: Path) -> None:
+    """C reads P's star, P reads T's star, T reads a column B lacks: T fails to qualify, so P
+    and C keep a star. T's own names (B unknown) would say otherwise: P's star must not be
+    read from them."""
+    manifest = Manifest.load(project_60 / "target" / "manifest.json")
+    child, star, failing, narrow = _chain(manifest, 4)
+    grand = manifest.get(narrow.depends_on_nodes[0])
+    assert grand is not None and grand.relation_name
+    sql = {
+        narrow.unique_id: f"select id, fk from {grand.relation_name}",
+        failing.unique_id: f"with s as (select * from {narrow.relation_name}) "
+        "select s.id, s.c5 as c5 from s",
+        star.unique_id: f"select * from {failing.relation_name}",
+        child.unique_id: f"select * from {star.relation_name}",
+    }
+
+    def sql_for(node: Node) -> str | None:
+        return sql.get(node.unique_id) or node.compiled_code
+
+    full = compute_lineage(manifest, workers=1, sql_for=sql_for)
+    assert full.schemas[failing.unique_id] is None and full.schemas[star.unique_id] is None
+    # Asked first (nothing computed yet): T's own names hold c5, yet P's columns are not read.
+    run = LineageRun(manifest, None, None, sql_for, None, NULL_REPORTER, 1, prune=True)
+    assert run.static is not None
+    assert run.static.own(failing.unique_id) == ("id", "c5")
+    assert run.static.columns(star.unique_id) is None
+    part = column_lineage(manifest, child.unique_id, None, workers=1, sql_for=sql_for)
+    assert part.models[child.unique_id] == full.models[child.unique_id]
+    assert all(part.schemas[uid] == full.schemas[uid] for uid in part.schemas)
+    assert part.upstream(child.unique_id) == full.upstream(child.unique_id)
