@@ -1238,6 +1238,7 @@ class LineageRun:
         self.relations = RelationIndex.from_manifest(manifest)
         self.cache = LineageCache(cache_dir) if cache_dir is not None else None
         self.sql_for = sql_for or (lambda node: node.compiled_code)
+        self._sql: dict[str, str | None] = {}
         self.reporter = reporter
         self.workers = workers
         self.roots: dict[str, tuple[str, ...] | None] = {}
@@ -1297,7 +1298,7 @@ class LineageRun:
     def start(self, node: Node) -> Computed | tuple[str, str]:
         """A result when there is nothing to parse (cache hit, no SQL), else (sql, key)."""
         parents = node.depends_on_nodes
-        sql = self.sql_for(node) if node.language == "sql" else None
+        sql = self.sql_of(node)
         if sql is None:
             reason = "Python model" if node.language != "sql" else "no compiled SQL for the model"
             return _opaque(node.unique_id, parents, reason)
@@ -1314,6 +1315,15 @@ class LineageRun:
             self.cached += 1
             return hit
         return sql, key
+
+    def sql_of(self, node: Node) -> str | None:
+        """The model's SQL (None for a Python model), rendered once per run: the static
+        reading and the computation may both ask for it."""
+        if node.language != "sql":
+            return None
+        if node.unique_id not in self._sql:
+            self._sql[node.unique_id] = self.sql_for(node)
+        return self._sql[node.unique_id]
 
     def finish(self, node: Node, result: Computed, fresh: bool) -> None:
         self.computed += fresh
@@ -1479,7 +1489,7 @@ class _StaticReading:
 
     def _parsed_query(self, uid: str) -> tuple[exp.Query, dict[str, str]] | None:
         node = self.run.manifest.get(uid)
-        sql = self.run.sql_for(node) if node is not None and node.language == "sql" else None
+        sql = self.run.sql_of(node) if node is not None else None
         if sql is None:
             return None
         try:
