@@ -754,6 +754,10 @@ def scoped_main(args: argparse.Namespace) -> None:
         row["same_edges"] = bool(ours_data and ref_data) and (
             ours_data["edges"] == ref_data["edges"]
         )
+        row["models_computed"] = {
+            side: data["stats"]["computed"] if data else None
+            for side, data in (("ours", ours_data), ("reference", ref_data))
+        }
         results["lineage_cold"] = row
 
         edited = work / "edited"
@@ -820,7 +824,8 @@ def _print_scoped(results: dict[str, Any]) -> None:
     )
     header = (
         f"{'case':<52} {'ours wall med/min s':>20} {'ref wall med/min s':>20} "
-        f"{'cpu ratio':>9} {'wall ratio':>10} {'bar':>6} {'load 1m':>12}  same"
+        f"{'ours/ref cpu med s':>19} {'cpu ratio':>9} {'wall ratio':>10} {'bar':>6} "
+        f"{'load 1m':>12}  same"
     )
     print(header)  # noqa: T201
     for key in ("lineage_cold", "impact_cold", "lineage_fresh_clone", "impact_fresh_clone"):
@@ -834,10 +839,16 @@ def _print_scoped(results: dict[str, Any]) -> None:
             f"{row['label']:<52} "
             f"{ours['wall_median_s']:>9.2f}/{ours['wall_min_s']:<9.2f}  "
             f"{ref['wall_median_s']:>9.2f}/{ref['wall_min_s']:<9.2f} "
+            f"{ours['cpu_median_s']:>9.2f}/{ref['cpu_median_s']:<9.2f} "
             f"{row['cpu_ratio_median'] or 0:>9.3f} {row['wall_ratio_median'] or 0:>10.3f} "
             f"{(f'<={bar:g}s' if bar else '-'):>6} "
             f"{row['loadavg_1m'][0]:>5.1f}->{row['loadavg_1m'][1]:<5.1f}  {same}"
         )
+        computed = row.get("models_computed")
+        if computed:
+            print(  # noqa: T201
+                f"    models computed: ours {computed['ours']}, reference {computed['reference']}"
+            )
         for side in ("ours", "reference"):
             if row[side]["error"]:
                 print(f"    {side} failed: {row[side]['error'][-300:]}")  # noqa: T201

@@ -32,6 +32,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
+from dataops_dev import static_columns
 from dataops_dev.atomic import write_text_atomic
 from dataops_dev.dbt.dialects import ADAPTER_DIALECTS
 from dataops_dev.dbt.manifest import Manifest, Node
@@ -298,14 +299,31 @@ def prepare(
     types: Mapping[str, Mapping[str, str]] | None = None,
 ) -> PreparedQuery:
     """Parse, map table references to nodes, qualify against `schemas` and build the scope tree."""
+    expression = _parse(sql, dialect)
+    table_nodes, mapping = _map_tables(expression, relations)
+    return _qualified(expression, dialect, table_nodes, mapping, schemas, types)
+
+
+def _parse(sql: str, dialect: str) -> exp.Query:
     try:
         expression = sqlglot.parse_one(sql, read=dialect)
     except sqlglot.errors.SqlglotError as exc:
         raise LineageError(f"cannot parse: {str(exc).splitlines()[0]}") from exc
     if not isinstance(expression, exp.Query):
         raise LineageError(f"not a query: {type(expression).__name__}")
+    return expression
+
+
+def _qualified(
+    expression: exp.Query,
+    dialect: str,
+    table_nodes: dict[str, str],
+    mapping: Mapping[str, str],
+    schemas: Mapping[str, tuple[str, ...] | None],
+    types: Mapping[str, Mapping[str, str]] | None,
+) -> PreparedQuery:
+    """A mapped query (`_map_tables`) qualified against its tables' columns, and scoped."""
     lower = _lower_names(dialect)
-    table_nodes, mapping = _map_tables(expression, relations)
     schema: dict[str, dict[str, str]] = {}
     for key, uid in mapping.items():
         columns = schemas.get(uid)
@@ -323,12 +341,45 @@ def prepare(
             identify=False,
         )
         root = build_scope(qualified)
-    except (sqlglot.errors.SqlglotError, ValueError, KeyError) as exc:
+    except (sqlglot.errors.SqlglotError, ValueError, KeyError, AssertionError) as exc:
+        # AssertionError: sqlglot asserts a projection is aliased where a star stayed
+        # unexpanded (`SELECT * ... GROUP BY 1` over a parent of unknown columns).
         raise LineageError(f"cannot qualify: {str(exc).splitlines()[0]}") from exc
     if root is None:
         raise LineageError("no query scope")
     normalized = {(k.upper() if lower else k): v for k, v in table_nodes.items()}
     return PreparedQuery(qualified, root, normalized, dialect, lower)
+
+
+def columns_of(
+    sql: str,
+    dialect: str,
+    relations: RelationIndex,
+    schemas: Mapping[str, tuple[str, ...] | None],
+    types: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[str, ...] | None:
+    """`output_columns(prepare(...))` (None also when `prepare` fails), read without qualifying
+    where `static_columns` follows the query (an ancestor computed only for its columns)."""
+    try:
+        expression = _parse(sql, dialect)
+        table_nodes, mapping = _map_tables(expression, relations)
+        read = Dialect.get_or_raise(dialect)
+        if static_columns.followed(expression, read):
+            names = static_columns.output_names(expression, read, table_nodes, schemas)
+            if not isinstance(names, static_columns.Unsure):
+                return _as_output_columns(names, _lower_names(dialect))
+            # The static reading normalized the query in place: qualify a fresh one.
+            expression = _parse(sql, dialect)
+            table_nodes, mapping = _map_tables(expression, relations)
+        return output_columns(_qualified(expression, dialect, table_nodes, mapping, schemas, types))
+    except LineageError:
+        return None
+
+
+def _as_output_columns(names: list[str], lower: bool) -> tuple[str, ...] | None:
+    if static_columns.STAR in names:
+        return None
+    return tuple(output_names(name.lower() if lower else name for name in names))
 
 
 _EPHEMERAL_PREFIX = "__dbt__cte__"
@@ -1100,12 +1151,15 @@ def column_lineage(
     """What `lineage MODEL[.COLUMN]` walks, computed on demand: the edges of the models the
     column's upstream reaches, then, level by level while the column reaches further, the
     children of every node reached; every other ancestor of those only for its columns (a
-    model's edges depend on its parents' columns, not on their edges). `upstream()` and
-    `downstream()` of the result for `unique_id.column` equal the full computation's; so does
-    every model in it."""
+    model's edges depend on its parents' columns, not on their edges), and only where those
+    depend on its own ancestors (`_StaticReading`: the others are read from their SQL alone).
+    `upstream()` and `downstream()` of the result for `unique_id.column` equal the full
+    computation's; so does every model in it, and every column set in `schemas`."""
     models = {n.unique_id for n in manifest.dependency_order}
     with (
-        LineageRun(manifest, dialect, cache_dir, sql_for, catalog, reporter, workers) as run,
+        LineageRun(
+            manifest, dialect, cache_dir, sql_for, catalog, reporter, workers, prune=True
+        ) as run,
         task(reporter, "lineage", "column lineage"),
     ):
         _ensure_upstream(run, models, unique_id, column)
@@ -1176,12 +1230,15 @@ class LineageRun:
         catalog: Mapping[str, tuple[str, ...]] | None,
         reporter: Reporter,
         workers: int | None,
+        *,
+        prune: bool = False,
     ) -> None:
         self.manifest = manifest
         self.dialect = dialect or dialect_for(manifest)
         self.relations = RelationIndex.from_manifest(manifest)
         self.cache = LineageCache(cache_dir) if cache_dir is not None else None
         self.sql_for = sql_for or (lambda node: node.compiled_code)
+        self._sql: dict[str, str | None] = {}
         self.reporter = reporter
         self.workers = workers
         self.roots: dict[str, tuple[str, ...] | None] = {}
@@ -1203,6 +1260,9 @@ class LineageRun:
         """Models whose edges are asked for (the others need only their columns)."""
         self.computed = self.cached = self.unknown = 0
         self.setup = _WorkerSetup(self.dialect, self.relations, self.roots, self.types, cache_dir)
+        self.static = _StaticReading(self) if prune else None
+        """With it, `ensure(..., full_ancestors=False)` computes only the ancestors whose columns
+        depend on their own ancestors (`_StaticReading`)."""
         self._pool: Any = None
         self._stack = contextlib.ExitStack()
 
@@ -1238,7 +1298,7 @@ class LineageRun:
     def start(self, node: Node) -> Computed | tuple[str, str]:
         """A result when there is nothing to parse (cache hit, no SQL), else (sql, key)."""
         parents = node.depends_on_nodes
-        sql = self.sql_for(node) if node.language == "sql" else None
+        sql = self.sql_of(node)
         if sql is None:
             reason = "Python model" if node.language != "sql" else "no compiled SQL for the model"
             return _opaque(node.unique_id, parents, reason)
@@ -1255,6 +1315,15 @@ class LineageRun:
             self.cached += 1
             return hit
         return sql, key
+
+    def sql_of(self, node: Node) -> str | None:
+        """The model's SQL (None for a Python model), rendered once per run: the static
+        reading and the computation may both ask for it."""
+        if node.language != "sql":
+            return None
+        if node.unique_id not in self._sql:
+            self._sql[node.unique_id] = self.sql_for(node)
+        return self._sql[node.unique_id]
 
     def finish(self, node: Node, result: Computed, fresh: bool) -> None:
         self.computed += fresh
@@ -1281,7 +1350,10 @@ class LineageRun:
         """Compute the lineage of `uids` (only their columns when not `edges`), and of their
         ancestors (only their columns when not `full_ancestors`), those not computed yet."""
         asked = set(uids)
-        wanted = _ancestors(self.manifest, asked)
+        if self.static is not None and edges and not full_ancestors:
+            wanted = asked | self._needed_ancestors(asked)
+        else:
+            wanted = _ancestors(self.manifest, asked)
         if edges:
             self.full |= wanted if full_ancestors else asked
         order = [
@@ -1314,12 +1386,128 @@ class LineageRun:
             lambda left: self._pool_for(left, n_workers),
         )
 
+    def _needed_ancestors(self, asked: set[str]) -> set[str]:
+        """The ancestors of `asked` to compute for their columns: every parent of what is
+        computed, except those whose columns `self.static` reads whatever their own ancestors
+        give (set here, their ancestors are not needed for them)."""
+        assert self.static is not None
+        needed: set[str] = set()
+        stack = [p for uid in asked for p in self._parents_of(uid)]
+        while stack:
+            uid = stack.pop()
+            if uid in asked or uid in needed or uid in self.schemas or uid not in self.position:
+                continue
+            columns = self.static.columns(uid)
+            if columns is not None:
+                self.schemas[uid] = columns
+                self.computed += 1
+                continue
+            needed.add(uid)
+            stack.extend(self._parents_of(uid))
+        return needed
+
+    def _parents_of(self, uid: str) -> tuple[str, ...]:
+        node = self.manifest.get(uid)
+        return node.depends_on_nodes if node is not None else ()
+
     def result(self) -> ProjectLineage:
         ordered = {
             uid: self.results[uid] for uid in sorted(self.results, key=self.position.__getitem__)
         }
         stats = LineageStats(len(ordered), self.computed, self.cached, self.unknown)
         return ProjectLineage(ordered, dict(self.schemas), self.names, stats)
+
+
+_PARSED_KEPT = 256
+"""Parsed queries `_StaticReading` keeps (a parse is ~1 ms, a tree ~0.15 MB: at most ~40 MB)."""
+
+
+class _StaticReading:
+    """Output columns of models that hold whatever their parents' own parents are.
+
+    A parent's columns are either the names it gives when it qualifies, or None when it does
+    not (it reads a column its source lacks). When a model's SQL reads the same names with
+    every such parent unknown (None) and with every parent at the names it gives (its `own`
+    columns, read with its own parents unknown), no mix of the two can change it: unknown
+    sources only leave stars unexpanded (the names read had none) and check no column, and
+    the known ones hold every column the model reads. Then its columns are those names,
+    exactly as qualifying it would give, without computing its ancestors; otherwise (None)
+    they are computed from the parents' computed columns."""
+
+    def __init__(self, run: LineageRun) -> None:
+        self.run = run
+        self.read = Dialect.get_or_raise(run.dialect)
+        self.lower = _lower_names(run.dialect)
+        self._parsed: dict[str, tuple[exp.Query, dict[str, str]] | None] = {}
+        self._own: dict[str, tuple[str, ...] | None] = {}
+
+    def columns(self, uid: str) -> tuple[str, ...] | None:
+        """The model's columns when they hold whatever its ancestors are, else None."""
+        node = self.run.manifest.get(uid)
+        if node is None:
+            return None
+        known = self._known_parents(node)
+        unknown_parents = self._names(uid, known)
+        if unknown_parents is None:
+            return None
+        with_parents = dict(known)
+        for parent in node.depends_on_nodes:
+            if parent in with_parents or parent not in self.run.position:
+                continue
+            own = self.own(parent)
+            if own is None:
+                return None
+            with_parents[parent] = own
+        return unknown_parents if self._names(uid, with_parents) == unknown_parents else None
+
+    def own(self, uid: str) -> tuple[str, ...] | None:
+        """The names the model gives whenever it qualifies (its parents not computed yet read
+        as unknown), or None when those depend on them."""
+        if uid not in self._own:
+            node = self.run.manifest.get(uid)
+            self._own[uid] = self._names(uid, self._known_parents(node)) if node else None
+        return self._own[uid]
+
+    def _known_parents(self, node: Node) -> dict[str, tuple[str, ...] | None]:
+        return self.run.inputs_of(node.depends_on_nodes)
+
+    def _names(
+        self, uid: str, parents: Mapping[str, tuple[str, ...] | None]
+    ) -> tuple[str, ...] | None:
+        """`columns_of` with these parents' columns (None: not read without qualifying, or a
+        star left)."""
+        parsed = self._parse(uid)
+        if parsed is None:
+            return None
+        expression, table_nodes = parsed
+        schemas = {**self.run.roots, **parents}
+        names = static_columns.output_names(expression, self.read, table_nodes, schemas)
+        if isinstance(names, static_columns.Unsure):
+            return None
+        return _as_output_columns(names, self.lower)
+
+    def _parse(self, uid: str) -> tuple[exp.Query, dict[str, str]] | None:
+        if uid not in self._parsed:
+            if len(self._parsed) >= _PARSED_KEPT:
+                # A model is read as a parent and as itself, close together in the walk: the
+                # oldest trees go, so a walk over thousands of ancestors keeps little memory.
+                del self._parsed[next(iter(self._parsed))]
+            self._parsed[uid] = self._parsed_query(uid)
+        return self._parsed[uid]
+
+    def _parsed_query(self, uid: str) -> tuple[exp.Query, dict[str, str]] | None:
+        node = self.run.manifest.get(uid)
+        sql = self.run.sql_of(node) if node is not None else None
+        if sql is None:
+            return None
+        try:
+            expression = _parse(sql, self.run.dialect)
+        except LineageError:
+            return None
+        table_nodes, _mapping = _map_tables(expression, self.run.relations)
+        if not static_columns.followed(expression, self.read):
+            return None
+        return expression, table_nodes
 
 
 # --------------------------------------------------------------------------------------------
@@ -1354,11 +1542,7 @@ def _compute(
             uid, sql, setup.dialect, setup.relations, schemas, types=setup.types, cache_key=key
         )
     else:
-        try:
-            prepared = prepare(sql, setup.dialect, setup.relations, schemas, setup.types)
-            columns = output_columns(prepared)
-        except LineageError:
-            columns = None
+        columns = columns_of(sql, setup.dialect, setup.relations, schemas, setup.types)
         result = ColumnsOnly(uid, columns, key)
     if setup.cache_dir is not None:
         LineageCache(setup.cache_dir).put(result)

@@ -17,15 +17,15 @@ def _split_target(manifest: Any, target: str) -> tuple[Any, str | None]:
     An unknown name is a usage error (exit 2), like an unknown column."""
     from dataops_dev.errors import ProjectError, UsageError
 
+    if manifest.lookup(target) is None and "." in target:
+        # Looked up without `find`'s did-you-mean, which costs a fuzzy match over every name.
+        name, column = target.rsplit(".", 1)
+        node = manifest.lookup(name)
+        if node is not None:
+            return node, column
     try:
         return manifest.find(target), None
     except ProjectError as whole_error:
-        if "." in target:
-            name, column = target.rsplit(".", 1)
-            try:
-                return manifest.find(name), column
-            except ProjectError:
-                pass
         raise UsageError(whole_error.message, whole_error.hint) from None
 
 

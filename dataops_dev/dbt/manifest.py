@@ -275,6 +275,12 @@ class Manifest:
             index.setdefault(node.display_name, node.unique_id)
         return index
 
+    def lookup(self, name: str) -> Node | None:
+        """A model/seed/snapshot by name, a source by `source_name.table_name`, or a unique
+        id; None when nothing has that name (`find` says what is close)."""
+        uid = self._by_name.get(name) or name
+        return self.get(uid)
+
     def find(self, name: str) -> Node:
         """A model/seed/snapshot by name, or a source by `source_name.table_name`."""
         uid = self._by_name.get(name) or (name if self.get(name) else None)
