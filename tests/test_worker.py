@@ -317,10 +317,17 @@ def test_the_socket_directory_must_be_private(
 def test_a_private_directory_is_made_and_accepted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATAOPS_RUNTIME_DIR", str(tmp_path / "fresh"))
-    location = worker.Location.current()
-    assert location is not None and location.directory == tmp_path / "fresh"
-    assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o700
+    fresh = Path(f"/tmp/dw-fresh-{os.getpid()}")  # short: a socket path has at most 107 bytes
+    monkeypatch.setenv("DATAOPS_RUNTIME_DIR", str(fresh))
+    try:
+        location = worker.Location.current()
+        assert location is not None and location.directory == fresh
+        assert fresh.stat().st_mode & 0o777 == 0o700
+    finally:
+        fresh.rmdir()
+    # A directory whose socket path would not fit in a Unix socket address: no worker.
+    monkeypatch.setenv("DATAOPS_RUNTIME_DIR", str(tmp_path / ("d" * 100)))
+    assert worker.Location.current() is None
 
 
 def test_the_code_key_follows_sources_and_installed_distributions(tmp_path: Path) -> None:
