@@ -37,9 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataops_dev.errors import DataopsError
+
 __all__ = [
     "ROUTED_COMMANDS",
     "Location",
+    "Served",
     "dispatch",
     "enabled",
     "idle_seconds",
@@ -202,9 +205,18 @@ def _send_line(conn: socket.socket, message: dict[str, Any]) -> None:
 # The caller's side
 
 
-def dispatch(args: Sequence[str]) -> int | None:
-    """Run `dataops-dev ARGS` in this code's worker and return its exit code; None when the
-    command is not routed, workers are off, or no worker answers (then the caller runs it)."""
+@dataclass(frozen=True)
+class Served:
+    """A command a worker ran: its exit code, and what went wrong around it (for the CLI to
+    report) when the fork did not finish on its own."""
+
+    code: int
+    problem: DataopsError | None = None
+
+
+def dispatch(args: Sequence[str]) -> Served | None:
+    """Run `dataops-dev ARGS` in this code's worker; None when the command is not routed,
+    workers are off, or no worker answers (then the caller runs it)."""
     if not args or args[0] not in ROUTED_COMMANDS or not enabled():
         return None
     try:
@@ -243,7 +255,7 @@ def _request(args: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _await_exit(sock: socket.socket) -> int | None:
+def _await_exit(sock: socket.socket) -> Served | None:
     """Wait for the fork's exit status, forwarding SIGINT, SIGTERM and SIGHUP to it. None when
     the worker closed the connection before starting the command (the caller runs it)."""
     child: list[int] = []
@@ -264,12 +276,12 @@ def _await_exit(sock: socket.socket) -> int | None:
         for message in _lines(sock):
             if "exit" in message:
                 _report_cpu(message)
-                return int(message["exit"])
+                return Served(int(message["exit"]))
             if "killed" in message:
                 _report_cpu(message)
-                name = signal.Signals(int(message["killed"])).name
-                print(f"error: the command was killed by {name}", file=sys.stderr)
-                return 128 + int(message["killed"])
+                signum = int(message["killed"])
+                killed = f"the command was killed by {signal.Signals(signum).name}"
+                return Served(128 + signum, DataopsError(killed))
             child.append(int(message["pid"]))  # the fork started: signals go to it now
             for signum in pending:
                 with contextlib.suppress(ProcessLookupError):
@@ -279,12 +291,13 @@ def _await_exit(sock: socket.socket) -> int | None:
             signal.signal(signum, handler)
     if not child:
         return None
-    print(
-        "error: the dataops-dev worker stopped before the command finished\n"
-        "hint: run it again; `DATAOPS_WORKER=0` runs it in its own process",
-        file=sys.stderr,
+    return Served(
+        1,
+        DataopsError(
+            "the dataops-dev worker stopped before the command finished",
+            hint="run it again; `DATAOPS_WORKER=0` runs it in its own process",
+        ),
     )
-    return 1
 
 
 def _lines(sock: socket.socket) -> Iterator[dict[str, Any]]:

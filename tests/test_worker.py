@@ -276,6 +276,20 @@ def test_a_killed_caller_stops_its_command(workspace: Workspace) -> None:
     assert again.returncode == 0, again.stderr
 
 
+def test_a_killed_command_is_reported_by_its_caller(workspace: Workspace) -> None:
+    server = workspace.wait_for_worker()
+    workspace.edit()
+    process = workspace.start("build")
+    wait_until(lambda: forks_of(server), timeout=60, what="the fork")
+    (fork,) = forks_of(server)
+    os.kill(fork, signal.SIGKILL)  # as the kernel's OOM killer would
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGKILL
+    assert stderr.rstrip().endswith("error: the command was killed by SIGKILL"), stderr
+    again = workspace.run("build")  # the environment is still usable
+    assert again.returncode == 0, again.stderr
+
+
 def test_no_worker_when_turned_off_or_in_ci(tmp_path: Path, workspace: Workspace) -> None:
     runtime = Path(f"/tmp/dw-off-{os.getpid()}")
     runtime.mkdir(mode=0o700)

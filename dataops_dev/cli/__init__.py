@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
         from dataops_dev import worker
 
         if (served := worker.dispatch(args)) is not None:
-            sys.exit(served)
+            if served.problem is not None:
+                _report_error(served.problem, debug="--debug" in args)
+            sys.exit(served.code)
     debug = "--debug" in args
     # A log handler that cannot write (full disk) must not print "--- Logging error ---"
     # tracebacks over the one error line.
