@@ -647,11 +647,11 @@ def _run_in_fork(
 ) -> None:
     """In the fork: become the caller's process (descriptors, directory, environment, umask),
     run the command, exit with its code."""
+    from dataops_dev import interrupts
+
     code = 1
     try:
         server.close_in_fork()
-        from dataops_dev import interrupts
-
         interrupts.install()  # from here a signal is an interruption, as in a process of its own
         _adopt_caller(request, fds)
         _stop_when_caller_leaves(conn)
@@ -680,8 +680,9 @@ def _adopt_caller(request: dict[str, Any], fds: list[int]) -> None:
     import random
 
     for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
+        if fd != target:
+            os.dup2(fd, target)
+            os.close(fd)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
