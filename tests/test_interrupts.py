@@ -176,3 +176,56 @@ def test_cli_turns_duckdb_query_interrupted_into_exit_130(tmp_path: os.PathLike[
     assert result.returncode == 130, result.stderr
     assert "finished" not in result.stdout  # DuckDB stopped the query ("Query interrupted")
     assert "unexpected error" not in result.stderr
+
+
+def test_an_interrupted_run_ends_on_its_one_line_without_finaliser_noise(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """An object the interrupt left half done (GitPython's blob stream, half read when the
+    signal came) fails in its finaliser at exit: that must not print after `interrupted`."""
+    code = textwrap.dedent(
+        """
+        import os, signal, sys, time, click
+        from dataops_dev import cli
+
+        class HalfRead:
+            def __del__(self):
+                raise ValueError("read of closed file")
+
+        @click.command("halfway")
+        def halfway():
+            global leftover
+            leftover = HalfRead()  # finalised only as the interpreter exits
+            os.kill(os.getpid(), int(sys.argv[1]))
+            time.sleep(5)
+
+        cli.cli.add_command(halfway)
+        cli.main(["halfway", *sys.argv[2:]])
+        """
+    )
+    for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(int(signum))],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert result.returncode == expected, result.stderr
+        assert result.stderr.rstrip().endswith("interrupted"), result.stderr
+        assert "Exception ignored" not in result.stderr
+    # With --debug the finaliser's error is still shown.
+    debug = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code.replace('"halfway", *sys.argv[2:]', '"--debug", "halfway"'),
+            str(int(signal.SIGINT)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert debug.returncode == 130
+    assert "read of closed file" in debug.stderr

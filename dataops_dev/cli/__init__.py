@@ -257,11 +257,19 @@ def main(argv: list[str] | None = None) -> None:
     if signum is not None:
         # A signal while the process was finishing: still an interruption.
         code = interrupts.exit_code(signum)
+        if not debug:
+            # What the interrupt left half done (a git blob stream half read) fails in its
+            # finaliser as the interpreter exits: noise after the one `interrupted` line.
+            sys.unraisablehook = _ignore_unraisable
     elif own_process:
         from dataops_dev import worker
 
         worker.start_in_background(args)  # the next review or build skips dbt's start-up
     sys.exit(code)
+
+
+def _ignore_unraisable(_unraisable: Any) -> None:
+    return None
 
 
 def _run(args: list[str], debug: bool) -> int:
