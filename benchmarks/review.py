@@ -14,7 +14,7 @@ Runs, in one fresh copy of sample_project with generated production data:
   4. rendering markdown/HTML of the report.
 Each step is a whole process (start-up included), timed by wall clock and by CPU (user + system
 of the process and its children). `review` and `build` are served by the resident worker
-(`dataops_dev.worker`) once the first `build` has started it, as on a developer's machine: the
+(`dataops_dev.cli.resident`) once the first `build` has started it, as on a developer's machine: the
 CPU of the fork that ran a command is added to the command's, and the worker's own warm-up is a
 row of its own; `--no-worker` runs every command in a process of its own. Prints a table with
 the reference beside each line, the load average, and the issue's bars; writes
@@ -79,7 +79,7 @@ def worker_cpu(runtime: Path) -> tuple[int, float] | None:
     """(pid, CPU seconds) of the resident worker itself (its warm-up; forks are counted with the
     commands they ran), or None when no worker ran."""
     sys.path.insert(0, str(ROOT))
-    from dataops_dev import worker
+    from dataops_dev.cli import resident as worker
 
     for lock in runtime.glob("worker-*.lock"):
         key = lock.name.removeprefix("worker-").removesuffix(".lock")

@@ -1,4 +1,4 @@
-"""The resident worker (`dataops_dev.worker`): `review` and `build` served by a fork of a process
+"""The resident worker (`dataops_dev.cli.resident`): `review` and `build` served by a fork of a process
 that has dbt imported give what a process of their own gives (report, exit code, stdout and
 stderr), in the caller's directory and environment; Ctrl-C reaches the command; a killed caller
 stops it; the socket directory must be private; the worker serves only the code it started from
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dataops_dev import worker
+from dataops_dev.cli import resident as worker
 from tests.real_projects import TEST_SALT, ProjectRepo, make_project_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("worker")]
@@ -103,7 +103,11 @@ class Workspace:
     def _code_key(self) -> str:
         # The key as the CLI's own process computes it (its sys.path, its environment).
         result = subprocess.run(
-            [sys.executable, "-c", "from dataops_dev import worker; print(worker.code_key())"],
+            [
+                sys.executable,
+                "-c",
+                "from dataops_dev.cli import resident as worker; print(worker.code_key())",
+            ],
             env=self.env(),
             capture_output=True,
             text=True,
@@ -115,7 +119,7 @@ class Workspace:
         """The running worker's pid; starts one (as a finished `build` does) if none runs."""
         location = self.location
         if worker.running_pid(location) is None:
-            start = "from dataops_dev import worker; worker.start_in_background(['build'])"
+            start = "from dataops_dev.cli import resident as worker; worker.start_in_background(['build'])"
             subprocess.run([sys.executable, "-c", start], env=self.env(), check=True)
         wait_until(lambda: worker.running_pid(location) is not None, what="a worker")
         pid = worker.running_pid(location)
@@ -261,12 +265,18 @@ def test_a_signal_to_the_caller_reaches_the_command(workspace: Workspace, signum
     assert again.returncode == 0, again.stderr
 
 
-def test_a_killed_caller_stops_its_command(workspace: Workspace) -> None:
+def build_in_a_fork(workspace: Workspace) -> tuple[int, subprocess.Popen[str], int]:
+    """(worker pid, caller, fork pid) of a `build` of a fresh edit, once its fork runs."""
     server = workspace.wait_for_worker()
     workspace.edit()
     process = workspace.start("build")
     wait_until(lambda: forks_of(server), timeout=60, what="the fork")
     (fork,) = forks_of(server)
+    return server, process, fork
+
+
+def test_a_killed_caller_stops_its_command(workspace: Workspace) -> None:
+    server, process, fork = build_in_a_fork(workspace)
     time.sleep(0.5)
     process.kill()
     process.communicate(timeout=60)
@@ -277,11 +287,7 @@ def test_a_killed_caller_stops_its_command(workspace: Workspace) -> None:
 
 
 def test_a_killed_command_is_reported_by_its_caller(workspace: Workspace) -> None:
-    server = workspace.wait_for_worker()
-    workspace.edit()
-    process = workspace.start("build")
-    wait_until(lambda: forks_of(server), timeout=60, what="the fork")
-    (fork,) = forks_of(server)
+    _, process, fork = build_in_a_fork(workspace)
     os.kill(fork, signal.SIGKILL)  # as the kernel's OOM killer would
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGKILL
@@ -369,7 +375,7 @@ def test_an_idle_worker_leaves(workspace: Workspace) -> None:
             [
                 sys.executable,
                 "-c",
-                "from dataops_dev import worker; worker.start_in_background(['build'])",
+                "from dataops_dev.cli import resident as worker; worker.start_in_background(['build'])",
             ],
             env=env,
             check=True,
@@ -415,7 +421,7 @@ def test_a_worker_that_cannot_warm_up_is_not_started_again(
     runtime.mkdir(mode=0o700)
     pythonpath = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
     env = workspace.env(DATAOPS_RUNTIME_DIR=str(runtime), PYTHONPATH=pythonpath)
-    start = "from dataops_dev import worker; worker.start_in_background(['build'])"
+    start = "from dataops_dev.cli import resident as worker; worker.start_in_background(['build'])"
     try:
         subprocess.run([sys.executable, "-c", start], env=env, check=True)
         wait_until(lambda: any(runtime.glob("*.refused")), what="the refusal")
@@ -446,7 +452,7 @@ def test_a_worker_started_for_other_code_serves_nothing(tmp_path: Path) -> None:
         env = {**os.environ, "DATAOPS_RUNTIME_DIR": str(runtime)}
         # As if the caller's `dataops_dev` were another copy than the one this process imports.
         subprocess.run(
-            [sys.executable, "-m", "dataops_dev.worker", str(runtime), "0" * 20],
+            [sys.executable, "-m", "dataops_dev.cli.resident", str(runtime), "0" * 20],
             env=env,
             check=True,
             timeout=120,

@@ -41,6 +41,9 @@ COMMANDS: dict[str, str] = {
     "report": "dataops_dev.cli.report:report",
     "worker": "dataops_dev.cli.worker_cmd:worker",
 }
+RESIDENT_COMMANDS = frozenset({"review", "build"})
+"""Commands the resident worker may run (`cli/resident.py`): those whose time is dominated by
+dbt's start-up. `deploy` is never among them: what touches production runs in its own process."""
 
 
 class LazyGroup(click.Group):
@@ -227,13 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     from dataops_dev import interrupts
 
     args = sys.argv[1:] if argv is None else argv
-    # A process of its own (not a call from Python) may be served by the resident worker; the
-    # pre-commit fast path never imports it.
-    own_process = argv is None and args[:1] != ["hook"]
+    # A process of its own (not a call from Python) running review or build may be served by
+    # the resident worker (`cli/resident.py`); other commands never import it.
+    own_process = argv is None and bool(args) and args[0] in RESIDENT_COMMANDS
     if own_process:
-        from dataops_dev import worker
+        from dataops_dev.cli import resident
 
-        if (served := worker.dispatch(args)) is not None:
+        if (served := resident.dispatch(args)) is not None:
             if served.problem is not None:
                 _report_error(served.problem, debug="--debug" in args)
             sys.exit(served.code)
@@ -262,9 +265,9 @@ def main(argv: list[str] | None = None) -> None:
             # finaliser as the interpreter exits: noise after the one `interrupted` line.
             sys.unraisablehook = _ignore_unraisable
     elif own_process:
-        from dataops_dev import worker
+        from dataops_dev.cli import resident
 
-        worker.start_in_background(args)  # the next review or build skips dbt's start-up
+        resident.start_in_background(args)  # the next review or build skips dbt's start-up
     sys.exit(code)
 
 

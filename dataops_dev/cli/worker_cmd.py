@@ -6,8 +6,7 @@ import os
 
 import click
 
-from dataops_dev import worker as resident
-from dataops_dev.cli import emit_json, format_options, resolve_format
+from dataops_dev.cli import emit_json, format_options, resident, resolve_format
 
 
 @click.group()

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataops_dev.cli import RESIDENT_COMMANDS
 from dataops_dev.errors import DataopsError
 
 __all__ = [
-    "ROUTED_COMMANDS",
     "Location",
     "Served",
     "dispatch",
@@ -51,10 +51,6 @@ __all__ = [
     "start_in_background",
     "stop",
 ]
-
-ROUTED_COMMANDS = frozenset({"review", "build"})
-"""The commands whose time is dominated by dbt's start-up. `deploy` is never among them: what
-touches production runs in a process of its own."""
 
 IDLE_SECONDS = 900.0
 _FALSE = ("0", "false", "no", "off")
@@ -217,7 +213,7 @@ class Served:
 def dispatch(args: Sequence[str]) -> Served | None:
     """Run `dataops-dev ARGS` in this code's worker; None when the command is not routed,
     workers are off, or no worker answers (then the caller runs it)."""
-    if not args or args[0] not in ROUTED_COMMANDS or not enabled():
+    if not args or args[0] not in RESIDENT_COMMANDS or not enabled():
         return None
     try:
         location = Location.current()
@@ -326,7 +322,7 @@ def _report_cpu(message: dict[str, Any]) -> None:
 def start_in_background(args: Sequence[str]) -> None:
     """After a routed command ran in its own process: start this code's worker for the next one
     (a detached process; it exits by itself when idle). Never raises."""
-    if not args or args[0] not in ROUTED_COMMANDS or not enabled():
+    if not args or args[0] not in RESIDENT_COMMANDS or not enabled():
         return
     try:
         location = Location.current()
@@ -343,7 +339,13 @@ def start_in_background(args: Sequence[str]) -> None:
     }
     with contextlib.suppress(OSError):
         subprocess.Popen(
-            [sys.executable, "-m", "dataops_dev.worker", str(location.directory), location.key],
+            [
+                sys.executable,
+                "-m",
+                "dataops_dev.cli.resident",
+                str(location.directory),
+                location.key,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
