@@ -113,6 +113,13 @@ def test_a_publication_is_interruptible_until_it_starts_publishing(handlers: Non
     assert steps[-3:] == ["second staging build", "swap", "record"]
 
 
+def run_python(code: str, *args: str, cwd: os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """`python -c CODE ARGS` in `cwd`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, cwd=cwd
+    )
+
+
 def test_cli_exit_code_follows_the_signal_even_when_the_command_swallows_it(
     tmp_path: os.PathLike[str],
 ) -> None:
@@ -138,13 +145,7 @@ def test_cli_exit_code_follows_the_signal_even_when_the_command_swallows_it(
         """
     )
     for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        result = subprocess.run(
-            [sys.executable, "-c", code, str(int(signum))],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=tmp_path,
-        )
+        result = run_python(code, str(int(signum)), cwd=tmp_path)
         assert result.returncode == expected, result.stderr
         assert "interrupted" in result.stderr
         assert "Traceback" not in result.stderr
@@ -204,28 +205,12 @@ def test_an_interrupted_run_ends_on_its_one_line_without_finaliser_noise(
         """
     )
     for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        result = subprocess.run(
-            [sys.executable, "-c", code, str(int(signum))],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=tmp_path,
-        )
+        result = run_python(code, str(int(signum)), cwd=tmp_path)
         assert result.returncode == expected, result.stderr
         assert result.stderr.rstrip().endswith("interrupted"), result.stderr
         assert "Exception ignored" not in result.stderr
     # With --debug the finaliser's error is still shown.
-    debug = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code.replace('"halfway", *sys.argv[2:]', '"--debug", "halfway"'),
-            str(int(signal.SIGINT)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    debug_code = code.replace('"halfway", *sys.argv[2:]', '"--debug", "halfway"')
+    debug = run_python(debug_code, str(int(signal.SIGINT)), cwd=tmp_path)
     assert debug.returncode == 130
     assert "read of closed file" in debug.stderr
